@@ -1,0 +1,67 @@
+"""The ``conv1d`` command line.
+
+Each subcommand lives in its own module and is imported only when it runs
+(or when ``--help`` lists it); those modules import NumPy and friends inside
+the command body, so ``conv1d --help`` and ``conv1d shape`` start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import click
+
+from conv1d_cli._version import __version__
+
+__all__ = ["cli"]
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+# command name -> "module:attribute"
+_COMMANDS = {
+    "apply": "conv1d_cli.cli.cmd_apply:apply_",
+    "init": "conv1d_cli.cli.cmd_init:init",
+    "inspect": "conv1d_cli.cli.cmd_inspect:inspect_",
+    "shape": "conv1d_cli.cli.cmd_shape:shape",
+}
+
+
+class _LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._available()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self._available().get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, attr = target.split(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    @staticmethod
+    def _available() -> dict[str, str]:
+        # Subcommands arrive one issue at a time; list only those that exist.
+        found = {}
+        for name, target in _COMMANDS.items():
+            module = target.split(":")[0]
+            if importlib.util.find_spec(module) is not None:
+                found[name] = target
+        return found
+
+
+@click.group(cls=_LazyGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="conv1d")
+def cli() -> None:
+    """Filter signals with 1-D convolution layers that behave exactly like
+    PyTorch's torch.nn.Conv1d.
+
+    \b
+    Example:
+        conv1d init lowpass.npz --design lowpass --cutoff 1000 --sample-rate 48000 --taps 101
+        conv1d apply -w lowpass.npz in.wav -o out.wav
+        conv1d shape --length 16000 --kernel-size 9 --stride 2
+    """

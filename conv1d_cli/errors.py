@@ -1,0 +1,32 @@
+"""Typed errors raised by the conv1d library.
+
+Every error is a ``ValueError`` subclass so that callers who already catch
+``ValueError`` keep working. The CLI turns them into ``Error: ...`` lines in one
+place (``conv1d_cli.cli._common``): :class:`ConfigError` is a wrong invocation
+(exit 2), the others are bad data or a failed run (exit 1).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Conv1dError",
+    "ConfigError",
+    "ShapeError",
+    "DataFileError",
+]
+
+
+class Conv1dError(ValueError):
+    """Base class of every error conv1d raises on purpose."""
+
+
+class ConfigError(Conv1dError):
+    """A hyperparameter or option value is invalid on its own."""
+
+
+class ShapeError(Conv1dError):
+    """An array or signal does not fit the layer (channels, length, padding limits)."""
+
+
+class DataFileError(Conv1dError):
+    """A file could not be read or written, or it holds malformed data."""

@@ -1,0 +1,290 @@
+"""``Conv1d``: a layer object shaped like ``torch.nn.Conv1d``, in NumPy."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from typing import Any
+
+import numpy as np
+
+from conv1d_cli.core import conv1d
+from conv1d_cli.errors import ConfigError, ShapeError
+from conv1d_cli.shapes import (
+    Padding,
+    check_int,
+    check_padding_mode,
+    resolve_padding,
+)
+
+__all__ = ["Conv1d", "torch_uniform"]
+
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def _check_dtype(dtype: Any) -> np.dtype[Any]:
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.name not in _DTYPES:
+        raise ConfigError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return resolved
+
+
+def torch_uniform(
+    bit_generator: np.random.MT19937, shape: tuple[int, ...], low: float, high: float, dtype: Any
+) -> np.ndarray:
+    """Draw like ``torch.Tensor.uniform_(low, high)`` on PyTorch's CPU generator.
+
+    ``bit_generator`` must be an MT19937 seeded the way ``torch.manual_seed``
+    seeds it (``_legacy_seeding``). For float32 the draw is bit-for-bit
+    PyTorch's: one 32-bit word per element, 24 random bits, scaled in double.
+    float64 follows the 53-bit recipe; it matched PyTorch 2.13 on one build but
+    is not promised bit-exact.
+
+    Examples
+    --------
+    >>> mt = np.random.MT19937()
+    >>> mt._legacy_seeding(0)
+    >>> torch_uniform(mt, (2,), -1.0, 1.0, np.float32).dtype
+    dtype('float32')
+    """
+    count = math.prod(shape)
+    dtype = np.dtype(dtype)
+    if dtype == np.float32:
+        words = bit_generator.random_raw(count).astype(np.uint64)
+        unit = (words & 0xFFFFFF).astype(np.float64) * 2.0**-24
+        lo = np.float32(low)
+        width = np.float32(np.float32(high) - lo)
+        values = (unit * np.float64(width) + np.float64(lo)).astype(np.float32)
+    else:
+        words = bit_generator.random_raw(2 * count).astype(np.uint64)
+        combined = (words[0::2] << np.uint64(32)) | words[1::2]
+        unit = (combined & np.uint64((1 << 53) - 1)).astype(np.float64) * 2.0**-53
+        values = unit * (high - low) + low
+    return values.reshape(shape)
+
+
+class Conv1d:
+    """A 1-D convolution layer with the interface of ``torch.nn.Conv1d``.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size : int
+        ``weight`` has shape ``(out_channels, in_channels // groups, kernel_size)``.
+    stride, dilation, groups : int
+        As in PyTorch.
+    padding : int, tuple or str
+        Anything :func:`conv1d_cli.conv1d` accepts (PyTorch's ``int``,
+        ``'same'``, ``'valid'``; our ``'causal'``, ``'full'``, ``(left, right)``).
+    bias : bool
+        Whether the layer has a bias.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+    dtype : {'float32', 'float64'}
+        Parameter dtype (PyTorch's default is float32).
+    seed : int, optional
+        With a seed the initial weights (and bias) are bit-for-bit those of
+        ``torch.manual_seed(seed); torch.nn.Conv1d(...)`` in float32. Without
+        one, a fresh random seed is used.
+
+    Attributes
+    ----------
+    weight : ndarray
+    bias : ndarray or None
+
+    Examples
+    --------
+    >>> layer = Conv1d(16, 33, 3, stride=2, seed=0)
+    >>> layer(np.zeros((20, 16, 50), np.float32)).shape
+    (20, 33, 24)
+    >>> layer
+    Conv1d(16, 33, kernel_size=(3,), stride=(2,))
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: Padding = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        *,
+        dtype: Any = "float32",
+        seed: int | None = None,
+    ) -> None:
+        in_channels = check_int("in_channels", in_channels)
+        out_channels = check_int("out_channels", out_channels)
+        kernel_size = check_int("kernel_size", kernel_size)
+        groups = check_int("groups", groups)
+        if in_channels % groups:
+            raise ConfigError(
+                f"in_channels must be divisible by groups, got in_channels="
+                f"{in_channels}, groups={groups}"
+            )
+        if out_channels % groups:
+            raise ConfigError(
+                f"out_channels must be divisible by groups, got out_channels="
+                f"{out_channels}, groups={groups}"
+            )
+        self._set_hyperparameters(stride, padding, dilation, groups, padding_mode, kernel_size)
+        resolved = _check_dtype(dtype)
+        if seed is None:
+            seed = secrets.randbits(32)
+        seed = check_int("seed", seed, minimum=0)
+        mt = np.random.MT19937()
+        mt._legacy_seeding(seed % 2**32)
+        fan_in = in_channels // groups * kernel_size
+        # kaiming_uniform_(a=sqrt(5)) computed in double exactly as PyTorch does.
+        gain = math.sqrt(2.0 / (1 + math.sqrt(5) ** 2))
+        bound = math.sqrt(3.0) * (gain / math.sqrt(fan_in))
+        shape = (out_channels, in_channels // groups, kernel_size)
+        self.weight = torch_uniform(mt, shape, -bound, bound, resolved)
+        self.bias: np.ndarray | None = None
+        if bias:
+            bias_bound = 1 / math.sqrt(fan_in)
+            self.bias = torch_uniform(mt, (out_channels,), -bias_bound, bias_bound, resolved)
+
+    def _set_hyperparameters(
+        self,
+        stride: int,
+        padding: Padding,
+        dilation: int,
+        groups: int,
+        padding_mode: str,
+        kernel_size: int,
+    ) -> None:
+        self.stride = check_int("stride", stride)
+        self.dilation = check_int("dilation", dilation)
+        self.groups = check_int("groups", groups)
+        self.padding_mode = check_padding_mode(padding_mode)
+        # Validates the spec (and 'same' with stride > 1) once, up front.
+        resolve_padding(padding, kernel_size, self.dilation, self.stride)
+        if isinstance(padding, (tuple, list)):
+            padding = tuple(int(p) for p in padding)
+            if len(padding) == 1:
+                padding = padding[0]
+        self.padding: Padding = padding
+
+    @classmethod
+    def from_weights(
+        cls,
+        weight: Any,
+        bias: Any = None,
+        stride: int = 1,
+        padding: Padding = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+    ) -> Conv1d:
+        """Build a layer around given arrays.
+
+        Parameters
+        ----------
+        weight : array_like
+            ``(out_channels, in_channels // groups, kernel_size)``, float32 or
+            float64 (other real types become float64).
+        bias : array_like, optional
+            ``(out_channels,)``; cast to the weight's dtype.
+
+        Examples
+        --------
+        >>> layer = Conv1d.from_weights(np.ones((1, 1, 3)), padding="same")
+        >>> layer(np.array([[1.0, 2.0, 3.0]]))
+        array([[3., 6., 5.]])
+        """
+        weight = np.asarray(weight)
+        if weight.dtype.kind not in "biuf":
+            raise ShapeError(f"weight must be a real float array, got dtype {weight.dtype}")
+        if weight.dtype != np.float32:
+            weight = weight.astype(np.float64)
+        if weight.ndim != 3 or 0 in weight.shape:
+            raise ShapeError(
+                f"weight must be 3-D (out_channels, in_channels/groups, kernel_size) "
+                f"with no empty dimension, got shape {weight.shape}"
+            )
+        groups = check_int("groups", groups)
+        if weight.shape[0] % groups:
+            raise ConfigError(
+                f"out_channels must be divisible by groups, got out_channels="
+                f"{weight.shape[0]}, groups={groups}"
+            )
+        if bias is not None:
+            bias = np.asarray(bias)
+            if bias.dtype.kind not in "biuf":
+                raise ShapeError(f"bias must be a real float array, got dtype {bias.dtype}")
+            if bias.shape != (weight.shape[0],):
+                raise ShapeError(
+                    f"bias must have shape ({weight.shape[0]},) to match weight "
+                    f"{weight.shape}, got shape {bias.shape}"
+                )
+            bias = bias.astype(weight.dtype)
+        self = cls.__new__(cls)
+        self._set_hyperparameters(stride, padding, dilation, groups, padding_mode, weight.shape[2])
+        self.weight = weight
+        self.bias = bias
+        return self
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.weight.shape[1] * self.groups)
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def kernel_size(self) -> int:
+        return int(self.weight.shape[2])
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.weight.dtype
+
+    def resolved_padding(self) -> tuple[int, int]:
+        """The ``(left, right)`` padding this layer applies.
+
+        Examples
+        --------
+        >>> Conv1d(1, 1, 4, padding="same", seed=0).resolved_padding()
+        (1, 2)
+        """
+        return resolve_padding(self.padding, self.kernel_size, self.dilation, self.stride)
+
+    def __call__(self, x: Any, *, method: str = "auto") -> np.ndarray:
+        """Apply the layer to ``(N, C_in, L)`` or ``(C_in, L)`` input."""
+        return conv1d(
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            self.padding_mode,
+            method=method,
+        )
+
+    def __repr__(self) -> str:
+        parts = [f"{self.in_channels}, {self.out_channels}", f"kernel_size=({self.kernel_size},)"]
+        if self.stride != 1:
+            parts.append(f"stride=({self.stride},)")
+        if isinstance(self.padding, str):
+            parts.append(f"padding={self.padding!r}")
+        elif isinstance(self.padding, tuple):
+            parts.append(f"padding={self.padding}")
+        elif self.padding:
+            parts.append(f"padding=({self.padding},)")
+        if self.dilation != 1:
+            parts.append(f"dilation=({self.dilation},)")
+        if self.groups != 1:
+            parts.append(f"groups={self.groups}")
+        if self.bias is None:
+            parts.append("bias=False")
+        if self.padding_mode != "zeros":
+            parts.append(f"padding_mode={self.padding_mode!r}")
+        return f"Conv1d({', '.join(parts)})"
