@@ -92,6 +92,11 @@ class Conv1d:
     ----------
     weight : ndarray
     bias : ndarray or None
+    sample_rate : float or None
+        The rate a designed filter was made for (layer-file metadata, not
+        used by the arithmetic).
+    description : str
+        Free text kept in the layer file.
 
     Examples
     --------
@@ -169,6 +174,8 @@ class Conv1d:
             if len(padding) == 1:
                 padding = padding[0]
         self.padding: Padding = padding
+        self.sample_rate: float | None = None
+        self.description = ""
 
     @classmethod
     def from_weights(
