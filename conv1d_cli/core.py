@@ -23,7 +23,7 @@ from conv1d_cli.shapes import (
     resolve_padding,
 )
 
-__all__ = ["METHODS", "conv1d", "pad1d"]
+__all__ = ["METHODS", "Correlator", "conv1d", "pad1d"]
 
 #: Accepted values of ``method``.
 METHODS: Final[tuple[str, ...]] = ("auto", "direct", "fft")
@@ -209,9 +209,7 @@ def _fft(
     nfft = 1 << int(padded + field - 2).bit_length()
     spectrum_x = np.fft.rfft(xp, nfft).reshape(n, groups, c_in_group, -1)
     # Correlation is convolution with the reversed kernel.
-    spectrum_w = np.fft.rfft(dilated[..., ::-1], nfft).reshape(
-        groups, c_out_group, c_in_group, -1
-    )
+    spectrum_w = np.fft.rfft(dilated[..., ::-1], nfft).reshape(groups, c_out_group, c_in_group, -1)
     mixed = np.einsum("ngcf,gocf->ngof", spectrum_x, spectrum_w)
     full = np.fft.irfft(mixed, nfft)
     span = (length_out - 1) * stride + 1
@@ -299,42 +297,81 @@ def conv1d(
     xb = x if plan.batched else x[None]
     xb = xb.astype(plan.dtype, copy=False)
     weight = weight.astype(plan.dtype, copy=False)
-    out = _conv_padded(
-        pad1d(xb, plan.left, plan.right, plan.padding_mode),
+    correlator = Correlator(
         weight,
         None if bias is None else bias.astype(plan.dtype, copy=False),
         plan.stride,
         plan.dilation,
         plan.groups,
-        plan.length_out,
         method,
     )
+    out = correlator(pad1d(xb, plan.left, plan.right, plan.padding_mode))
     return out if plan.batched else out[0]
 
 
-def _conv_padded(
-    xp: np.ndarray,
-    weight: np.ndarray,
-    bias: np.ndarray | None,
-    stride: int,
-    dilation: int,
-    groups: int,
-    length_out: int,
-    method: str = "auto",
-) -> np.ndarray:
-    """Valid correlation of an already padded, already typed (N, C_in, Lp) block.
+class Correlator:
+    """Valid cross-correlation with fixed weights, reusable across blocks.
 
-    The entry point for streaming: callers that carry history between blocks
-    pad themselves and call this with matching dtypes.
+    The streaming engine pads and slices signals itself and calls this on each
+    block; whatever can be prepared once (reshaped weights, kernel spectra) is
+    kept between calls.
+
+    Parameters
+    ----------
+    weight : ndarray
+        ``(C_out, C_in / groups, K)``, already in the compute dtype.
+    bias : ndarray, optional
+        ``(C_out,)``.
+    stride, dilation, groups : int
+        Validated hyperparameters.
+    method : {'auto', 'direct', 'fft'}
+
+    Examples
+    --------
+    >>> corr = Correlator(np.array([[[1.0, 2.0, 3.0]]]))
+    >>> corr(np.arange(1.0, 7.0)[None, None])
+    array([[[14., 20., 26., 32.]]])
+    >>> corr.output_length(6)
+    4
     """
-    if method == "auto":
-        method = _choose_method(weight.shape[2], weight.shape[1], length_out)
-    if xp.shape[0] == 0:
-        out = np.zeros((0, weight.shape[0], length_out), xp.dtype)
-    elif method == "fft":
-        out = _fft(xp, weight, stride, dilation, groups, length_out)
-    else:
-        out = _direct(xp, weight, stride, dilation, groups, length_out)
-    if bias is not None:
-        out += bias[:, None]
-    return out
+
+    def __init__(
+        self,
+        weight: np.ndarray,
+        bias: np.ndarray | None = None,
+        stride: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+        method: str = "auto",
+    ) -> None:
+        if method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        self.weight = weight
+        self.bias = bias
+        self.stride = stride
+        self.dilation = dilation
+        self.groups = groups
+        self.method = method
+        self.field = dilation * (weight.shape[2] - 1) + 1
+
+    def output_length(self, padded_length: int) -> int:
+        """Outputs produced from ``padded_length`` input samples (0 if too short)."""
+        if padded_length < self.field:
+            return 0
+        return (padded_length - self.field) // self.stride + 1
+
+    def __call__(self, xp: np.ndarray) -> np.ndarray:
+        """Correlate a padded ``(N, C_in, Lp)`` block; returns ``(N, C_out, L_out)``."""
+        length_out = self.output_length(xp.shape[-1])
+        method = self.method
+        if method == "auto":
+            method = _choose_method(self.weight.shape[2], self.weight.shape[1], length_out)
+        if xp.shape[0] == 0 or length_out == 0:
+            out = np.zeros((xp.shape[0], self.weight.shape[0], length_out), xp.dtype)
+        elif method == "fft":
+            out = _fft(xp, self.weight, self.stride, self.dilation, self.groups, length_out)
+        else:
+            out = _direct(xp, self.weight, self.stride, self.dilation, self.groups, length_out)
+        if self.bias is not None:
+            out += self.bias[:, None]
+        return out

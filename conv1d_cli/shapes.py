@@ -16,7 +16,7 @@ as in PyTorch, and -- beyond PyTorch -- ``'causal'``, ``'full'`` or an explicit
 from __future__ import annotations
 
 import numbers
-from typing import Final, Union
+from typing import Final
 
 from conv1d_cli.errors import ConfigError, ShapeError
 
@@ -45,7 +45,7 @@ PADDING_MODES: Final[dict[str, str]] = {
 #: Padding words: PyTorch's two, then our documented extensions.
 PADDING_WORDS: Final[tuple[str, ...]] = ("same", "valid", "causal", "full")
 
-Padding = Union[int, str, tuple[int, ...]]
+Padding = int | str | tuple[int, ...]
 
 
 def check_int(name: str, value: object, *, minimum: int = 1) -> int:
@@ -123,8 +123,7 @@ def parse_padding(text: str) -> Padding:
             raise ConfigError(f"padding must not be negative, got {text!r}")
         return numbers_[0] if len(parts) == 1 else (numbers_[0], numbers_[1])
     raise ConfigError(
-        f"padding must be an integer, LEFT,RIGHT or one of "
-        f"{', '.join(PADDING_WORDS)}; got {text!r}"
+        f"padding must be an integer, LEFT,RIGHT or one of {', '.join(PADDING_WORDS)}; got {text!r}"
     )
 
 
