@@ -19,7 +19,9 @@ from conv1d_cli.shapes import (
     check_int,
     check_pad_limits,
     check_padding_mode,
+    check_size,
     output_length,
+    receptive_field,
     resolve_padding,
 )
 
@@ -56,8 +58,9 @@ def _compute_dtype(*arrays: np.ndarray) -> np.dtype[Any]:
     for a in arrays:
         if a.dtype.kind not in "biuf":
             raise ShapeError(f"expected a real numeric array, got dtype {a.dtype}")
-    dtype = np.result_type(*arrays)
-    if dtype.kind == "f" and dtype.itemsize <= 4:
+    # Not np.result_type: it maps int8/int16/uint8 + float32 to float32, but
+    # integer input is documented to compute in float64.
+    if all(a.dtype.kind == "f" and a.dtype.itemsize <= 4 for a in arrays):
         return np.dtype(np.float32)
     return np.dtype(np.float64)
 
@@ -72,8 +75,8 @@ def _plan(
     groups: int,
     padding_mode: str,
 ) -> _Plan:
-    stride = check_int("stride", stride)
-    dilation = check_int("dilation", dilation)
+    stride = check_size("stride", stride)
+    dilation = check_size("dilation", dilation)
     groups = check_int("groups", groups)
     padding_mode = check_padding_mode(padding_mode)
     if weight.ndim != 3:
@@ -106,7 +109,15 @@ def _plan(
             f"input has {c_in} channels but the weight {weight.shape} with "
             f"groups={groups} expects {c_in_group * groups}"
         )
-    length_out = output_length(length, kernel_size, stride, (left, right), dilation)
+    field = receptive_field(kernel_size, dilation)
+    if length == 0 and x.ndim == 3 and x.shape[0] == 0 and padding_mode == "zeros":
+        # PyTorch accepts an empty batch of empty signals when zero padding
+        # alone fits the kernel, and returns an empty (0, C_out, L_out) result.
+        if left + right < field:
+            output_length(length, kernel_size, stride, (left, right), dilation)  # raises
+        length_out = (left + right - field) // stride + 1
+    else:
+        length_out = output_length(length, kernel_size, stride, (left, right), dilation)
     check_pad_limits(length, left, right, padding_mode)
     dtypes = (x, weight) if bias is None else (x, weight, bias)
     return _Plan(

@@ -14,6 +14,7 @@ from conv1d_cli.shapes import (
     Padding,
     check_int,
     check_padding_mode,
+    check_size,
     resolve_padding,
 )
 
@@ -124,7 +125,7 @@ class Conv1d:
     ) -> None:
         in_channels = check_int("in_channels", in_channels)
         out_channels = check_int("out_channels", out_channels)
-        kernel_size = check_int("kernel_size", kernel_size)
+        kernel_size = check_size("kernel_size", kernel_size)
         groups = check_int("groups", groups)
         if in_channels % groups:
             raise ConfigError(
@@ -140,7 +141,10 @@ class Conv1d:
         resolved = _check_dtype(dtype)
         if seed is None:
             seed = secrets.randbits(32)
-        seed = check_int("seed", seed, minimum=0)
+        # torch.manual_seed accepts [-2**63, 2**64) and keeps seed mod 2**32.
+        seed = check_int("seed", seed, minimum=-(2**63))
+        if seed >= 2**64:
+            raise ConfigError(f"seed must be below 2**64, got {seed}")
         mt = np.random.MT19937()
         mt._legacy_seeding(seed % 2**32)
         fan_in = in_channels // groups * kernel_size
@@ -163,8 +167,8 @@ class Conv1d:
         padding_mode: str,
         kernel_size: int,
     ) -> None:
-        self.stride = check_int("stride", stride)
-        self.dilation = check_int("dilation", dilation)
+        self.stride = check_size("stride", stride)
+        self.dilation = check_size("dilation", dilation)
         self.groups = check_int("groups", groups)
         self.padding_mode = check_padding_mode(padding_mode)
         # Validates the spec (and 'same' with stride > 1) once, up front.

@@ -25,6 +25,7 @@ __all__ = [
     "PADDING_WORDS",
     "Padding",
     "check_int",
+    "check_size",
     "check_padding_mode",
     "check_pad_limits",
     "min_input_length",
@@ -81,6 +82,24 @@ def check_int(name: str, value: object, *, minimum: int = 1) -> int:
         qualifier = "positive" if minimum == 1 else f">= {minimum}"
         raise ConfigError(f"{name} must be {qualifier}, got {value}")
     return value
+
+
+def check_size(name: str, value: object, *, minimum: int = 1) -> int:
+    """Like :func:`check_int`, but also accept a 1-tuple/list, as PyTorch does.
+
+    ``torch.nn.functional.conv1d(stride=(2,))`` and ``nn.Conv1d(kernel_size=(3,))``
+    are valid PyTorch, so ``kernel_size``, ``stride`` and ``dilation`` take them too.
+
+    Examples
+    --------
+    >>> check_size("stride", (2,)), check_size("stride", 3)
+    (2, 3)
+    """
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ConfigError(f"{name} must be an integer or a 1-tuple, got {value!r}")
+        value = value[0]
+    return check_int(name, value, minimum=minimum)
 
 
 def check_padding_mode(padding_mode: object) -> str:
@@ -155,9 +174,9 @@ def resolve_padding(
     >>> resolve_padding("causal", 3, dilation=2), resolve_padding(1, 5)
     ((4, 0), (1, 1))
     """
-    kernel_size = check_int("kernel_size", kernel_size)
-    dilation = check_int("dilation", dilation)
-    stride = check_int("stride", stride)
+    kernel_size = check_size("kernel_size", kernel_size)
+    dilation = check_size("dilation", dilation)
+    stride = check_size("stride", stride)
     total = dilation * (kernel_size - 1)
     if isinstance(padding, str):
         if padding == "valid":
@@ -201,7 +220,7 @@ def receptive_field(kernel_size: int, dilation: int = 1) -> int:
     >>> receptive_field(3, dilation=4)
     9
     """
-    return check_int("dilation", dilation) * (check_int("kernel_size", kernel_size) - 1) + 1
+    return check_size("dilation", dilation) * (check_size("kernel_size", kernel_size) - 1) + 1
 
 
 def check_pad_limits(length: int, left: int, right: int, padding_mode: str) -> None:
@@ -276,6 +295,7 @@ def output_length(
     10
     """
     left, right = resolve_padding(padding, kernel_size, dilation, stride)
+    stride = check_size("stride", stride)
     if isinstance(length, bool) or not isinstance(length, numbers.Integral):
         raise ConfigError(f"length must be an integer, got {length!r}")
     length = int(length)
