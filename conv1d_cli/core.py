@@ -65,6 +65,17 @@ def _compute_dtype(*arrays: np.ndarray) -> np.dtype[Any]:
     return np.dtype(np.float64)
 
 
+def _as_real_array(name: str, value: Any) -> np.ndarray:
+    """``np.asarray`` that names the argument when it is ragged or not real numbers."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise ShapeError(f"{name} must be a rectangular numeric array: {exc}") from None
+    if array.dtype.kind not in "biuf":
+        raise ShapeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
+    return array
+
+
 def _plan(
     x: np.ndarray,
     weight: np.ndarray,
@@ -301,9 +312,9 @@ def conv1d(
     """
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    x = np.asarray(x)
-    weight = np.asarray(weight)
-    bias = None if bias is None else np.asarray(bias)
+    x = _as_real_array("input", x)
+    weight = _as_real_array("weight", weight)
+    bias = None if bias is None else _as_real_array("bias", bias)
     plan = _plan(x, weight, bias, stride, padding, dilation, groups, padding_mode)
     xb = x if plan.batched else x[None]
     xb = xb.astype(plan.dtype, copy=False)

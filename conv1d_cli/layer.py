@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from conv1d_cli.core import conv1d
+from conv1d_cli.core import _as_real_array, conv1d
 from conv1d_cli.errors import ConfigError, ShapeError
 from conv1d_cli.shapes import (
     Padding,
@@ -208,7 +208,7 @@ class Conv1d:
         >>> layer(np.array([[1.0, 2.0, 3.0]]))
         array([[3., 6., 5.]])
         """
-        weight = np.asarray(weight)
+        weight = _as_real_array("weight", weight)
         if weight.dtype.kind not in "biuf":
             raise ShapeError(f"weight must be a real float array, got dtype {weight.dtype}")
         if weight.dtype != np.float32:
@@ -225,7 +225,7 @@ class Conv1d:
                 f"{weight.shape[0]}, groups={groups}"
             )
         if bias is not None:
-            bias = np.asarray(bias)
+            bias = _as_real_array("bias", bias)
             if bias.dtype.kind not in "biuf":
                 raise ShapeError(f"bias must be a real float array, got dtype {bias.dtype}")
             if bias.shape != (weight.shape[0],):
