@@ -16,23 +16,32 @@ as in PyTorch, and -- beyond PyTorch -- ``'causal'``, ``'full'`` or an explicit
 from __future__ import annotations
 
 import numbers
-from typing import Final
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
-from conv1d_cli.errors import ConfigError, ShapeError
+from conv1d_cli.errors import ConfigError, Conv1dError, ShapeError
 
 __all__ = [
+    "ChainShape",
+    "LayerShape",
+    "LayerSpec",
     "PADDING_MODES",
     "PADDING_WORDS",
     "Padding",
+    "TargetPadding",
     "check_int",
     "check_size",
     "check_padding_mode",
     "check_pad_limits",
+    "chain_min_input_length",
     "min_input_length",
     "output_length",
+    "paddings_for_target",
     "parse_padding",
     "receptive_field",
     "resolve_padding",
+    "walk_chain",
 ]
 
 #: torch padding_mode name -> the ``numpy.pad`` mode that implements it.
@@ -336,3 +345,466 @@ def min_input_length(
     elif mode == "circular":
         need = max(need, left, right)
     return need
+
+
+# --- Layers and chains: what ``conv1d shape`` reports ----------------------------------------
+#
+# Everything below is built on the functions above (resolve_padding, output_length,
+# check_pad_limits, min_input_length), so the formula still lives in one place.
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """The shape-relevant hyperparameters of one ``Conv1d`` layer.
+
+    Validated on construction exactly as :class:`conv1d_cli.Conv1d` validates
+    them (same checks, same messages), but without weights, so it needs no
+    NumPy. ``in_channels``/``out_channels`` may be ``None`` when only lengths
+    matter.
+
+    Parameters
+    ----------
+    kernel_size, stride, dilation, groups : int
+        Positive integers.
+    padding : int, tuple or str
+        Anything :func:`resolve_padding` accepts.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+    in_channels, out_channels : int, optional
+        Must be divisible by ``groups`` when given.
+    sample_rate : float, optional
+        Rate the layer was designed for (layer-file metadata; informational).
+    name : str
+        Label used in reports (e.g. the layer file's name).
+
+    Examples
+    --------
+    >>> spec = LayerSpec(4, padding="same", dilation=3)
+    >>> spec.resolved_padding(), spec.receptive_field, spec.min_input_length
+    ((4, 5), 10, 1)
+    >>> LayerSpec(3, in_channels=6, out_channels=4, groups=4)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    conv1d_cli.errors.ConfigError: in_channels must be divisible by groups, ...
+    """
+
+    kernel_size: int
+    stride: int = 1
+    padding: Padding = 0
+    dilation: int = 1
+    padding_mode: str = "zeros"
+    in_channels: int | None = None
+    out_channels: int | None = None
+    groups: int = 1
+    sample_rate: float | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen dataclass: normalise once, here
+        set_(self, "kernel_size", check_size("kernel_size", self.kernel_size))
+        set_(self, "stride", check_size("stride", self.stride))
+        set_(self, "dilation", check_size("dilation", self.dilation))
+        set_(self, "groups", check_int("groups", self.groups))
+        set_(self, "padding_mode", check_padding_mode(self.padding_mode))
+        for name in ("in_channels", "out_channels"):
+            value = getattr(self, name)
+            if value is not None:
+                value = check_int(name, value)
+                set_(self, name, value)
+                if value % self.groups:
+                    raise ConfigError(
+                        f"{name} must be divisible by groups, got {name}={value}, "
+                        f"groups={self.groups}"
+                    )
+        # Validates the spec ('same' with stride > 1, negative or malformed pads) once.
+        resolve_padding(self.padding, self.kernel_size, self.dilation, self.stride)
+        padding = self.padding
+        if isinstance(padding, (tuple, list)):
+            padding = tuple(int(p) for p in padding)
+            set_(self, "padding", padding[0] if len(padding) == 1 else padding)
+        if self.sample_rate is not None:
+            set_(self, "sample_rate", float(self.sample_rate))
+
+    @classmethod
+    def from_layer(cls, layer: Any, name: str = "") -> LayerSpec:
+        """Copy the hyperparameters of a layer object (duck-typed, e.g. ``Conv1d``).
+
+        Examples
+        --------
+        >>> from types import SimpleNamespace
+        >>> layer = SimpleNamespace(kernel_size=3, stride=2, padding=1, dilation=1,
+        ...                         padding_mode="zeros", in_channels=2, out_channels=4, groups=1)
+        >>> LayerSpec.from_layer(layer, "a.npz").resolved_padding()
+        (1, 1)
+        """
+        return cls(
+            kernel_size=layer.kernel_size,
+            stride=layer.stride,
+            padding=layer.padding,
+            dilation=layer.dilation,
+            padding_mode=getattr(layer, "padding_mode", "zeros"),
+            in_channels=getattr(layer, "in_channels", None),
+            out_channels=getattr(layer, "out_channels", None),
+            groups=getattr(layer, "groups", 1),
+            sample_rate=getattr(layer, "sample_rate", None),
+            name=name,
+        )
+
+    def resolved_padding(self) -> tuple[int, int]:
+        """The ``(left, right)`` padding this layer adds."""
+        return resolve_padding(self.padding, self.kernel_size, self.dilation, self.stride)
+
+    @property
+    def receptive_field(self) -> int:
+        """Dilated kernel size ``dilation * (kernel_size - 1) + 1``."""
+        return receptive_field(self.kernel_size, self.dilation)
+
+    @property
+    def min_input_length(self) -> int:
+        """Smallest input length this layer alone accepts (see :func:`min_input_length`)."""
+        return min_input_length(
+            self.kernel_size, self.stride, self.padding, self.dilation, self.padding_mode
+        )
+
+    def output_length(self, length: int) -> int:
+        """Output length for an input of ``length`` samples, padding-mode limits included.
+
+        Raises
+        ------
+        ShapeError
+            Input too short for the kernel, or too short for the padding mode.
+
+        Examples
+        --------
+        >>> LayerSpec(5, stride=2, padding=2).output_length(20)
+        10
+        >>> LayerSpec(11, padding=5, padding_mode="reflect").output_length(5)
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        conv1d_cli.errors.ShapeError: reflect padding needs each side's pad smaller ...
+        """
+        left, right = self.resolved_padding()
+        # Same order of checks as the core: the kernel must fit, then the padding mode.
+        out = output_length(length, self.kernel_size, self.stride, (left, right), self.dilation)
+        check_pad_limits(int(length), left, right, self.padding_mode)
+        return out
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """One layer's row in a chain report (see :func:`walk_chain`).
+
+    ``receptive_field`` and ``cumulative_stride`` are cumulative from the
+    chain's input: one output sample of this layer depends on
+    ``receptive_field`` consecutive input samples, and consecutive outputs are
+    ``cumulative_stride`` input samples apart. ``sample_rate`` is the rate
+    after this layer (``None`` when the input has none).
+    """
+
+    index: int
+    spec: LayerSpec
+    batch: int | None
+    in_channels: int | None
+    out_channels: int | None
+    input_length: int
+    padding: tuple[int, int]
+    output_length: int
+    cumulative_stride: int
+    receptive_field: int
+    sample_rate: float | None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return _shape(self.batch, self.in_channels, self.input_length)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return _shape(self.batch, self.out_channels, self.output_length)
+
+
+@dataclass(frozen=True)
+class ChainShape:
+    """Result of :func:`walk_chain`: per-layer rows and chain totals.
+
+    ``layers`` holds a row for every layer the input got through; if the chain
+    breaks, ``failed_layer`` is the 1-based index of the first layer that
+    cannot take its input and ``error`` says why (the chain is then
+    ``ok == False``). ``min_input_length``, ``receptive_field`` and
+    ``cumulative_stride`` describe the whole chain and do not depend on the
+    input.
+    """
+
+    specs: tuple[LayerSpec, ...]
+    batch: int | None
+    channels: int | None
+    length: int
+    sample_rate: float | None
+    layers: tuple[LayerShape, ...]
+    min_input_length: int
+    receptive_field: int
+    cumulative_stride: int
+    failed_layer: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return _shape(self.batch, self.channels, self.length)
+
+
+def _shape(batch: int | None, channels: int | None, length: int) -> tuple[int, ...]:
+    if channels is None:
+        return (length,)
+    return (channels, length) if batch is None else (batch, channels, length)
+
+
+def chain_min_input_length(specs: Sequence[LayerSpec]) -> int:
+    """Smallest input length that passes through every layer of a chain.
+
+    Walks the chain backwards: a layer whose output must be at least ``n``
+    long needs ``(n - 1) * stride + dilated_kernel - left - right`` input
+    samples, and never fewer than it accepts on its own (padding-mode limits
+    included). Output length grows with input length, so this is exact.
+
+    Examples
+    --------
+    >>> chain_min_input_length([LayerSpec(5, stride=2), LayerSpec(3, stride=2)])
+    9
+    >>> chain_min_input_length([])
+    1
+    """
+    need = 1
+    for spec in reversed(specs):
+        left, right = spec.resolved_padding()
+        need = max(
+            spec.min_input_length, (need - 1) * spec.stride + spec.receptive_field - left - right
+        )
+    return need
+
+
+def walk_chain(
+    specs: Sequence[LayerSpec],
+    length: int,
+    *,
+    channels: int | None = None,
+    batch: int | None = None,
+    sample_rate: float | None = None,
+) -> ChainShape:
+    """Push an input of ``length`` samples through a chain of layers, shape-wise.
+
+    Parameters
+    ----------
+    specs : sequence of LayerSpec
+        The layers, first to last.
+    length : int
+        Input length (positive).
+    channels : int, optional
+        Input channels. ``None`` means "whatever the first layer expects".
+    batch : int, optional
+        Batch size (``None``: unbatched ``(C, L)`` input).
+    sample_rate : float, optional
+        Input sample rate; each row then gives the rate after that layer.
+
+    Returns
+    -------
+    ChainShape
+        Never raises for an input that does not fit: the first failing layer
+        and the reason are in ``failed_layer`` / ``error``. The checks and
+        their order are the core's: channels, then kernel vs padded length,
+        then padding-mode limits.
+
+    Raises
+    ------
+    ConfigError
+        A non-integer or non-positive ``length``, ``channels`` or ``batch``.
+
+    Examples
+    --------
+    >>> chain = walk_chain([LayerSpec(9, 2, 4, in_channels=1, out_channels=8),
+    ...                     LayerSpec(3, 2, in_channels=8, out_channels=8)],
+    ...                    16000, sample_rate=16000)
+    >>> [row.output_shape for row in chain.layers]
+    [(8, 8000), (8, 3999)]
+    >>> chain.receptive_field, chain.cumulative_stride, chain.layers[-1].sample_rate
+    (13, 4, 4000.0)
+    >>> broken = walk_chain([LayerSpec(5)], 3)
+    >>> broken.failed_layer, broken.error[:48]
+    (1, 'input too short: padded length 3 (length 3 + pad')
+    """
+    specs = tuple(specs)
+    length = check_int("length", length)
+    if channels is not None:
+        channels = check_int("channels", channels)
+    if batch is not None:
+        batch = check_int("batch", batch, minimum=0)
+    if sample_rate is not None:
+        sample_rate = float(sample_rate)
+        if not sample_rate > 0 or sample_rate == float("inf"):
+            raise ConfigError(f"sample_rate must be a positive number, got {sample_rate!r}")
+    if channels is None and specs:
+        channels = specs[0].in_channels
+    rows: list[LayerShape] = []
+    jump, field = 1, 1
+    current_length, current_channels = length, channels
+    failed: int | None = None
+    error: str | None = None
+    for index, spec in enumerate(specs, start=1):
+        try:
+            _check_channels(spec, current_channels)
+            out = spec.output_length(current_length)
+        except ShapeError as e:
+            failed, error = index, str(e)
+            break
+        field += spec.dilation * (spec.kernel_size - 1) * jump
+        jump *= spec.stride
+        out_channels = spec.out_channels
+        if out_channels is None and spec.in_channels is None:
+            out_channels = current_channels  # a length-only layer keeps the channel count
+        rows.append(
+            LayerShape(
+                index=index,
+                spec=spec,
+                batch=batch,
+                in_channels=current_channels,
+                out_channels=out_channels,
+                input_length=current_length,
+                padding=spec.resolved_padding(),
+                output_length=out,
+                cumulative_stride=jump,
+                receptive_field=field,
+                sample_rate=None if sample_rate is None else sample_rate / jump,
+            )
+        )
+        current_length, current_channels = out, out_channels
+    total_field, total_jump = 1, 1
+    for spec in specs:
+        total_field += spec.dilation * (spec.kernel_size - 1) * total_jump
+        total_jump *= spec.stride
+    return ChainShape(
+        specs=specs,
+        batch=batch,
+        channels=channels,
+        length=length,
+        sample_rate=sample_rate,
+        layers=tuple(rows),
+        min_input_length=chain_min_input_length(specs),
+        receptive_field=total_field,
+        cumulative_stride=total_jump,
+        failed_layer=failed,
+        error=error,
+    )
+
+
+def _check_channels(spec: LayerSpec, channels: int | None) -> None:
+    if channels is None:
+        return
+    if spec.in_channels is not None and channels != spec.in_channels:
+        raise ShapeError(
+            f"input has {channels} channels but the layer expects {spec.in_channels} "
+            f"(in_channels={spec.in_channels}, groups={spec.groups})"
+        )
+    if channels % spec.groups:
+        raise ShapeError(
+            f"input has {channels} channels, which groups={spec.groups} does not divide"
+        )
+
+
+@dataclass(frozen=True)
+class TargetPadding:
+    """Answer of :func:`paddings_for_target`: which paddings give a target length.
+
+    Output length depends on the padding only through the total
+    ``left + right``, so the answer is a range of totals:
+
+    - ``total``: ``(lo, hi)``, every ``(left, right)`` with ``lo <= left + right <= hi``
+      gives ``target`` (for 'reflect'/'circular', also each side ``<= max_side``).
+      ``None`` if no padding can.
+    - ``symmetric``: ``(lo, hi)``, the integer paddings ``p`` (``p`` on both sides,
+      what PyTorch accepts) that give ``target``, or ``None``.
+    - ``words``: the padding words ('same', 'valid', 'causal', 'full') that give it.
+    - ``reason``: why no padding can, else ``None``.
+    """
+
+    length: int
+    target: int
+    total: tuple[int, int] | None
+    symmetric: tuple[int, int] | None
+    max_side: int | None
+    words: tuple[str, ...]
+    reason: str | None
+
+    @property
+    def possible(self) -> bool:
+        return self.total is not None
+
+
+def paddings_for_target(
+    length: int,
+    target: int,
+    kernel_size: int,
+    stride: int = 1,
+    dilation: int = 1,
+    padding_mode: str = "zeros",
+) -> TargetPadding:
+    """Which paddings turn ``length`` input samples into ``target`` output samples.
+
+    Solves ``floor((length + P - field) / stride) + 1 == target`` for the total
+    padding ``P = left + right >= 0`` (``field = dilation*(kernel_size-1)+1``):
+    ``(target-1)*stride + field - length <= P <= target*stride + field - length - 1``.
+    'reflect' caps each side at ``length - 1`` and 'circular' at ``length``.
+
+    Returns
+    -------
+    TargetPadding
+
+    Examples
+    --------
+    >>> answer = paddings_for_target(100, 50, 5, stride=2)
+    >>> answer.total, answer.symmetric, answer.words
+    ((3, 4), (2, 2), ('causal',))
+    >>> paddings_for_target(10, 10, 3).words
+    ('same', 'causal')
+    >>> paddings_for_target(10, 2, 3).reason
+    'the output is at least 8 samples long (no padding); padding cannot shorten it'
+    """
+    length = check_int("length", length)
+    target = check_int("target length", target)
+    kernel_size = check_size("kernel_size", kernel_size)
+    stride = check_size("stride", stride)
+    dilation = check_size("dilation", dilation)
+    mode = check_padding_mode(padding_mode)
+    field = receptive_field(kernel_size, dilation)
+    lo = max(0, (target - 1) * stride + field - length)
+    hi = target * stride + field - length - 1
+    max_side = {"reflect": length - 1, "circular": length}.get(mode)
+    reason = None
+    if hi < 0:
+        shortest = (length - field) // stride + 1
+        reason = (
+            f"the output is at least {shortest} samples long (no padding); "
+            f"padding cannot shorten it"
+        )
+    elif max_side is not None and lo > 2 * max_side:
+        longest = (length + 2 * max_side - field) // stride + 1
+        reason = f"{mode} padding adds at most {max_side} samples per side on length {length}, " + (
+            f"so the output is at most {longest} samples long"
+            if longest >= 1
+            else "which is too short for the kernel"
+        )
+    if reason is not None:
+        return TargetPadding(length, target, None, None, max_side, (), reason)
+    if max_side is not None:
+        hi = min(hi, 2 * max_side)
+    symmetric = ((lo + 1) // 2, hi // 2) if (lo + 1) // 2 <= hi // 2 else None
+    words = []
+    for word in PADDING_WORDS:
+        try:
+            got = LayerSpec(kernel_size, stride, word, dilation, mode).output_length(length)
+        except Conv1dError:
+            continue
+        if got == target:
+            words.append(word)
+    return TargetPadding(length, target, (lo, hi), symmetric, max_side, tuple(words), None)
