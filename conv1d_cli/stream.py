@@ -1,0 +1,664 @@
+"""Streaming a chain of Conv1d layers over a signal in blocks, in bounded memory.
+
+Each layer becomes a :class:`LayerStage`: ``push(block)`` takes the next
+``(N, C_in, n)`` samples and returns every output that is complete so far,
+``finish()`` returns the rest. A stage keeps only ``field - 1`` samples of
+history (``field = dilation*(K-1) + 1``) plus the stride phase, so memory does
+not grow with the signal, and the concatenated outputs equal the whole-signal
+:func:`conv1d_cli.core.conv1d` result (bit for bit with ``method='direct'``,
+within float rounding with ``'fft'``) for every padding mode:
+
+- ``zeros``: ``left`` zeros before the first sample, ``right`` after the last.
+- ``reflect`` / ``replicate``: the left pad is made from the first samples (the
+  stage waits until it has ``left + 1`` / 1 of them); the right pad from the
+  last samples, which the stage keeps as it goes.
+- ``circular``: the right pad is the first ``right`` samples (kept); the left
+  pad needs the *last* ``left`` samples of the signal before anything can be
+  computed. Pass them as ``prefix`` (a seekable file can read its tail
+  first). Without them -- a later layer of a chain or a pipe -- that stage
+  falls back to whole-signal processing: it buffers its whole input and
+  computes at :meth:`LayerStage.finish`. This is the one case whose memory
+  grows with the signal.
+
+:class:`StreamChain` runs stages in order (the output of stage *i* feeds stage
+*i + 1*). :func:`check_chain` and :func:`chain_output_length` check channel
+counts and lengths before any data is read. NumPy only: no click, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Final
+
+import numpy as np
+
+from conv1d_cli.core import METHODS, Correlator, pad1d
+from conv1d_cli.errors import ConfigError, DataFileError, ShapeError
+from conv1d_cli.layer import Conv1d
+from conv1d_cli.shapes import min_input_length, output_length
+
+__all__ = [
+    "DEFAULT_BLOCK",
+    "LayerStage",
+    "StreamChain",
+    "chain_min_length",
+    "chain_output_length",
+    "chain_shapes",
+    "check_chain",
+    "check_finite",
+    "compute_dtype",
+    "stream_filter",
+]
+
+#: Default frames per block: 2**16 keeps a stereo float64 block at 1 MiB.
+DEFAULT_BLOCK: Final = 1 << 16
+
+
+def _label(index: int, names: Sequence[str] | None) -> str:
+    """``layer 2 (b.npz)`` -- 1-based, as a user counts ``-w`` options."""
+    if names is not None and index < len(names) and names[index]:
+        return f"layer {index + 1} ({names[index]})"
+    return f"layer {index + 1}"
+
+
+def _short(index: int, names: Sequence[str] | None) -> str:
+    if names is not None and index < len(names) and names[index]:
+        return str(names[index])
+    return f"layer {index + 1}"
+
+
+def chain_shapes(layers: Sequence[Conv1d], names: Sequence[str] | None = None) -> str:
+    """The chain's channel flow as text, e.g. ``2 -> [a.npz] -> 4 -> [b.npz] -> 1``.
+
+    Examples
+    --------
+    >>> a = Conv1d.from_weights(np.ones((4, 2, 3)))
+    >>> b = Conv1d.from_weights(np.ones((1, 4, 5)))
+    >>> chain_shapes([a, b], ["a.npz", "b.npz"])
+    '2 -> [a.npz] -> 4 -> [b.npz] -> 1'
+    """
+    parts = [str(layers[0].in_channels)] if layers else []
+    for i, layer in enumerate(layers):
+        parts.append(f"[{_short(i, names)}]")
+        parts.append(str(layer.out_channels))
+    return " -> ".join(parts)
+
+
+def check_chain(
+    layers: Sequence[Conv1d],
+    names: Sequence[str] | None = None,
+    in_channels: int | None = None,
+    source: str = "the input",
+) -> None:
+    """Refuse a chain whose channel counts do not line up (before reading any data).
+
+    Parameters
+    ----------
+    layers : sequence of Conv1d
+        In application order.
+    names : sequence of str, optional
+        Shown in messages (usually the layer file names).
+    in_channels : int, optional
+        Channels of the signal, if known; checked against the first layer.
+    source : str
+        How to call the signal in the message (e.g. its file name).
+
+    Raises
+    ------
+    ConfigError
+        Empty chain.
+    ShapeError
+        A layer's ``in_channels`` differs from what feeds it.
+
+    Examples
+    --------
+    >>> a = Conv1d.from_weights(np.ones((2, 1, 3)))
+    >>> b = Conv1d.from_weights(np.ones((1, 4, 3)))
+    >>> check_chain([a, b], ["a.npz", "b.npz"])  # doctest: +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+    ...
+    conv1d_cli.errors.ShapeError: layer 2 (b.npz) expects 4 input channels but
+    layer 1 (a.npz) produces 2: 1 -> [a.npz] -> 2 -> [b.npz] expects 4
+    """
+    if not layers:
+        raise ConfigError("no layer given (use -w LAYER at least once)")
+    if in_channels is not None and in_channels != layers[0].in_channels:
+        raise ShapeError(
+            f"{source} has {in_channels} channel{'s' if in_channels != 1 else ''} but "
+            f"{_label(0, names)} expects {layers[0].in_channels} input channels "
+            f"(weight {tuple(layers[0].weight.shape)}, groups={layers[0].groups})"
+        )
+    for i in range(1, len(layers)):
+        want, have = layers[i].in_channels, layers[i - 1].out_channels
+        if want != have:
+            flow = chain_shapes(layers[:i], names)
+            raise ShapeError(
+                f"{_label(i, names)} expects {want} input channels but "
+                f"{_label(i - 1, names)} produces {have}: "
+                f"{flow} -> [{_short(i, names)}] expects {want}"
+            )
+
+
+def _layer_min_length(layer: Conv1d) -> int:
+    return min_input_length(
+        layer.kernel_size, layer.stride, layer.padding, layer.dilation, layer.padding_mode
+    )
+
+
+def _chain_lengths(layers: Sequence[Conv1d], length: int) -> tuple[int, int | None]:
+    """Output length, or (failing layer index, None-like) -- helper for the search."""
+    for i, layer in enumerate(layers):
+        if length < _layer_min_length(layer):
+            return i, None
+        length = output_length(
+            length, layer.kernel_size, layer.stride, layer.padding, layer.dilation
+        )
+    return -1, length
+
+
+def chain_min_length(layers: Sequence[Conv1d]) -> int:
+    """Smallest signal length the whole chain accepts.
+
+    Every layer's output length grows with its input length, so a binary
+    search over the chain input finds the minimum.
+
+    Examples
+    --------
+    >>> a = Conv1d.from_weights(np.ones((1, 1, 5)), stride=2)
+    >>> b = Conv1d.from_weights(np.ones((1, 1, 3)))
+    >>> chain_min_length([a, b])
+    9
+    """
+    high = 1
+    while _chain_lengths(layers, high)[1] is None:
+        high *= 2
+    low = high // 2 + 1 if high > 1 else 1
+    while low < high:
+        mid = (low + high) // 2
+        if _chain_lengths(layers, mid)[1] is None:
+            low = mid + 1
+        else:
+            high = mid
+    return high
+
+
+def chain_output_length(
+    layers: Sequence[Conv1d],
+    length: int,
+    names: Sequence[str] | None = None,
+    source: str = "the input",
+) -> int:
+    """Length of the chain's output for ``length`` input samples, or a clear error.
+
+    Raises
+    ------
+    ShapeError
+        If the signal is empty, shorter than a layer's kernel allows, or too
+        short for its reflect/circular padding; the message names the layer
+        and the minimum input length of the whole chain.
+
+    Examples
+    --------
+    >>> a = Conv1d.from_weights(np.ones((1, 1, 5)))
+    >>> chain_output_length([a], 12)
+    8
+    >>> chain_output_length([a], 3, ["lp.npz"], "x.wav")  # doctest: +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+    ...
+    conv1d_cli.errors.ShapeError: x.wav: 3 samples is too short for layer 1 (lp.npz)
+    (kernel_size 5, dilation 1, padding (0, 0), padding_mode 'zeros'): it needs at
+    least 5 input samples; the input needs at least 5 samples
+    """
+    if length < 1:
+        raise ShapeError(f"{source}: the signal is empty (0 samples)")
+    current = length
+    for i, layer in enumerate(layers):
+        need = _layer_min_length(layer)
+        if current < need:
+            left, right = layer.resolved_padding()
+            what = f"{current} samples" if i == 0 else f"its {current} input samples"
+            mode = layer.padding_mode
+            reason = ""
+            if mode == "reflect" and max(left, right) >= current:
+                reason = f"; reflect padding ({left}, {right}) must be smaller than the signal"
+            elif mode == "circular" and max(left, right) > current:
+                reason = f"; circular padding ({left}, {right}) cannot wrap more than once"
+            raise ShapeError(
+                f"{source}: {what} is too short for {_label(i, names)} "
+                f"(kernel_size {layer.kernel_size}, dilation {layer.dilation}, padding "
+                f"({left}, {right}), padding_mode {mode!r}): it needs at least {need} input "
+                f"samples{reason}; the input needs at least {chain_min_length(layers)} samples"
+            )
+        current = output_length(
+            current, layer.kernel_size, layer.stride, layer.padding, layer.dilation
+        )
+    return current
+
+
+def compute_dtype(layers: Sequence[Conv1d], dtype: Any = None) -> np.dtype[Any]:
+    """float32 if asked or if every layer is float32 (and none asked), else float64.
+
+    Examples
+    --------
+    >>> compute_dtype([Conv1d.from_weights(np.ones((1, 1, 3), np.float32))])
+    dtype('float32')
+    """
+    if dtype is not None:
+        resolved = np.dtype(dtype)
+        if resolved not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ConfigError(f"dtype must be float32 or float64, got {dtype!r}")
+        return resolved
+    if layers and all(layer.weight.dtype == np.float32 for layer in layers):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def check_finite(block: np.ndarray, offset: int = 0, source: str = "the input") -> None:
+    """Raise ``DataFileError`` naming the first NaN/Inf in a ``(N, C, n)`` block.
+
+    ``offset`` is the block's first sample index in the whole signal.
+
+    Examples
+    --------
+    >>> x = np.array([[[0.0, 1.0], [np.inf, 2.0]]])
+    >>> check_finite(x, offset=10, source="x.csv")  # doctest: +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+    ...
+    conv1d_cli.errors.DataFileError: x.csv: inf at channel 1, sample 10 (0-based);
+    pass --allow-nonfinite to filter non-finite values anyway
+    """
+    finite = np.isfinite(block)
+    if finite.all():
+        return
+    # First bad sample in time order, then channel.
+    bad = np.argwhere(~finite.transpose(2, 0, 1))[0]
+    sample, item, channel = (int(v) for v in bad)
+    value = block[item, channel, sample]
+    where = f"channel {channel}, sample {offset + sample}"
+    if block.shape[0] > 1:
+        where = f"batch item {item}, {where}"
+    raise DataFileError(
+        f"{source}: {value} at {where} (0-based); "
+        f"pass --allow-nonfinite to filter non-finite values anyway"
+    )
+
+
+class LayerStage:
+    """One layer as a streaming stage.
+
+    Parameters
+    ----------
+    layer : Conv1d
+    method : {'auto', 'direct', 'fft'}
+    dtype : numpy dtype
+        Compute dtype (weights and blocks are cast to it).
+    prefix : ndarray, optional
+        ``(N, C_in, left)``: the last ``left`` samples of the signal, needed
+        up front by circular padding. Without it a circular stage with
+        ``left > 0`` buffers its whole input (see the module notes).
+    label : str
+        Name used in error messages.
+
+    Examples
+    --------
+    >>> layer = Conv1d.from_weights(np.ones((1, 1, 3)), padding=1, padding_mode="reflect")
+    >>> stage = LayerStage(layer, dtype=np.float64)
+    >>> x = np.arange(6.0)[None, None]
+    >>> parts = [stage.push(x[..., :2]), stage.push(x[..., 2:]), stage.finish()]
+    >>> np.concatenate(parts, axis=-1)
+    array([[[ 2.,  3.,  6.,  9., 12., 13.]]])
+    >>> layer(x)
+    array([[[ 2.,  3.,  6.,  9., 12., 13.]]])
+    """
+
+    def __init__(
+        self,
+        layer: Conv1d,
+        *,
+        method: str = "auto",
+        dtype: Any = np.float64,
+        prefix: np.ndarray | None = None,
+        label: str = "layer",
+    ) -> None:
+        if method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        self.layer = layer
+        self.label = label
+        self.dtype = np.dtype(dtype)
+        bias = None if layer.bias is None else layer.bias.astype(self.dtype)
+        self._corr = Correlator(
+            layer.weight.astype(self.dtype),
+            bias,
+            layer.stride,
+            layer.dilation,
+            layer.groups,
+            method,
+        )
+        self.field = self._corr.field
+        self.stride = layer.stride
+        self.left, self.right = layer.resolved_padding()
+        self.mode = layer.padding_mode
+        self.in_channels = layer.in_channels
+        self.out_channels = layer.out_channels
+        self._prefix = None if prefix is None else np.asarray(prefix, dtype=self.dtype)
+        # Circular left padding needs the end of the signal: without it, buffer all.
+        self.whole = self.mode == "circular" and self.left > 0 and prefix is None
+        if self.mode == "circular" and self.left > 0 and self._prefix is not None:
+            if self._prefix.shape[-1] != self.left:
+                raise ShapeError(
+                    f"{label}: circular padding needs the last {self.left} samples but got "
+                    f"{self._prefix.shape[-1]}; the input needs at least "
+                    f"{_layer_min_length(layer)} samples"
+                )
+        # Samples needed before the left pad can be made.
+        self._need = 0
+        if self.left > 0:
+            self._need = {"reflect": self.left + 1, "replicate": 1}.get(self.mode, 0)
+        self._pending: list[np.ndarray] = []
+        self._pending_len = 0
+        self._started = False
+        self._buf: np.ndarray | None = None  # padded stream from the next output's start
+        self._skip = 0  # padded samples to drop before the next output starts
+        self._head: np.ndarray | None = None  # first `right` samples (circular)
+        self._tail: np.ndarray | None = None  # last right+1 (reflect) / 1 (replicate)
+        self._batch: int | None = None
+        self.samples_in = 0
+        self.samples_out = 0
+        self._finished = False
+
+    # -- helpers -----------------------------------------------------------
+    def _empty(self) -> np.ndarray:
+        return np.zeros((self._batch or 0, self.out_channels, 0), self.dtype)
+
+    def _remember_edges(self, block: np.ndarray) -> None:
+        n = block.shape[-1]
+        if self.right > 0 and self.mode == "circular":
+            have = 0 if self._head is None else self._head.shape[-1]
+            if have < self.right:
+                piece = block[..., : self.right - have]
+                self._head = (
+                    piece.copy()
+                    if self._head is None
+                    else np.concatenate([self._head, piece], axis=-1)
+                )
+        if self.right > 0 and self.mode in ("reflect", "replicate"):
+            keep = self.right + 1 if self.mode == "reflect" else 1
+            if n >= keep or self._tail is None:
+                self._tail = block[..., -keep:].copy()
+            else:
+                self._tail = np.concatenate([self._tail, block], axis=-1)[..., -keep:]
+
+    def _left_pad(self, data: np.ndarray) -> np.ndarray:
+        shape = (*data.shape[:2], self.left)
+        if self.left == 0:
+            return np.zeros(shape, self.dtype)
+        if self.mode == "zeros":
+            return np.zeros(shape, self.dtype)
+        if self.mode == "replicate":
+            return np.broadcast_to(data[..., :1], shape)
+        if self.mode == "reflect":
+            return data[..., self.left : 0 : -1]
+        assert self._prefix is not None
+        return np.broadcast_to(self._prefix, shape)
+
+    def _right_pad(self) -> np.ndarray:
+        assert self._batch is not None
+        shape = (self._batch, self.in_channels, self.right)
+        if self.right == 0 or self.mode == "zeros":
+            return np.zeros(shape, self.dtype)
+        if self.mode == "replicate":
+            assert self._tail is not None
+            return np.broadcast_to(self._tail[..., -1:], shape)
+        if self.mode == "reflect":
+            assert self._tail is not None
+            return self._tail[..., -2::-1]
+        assert self._head is not None
+        return self._head
+
+    def _start(self, data: np.ndarray) -> np.ndarray:
+        self._started = True
+        self._buf = np.concatenate([self._left_pad(data), data], axis=-1)
+        return self._drain()
+
+    def _drain(self) -> np.ndarray:
+        buf = self._buf
+        assert buf is not None
+        if self._skip:
+            drop = min(self._skip, buf.shape[-1])
+            buf = buf[..., drop:]
+            self._skip -= drop
+        n_out = self._corr.output_length(buf.shape[-1])
+        if n_out == 0:
+            self._buf = buf
+            return self._empty()
+        used = (n_out - 1) * self.stride + self.field
+        out = self._corr(np.ascontiguousarray(buf[..., :used]))
+        consumed = n_out * self.stride
+        if consumed <= buf.shape[-1]:
+            # Copy so the (large) block this view came from can be freed.
+            self._buf = buf[..., consumed:].copy()
+        else:
+            self._skip = consumed - buf.shape[-1]
+            self._buf = buf[..., :0]
+        self.samples_out += n_out
+        return out
+
+    def _check_block(self, block: np.ndarray) -> np.ndarray:
+        if self._finished:
+            raise RuntimeError("push() after finish()")
+        block = np.asarray(block)
+        if block.ndim != 3:
+            raise ShapeError(f"{self.label}: blocks must be (N, C, n), got shape {block.shape}")
+        if block.shape[1] != self.in_channels:
+            raise ShapeError(
+                f"{self.label}: block has {block.shape[1]} channels, the layer expects "
+                f"{self.in_channels}"
+            )
+        if self._batch is None:
+            self._batch = block.shape[0]
+            if self._prefix is not None and self._prefix.ndim == 2:
+                self._prefix = self._prefix[None]
+        elif block.shape[0] != self._batch:
+            raise ShapeError(
+                f"{self.label}: batch size changed from {self._batch} to {block.shape[0]}"
+            )
+        return block.astype(self.dtype, copy=False)
+
+    # -- public ------------------------------------------------------------
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """Feed the next ``(N, C_in, n)`` samples; return the outputs now complete."""
+        block = self._check_block(block)
+        n = block.shape[-1]
+        if n == 0:
+            return self._empty()
+        self.samples_in += n
+        self._remember_edges(block)
+        if self.whole:
+            self._pending.append(block)
+            return self._empty()
+        if not self._started:
+            self._pending.append(block)
+            self._pending_len += n
+            if self._pending_len < self._need:
+                return self._empty()
+            data = np.concatenate(self._pending, axis=-1)
+            self._pending = []
+            return self._start(data)
+        assert self._buf is not None
+        self._buf = np.concatenate([self._buf, block], axis=-1)
+        return self._drain()
+
+    def finish(self) -> np.ndarray:
+        """Return the last outputs (right padding included); the stage is then spent.
+
+        Raises
+        ------
+        ShapeError
+            If the signal was empty or too short for the layer.
+        """
+        if self._finished:
+            raise RuntimeError("finish() called twice")
+        self._finished = True
+        need = _layer_min_length(self.layer)
+        if self.samples_in < need:
+            raise ShapeError(
+                f"{self.label}: input too short: {self.samples_in} samples, the layer needs "
+                f"at least {need} (kernel_size {self.layer.kernel_size}, dilation "
+                f"{self.layer.dilation}, padding ({self.left}, {self.right}), "
+                f"padding_mode {self.mode!r})"
+            )
+        if self.whole:
+            x = np.concatenate(self._pending, axis=-1)
+            self._pending = []
+            out = self._corr(pad1d(x, self.left, self.right, self.mode))
+            self.samples_out += out.shape[-1]
+            return out
+        parts = []
+        if not self._started:
+            data = np.concatenate(self._pending, axis=-1)
+            self._pending = []
+            parts.append(self._start(data))
+        assert self._buf is not None
+        self._buf = np.concatenate([self._buf, self._right_pad()], axis=-1)
+        parts.append(self._drain())
+        self._buf = None
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+
+
+class StreamChain:
+    """Layers applied in order to a signal fed in blocks.
+
+    Parameters
+    ----------
+    layers : sequence of Conv1d
+        Channel counts must line up (checked here, see :func:`check_chain`).
+    method : {'auto', 'direct', 'fft'}
+    dtype : {'float32', 'float64'}, optional
+        Compute dtype; default float32 if every layer is float32, else float64.
+    names : sequence of str, optional
+        Layer names for messages.
+    prefix : ndarray, optional
+        The last ``left`` samples of the signal (``(C, left)`` or
+        ``(N, C, left)``) for a first layer with circular padding; see
+        :attr:`prefix_length`.
+
+    Examples
+    --------
+    >>> layer = Conv1d.from_weights(np.ones((1, 2, 4)), padding="same")
+    >>> chain = StreamChain([layer])
+    >>> x = np.arange(20.0).reshape(2, 10)
+    >>> y = np.concatenate([chain.push(x[:, :3]), chain.push(x[:, 3:]), chain.finish()], axis=-1)
+    >>> np.array_equal(y, layer(x, method="direct"))
+    True
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[Conv1d],
+        *,
+        method: str = "auto",
+        dtype: Any = None,
+        names: Sequence[str] | None = None,
+        prefix: np.ndarray | None = None,
+    ) -> None:
+        check_chain(layers, names)
+        self.layers = list(layers)
+        self.names = names
+        self.dtype = compute_dtype(layers, dtype)
+        self.stages = [
+            LayerStage(
+                layer,
+                method=method,
+                dtype=self.dtype,
+                prefix=prefix if i == 0 else None,
+                label=_label(i, names),
+            )
+            for i, layer in enumerate(layers)
+        ]
+        self._ndim: int | None = None
+
+    @staticmethod
+    def prefix_length(layers: Sequence[Conv1d]) -> int:
+        """Samples from the END of the signal the first layer needs first (circular only).
+
+        Examples
+        --------
+        >>> StreamChain.prefix_length([Conv1d.from_weights(np.ones((1, 1, 3)), padding=1,
+        ...                                                padding_mode="circular")])
+        1
+        """
+        if layers and layers[0].padding_mode == "circular":
+            return layers[0].resolved_padding()[0]
+        return 0
+
+    @property
+    def total_stride(self) -> int:
+        """Product of the strides: output rate = input rate / total_stride."""
+        total = 1
+        for layer in self.layers:
+            total *= layer.stride
+        return total
+
+    @property
+    def whole_signal(self) -> bool:
+        """True if some stage buffers its whole input (circular without a prefix)."""
+        return any(stage.whole for stage in self.stages)
+
+    def _in(self, block: np.ndarray) -> np.ndarray:
+        block = np.asarray(block)
+        if self._ndim is None:
+            if block.ndim not in (2, 3):
+                raise ShapeError(f"blocks must be (C, n) or (N, C, n), got shape {block.shape}")
+            self._ndim = block.ndim
+        elif block.ndim != self._ndim:
+            raise ShapeError(f"block dimensions changed from {self._ndim} to {block.ndim}")
+        return block[None] if block.ndim == 2 else block
+
+    def _out(self, block: np.ndarray) -> np.ndarray:
+        return block[0] if self._ndim == 2 else block
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """Feed ``(C, n)`` or ``(N, C, n)`` samples; returns what the chain completed."""
+        out = self._in(block)
+        for stage in self.stages:
+            out = stage.push(out)
+        return self._out(out)
+
+    def finish(self) -> np.ndarray:
+        """Flush every stage in order; returns the chain's last outputs."""
+        if self._ndim is None:
+            raise ShapeError("the signal is empty (0 samples)")
+        # One check of the whole chain gives the clearest message (layer + minimum).
+        chain_output_length(self.layers, self.stages[0].samples_in, self.names, "the input")
+        out: np.ndarray | None = None
+        for stage in self.stages:
+            parts = [] if out is None else [stage.push(out)]
+            parts.append(stage.finish())
+            out = np.concatenate(parts, axis=-1)
+        assert out is not None
+        return self._out(out)
+
+
+def stream_filter(
+    layers: Sequence[Conv1d],
+    blocks: Iterable[np.ndarray],
+    *,
+    method: str = "auto",
+    dtype: Any = None,
+    prefix: np.ndarray | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield the chain's output blocks for an iterable of input blocks.
+
+    Examples
+    --------
+    >>> layer = Conv1d.from_weights(np.ones((1, 1, 2)))
+    >>> x = np.arange(8.0)[None]
+    >>> np.concatenate(list(stream_filter([layer], np.array_split(x, 3, axis=-1))), axis=-1)
+    array([[ 1.,  3.,  5.,  7.,  9., 11., 13.]])
+    """
+    chain = StreamChain(layers, method=method, dtype=dtype, prefix=prefix)
+    for block in blocks:
+        out = chain.push(block)
+        if out.shape[-1]:
+            yield out
+    yield chain.finish()
