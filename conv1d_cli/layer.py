@@ -280,6 +280,35 @@ class Conv1d:
             method=method,
         )
 
+    def save(self, path: Any, overwrite: bool = False) -> None:
+        """Write this layer to a pickle-free ``.npz`` layer file (atomically).
+
+        See :func:`conv1d_cli.layerfile.save_layer`.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "layer.npz"
+        >>> Conv1d(1, 2, 3, seed=0).save(path)
+        >>> Conv1d.load(path).weight.shape
+        (2, 1, 3)
+        """
+        from conv1d_cli.layerfile import save_layer
+
+        save_layer(self, path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: Any, key: str | None = None, **overrides: Any) -> Conv1d:
+        """Read a layer file, or a plain ``.npz`` of ``weight`` (+ ``bias``).
+
+        ``overrides`` (``stride``, ``padding``, ``dilation``, ``groups``,
+        ``padding_mode``, ``sample_rate``) replace stored values. See
+        :func:`conv1d_cli.layerfile.load_layer`.
+        """
+        from conv1d_cli.layerfile import load_layer
+
+        return load_layer(path, key=key, **overrides)
+
     def __repr__(self) -> str:
         parts = [f"{self.in_channels}, {self.out_channels}", f"kernel_size=({self.kernel_size},)"]
         if self.stride != 1:

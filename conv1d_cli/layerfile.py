@@ -1,0 +1,423 @@
+"""Layer files: a :class:`~conv1d_cli.layer.Conv1d` saved as a pickle-free ``.npz``.
+
+Format (version 1)
+------------------
+An ordinary NumPy ``.npz`` archive holding
+
+``weight``
+    ``(out_channels, in_channels / groups, kernel_size)``, float32 or float64.
+``bias`` (optional)
+    ``(out_channels,)``, same dtype as ``weight``.
+``conv1d_config`` (optional)
+    A 0-d unicode array holding one JSON object::
+
+        {"format": "conv1d-layer", "version": 1, "stride": 1, "padding": [2, 1],
+         "dilation": 1, "groups": 1, "padding_mode": "zeros",
+         "sample_rate": 48000.0, "description": "..."}
+
+    ``padding`` is an integer, one of ``"same"``, ``"valid"``, ``"causal"``,
+    ``"full"``, or a ``[left, right]`` pair; ``sample_rate`` may be ``null``.
+
+A plain ``.npz`` with just ``weight`` (and ``bias``) -- what
+``numpy.savez("layer.npz", **{k: v.numpy() for k, v in conv.state_dict().items()})``
+writes -- loads too, with PyTorch's default hyperparameters. Keys may carry a
+module prefix (``encoder.conv.weight``); the prefix is found when it is
+unambiguous and chosen with ``key=`` otherwise. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import numbers
+import os
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from conv1d_cli.atomic import atomic_path
+from conv1d_cli.errors import ConfigError, DataFileError
+from conv1d_cli.layer import Conv1d
+from conv1d_cli.shapes import PADDING_WORDS, check_int, check_padding_mode
+
+__all__ = ["CONFIG_KEY", "FORMAT_NAME", "FORMAT_VERSION", "load_layer", "save_layer"]
+
+#: Name of the JSON entry in the archive.
+CONFIG_KEY: Final = "conv1d_config"
+#: ``format`` field of the JSON entry.
+FORMAT_NAME: Final = "conv1d-layer"
+#: Highest format version this code reads and the one it writes.
+FORMAT_VERSION: Final = 1
+
+_CONFIG_FIELDS: Final = (
+    "format",
+    "version",
+    "stride",
+    "padding",
+    "dilation",
+    "groups",
+    "padding_mode",
+    "sample_rate",
+    "description",
+)
+_OVERRIDES: Final = ("stride", "padding", "dilation", "groups", "padding_mode", "sample_rate")
+
+
+def _padding_to_json(padding: Any) -> Any:
+    if isinstance(padding, (tuple, list)):
+        return [int(p) for p in padding]
+    if isinstance(padding, str):
+        return padding
+    return int(padding)
+
+
+def save_layer(layer: Conv1d, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    """Write ``layer`` to ``path`` as a version-1 layer file, atomically.
+
+    Parameters
+    ----------
+    layer : Conv1d
+        The layer; its ``sample_rate`` and ``description`` are stored too.
+    path : path-like
+        Target file. The name is used as given (no ``.npz`` is appended).
+    overwrite : bool
+        Replace an existing file. Without it an existing ``path`` is an error.
+
+    Raises
+    ------
+    DataFileError
+        If ``path`` exists (and ``overwrite`` is false) or cannot be written.
+        Nothing is left at ``path`` on failure.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "layer.npz"
+    >>> save_layer(Conv1d(2, 4, 3, padding="same", seed=0), path)
+    >>> load_layer(path)
+    Conv1d(2, 4, kernel_size=(3,), padding='same')
+    """
+    config = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "stride": int(layer.stride),
+        "padding": _padding_to_json(layer.padding),
+        "dilation": int(layer.dilation),
+        "groups": int(layer.groups),
+        "padding_mode": layer.padding_mode,
+        "sample_rate": None if layer.sample_rate is None else float(layer.sample_rate),
+        "description": str(layer.description or ""),
+    }
+    arrays: dict[str, np.ndarray] = {
+        "weight": np.ascontiguousarray(layer.weight),
+        CONFIG_KEY: np.array(json.dumps(config, sort_keys=True)),
+    }
+    if layer.bias is not None:
+        arrays["bias"] = np.ascontiguousarray(layer.bias)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        # An open file object: np.savez would append ".npz" to a bare name.
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+        except OSError as e:
+            raise DataFileError(f"{path}: cannot write layer file: {e}") from e
+
+
+def _open_npz(path: Path, stack: contextlib.ExitStack) -> Any:
+    """Open ``path`` as an npz archive whose file handle ``stack`` closes."""
+    if str(path) == "-":
+        raise DataFileError("reading a layer file from stdin ('-') is not supported")
+    if not path.exists():
+        raise DataFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataFileError(f"{path}: is a directory, expected a layer .npz file")
+    try:
+        f = stack.enter_context(open(path, "rb"))
+        magic = f.read(6)
+        f.seek(0)
+    except OSError as e:
+        raise DataFileError(f"{path}: cannot read layer file: {e.strerror or e}") from e
+    if magic == b"\x93NUMPY":
+        raise DataFileError(
+            f"{path}: is a single .npy array, not a layer .npz archive "
+            f"(make one with: conv1d init LAYER.npz --weight {path})"
+        )
+    if not magic.startswith(b"PK"):
+        raise DataFileError(
+            f"{path}: not a layer file: expected a NumPy .npz (zip) archive, "
+            f"the file starts with {magic!r}"
+        )
+    try:
+        # Our own file object: np.load leaks its handle when the zip is bad.
+        return stack.enter_context(np.load(f, allow_pickle=False))
+    except Exception as e:
+        # BadZipFile, EOFError, OSError, ... for truncated or corrupt archives.
+        raise DataFileError(f"{path}: cannot read layer file: {e}") from e
+
+
+def _read_array(npz: Any, key: str, path: Path) -> np.ndarray:
+    try:
+        return np.asarray(npz[key])
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise DataFileError(
+                f"{path}: entry {key!r} holds pickled objects, which are never loaded"
+            ) from e
+        raise DataFileError(f"{path}: entry {key!r} is malformed: {e}") from e
+    except Exception as e:
+        # numpy's header parser raises whatever a corrupt byte makes it hit
+        # (BadZipFile, zlib.error, EOFError, tokenize.TokenError, ...).
+        raise DataFileError(f"{path}: entry {key!r} is unreadable (truncated file?): {e}") from e
+
+
+def _choose_prefix(names: list[str], npz: Any, path: Path, key: str | None) -> str:
+    """Return the key prefix ('' or 'encoder.conv.') of the layer to load."""
+    prefixes = sorted(
+        name[: -len("weight")] for name in names if name == "weight" or name.endswith(".weight")
+    )
+    if key is not None:
+        wanted = key
+        if wanted.endswith("weight"):
+            wanted = wanted[: -len("weight")]
+        if wanted and not wanted.endswith("."):
+            wanted += "."
+        if wanted not in prefixes:
+            raise DataFileError(
+                f"{path}: no weight for key {key!r}; layers in the file: "
+                f"{_describe(prefixes, names)}"
+            )
+        return wanted
+    if "" in prefixes:
+        return ""
+    if not prefixes:
+        raise DataFileError(
+            f"{path}: no 'weight' entry (found {_describe_names(names)}); a layer file "
+            f"needs 'weight' (out_channels, in_channels/groups, kernel_size)"
+        )
+    if len(prefixes) > 1:
+        # A state_dict may hold norm layers etc.: only 3-D weights are convolutions.
+        conv = [p for p in prefixes if _read_array(npz, p + "weight", path).ndim == 3]
+        if len(conv) == 1:
+            return conv[0]
+        raise DataFileError(
+            f"{path}: holds several layers, choose one with --key: "
+            f"{_describe(conv or prefixes, names)}"
+        )
+    return prefixes[0]
+
+
+def _describe(prefixes: list[str], names: list[str]) -> str:
+    if not prefixes:
+        return f"none (entries: {_describe_names(names)})"
+    return ", ".join(repr(p[:-1]) if p else "'' (unprefixed)" for p in prefixes)
+
+
+def _describe_names(names: list[str]) -> str:
+    return ", ".join(map(repr, names)) if names else "no entries at all"
+
+
+def _check_float_array(name: str, array: np.ndarray, path: Path) -> np.ndarray:
+    if array.dtype.kind != "f":
+        kind = {
+            "c": "complex",
+            "i": "integer",
+            "u": "unsigned integer",
+            "b": "boolean",
+            "O": "object",
+        }.get(array.dtype.kind, "non-numeric")
+        raise DataFileError(
+            f"{path}: {name} must be a real floating-point array (float32 or float64), "
+            f"got {kind} dtype {array.dtype}"
+        )
+    if array.dtype.itemsize < 4:
+        array = array.astype(np.float32)
+    elif array.dtype.itemsize > 8:
+        array = array.astype(np.float64)
+    if array.size and not np.isfinite(array).all():
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        raise DataFileError(f"{path}: {name} holds {bad} non-finite value(s) (NaN or Inf)")
+    return array
+
+
+def _read_config(npz: Any, names: list[str], prefix: str, path: Path) -> dict[str, Any]:
+    key = prefix + CONFIG_KEY
+    if key not in names:
+        return {}
+    raw = _read_array(npz, key, path)
+    if raw.shape != () or raw.dtype.kind != "U":
+        raise DataFileError(
+            f"{path}: {key!r} must be a 0-d unicode string holding JSON, got dtype "
+            f"{raw.dtype} shape {raw.shape}"
+        )
+    try:
+        config = json.loads(str(raw))
+    except json.JSONDecodeError as e:
+        raise DataFileError(f"{path}: {key!r} is not valid JSON: {e}") from e
+    if not isinstance(config, dict):
+        raise DataFileError(f"{path}: {key!r} must be a JSON object, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(_CONFIG_FIELDS))
+    if unknown:
+        raise DataFileError(
+            f"{path}: {key!r} has unknown field(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(_CONFIG_FIELDS)}"
+        )
+    if config.get("format", FORMAT_NAME) != FORMAT_NAME:
+        raise DataFileError(
+            f"{path}: {key!r} format must be {FORMAT_NAME!r}, got {config['format']!r}"
+        )
+    version = config.get("version", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise DataFileError(f"{path}: {key!r} version must be a positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise DataFileError(
+            f"{path}: layer file format version {version} is newer than this conv1d "
+            f"reads (up to {FORMAT_VERSION}); upgrade conv1d-cli"
+        )
+    out: dict[str, Any] = {}
+    try:
+        for name in ("stride", "dilation", "groups"):
+            if name in config:
+                out[name] = check_int(name, config[name])
+        if "padding" in config:
+            out["padding"] = _check_padding_value(config["padding"])
+        if "padding_mode" in config:
+            out["padding_mode"] = check_padding_mode(config["padding_mode"])
+        if "sample_rate" in config:
+            out["sample_rate"] = _check_sample_rate(config["sample_rate"])
+    except ConfigError as e:
+        raise DataFileError(f"{path}: {key!r}: {e}") from e
+    description = config.get("description", "")
+    if not isinstance(description, str):
+        raise DataFileError(
+            f"{path}: {key!r} description must be a string, got {type(description).__name__}"
+        )
+    out["description"] = description
+    return out
+
+
+def _check_padding_value(padding: Any) -> Any:
+    if isinstance(padding, str):
+        if padding not in PADDING_WORDS:
+            raise ConfigError(
+                f"padding must be an integer, a [left, right] pair or one of "
+                f"{', '.join(map(repr, PADDING_WORDS))}; got {padding!r}"
+            )
+        return padding
+    if isinstance(padding, (list, tuple)):
+        if len(padding) == 1:
+            return check_int("padding", padding[0], minimum=0)
+        if len(padding) == 2:
+            return (
+                check_int("padding[0] (left)", padding[0], minimum=0),
+                check_int("padding[1] (right)", padding[1], minimum=0),
+            )
+        raise ConfigError(f"padding must be an integer or a [left, right] pair, got {padding!r}")
+    return check_int("padding", padding, minimum=0)
+
+
+def _check_sample_rate(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"sample_rate must be a positive number or null, got {value!r}")
+    rate = float(value)
+    if not math.isfinite(rate) or rate <= 0:
+        raise ConfigError(f"sample_rate must be a positive finite number, got {value!r}")
+    return rate
+
+
+def load_layer(path: str | os.PathLike[str], *, key: str | None = None, **overrides: Any) -> Conv1d:
+    """Read a layer file (or a plain/PyTorch-exported ``.npz``) into a :class:`Conv1d`.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.npz`` file. Loaded with ``allow_pickle=False``, always.
+    key : str, optional
+        Module prefix of the layer to load when the archive holds several
+        (``"encoder.conv"`` selects ``encoder.conv.weight`` and
+        ``encoder.conv.bias``).
+    **overrides
+        ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode``,
+        ``sample_rate``: replace the file's values (or PyTorch's defaults for a
+        plain ``.npz``). ``None`` means "not given".
+
+    Returns
+    -------
+    Conv1d
+
+    Raises
+    ------
+    DataFileError
+        For any problem with the file, naming the file and the problem:
+        missing, a directory, not a zip archive, truncated, pickled entries,
+        no or ambiguous ``weight``, wrong rank or dtype, non-finite values, a
+        bias of the wrong length, or a JSON config that is malformed or
+        contradicts the arrays.
+    ConfigError
+        For an invalid override value.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "exported.npz"
+    >>> np.savez(path, **{"conv.weight": np.ones((1, 1, 3), np.float32)})
+    >>> load_layer(path, padding="same")
+    Conv1d(1, 1, kernel_size=(3,), padding='same', bias=False)
+    """
+    unknown = sorted(set(overrides) - set(_OVERRIDES))
+    if unknown:
+        raise TypeError(f"load_layer() got unexpected keyword argument(s) {', '.join(unknown)}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    path = Path(path)
+    with contextlib.ExitStack() as stack:
+        npz = _open_npz(path, stack)
+        names = list(npz.files)
+        prefix = _choose_prefix(names, npz, path, key)
+        weight = _read_array(npz, prefix + "weight", path)
+        bias = _read_array(npz, prefix + "bias", path) if prefix + "bias" in names else None
+        config = _read_config(npz, names, prefix, path)
+    shown = f"{prefix}weight"
+    weight = _check_float_array(shown, weight, path)
+    if weight.ndim != 3 or 0 in weight.shape:
+        raise DataFileError(
+            f"{path}: {shown} must be 3-D (out_channels, in_channels/groups, kernel_size) "
+            f"with no empty dimension, got shape {weight.shape}"
+        )
+    if bias is not None:
+        bias = _check_float_array(f"{prefix}bias", bias, path)
+        if bias.shape != (weight.shape[0],):
+            raise DataFileError(
+                f"{path}: {prefix}bias must have shape ({weight.shape[0]},) to match "
+                f"{shown} {weight.shape}, got shape {bias.shape}"
+            )
+        bias = bias.astype(weight.dtype)
+    if "groups" in config and weight.shape[0] % config["groups"]:
+        raise DataFileError(
+            f"{path}: groups={config['groups']} in the config does not divide the "
+            f"{weight.shape[0]} output channels of {shown} {weight.shape}"
+        )
+    if "sample_rate" in given:
+        given["sample_rate"] = _check_sample_rate(given["sample_rate"])
+    if "padding_mode" in given:
+        check_padding_mode(given["padding_mode"])
+    settings = {k: config[k] for k in _OVERRIDES if k in config} | given
+    try:
+        layer = Conv1d.from_weights(
+            weight,
+            bias,
+            stride=settings.get("stride", 1),
+            padding=settings.get("padding", 0),
+            dilation=settings.get("dilation", 1),
+            groups=settings.get("groups", 1),
+            padding_mode=settings.get("padding_mode", "zeros"),
+        )
+    except ConfigError as e:
+        if any(k in given for k in ("stride", "padding", "dilation", "groups")):
+            raise  # the user's override is what does not fit
+        raise DataFileError(f"{path}: the config contradicts the arrays: {e}") from e
+    layer.sample_rate = settings.get("sample_rate")
+    layer.description = config.get("description", "")
+    return layer
