@@ -1,0 +1,515 @@
+"""``conv1d shape``: output shapes, padding, receptive field and minimum length.
+
+Pure arithmetic from :mod:`conv1d_cli.shapes`. In numbers mode this module
+imports nothing heavier than click and the standard library (no NumPy), so the
+command answers instantly; layer files and input files are read only when
+given, with the imports inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from conv1d_cli.cli._common import reported_errors
+from conv1d_cli.errors import ConfigError, ShapeError
+from conv1d_cli.shapes import (
+    PADDING_MODES,
+    ChainShape,
+    LayerSpec,
+    Padding,
+    TargetPadding,
+    paddings_for_target,
+    parse_padding,
+    walk_chain,
+)
+
+__all__ = ["JSON_SCHEMA", "shape"]
+
+#: ``schema`` field of ``--json`` output; bumped only for incompatible changes.
+JSON_SCHEMA = "conv1d-shape/1"
+
+_EPILOG = f"""\b
+Padding: an integer (both sides), LEFT,RIGHT, or same | valid | causal | full
+('same' needs stride 1; causal = dilation*(K-1) on the left, full = on both sides).
+--target-length T lists every padding giving output length T: any LEFT,RIGHT
+whose total LEFT+RIGHT lies in the range shown (each side at most the shown
+maximum for reflect/circular), the symmetric integer paddings (what PyTorch
+accepts) and the padding words. With several layers it is about the last one.
+Exit status: 0 ok; 1 the input does not fit the layer/chain, or no padding
+reaches the target; 2 wrong invocation.
+
+\b
+--json prints one object (schema "{JSON_SCHEMA}"; fields are only ever added):
+  schema              "{JSON_SCHEMA}"
+  input               {{file, shape, batch, channels, length, sample_rate}}
+  layers[]            one per layer the input got through:
+    index, file, kernel_size, stride, dilation, groups, in_channels,
+    out_channels, padding (as given: int, word or [left, right]),
+    padding_mode, design_sample_rate, input_shape, padding_resolved
+    [left, right], output_shape, output_length, cumulative_stride,
+    receptive_field (cumulative, in input samples), sample_rate (after
+    this layer), min_input_length (this layer alone)
+  output              {{shape, length, sample_rate}}, null if the chain broke
+  receptive_field, cumulative_stride, min_input_length   whole chain
+  error               null, or {{layer, file, message}} (exit 1)
+  target              null, or {{length, layer, input_length, possible,
+                      total_padding [lo, hi], symmetric_padding [lo, hi],
+                      max_side, padding_words, reason}}
+Shapes are lists: [L] when channels are unknown, [C, L] for an unbatched
+file, else [N, C, L]. Unknown values are null.
+"""
+
+
+class PaddingType(click.ParamType):
+    """``--padding``: whatever :func:`conv1d_cli.shapes.parse_padding` accepts."""
+
+    name = "padding"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "INT|LEFT,RIGHT|same|valid|causal|full"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_padding(value)
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
+
+
+class CountType(click.ParamType):
+    """An integer ``>= minimum``, with a message that says what was wrong."""
+
+    name = "integer"
+
+    def __init__(self, minimum: int = 1) -> None:
+        self.minimum = minimum
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "INTEGER"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            text = str(value).strip()
+            # int() would also take "1_000" and Unicode digits; a count is plain ASCII digits.
+            if not (text.lstrip("+-").isascii() and text.lstrip("+-").isdigit()):
+                self.fail(f"expected an integer, got {value!r}", param, ctx)
+            number = int(text)
+        if number < self.minimum:
+            qualifier = (
+                "a positive integer" if self.minimum == 1 else f"an integer >= {self.minimum}"
+            )
+            self.fail(f"expected {qualifier}, got {number}", param, ctx)
+        return number
+
+
+_POSITIVE = CountType(1)
+
+
+@click.command(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument(
+    "input_file",
+    required=False,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option("-L", "--length", type=_POSITIVE, help="Input length in samples.")
+@click.option("-k", "--kernel-size", type=_POSITIVE, help="Kernel size K (numbers mode).")
+@click.option("-s", "--stride", type=_POSITIVE, help="Stride [default: 1].")
+@click.option("-p", "--padding", type=PaddingType(), help="Padding [default: 0].")
+@click.option("-d", "--dilation", type=_POSITIVE, help="Dilation [default: 1].")
+@click.option(
+    "--padding-mode",
+    type=click.Choice(list(PADDING_MODES)),
+    help="How padded samples are made [default: zeros].",
+)
+@click.option("--in-channels", type=_POSITIVE, help="Input channels [default: groups].")
+@click.option("--out-channels", type=_POSITIVE, help="Output channels [default: in-channels].")
+@click.option("-g", "--groups", type=_POSITIVE, help="Channel groups [default: 1].")
+@click.option("-N", "--batch", type=CountType(0), help="Batch size [default: 1].")
+@click.option(
+    "-w",
+    "--layer",
+    "layers",
+    multiple=True,
+    metavar="LAYER.npz",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Layer file; repeat to chain layers in order.",
+)
+@click.option(
+    "--sample-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Input sample rate in Hz (for inputs that have none).",
+)
+@click.option(
+    "--input-format", help="Format of INPUT_FILE when its extension does not say (wav, csv, npy…)."
+)
+@click.option(
+    "-t", "--target-length", type=_POSITIVE, help="Report the paddings giving this output length."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object (schema below).")
+def shape(
+    input_file: Path | None,
+    length: int | None,
+    kernel_size: int | None,
+    stride: int | None,
+    padding: Padding | None,
+    dilation: int | None,
+    padding_mode: str | None,
+    in_channels: int | None,
+    out_channels: int | None,
+    groups: int | None,
+    batch: int | None,
+    layers: tuple[Path, ...],
+    sample_rate: float | None,
+    input_format: str | None,
+    target_length: int | None,
+    as_json: bool,
+) -> None:
+    """Output shape, padding, receptive field and minimum input length of a
+    Conv1d layer or a chain of layer files, without touching any data.
+
+    \b
+    Example:
+        conv1d shape --length 16000 --kernel-size 9 --stride 2
+        conv1d shape -L 16000 -k 4 --padding same --in-channels 2 --out-channels 8
+        conv1d shape -L 100 -k 5 --stride 2 --target-length 50
+        conv1d shape -w lowpass.npz -w decimate.npz speech.wav
+    """
+    hyper = {
+        "stride": stride,
+        "padding": padding,
+        "dilation": dilation,
+        "padding_mode": padding_mode,
+        "groups": groups,
+    }
+    with reported_errors():
+        if input_file is not None and length is not None:
+            raise click.UsageError("give either --length or INPUT_FILE, not both")
+        if input_file is None and length is None:
+            raise click.UsageError("give the input length with --length, or an INPUT_FILE")
+        if input_file is not None and batch is not None:
+            raise click.UsageError("--batch cannot be used with INPUT_FILE (the file has one)")
+        if input_format is not None and input_file is None:
+            raise click.UsageError("--input-format needs an INPUT_FILE")
+        if layers:
+            for name, flag in (("--kernel-size", kernel_size), ("--out-channels", out_channels)):
+                if flag is not None:
+                    raise click.UsageError(f"{name} cannot be used with -w (the layer file has it)")
+            given = [k for k, v in hyper.items() if v is not None]
+            if given and len(layers) > 1:
+                opts = ", ".join("--" + k.replace("_", "-") for k in given)
+                raise click.UsageError(f"{opts} can override only a single -w layer file")
+            specs = [_load_spec(path, hyper) for path in layers]
+        else:
+            if kernel_size is None:
+                raise click.UsageError("give --kernel-size (numbers mode) or a layer file with -w")
+            specs = []
+        source = _read_input(input_file, input_format) if input_file is not None else None
+        rate = _input_rate(source, sample_rate)
+        if source is not None:
+            in_length, channels, in_batch = source["length"], source["channels"], source["batch"]
+            if in_channels is not None and channels is not None and in_channels != channels:
+                raise ShapeError(
+                    f"{input_file}: has {channels} channels, but --in-channels is {in_channels}"
+                )
+        else:
+            assert length is not None
+            in_length, channels, in_batch = length, in_channels, batch
+        if not layers:
+            assert kernel_size is not None
+            full = source is not None or any(
+                v is not None for v in (in_channels, out_channels, groups, batch)
+            )
+            c_in = c_out = None
+            if full:
+                c_in = channels if channels is not None else (groups or 1)
+                c_out = out_channels if out_channels is not None else c_in
+                if source is None and in_batch is None:
+                    in_batch = 1
+            specs = [
+                LayerSpec(
+                    kernel_size,
+                    stride or 1,
+                    0 if padding is None else padding,
+                    dilation or 1,
+                    padding_mode or "zeros",
+                    in_channels=c_in,
+                    out_channels=c_out,
+                    groups=groups or 1,
+                )
+            ]
+            channels = c_in
+        elif source is None and in_batch is None:
+            in_batch = 1
+        chain = walk_chain(specs, in_length, channels=channels, batch=in_batch, sample_rate=rate)
+        target = _target(chain, target_length)
+    report = _report(chain, target, None if input_file is None else str(input_file))
+    if as_json:
+        import json
+
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print_text(chain, target, report, numbers_mode=not layers)
+    for row in chain.layers:
+        design = row.spec.sample_rate
+        if row.sample_rate is not None and design is not None:
+            got = row.sample_rate * row.spec.stride  # the rate this layer receives
+            if abs(got - design) > 1e-9 * design:
+                click.echo(
+                    f"Warning: layer {row.index} ({row.spec.name}) was made for "
+                    f"{_hz(design)} Hz but its input is at {_hz(got)} Hz",
+                    err=True,
+                )
+    if not chain.ok:
+        if not layers:  # numbers mode: there is only the one layer
+            raise click.ClickException(str(chain.error))
+        assert chain.failed_layer is not None
+        name = chain.specs[chain.failed_layer - 1].name
+        raise click.ClickException(f"layer {chain.failed_layer} ({name}): {chain.error}")
+    if target is not None and not target[1].possible:
+        raise click.ClickException(
+            f"no padding gives output length {target[1].target}: {target[1].reason}"
+        )
+
+
+def _load_spec(path: Path, hyper: dict[str, Any]) -> LayerSpec:
+    from conv1d_cli.layerfile import load_layer
+
+    layer = load_layer(path, **{k: v for k, v in hyper.items() if v is not None})
+    return LayerSpec.from_layer(layer, name=str(path))
+
+
+def _read_input(path: Path, input_format: str | None) -> dict[str, Any]:
+    """Length, channels, batch and sample rate of an input file (headers only)."""
+    from conv1d_cli.signal_io import probe
+
+    info = probe(path, format=input_format)
+    if info.frames is None:
+        raise ShapeError(
+            f"{path}: its length cannot be known without reading it all; give --length instead"
+        )
+    if info.frames < 1:
+        raise ShapeError(f"{path}: holds no samples")
+    return {
+        "length": int(info.frames),
+        "channels": None if info.channels is None else int(info.channels),
+        "batch": None if info.batch is None else int(info.batch),
+        "sample_rate": None if info.sample_rate is None else float(info.sample_rate),
+    }
+
+
+def _input_rate(source: dict[str, Any] | None, sample_rate: float | None) -> float | None:
+    file_rate = None if source is None else source["sample_rate"]
+    if file_rate is not None and sample_rate is not None and file_rate != sample_rate:
+        raise click.UsageError(
+            f"--sample-rate {_hz(sample_rate)} contradicts the input file's {_hz(file_rate)} Hz"
+        )
+    return file_rate if file_rate is not None else sample_rate
+
+
+def _target(chain: ChainShape, target_length: int | None) -> tuple[int, TargetPadding] | None:
+    """Paddings of the last layer that give ``target_length``, if its input length is known."""
+    if target_length is None or not chain.specs:
+        return None
+    last = len(chain.specs)
+    if len(chain.layers) < last - 1:
+        return None  # the chain broke before the last layer: its input length is unknown
+    in_length = chain.layers[last - 2].output_length if last > 1 else chain.length
+    spec = chain.specs[-1]
+    answer = paddings_for_target(
+        in_length, target_length, spec.kernel_size, spec.stride, spec.dilation, spec.padding_mode
+    )
+    return last, answer
+
+
+def _padding_json(padding: Padding) -> Any:
+    return list(padding) if isinstance(padding, tuple) else padding
+
+
+def _report(
+    chain: ChainShape, target: tuple[int, TargetPadding] | None, file: str | None
+) -> dict[str, Any]:
+    """The ``--json`` document (also the source of the text output)."""
+    rows = []
+    for row in chain.layers:
+        spec = row.spec
+        rows.append(
+            {
+                "index": row.index,
+                "file": spec.name or None,
+                "kernel_size": spec.kernel_size,
+                "stride": spec.stride,
+                "dilation": spec.dilation,
+                "groups": spec.groups,
+                "in_channels": spec.in_channels,
+                "out_channels": spec.out_channels,
+                "padding": _padding_json(spec.padding),
+                "padding_mode": spec.padding_mode,
+                "design_sample_rate": spec.sample_rate,
+                "input_shape": list(row.input_shape),
+                "padding_resolved": list(row.padding),
+                "output_shape": list(row.output_shape),
+                "output_length": row.output_length,
+                "cumulative_stride": row.cumulative_stride,
+                "receptive_field": row.receptive_field,
+                "sample_rate": row.sample_rate,
+                "min_input_length": spec.min_input_length,
+            }
+        )
+    output = None
+    if chain.ok:
+        if chain.layers:
+            last = chain.layers[-1]
+            output = {
+                "shape": list(last.output_shape),
+                "length": last.output_length,
+                "sample_rate": last.sample_rate,
+            }
+        else:  # pragma: no cover - the CLI always has a layer
+            output = {
+                "shape": list(chain.input_shape),
+                "length": chain.length,
+                "sample_rate": chain.sample_rate,
+            }
+    error = None
+    if not chain.ok:
+        assert chain.failed_layer is not None
+        error = {
+            "layer": chain.failed_layer,
+            "file": chain.specs[chain.failed_layer - 1].name or None,
+            "message": chain.error,
+        }
+    target_doc = None
+    if target is not None:
+        index, answer = target
+        target_doc = {
+            "length": answer.target,
+            "layer": index,
+            "input_length": answer.length,
+            "possible": answer.possible,
+            "total_padding": None if answer.total is None else list(answer.total),
+            "symmetric_padding": None if answer.symmetric is None else list(answer.symmetric),
+            "max_side": answer.max_side,
+            "padding_words": list(answer.words),
+            "reason": answer.reason,
+        }
+    return {
+        "schema": JSON_SCHEMA,
+        "input": {
+            "file": file,
+            "shape": list(chain.input_shape),
+            "batch": chain.batch if chain.channels is not None else None,
+            "channels": chain.channels,
+            "length": chain.length,
+            "sample_rate": chain.sample_rate,
+        },
+        "layers": rows,
+        "output": output,
+        "receptive_field": chain.receptive_field,
+        "cumulative_stride": chain.cumulative_stride,
+        "min_input_length": chain.min_input_length,
+        "error": error,
+        "target": target_doc,
+    }
+
+
+def _hz(rate: float) -> str:
+    return f"{rate:.10g}"
+
+
+def _shape_text(shape: list[int]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _range_text(pair: list[int]) -> str:
+    lo, hi = pair
+    return str(lo) if lo == hi else f"{lo}..{hi}"
+
+
+def _print_text(
+    chain: ChainShape,
+    target: tuple[int, TargetPadding] | None,
+    report: dict[str, Any],
+    *,
+    numbers_mode: bool,
+) -> None:
+    echo = click.echo
+    inp = report["input"]
+    if numbers_mode:
+        if not chain.ok:
+            return  # only the error (on stderr)
+        row = report["layers"][0]
+        if inp["channels"] is None:
+            echo(str(row["output_length"]))
+        else:
+            echo(f"{_shape_text(row['input_shape'])} -> {_shape_text(row['output_shape'])}")
+        echo(
+            f"  padding (left, right): ({row['padding_resolved'][0]}, {row['padding_resolved'][1]})"
+        )
+        echo(f"  receptive field: {row['receptive_field']} samples")
+        if inp["sample_rate"] is not None:
+            echo(f"  sample rate: {_hz(inp['sample_rate'])} Hz -> {_hz(row['sample_rate'])} Hz")
+    else:
+        source = f" from {inp['file']}" if inp["file"] else ""
+        rate = f", {_hz(inp['sample_rate'])} Hz" if inp["sample_rate"] is not None else ""
+        echo(f"input: {_shape_text(inp['shape'])}{source}{rate}")
+        header = ["layer", "file", "input", "padding", "output", "stride", "field"]
+        with_rate = inp["sample_rate"] is not None
+        if with_rate:
+            header.append("rate (Hz)")
+        table = [header]
+        for row in report["layers"]:
+            cells = [
+                str(row["index"]),
+                row["file"] or "-",
+                _shape_text(row["input_shape"]),
+                f"({row['padding_resolved'][0]}, {row['padding_resolved'][1]})",
+                _shape_text(row["output_shape"]),
+                str(row["cumulative_stride"]),
+                str(row["receptive_field"]),
+            ]
+            if with_rate:
+                cells.append(_hz(row["sample_rate"]))
+            table.append(cells)
+        widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+        numeric = {0, 5, 6, 7}
+        for cells in table:
+            parts = [
+                c.rjust(w) if i in numeric else c.ljust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            ]
+            echo("  ".join(parts).rstrip())
+        if report["output"] is not None:
+            echo(
+                f"output: {_shape_text(report['output']['shape'])}, "
+                f"receptive field {report['receptive_field']} samples, "
+                f"total stride {report['cumulative_stride']}"
+            )
+    indent = "  " if numbers_mode else ""
+    echo(f"{indent}minimum input length: {report['min_input_length']}")
+    if target is not None:
+        _print_target(report["target"], numbers_mode=numbers_mode)
+
+
+def _print_target(doc: dict[str, Any], *, numbers_mode: bool) -> None:
+    echo = click.echo
+    indent = "  " if numbers_mode else ""
+    where = "" if numbers_mode else f" of layer {doc['layer']}"
+    echo(f"{indent}target output length {doc['length']} from input length {doc['input_length']}:")
+    if not doc["possible"]:
+        echo(f"{indent}  impossible: {doc['reason']}")
+        return
+    lo, hi = doc["total_padding"]
+    side = f", each side at most {doc['max_side']}" if doc["max_side"] is not None else ""
+    echo(
+        f"{indent}  padding{where}: any LEFT,RIGHT with LEFT+RIGHT = {_range_text([lo, hi])}{side}"
+    )
+    sym = doc["symmetric_padding"]
+    echo(f"{indent}  symmetric --padding: {_range_text(sym) if sym else 'none'}")
+    words = doc["padding_words"]
+    echo(f"{indent}  padding words: {', '.join(words) if words else 'none'}")
