@@ -8,6 +8,7 @@ given, with the imports inside the functions that need them.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ class CountType(click.ParamType):
         else:
             text = str(value).strip()
             # int() would also take "1_000" and Unicode digits; a count is plain ASCII digits.
-            if not (text.lstrip("+-").isascii() and text.lstrip("+-").isdigit()):
+            if not re.fullmatch(r"[+-]?[0-9]+", text):
                 self.fail(f"expected an integer, got {value!r}", param, ctx)
             number = int(text)
         if number < self.minimum:
