@@ -1,0 +1,505 @@
+"""``conv1d apply``: filter audio, CSV and NPY files (and pipes) through a chain of layers."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from conv1d_cli.cli._common import reported_errors
+from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, ShapeError
+from conv1d_cli.shapes import PADDING_MODES, parse_padding
+
+__all__ = ["apply_"]
+
+#: Frames read per block: ~1 MiB per channel pair in float64, bounded memory.
+DEFAULT_BLOCK = 1 << 16
+
+
+@dataclass(frozen=True)
+class _Options:
+    method: str
+    dtype: Any
+    subtype: str | None
+    input_format: str | None
+    output_format: str | None
+    on_clip: str
+    quiet: bool
+    allow_nonfinite: bool
+    sample_rate: float | None
+    block_size: int
+
+
+@dataclass(frozen=True)
+class _Job:
+    source: str
+    target: str
+
+
+class _Cancelled(Exception):
+    """Another file failed or the user interrupted: stop this one (cleanly)."""
+
+
+def _named(error: Conv1dError, source: str) -> Conv1dError:
+    """Make sure the message names the file it is about."""
+    text = str(error)
+    if source in text or (source == "-" and "stdin" in text):
+        return error
+    shown = "<stdin>" if source == "-" else source
+    text = text.replace("the input", shown, 1) if text.startswith("the input") else text
+    if not text.startswith(shown):
+        text = f"{shown}: {text}"
+    named = type(error)(text)
+    named.__cause__ = error
+    return named
+
+
+def _extension(fmt: str) -> str:
+    return "." + fmt.lower()
+
+
+def _output_rate(
+    in_rate: float | None, total_stride: int, forced: float | None, source: str
+) -> float | int | None:
+    if forced is not None:
+        return int(forced) if float(forced).is_integer() else forced
+    if in_rate is None:
+        return None
+    rate = in_rate / total_stride
+    if total_stride > 1 and not float(rate).is_integer():
+        raise ShapeError(
+            f"{source}: output sample rate {in_rate:g} Hz / total stride {total_stride} = "
+            f"{rate:g} Hz is not an integer; set the output rate with --sample-rate"
+        )
+    return int(rate) if float(rate).is_integer() else rate
+
+
+def _filter_file(
+    job: _Job,
+    layers: list[Any],
+    names: list[str],
+    opts: _Options,
+    cancel: threading.Event,
+    progress: Callable[[int], None],
+) -> int:
+    """Stream one input through the chain into its output; returns the clip count."""
+    from conv1d_cli import signal_io
+    from conv1d_cli.stream import StreamChain, chain_output_length, check_chain, check_finite
+
+    src = job.source
+    shown = "<stdin>" if src == "-" else src
+    dtype = opts.dtype
+    try:
+        with signal_io.open_reader(src, format=opts.input_format, dtype=dtype.name) as reader:
+            info = reader.info
+            check_chain(layers, names, info.channels, source=shown)
+            if info.frames is not None:
+                chain_output_length(layers, info.frames, names, shown)
+            last = layers[-1]
+            total_stride = 1
+            for layer in layers:
+                total_stride *= layer.stride
+            rate = _output_rate(info.sample_rate, total_stride, opts.sample_rate, shown)
+            if opts.output_format is not None:
+                out_format = opts.output_format
+            elif job.target != "-":
+                out_format = signal_io.detect_format(job.target)
+            else:
+                out_format = info.format
+            subtype = opts.subtype
+            if subtype is None and str(out_format).lower() == str(info.format).lower():
+                subtype = info.subtype
+            columns = None
+            if info.column_names is not None and last.out_channels == info.channels:
+                columns = info.column_names
+            prefix = None
+            left = StreamChain.prefix_length(layers)
+            if left and reader.seekable and info.frames is not None and info.frames >= left:
+                # Circular padding starts with the END of the signal: read it first.
+                prefix = reader.tail(left)
+            chain = StreamChain(layers, method=opts.method, dtype=dtype, names=names, prefix=prefix)
+            with signal_io.open_writer(
+                job.target,
+                format=out_format,
+                channels=last.out_channels,
+                sample_rate=rate,
+                subtype=subtype,
+                on_clip=opts.on_clip,
+                column_names=columns,
+                batch=info.batch,
+                dtype=dtype.name,
+            ) as writer:
+                offset = 0
+                while True:
+                    if cancel.is_set():
+                        raise _Cancelled
+                    block = reader.read(opts.block_size)
+                    n = block.shape[-1]
+                    if n == 0:
+                        break
+                    if not opts.allow_nonfinite:
+                        check_finite(block if block.ndim == 3 else block[None], offset, shown)
+                    out = chain.push(block)
+                    if out.shape[-1]:
+                        writer.write(out)
+                    offset += n
+                    progress(n)
+                if offset == 0:
+                    raise DataFileError(f"{shown}: the signal is empty (0 samples)")
+                if info.frames is None:
+                    chain_output_length(layers, offset, names, shown)
+                writer.write(chain.finish())
+            return int(writer.clipped or 0)
+    except Conv1dError as e:
+        raise _named(e, src) from e
+
+
+def _plan_jobs(
+    inputs: tuple[str, ...],
+    output: str | None,
+    output_dir: str | None,
+    output_format: str | None,
+) -> list[_Job]:
+    """Map inputs to outputs and refuse every invocation mistake before any work."""
+    from conv1d_cli.atomic import check_not_same_file
+
+    if output is not None and output_dir is not None:
+        raise ConfigError("give either -o/--output or -d/--output-dir, not both")
+    if output is None and output_dir is None:
+        raise ConfigError("missing an output: -o OUTPUT (one input) or -d OUTDIR (any number)")
+    if inputs.count("-") > 1:
+        raise ConfigError("stdin ('-') can be read only once")
+    if output is not None:
+        if len(inputs) > 1:
+            raise ConfigError(
+                f"-o/--output takes one input, got {len(inputs)}; use -d/--output-dir "
+                f"for several inputs"
+            )
+        if output != "-" and Path(output).is_dir():
+            raise ConfigError(f"-o {output!r} is a directory; use -d/--output-dir for a folder")
+        check_not_same_file(output, list(inputs))
+        return [_Job(inputs[0], output)]
+    assert output_dir is not None
+    directory = Path(output_dir)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"-d {output_dir!r} is not a directory")
+    if "-" in inputs:
+        raise ConfigError("stdin ('-') needs -o OUTPUT (an output directory needs file names)")
+    jobs: list[_Job] = []
+    seen: dict[str, str] = {}
+    for source in inputs:
+        src = Path(source)
+        suffix = _extension(output_format) if output_format else src.suffix
+        target = str(directory / (src.stem + suffix))
+        if target in seen:
+            raise ConfigError(
+                f"inputs {seen[target]!r} and {source!r} would both be written to {target!r}"
+            )
+        seen[target] = source
+        check_not_same_file(target, list(inputs))
+        jobs.append(_Job(source, target))
+    return jobs
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit so every context manager (temp files!) cleans up."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (embedded use): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _load_layers(
+    paths: tuple[str, ...], key: str | None, overrides: dict[str, Any]
+) -> tuple[list[Any], list[str]]:
+    from conv1d_cli.layerfile import load_layer
+
+    layers = [load_layer(path, key=key, **overrides) for path in paths]
+    return layers, list(paths)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+@click.command("apply", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option(
+    "-w",
+    "--weights",
+    "layer_paths",
+    multiple=True,
+    required=True,
+    metavar="LAYER",
+    help="Layer file (.npz). Repeat to chain layers in order.",
+)
+@click.option("-o", "--output", metavar="OUTPUT", help="Output file for one input ('-' = stdout).")
+@click.option(
+    "-d", "--output-dir", metavar="OUTDIR", help="Output folder for any number of inputs."
+)
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "direct", "fft"]),
+    default="auto",
+    show_default=True,
+    help="Correlation algorithm.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "float64"]),
+    default=None,
+    help="Compute dtype [default: float32 if every layer is float32, else float64].",
+)
+@click.option(
+    "--subtype", metavar="SUBTYPE", help="Audio subtype of the output (PCM_16, PCM_24, FLOAT, ...)."
+)
+@click.option(
+    "--input-format",
+    metavar="FORMAT",
+    help="Input format (wav, flac, csv, npy, ...); needed for '-'.",
+)
+@click.option(
+    "--output-format",
+    metavar="FORMAT",
+    help="Output format [default: from OUTPUT's extension, else the input's].",
+)
+@click.option(
+    "--on-clip",
+    type=click.Choice(["warn", "error", "clip"]),
+    default="warn",
+    show_default=True,
+    help="Integer PCM output out of range: count and warn, fail, or clip silently.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    metavar="N",
+    default=1,
+    show_default=True,
+    help="Files filtered in parallel.",
+)
+@click.option(
+    "--keep-going", is_flag=True, help="Go on after a failed file; report all at the end."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no warnings.")
+@click.option("--allow-nonfinite", is_flag=True, help="Pass NaN/Inf through instead of failing.")
+@click.option(
+    "--sample-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="HZ",
+    help="Output sample rate [default: input rate / total stride of the chain].",
+)
+@click.option(
+    "--key", metavar="KEY", help="Layer prefix to load from a multi-layer .npz (e.g. encoder.conv)."
+)
+@click.option(
+    "--stride", type=click.IntRange(min=1), metavar="N", help="Override every layer's stride."
+)
+@click.option(
+    "--padding",
+    metavar="PADDING",
+    help="Override padding: N, LEFT,RIGHT, same, valid, causal or full.",
+)
+@click.option(
+    "--dilation", type=click.IntRange(min=1), metavar="N", help="Override every layer's dilation."
+)
+@click.option(
+    "--groups", type=click.IntRange(min=1), metavar="N", help="Override every layer's groups."
+)
+@click.option(
+    "--padding-mode", type=click.Choice(list(PADDING_MODES)), help="Override the padding mode."
+)
+@click.option(
+    "--block-size",
+    type=click.IntRange(min=1),
+    metavar="FRAMES",
+    default=DEFAULT_BLOCK,
+    show_default=True,
+    help="Frames per block (memory vs. overhead).",
+)
+def apply_(
+    inputs: tuple[str, ...],
+    layer_paths: tuple[str, ...],
+    output: str | None,
+    output_dir: str | None,
+    method: str,
+    dtype: str | None,
+    subtype: str | None,
+    input_format: str | None,
+    output_format: str | None,
+    on_clip: str,
+    jobs: int,
+    keep_going: bool,
+    quiet: bool,
+    allow_nonfinite: bool,
+    sample_rate: float | None,
+    key: str | None,
+    stride: int | None,
+    padding: str | None,
+    dilation: int | None,
+    groups: int | None,
+    padding_mode: str | None,
+    block_size: int,
+) -> None:
+    """Filter INPUT files through the layer(s) given with -w.
+
+    Audio (WAV, FLAC, OGG, AIFF, ...), CSV (rows = time, columns = channels)
+    and NPY ((C, L) or (N, C, L)) are streamed block by block in bounded
+    memory. Each output is written to a temporary file and renamed into place
+    only on success. '-' is stdin/stdout (give --input-format/--output-format).
+
+    \b
+    Example:
+        conv1d apply -w lowpass.npz in.wav -o out.wav
+        conv1d apply -w a.npz -w b.npz data/*.csv -d filtered/ --jobs 2
+        cat in.wav | conv1d apply -w lowpass.npz - --input-format wav -o - --output-format wav
+    """
+    with reported_errors(), _sigterm_raises():
+        from conv1d_cli.stream import check_chain, compute_dtype
+
+        jobs_list = _plan_jobs(inputs, output, output_dir, output_format)
+        overrides = {
+            "stride": stride,
+            "padding": None if padding is None else parse_padding(padding),
+            "dilation": dilation,
+            "groups": groups,
+            "padding_mode": padding_mode,
+        }
+        layers, names = _load_layers(layer_paths, key, overrides)
+        check_chain(layers, names)
+        opts = _Options(
+            method=method,
+            dtype=compute_dtype(layers, dtype),
+            subtype=subtype,
+            input_format=input_format,
+            output_format=output_format,
+            on_clip=on_clip,
+            quiet=quiet,
+            allow_nonfinite=allow_nonfinite,
+            sample_rate=sample_rate,
+            block_size=block_size,
+        )
+        if output_dir is not None:
+            try:
+                Path(output_dir).mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise DataFileError(f"-d {output_dir}: cannot create: {e.strerror}") from e
+        _run(jobs_list, layers, names, opts, jobs=jobs, keep_going=keep_going)
+
+
+def _report_clips(job: _Job, clipped: int, opts: _Options) -> None:
+    if clipped and not opts.quiet and opts.on_clip == "warn":
+        shown = "<stdout>" if job.target == "-" else job.target
+        _warn(f"{shown}: clipped {clipped} sample{'s' if clipped != 1 else ''}")
+
+
+def _progressbar(length: int | None, show: bool, label: str) -> Any:
+    if not show or not length:
+        return contextlib.nullcontext(None)
+    return click.progressbar(
+        length=length, label=label, file=click.get_text_stream("stderr"), show_eta=True
+    )
+
+
+def _run(
+    jobs_list: list[_Job],
+    layers: list[Any],
+    names: list[str],
+    opts: _Options,
+    *,
+    jobs: int,
+    keep_going: bool,
+) -> None:
+    stderr = click.get_text_stream("stderr")
+    show = not opts.quiet and stderr.isatty()
+    cancel = threading.Event()
+    failures: list[tuple[_Job, Conv1dError]] = []
+
+    def fail(job: _Job, error: Conv1dError) -> None:
+        if not keep_going:
+            raise error
+        failures.append((job, error))
+
+    if jobs == 1 or len(jobs_list) == 1:
+        length = None
+        if len(jobs_list) == 1 and show:
+            length = _known_frames(jobs_list[0].source, opts)
+        with _progressbar(length, show, "filtering") as bar:
+            for i, job in enumerate(jobs_list):
+                tick = (lambda n: bar.update(n)) if bar is not None else (lambda n: None)
+                try:
+                    clipped = _filter_file(job, layers, names, opts, cancel, tick)
+                except Conv1dError as e:
+                    fail(job, e)
+                    continue
+                _report_clips(job, clipped, opts)
+                if show and len(jobs_list) > 1:
+                    click.echo(f"[{i + 1}/{len(jobs_list)}] {job.target}", err=True)
+    else:
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        # NumPy releases the GIL in BLAS and FFT, so threads overlap the heavy work.
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        try:
+            futures = {
+                pool.submit(_filter_file, job, layers, names, opts, cancel, lambda n: None): job
+                for job in jobs_list
+            }
+            pending = set(futures)
+            with _progressbar(len(jobs_list), show, "files") as bar:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        job = futures[future]
+                        try:
+                            clipped = future.result()
+                        except _Cancelled:
+                            continue
+                        except Conv1dError as e:
+                            fail(job, e)
+                            continue
+                        _report_clips(job, clipped, opts)
+                        if bar is not None:
+                            bar.update(1)
+        finally:
+            # On an error, Ctrl-C or SIGTERM: stop the others and let them clean up
+            # their temporary files before we exit.
+            cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+    if failures:
+        for _job, error in failures:
+            click.echo(f"Error: {error}", err=True)
+        raise DataFileError(
+            f"{len(failures)} of {len(jobs_list)} input{'s' if len(jobs_list) != 1 else ''} "
+            f"failed: {', '.join(job.source for job, _ in failures)}"
+        )
+
+
+def _known_frames(source: str, opts: _Options) -> int | None:
+    """Frame count for the progress bar (None for pipes and unknown lengths)."""
+    if source == "-":
+        return None
+    from conv1d_cli import signal_io
+
+    try:
+        frames = signal_io.probe(source, format=opts.input_format).frames
+    except Conv1dError:
+        return None  # the real read reports the problem
+    return frames
