@@ -1,0 +1,1409 @@
+"""Every read and write of signal files: audio (soundfile), CSV and NPY, files and pipes.
+
+This is the only module that knows soundfile's ``(frames, channels)`` layout; everything
+it hands out or takes is ``(C, L)`` (or ``(N, C, L)`` for a batched NPY).
+
+Entry points
+------------
+- :func:`detect_format` -- format name from an explicit option or the file extension
+- :func:`probe` -- cheap header facts (:class:`SignalInfo`) without reading samples
+- :func:`read_signal` / :func:`write_signal` -- whole signals
+- :func:`open_reader` / :func:`open_writer` -- streaming, bounded memory, atomic output
+- :func:`output_subtype` -- the audio subtype an output gets
+
+Behaviour worth knowing
+-----------------------
+- ``-`` is stdin / stdout and then the format must be given explicitly.
+- stdin: WAV, WAVEX, W64, AU, AIFF and OGG stream from a pipe (frame count unknown,
+  ``info.frames is None``); other audio formats (FLAC above all) cannot be read from a pipe
+  and raise :class:`~conv1d_cli.errors.DataFileError`. CSV and NPY on stdin are buffered
+  in memory. A stdin redirected from a regular file is seekable and behaves like a file.
+- stdout: output is spooled to an anonymous temporary file (disk, not memory) and copied to
+  stdout only when the writer closes successfully, so soundfile never sees a pipe (it writes
+  corrupt WAV/FLAC there) and a failed run prints nothing.
+- Integer PCM output is rounded (``np.rint``, half to even) and clipped here, then handed to
+  soundfile as int16/int32 so libsndfile's ``floor`` never applies. Other non-float subtypes
+  (ULAW, VORBIS, ...) are clipped to [-1, 1] here and quantised by libsndfile.
+- File outputs go through :func:`conv1d_cli.atomic.atomic_path`: nothing appears at the
+  target unless the writer closes without an error.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> import numpy as np
+>>> path = str(pathlib.Path(tempfile.mkdtemp()) / "tone.wav")
+>>> x = np.array([[0.0, 0.25, -0.5], [0.5, 0.0, 0.125]])
+>>> write_signal(path, x, format="wav", sample_rate=8000, subtype="PCM_16")
+0
+>>> sig = read_signal(path)
+>>> sig.info.format, sig.info.subtype, sig.info.channels, sig.info.frames
+('wav', 'PCM_16', 2, 3)
+>>> np.array_equal(sig.data, x)
+True
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import csv
+import io
+import os
+import shutil
+import struct
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final
+
+import numpy as np
+import soundfile as sf
+
+from conv1d_cli.atomic import atomic_path
+from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, ShapeError
+
+__all__ = [
+    "ClipError",
+    "FormatError",
+    "Signal",
+    "SignalInfo",
+    "SignalReader",
+    "SignalWriter",
+    "detect_format",
+    "open_reader",
+    "open_writer",
+    "output_subtype",
+    "probe",
+    "read_signal",
+    "write_signal",
+]
+
+
+class ClipError(Conv1dError):
+    """Integer PCM output would clip and ``on_clip="error"`` was asked for (exit 1)."""
+
+
+class FormatError(ConfigError, DataFileError):
+    """The format of a path cannot be told (unknown extension, or ``-`` without a format).
+
+    It is both a :class:`ConfigError` (the fix is an explicit ``--input-format`` /
+    ``--output-format``, so the CLI exits 2) and a :class:`DataFileError` (the file name is
+    what cannot be used).
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# formats
+
+# soundfile format names we accept, lower-case (everything libsndfile can read).
+_AUDIO_FORMATS: Final = frozenset(name.lower() for name in sf.available_formats())
+_TEXT_FORMATS: Final = frozenset({"csv"})
+_ARRAY_FORMATS: Final = frozenset({"npy"})
+_FORMATS: Final = _AUDIO_FORMATS | _TEXT_FORMATS | _ARRAY_FORMATS
+
+# extension (no dot, lower-case) -> format, where it is not the format name itself
+_EXTENSION_ALIASES: Final = {
+    "aif": "aiff",
+    "aifc": "aiff",
+    "snd": "au",
+    "oga": "ogg",
+    "opus": "ogg",
+    "sf": "ircam",
+    "sph": "nist",
+    "mat": "mat5",
+    "iff": "svx",
+    "tsv": "csv",  # delimiter is detected, so tab-separated files read fine
+    "txt": "csv",
+}
+_FORMAT_ALIASES: Final = {"aif": "aiff", "tsv": "csv", "txt": "csv", "snd": "au"}
+
+# audio formats libsndfile reads correctly from a pipe (checked with libsndfile 1.2.2:
+# FLAC loses sync, CAF reads 0 frames, RF64 drops frames)
+_PIPE_READABLE: Final = frozenset({"wav", "wavex", "w64", "au", "aiff", "ogg"})
+
+_INT_PCM: Final = {
+    # subtype: (bits of the sample grid, NumPy dtype handed to soundfile, left shift)
+    "PCM_S8": (8, np.int16, 8),
+    "PCM_U8": (8, np.int16, 8),
+    "PCM_16": (16, np.int16, 0),
+    "PCM_24": (24, np.int32, 8),
+    "PCM_32": (32, np.int32, 0),
+}
+_FLOAT_SUBTYPES: Final = frozenset({"FLOAT", "DOUBLE"})
+_ON_CLIP: Final = ("warn", "error", "clip")
+_DTYPES: Final = ("float64", "float32")
+_CSV_CHUNK: Final = 8192  # lines parsed per vectorised chunk
+_NPY_HEADER_BYTES: Final = 256  # reserved for a streamed NPY header (shape known at close)
+
+
+def _shown(path: str, *, output: bool = False) -> str:
+    if path == "-":
+        return "<stdout>" if output else "<stdin>"
+    return path
+
+
+def detect_format(path: str | os.PathLike[str], explicit: str | None = None) -> str:
+    """Return the lower-case format name of ``path``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        File name, or ``"-"`` for stdin/stdout.
+    explicit : str, optional
+        A format given by the user (``--input-format``/``--output-format``); it wins over
+        the extension. Case-insensitive; ``aif``/``tsv``/``txt`` are accepted aliases.
+
+    Returns
+    -------
+    str
+        ``"csv"``, ``"npy"`` or a soundfile format in lower case (``"wav"``, ``"flac"``, ...).
+
+    Raises
+    ------
+    FormatError
+        Unknown format name or extension, or ``"-"`` without ``explicit``.
+
+    Examples
+    --------
+    >>> detect_format("take1.WAV"), detect_format("x.tsv"), detect_format("-", "FLAC")
+    ('wav', 'csv', 'flac')
+    """
+    if explicit is not None:
+        name = str(explicit).strip().lower().lstrip(".")
+        name = _FORMAT_ALIASES.get(name, name)
+        if name not in _FORMATS:
+            raise FormatError(
+                f"unknown format {explicit!r}; expected one of {', '.join(sorted(_FORMATS))}"
+            )
+        return name
+    text = os.fspath(path)
+    if text == "-":
+        raise FormatError(
+            "'-' (stdin/stdout) has no extension to tell the format from; "
+            "give it explicitly (e.g. --input-format wav / --output-format csv)"
+        )
+    ext = Path(text).suffix.lower().lstrip(".")
+    name = _EXTENSION_ALIASES.get(ext, ext)
+    if name not in _FORMATS:
+        found = f"extension {'.' + ext!r}" if ext else "no extension"
+        raise FormatError(
+            f"{text}: cannot tell the signal format from {found}; expected .wav, .flac, "
+            f".ogg, .aiff, .au, .csv, .npy or another soundfile format, "
+            f"or give the format explicitly (--input-format/--output-format)"
+        )
+    return name
+
+
+def output_subtype(format: str, preferred: str | None = None) -> str | None:
+    """Return the subtype an audio output in ``format`` gets.
+
+    ``preferred`` (e.g. the input's subtype) is kept when ``format`` supports it; otherwise
+    the default is ``FLOAT`` where the format has it (WAV, AIFF, AU, CAF, W64, ...),
+    ``PCM_24`` for formats without float samples (FLAC) and soundfile's default otherwise
+    (``VORBIS`` for OGG). Non-audio formats give ``None``.
+
+    Examples
+    --------
+    >>> output_subtype("wav"), output_subtype("flac"), output_subtype("ogg")
+    ('FLOAT', 'PCM_24', 'VORBIS')
+    >>> output_subtype("flac", preferred="FLOAT"), output_subtype("wav", "PCM_16")
+    ('PCM_24', 'PCM_16')
+    >>> output_subtype("csv") is None
+    True
+    """
+    fmt = detect_format("-", format)
+    if fmt not in _AUDIO_FORMATS:
+        return None
+    upper = fmt.upper()
+    if preferred is not None and sf.check_format(upper, str(preferred).upper()):
+        return str(preferred).upper()
+    for candidate in ("FLOAT", "PCM_24"):
+        if sf.check_format(upper, candidate):
+            return candidate
+    default: str | None = sf.default_subtype(upper)
+    return default
+
+
+def _check_dtype(dtype: Any) -> np.dtype[Any]:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in _DTYPES:
+        raise ConfigError(f"dtype must be one of {list(_DTYPES)!r}, not {dtype!r}")
+    return dt
+
+
+def _check_frames(frames: Any) -> int:
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 0:
+        raise ConfigError(f"frames must be an integer >= 0, not {frames!r}")
+    return int(frames)
+
+
+# ---------------------------------------------------------------------------------------
+# data classes
+
+
+@dataclass(frozen=True)
+class SignalInfo:
+    """Header facts about a signal source, read without loading its samples.
+
+    CSV sources are scanned once to count their rows (they have no header to ask).
+
+    Attributes
+    ----------
+    path : str
+        The path as given (``"-"`` for stdin).
+    format : str
+        Lower-case format name (``"wav"``, ``"flac"``, ``"csv"``, ``"npy"``, ...). For audio
+        it is the container libsndfile found, which may differ from the extension.
+    subtype : str or None
+        soundfile subtype (``"PCM_16"``, ``"FLOAT"``, ...); ``None`` for CSV and NPY.
+    sample_rate : float or None
+        Samples per second; ``None`` for CSV and NPY.
+    channels : int
+        Number of channels ``C``.
+    frames : int or None
+        Length ``L`` in samples; ``None`` when unknown (audio from a pipe).
+    batch : int or None
+        ``N`` of a batched ``(N, C, L)`` NPY, else ``None``.
+    column_names : tuple of str or None
+        The header row of a CSV, if it has one.
+    """
+
+    path: str
+    format: str
+    subtype: str | None
+    sample_rate: float | None
+    channels: int
+    frames: int | None
+    batch: int | None = None
+    column_names: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A whole signal: ``data`` is ``(C, L)``, or ``(N, C, L)`` for a batched NPY."""
+
+    data: np.ndarray
+    info: SignalInfo
+
+
+# ---------------------------------------------------------------------------------------
+# opening sources
+
+
+def _stdin_binary() -> IO[bytes]:
+    stream = sys.stdin
+    if stream is None:
+        raise DataFileError("<stdin>: no standard input is available")
+    return getattr(stream, "buffer", stream)  # type: ignore[no-any-return]
+
+
+def _is_seekable(stream: Any) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _check_input_path(path: str) -> None:
+    """Turn the common OS failures into one clear DataFileError before any parser runs."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: no such file") from None
+    except OSError as e:
+        raise DataFileError(f"{path}: cannot read: {e.strerror}") from e
+    if os.path.isdir(path):
+        raise DataFileError(f"{path}: is a directory, expected a signal file")
+    if st.st_size == 0 and os.path.isfile(path):
+        raise DataFileError(f"{path}: file is empty")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise DataFileError(f"{path}: cannot read: {e.strerror}") from e
+
+
+def _read_all_stdin() -> bytes:
+    data = _stdin_binary().read()
+    if not data:
+        raise DataFileError("<stdin>: input is empty")
+    return bytes(data)
+
+
+class SignalReader:
+    """Streaming reader; use :func:`open_reader`. A context manager.
+
+    Attributes
+    ----------
+    info : SignalInfo
+        Header facts.
+    seekable : bool
+        True when :meth:`head` and :meth:`tail` work (files, and buffered CSV/NPY stdin).
+    """
+
+    info: SignalInfo
+    seekable: bool
+
+    def __init__(self, info: SignalInfo, dtype: np.dtype[Any], seekable: bool) -> None:
+        self.info = info
+        self.seekable = seekable
+        self._dtype = dtype
+        self._closed = False
+
+    # -- public API
+    def read(self, frames: int) -> np.ndarray:
+        """Return the next block, ``(C, n)`` (``(N, C, n)`` when batched), ``n <= frames``.
+
+        ``n == 0`` only at the end of the signal.
+        """
+        frames = _check_frames(frames)
+        self._check_open()
+        return self._read(frames)
+
+    def head(self, frames: int) -> np.ndarray:
+        """Return the first ``frames`` samples (fewer if shorter) without moving the reader."""
+        frames = _check_frames(frames)
+        self._check_open()
+        self._need_seek("the start")
+        return self._head(frames)
+
+    def tail(self, frames: int) -> np.ndarray:
+        """Return the last ``frames`` samples (fewer if shorter) without moving the reader."""
+        frames = _check_frames(frames)
+        self._check_open()
+        self._need_seek("the end")
+        return self._tail(frames)
+
+    def close(self) -> None:
+        """Release the source; idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._close()
+
+    def __enter__(self) -> SignalReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Iterate over blocks of 65536 frames."""
+        while True:
+            block = self.read(65536)
+            if block.shape[-1] == 0:
+                return
+            yield block
+
+    # -- helpers
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"reader of {_shown(self.info.path)} is closed")
+
+    def _need_seek(self, what: str) -> None:
+        if not self.seekable:
+            raise DataFileError(
+                f"{_shown(self.info.path)}: cannot read {what} of a pipe in advance "
+                f"(reflect/replicate/circular padding need it); save the input to a file first"
+            )
+
+    def _empty(self) -> np.ndarray:
+        shape = (self.info.channels, 0)
+        if self.info.batch is not None:
+            shape = (self.info.batch, *shape)
+        return np.zeros(shape, self._dtype)
+
+    def _read(self, frames: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _head(self, frames: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _tail(self, frames: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------------------------------
+# audio
+
+
+def _sf_message(e: BaseException) -> str:
+    text = getattr(e, "error_string", None) or str(e)
+    text = str(text).strip()
+    if text.startswith("Error"):  # "Error opening 'x': ..." / "Error : ..."
+        text = text.split(":", 1)[-1].strip() if ":" in text else text
+    return text.rstrip(".") or "unknown libsndfile error"
+
+
+def _open_soundfile(path: str, fmt: str) -> tuple[sf.SoundFile, bool]:
+    """Open an audio source; return (SoundFile, seekable)."""
+    if fmt == "raw":
+        raise ConfigError(
+            f"{_shown(path)}: headerless RAW input is not supported (it has no sample rate, "
+            f"channel count or sample type); convert it to WAV first"
+        )
+    source: Any
+    if path == "-":
+        stream = _stdin_binary()
+        if _is_seekable(stream):
+            source = stream  # stdin redirected from a file, or an in-memory buffer
+        elif fmt not in _PIPE_READABLE:
+            raise DataFileError(
+                f"<stdin>: {fmt.upper()} cannot be read from a pipe; save it to a file first "
+                f"(or pipe WAV, AU or AIFF instead)"
+            )
+        else:
+            try:
+                source = stream.fileno()
+            except (AttributeError, OSError, io.UnsupportedOperation):
+                # a non-seekable Python stream without a descriptor: buffer it
+                source = io.BytesIO(_read_all_stdin())
+    else:
+        _check_input_path(path)
+        source = path
+    try:
+        f = sf.SoundFile(source, "r", closefd=False) if isinstance(source, int) else None
+        if f is None:
+            f = sf.SoundFile(source, "r")
+    except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as e:
+        raise DataFileError(
+            f"{_shown(path)}: not a readable {fmt.upper()} audio file ({_sf_message(e)})"
+        ) from e
+    seekable = not isinstance(source, int) and bool(f.seekable())
+    return f, seekable
+
+
+def _audio_info(path: str, f: sf.SoundFile, seekable: bool) -> SignalInfo:
+    frames = int(f.frames) if seekable else None
+    if frames == 0:
+        f.close()
+        raise DataFileError(f"{_shown(path)}: audio file has no samples")
+    return SignalInfo(
+        path=path,
+        format=str(f.format).lower(),
+        subtype=str(f.subtype),
+        sample_rate=float(f.samplerate),
+        channels=int(f.channels),
+        frames=frames,
+    )
+
+
+class _AudioReader(SignalReader):
+    def __init__(self, path: str, fmt: str, dtype: np.dtype[Any]) -> None:
+        f, seekable = _open_soundfile(path, fmt)
+        super().__init__(_audio_info(path, f, seekable), dtype, seekable)
+        self._f = f
+
+    def _block(self, frames: int) -> np.ndarray:
+        try:
+            data = self._f.read(frames, dtype=self._dtype.name, always_2d=True)
+        except (sf.SoundFileError, RuntimeError) as e:
+            raise DataFileError(
+                f"{_shown(self.info.path)}: error reading audio ({_sf_message(e)})"
+            ) from e
+        return np.ascontiguousarray(data.T)
+
+    def _read(self, frames: int) -> np.ndarray:
+        return self._block(frames)
+
+    def _head(self, frames: int) -> np.ndarray:
+        pos = self._f.tell()
+        self._f.seek(0)
+        try:
+            return self._block(frames)
+        finally:
+            self._f.seek(pos)
+
+    def _tail(self, frames: int) -> np.ndarray:
+        pos = self._f.tell()
+        total = self.info.frames or 0
+        self._f.seek(max(0, total - frames))
+        try:
+            return self._block(frames)
+        finally:
+            self._f.seek(pos)
+
+    def _close(self) -> None:
+        self._f.close()
+
+
+# ---------------------------------------------------------------------------------------
+# CSV
+
+_DELIMITERS: Final = (",", ";", "\t", None)  # None = runs of whitespace
+
+
+def _is_number(cell: str) -> bool:
+    text = cell.strip().strip('"').strip()
+    if not text or "_" in text:  # float() accepts "1_0"; np.loadtxt does not
+        return False
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _split(line: str, delimiter: str | None) -> list[str]:
+    if delimiter is None:
+        return line.split()
+    return next(csv.reader([line], delimiter=delimiter))
+
+
+def _content_lines(lines: Iterator[str], path: str) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, line) for lines that are neither blank nor # comments."""
+    try:
+        for number, line in enumerate(lines, 1):
+            text = line.strip()
+            if text and not text.startswith("#"):
+                yield number, line.rstrip("\r\n")
+    except UnicodeDecodeError as e:
+        raise DataFileError(f"{_shown(path)}: not a UTF-8 text (CSV) file ({e.reason})") from e
+
+
+@dataclass(frozen=True)
+class _CsvLayout:
+    delimiter: str | None
+    width: int
+    header: tuple[str, ...] | None
+    header_line: int | None
+
+
+def _csv_layout(path: str, sample: list[tuple[int, str]]) -> _CsvLayout:
+    """Detect delimiter and header from the first content lines."""
+    if not sample:
+        raise DataFileError(f"{_shown(path)}: CSV has no data rows")
+    chosen: str | None = None
+    fallback: str | None = None
+    for delimiter in _DELIMITERS:
+        widths = {len(_split(line, delimiter)) for _, line in sample}
+        if len(widths) == 1:
+            width = widths.pop()
+            if width > 1 or delimiter is None:
+                chosen = delimiter
+                break
+        if fallback is None and delimiter is not None and delimiter in sample[0][1]:
+            fallback = delimiter
+    if chosen is None:
+        chosen = fallback
+    first = [cell.strip() for cell in _split(sample[0][1], chosen)]
+    header: tuple[str, ...] | None = None
+    header_line: int | None = None
+    if not any(_is_number(cell) for cell in first):
+        header = tuple(first)
+        header_line = sample[0][0]
+        if len(sample) == 1:
+            raise DataFileError(f"{_shown(path)}: CSV has a header row but no data rows")
+    return _CsvLayout(chosen, len(first), header, header_line)
+
+
+class _CsvReader(SignalReader):
+    def __init__(self, path: str, dtype: np.dtype[Any]) -> None:
+        if path == "-":
+            try:
+                text = _read_all_stdin().decode("utf-8-sig")
+            except UnicodeDecodeError as e:
+                raise DataFileError(f"<stdin>: not UTF-8 text (CSV) ({e.reason})") from e
+
+            def opener() -> Iterator[str]:
+                return iter(io.StringIO(text, newline=None))
+
+        else:
+            _check_input_path(path)
+
+            def opener() -> Iterator[str]:
+                with open(path, encoding="utf-8-sig", newline=None) as fh:
+                    yield from fh
+
+        self._path = path
+        self._opener: Callable[[], Iterator[str]] = opener
+        sample: list[tuple[int, str]] = []
+        for item in _content_lines(opener(), path):
+            sample.append(item)
+            if len(sample) >= 20:
+                break
+        self._layout = layout = _csv_layout(path, sample)
+        # frames: one scan (CSV has no header to ask); no parsing, so it is cheap
+        rows = sum(1 for _ in _content_lines(opener(), path))
+        frames = rows - (1 if layout.header is not None else 0)
+        info = SignalInfo(
+            path=path,
+            format="csv",
+            subtype=None,
+            sample_rate=None,
+            channels=layout.width,
+            frames=frames,
+            column_names=layout.header,
+        )
+        super().__init__(info, dtype, True)
+        self._rows = self._data_lines()
+
+    def _data_lines(self) -> Iterator[tuple[int, str]]:
+        for number, line in _content_lines(self._opener(), self._path):
+            if number != self._layout.header_line:
+                yield number, line
+
+    def _parse(self, chunk: Sequence[tuple[int, str]]) -> np.ndarray:
+        """Vectorised parse of a chunk of lines -> (C, n); precise error on failure."""
+        if not chunk:
+            return self._empty()
+        layout = self._layout
+        lines = [line for _, line in chunk]
+        try:
+            with np.errstate(all="ignore"):
+                arr = np.loadtxt(
+                    lines,
+                    delimiter=layout.delimiter,
+                    dtype=np.float64,
+                    comments=None,
+                    quotechar='"',
+                    ndmin=2,
+                )
+        except ValueError as e:
+            self._locate_error(chunk, e)
+            raise DataFileError(f"{_shown(self._path)}: malformed CSV ({e})") from e
+        if arr.shape[1] != layout.width:
+            self._locate_error(chunk, None)
+        return np.ascontiguousarray(arr.T, dtype=self._dtype)
+
+    def _locate_error(self, chunk: Sequence[tuple[int, str]], cause: Exception | None) -> None:
+        layout = self._layout
+        where = _shown(self._path)
+        for number, line in chunk:
+            cells = _split(line, layout.delimiter)
+            if len(cells) != layout.width:
+                raise DataFileError(
+                    f"{where}: line {number} has {len(cells)} column(s), expected "
+                    f"{layout.width} (like the first row)"
+                ) from cause
+            for column, cell in enumerate(cells, 1):
+                if not _is_number(cell):
+                    shown = "an empty cell" if not cell.strip() else f"{cell.strip()!r}"
+                    raise DataFileError(
+                        f"{where}: line {number}, column {column}: expected a number, found {shown}"
+                    ) from cause
+
+    def _take(self, rows: Iterator[tuple[int, str]], frames: int) -> list[tuple[int, str]]:
+        chunk: list[tuple[int, str]] = []
+        for item in rows:
+            chunk.append(item)
+            if len(chunk) >= frames:
+                break
+        return chunk
+
+    def _read(self, frames: int) -> np.ndarray:
+        if frames == 0:
+            return self._empty()
+        blocks = []
+        remaining = frames
+        while remaining > 0:
+            chunk = self._take(self._rows, min(remaining, _CSV_CHUNK))
+            if not chunk:
+                break
+            blocks.append(self._parse(chunk))
+            remaining -= len(chunk)
+        if not blocks:
+            return self._empty()
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+
+    def _head(self, frames: int) -> np.ndarray:
+        rows = self._data_lines()
+        try:
+            return self._parse(self._take(rows, frames)) if frames else self._empty()
+        finally:
+            rows.close()  # type: ignore[attr-defined]
+
+    def _tail(self, frames: int) -> np.ndarray:
+        if frames == 0:
+            return self._empty()
+        last = collections.deque(self._data_lines(), maxlen=frames)
+        return self._parse(list(last))
+
+    def _close(self) -> None:
+        self._rows.close()  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------
+# NPY
+
+
+def _npy_header(fh: IO[bytes], path: str) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fh)
+        if version == (1, 0):
+            header = fmt.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            header = fmt.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"unsupported NPY version {version}")
+    except (ValueError, OSError, EOFError, SyntaxError) as e:
+        raise DataFileError(f"{_shown(path)}: not a valid NPY file ({e})") from e
+    shape, fortran, dtype = header
+    return tuple(int(n) for n in shape), bool(fortran), dtype
+
+
+def _npy_layout(path: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> SignalInfo:
+    where = _shown(path)
+    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        kind = "complex" if dtype.kind == "c" else f"{dtype}"
+        raise DataFileError(
+            f"{where}: NPY holds {kind} values; expected real numbers (float or integer)"
+        )
+    if len(shape) not in (1, 2, 3):
+        raise DataFileError(
+            f"{where}: NPY array has shape {shape}; expected (L,), (C, L) or (N, C, L)"
+        )
+    if 0 in shape:
+        raise DataFileError(f"{where}: NPY array of shape {shape} has no samples")
+    batch = shape[0] if len(shape) == 3 else None
+    channels = 1 if len(shape) == 1 else shape[-2]
+    return SignalInfo(
+        path=path,
+        format="npy",
+        subtype=None,
+        sample_rate=None,
+        channels=channels,
+        frames=shape[-1],
+        batch=batch,
+    )
+
+
+class _NpyReader(SignalReader):
+    def __init__(self, path: str, dtype: np.dtype[Any]) -> None:
+        source: Any
+        if path == "-":
+            source = io.BytesIO(_read_all_stdin())
+            shape, _, file_dtype = _npy_header(source, path)
+            source.seek(0)
+        else:
+            _check_input_path(path)
+            with open(path, "rb") as fh:
+                shape, _, file_dtype = _npy_header(fh, path)
+            source = path
+        info = _npy_layout(path, shape, file_dtype)
+        try:
+            arr = np.load(source, mmap_mode=None if path == "-" else "r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise DataFileError(f"{_shown(path)}: not a valid NPY file ({e})") from e
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        super().__init__(info, dtype, True)
+        self._arr = arr
+        self._pos = 0
+
+    def _slice(self, start: int, stop: int) -> np.ndarray:
+        return np.array(self._arr[..., start:stop], dtype=self._dtype, order="C")
+
+    def _read(self, frames: int) -> np.ndarray:
+        start = self._pos
+        self._pos = min(start + frames, self._arr.shape[-1])
+        return self._slice(start, self._pos)
+
+    def _head(self, frames: int) -> np.ndarray:
+        return self._slice(0, frames)
+
+    def _tail(self, frames: int) -> np.ndarray:
+        length = self._arr.shape[-1]
+        return self._slice(max(0, length - frames), length)
+
+    def _close(self) -> None:
+        mm = getattr(self._arr, "_mmap", None) or getattr(
+            getattr(self._arr, "base", None), "_mmap", None
+        )
+        self._arr = np.zeros((0, 0))
+        if mm is not None:
+            with contextlib.suppress(BufferError, ValueError):
+                mm.close()
+
+
+# ---------------------------------------------------------------------------------------
+# public reading API
+
+
+def open_reader(
+    path: str | os.PathLike[str], format: str | None = None, dtype: Any = "float64"
+) -> SignalReader:
+    """Open a signal for block-wise reading with bounded memory.
+
+    Parameters
+    ----------
+    path : str or path-like
+        File, or ``"-"`` for stdin (then ``format`` is required).
+    format : str, optional
+        Overrides the extension (see :func:`detect_format`).
+    dtype : {"float64", "float32"}
+        Sample type of the blocks returned.
+
+    Returns
+    -------
+    SignalReader
+        ``.info``, ``.seekable``, ``.read(n)``, ``.head(n)``, ``.tail(n)``; a context manager.
+
+    Raises
+    ------
+    DataFileError
+        Missing, empty, unreadable or malformed input.
+    ConfigError
+        Unknown format, bad ``dtype``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.npy"
+    >>> np.save(path, np.arange(10.0).reshape(2, 5))
+    >>> with open_reader(path) as r:
+    ...     r.info.channels, r.read(3).shape, r.read(3).shape, r.read(3).shape
+    (2, (2, 3), (2, 2), (2, 0))
+    """
+    text = os.fspath(path)
+    if text != "-" and os.path.isdir(text):
+        raise DataFileError(f"{text}: is a directory, expected a signal file")
+    fmt = detect_format(text, format)
+    dt = _check_dtype(dtype)
+    if fmt == "csv":
+        return _CsvReader(text, dt)
+    if fmt == "npy":
+        return _NpyReader(text, dt)
+    return _AudioReader(text, fmt, dt)
+
+
+def probe(path: str | os.PathLike[str], format: str | None = None) -> SignalInfo:
+    """Return a signal's :class:`SignalInfo` without reading its samples.
+
+    A CSV is scanned to count its rows. ``probe("-", fmt)`` consumes stdin; use
+    ``open_reader("-", fmt).info`` when the data is needed too.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "batch.npy"
+    >>> np.save(path, np.zeros((4, 2, 100), np.float32))
+    >>> info = probe(path)
+    >>> info.format, info.batch, info.channels, info.frames, info.sample_rate
+    ('npy', 4, 2, 100, None)
+    """
+    with open_reader(path, format) as reader:
+        return reader.info
+
+
+def read_signal(
+    path: str | os.PathLike[str], format: str | None = None, dtype: Any = "float64"
+) -> Signal:
+    """Read a whole signal into memory as ``(C, L)`` (or ``(N, C, L)`` for a batched NPY).
+
+    ``"-"`` reads stdin to its end. For a pipe (``info.frames is None``) the returned
+    ``info.frames`` is the length actually read.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "acc.csv"
+    >>> _ = path.write_text("# sensor A\\nx;y\\n1.5;2\\n-3;4e-1\\n")
+    >>> sig = read_signal(path)
+    >>> sig.data
+    array([[ 1.5, -3. ],
+           [ 2. ,  0.4]])
+    >>> sig.info.column_names
+    ('x', 'y')
+    """
+    with open_reader(path, format, dtype) as reader:
+        info = reader.info
+        if info.frames is not None:
+            data = reader.read(info.frames)
+            if data.shape[-1] < info.frames:  # e.g. a truncated audio file
+                rest = [data]
+                while (block := reader.read(1 << 16)).shape[-1]:
+                    rest.append(block)
+                data = np.concatenate(rest, axis=-1)
+        else:
+            blocks = []
+            while (block := reader.read(1 << 16)).shape[-1]:
+                blocks.append(block)
+            data = np.concatenate(blocks, axis=-1) if blocks else reader._empty()
+            if data.shape[-1] == 0:
+                raise DataFileError(f"{_shown(info.path)}: input has no samples")
+            info = SignalInfo(**{**info.__dict__, "frames": int(data.shape[-1])})
+    return Signal(data, info)
+
+
+# ---------------------------------------------------------------------------------------
+# writers
+
+
+class _Aborted(Exception):
+    """Internal: tells atomic_path to discard the temporary file."""
+
+
+class SignalWriter:
+    """Atomic streaming writer; use :func:`open_writer`. A context manager.
+
+    Blocks passed to :meth:`write` are ``(C, n)`` (``(N, C, n)`` for a batched NPY). The
+    output appears at its path (or on stdout) only when :meth:`close` runs without an
+    error; leaving the ``with`` block through an exception removes the temporary file.
+
+    Attributes
+    ----------
+    clipped : int
+        Samples clipped so far (integer PCM and other non-float audio subtypes).
+    frames : int
+        Frames written so far.
+    """
+
+    clipped: int
+    frames: int
+
+    def __init__(self, path: str, fmt: str, channels: int, batch: int | None, on_clip: str) -> None:
+        self.path = path
+        self.format = fmt
+        self.channels = channels
+        self.batch = batch
+        self.on_clip = on_clip
+        self.clipped = 0
+        self.frames = 0
+        self._done = False
+        self._failed = False
+        self._atomic: contextlib.AbstractContextManager[Path] | None = None
+        self._spool: IO[bytes] | None = None
+        # where the encoder writes: a temp path next to the target, or an anonymous spool
+        if path == "-":
+            self._spool = tempfile.TemporaryFile()
+            self.target: Path | IO[bytes] = self._spool
+        else:
+            if os.path.isdir(path):
+                raise DataFileError(f"{path}: is a directory, expected an output file name")
+            self._atomic = atomic_path(path)
+            self.target = self._atomic.__enter__()
+
+    # -- public API
+    def write(self, block: np.ndarray) -> None:
+        """Append ``block`` (``(C, n)``, or ``(N, C, n)`` for a batch)."""
+        if self._done:
+            raise ValueError(f"writer of {_shown(self.path, output=True)} is closed")
+        arr = np.asarray(block)
+        expected = (self.channels,) if self.batch is None else (self.batch, self.channels)
+        if arr.ndim != len(expected) + 1 or arr.shape[:-1] != expected:
+            layout = "(C, n)" if self.batch is None else "(N, C, n)"
+            raise ShapeError(
+                f"{_shown(self.path, output=True)}: block of shape {arr.shape} does not fit "
+                f"the output; expected {layout} with {'N, C' if self.batch else 'C'} = "
+                f"{expected if self.batch else self.channels}"
+            )
+        if arr.dtype.kind not in "biuf":
+            raise ShapeError(f"expected real numbers to write, got dtype {arr.dtype}")
+        try:
+            self._write(arr)
+        except BaseException:
+            self.abort()
+            raise
+        self.frames += int(arr.shape[-1])
+
+    def close(self) -> None:
+        """Finish the file and publish it (rename into place, or copy to stdout)."""
+        if self._done:
+            return
+        if self._failed:
+            self.abort()
+            return
+        try:
+            self._finish()
+            if self._spool is not None:
+                self._copy_to_stdout()
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        if self._atomic is not None:
+            self._atomic.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        """Discard everything written; nothing is published. Idempotent."""
+        if self._done:
+            return
+        self._done = True
+        self._failed = True
+        with contextlib.suppress(Exception):
+            self._discard()
+        if self._atomic is not None:
+            exc = _Aborted()
+            with contextlib.suppress(_Aborted):
+                self._atomic.__exit__(_Aborted, exc, None)
+        if self._spool is not None:
+            self._spool.close()
+
+    def __enter__(self) -> SignalWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    # -- helpers
+    def _copy_to_stdout(self) -> None:
+        assert self._spool is not None
+        self._spool.flush()
+        self._spool.seek(0)
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            sys.stdout.flush()  # keep any text already printed in order
+        out = getattr(sys.stdout, "buffer", sys.stdout)
+        try:
+            shutil.copyfileobj(self._spool, out, 1 << 20)
+            out.flush()
+        except BrokenPipeError as e:
+            raise DataFileError("<stdout>: the reading end of the pipe was closed") from e
+        self._spool.close()
+
+    def _write(self, arr: np.ndarray) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        pass
+
+    def _discard(self) -> None:
+        pass
+
+
+class _AudioWriter(SignalWriter):
+    def __init__(
+        self,
+        path: str,
+        fmt: str,
+        channels: int,
+        sample_rate: float | None,
+        subtype: str | None,
+        on_clip: str,
+    ) -> None:
+        upper = fmt.upper()
+        if sample_rate is None:
+            raise ConfigError(f"{_shown(path, output=True)}: audio output needs a sample rate")
+        rate = float(sample_rate)
+        if not rate.is_integer() or rate <= 0:
+            raise ConfigError(
+                f"{_shown(path, output=True)}: audio sample rate must be a positive whole "
+                f"number of Hz, not {sample_rate!r}"
+            )
+        if subtype is None:
+            chosen = output_subtype(fmt)
+        else:
+            chosen = str(subtype).upper()
+            if not sf.check_format(upper, chosen):
+                valid = ", ".join(sf.available_subtypes(upper))
+                raise ConfigError(
+                    f"subtype {subtype!r} is not valid for {upper}; expected one of {valid}"
+                )
+        assert chosen is not None
+        self.subtype = chosen
+        super().__init__(path, fmt, channels, None, on_clip)
+        try:
+            self._sf = sf.SoundFile(
+                self.target if isinstance(self.target, Path) else self.target,
+                "w",
+                samplerate=int(rate),
+                channels=channels,
+                format=upper,
+                subtype=chosen,
+            )
+        except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as e:
+            self.abort()
+            raise DataFileError(
+                f"{_shown(path, output=True)}: cannot write {upper} {chosen} with "
+                f"{channels} channels at {int(rate)} Hz ({_sf_message(e)})"
+            ) from e
+
+    def _clip_report(self, x: np.ndarray, over: np.ndarray) -> None:
+        count = int(np.count_nonzero(over))
+        if not count:
+            return
+        if self.on_clip == "error":
+            t = int(np.argmax(over.any(axis=0)))
+            c = int(np.argmax(over[:, t]))
+            raise ClipError(
+                f"{_shown(self.path, output=True)}: sample {self.frames + t} of channel {c} "
+                f"is {float(x[c, t]):.6g}, outside the {self.subtype} range [-1, 1) "
+                f"(--on-clip error); no output was written"
+            )
+        self.clipped += count
+
+    def _write(self, arr: np.ndarray) -> None:
+        x = np.asarray(arr, dtype=np.float64) if arr.dtype.kind != "f" else arr
+        if self.subtype in _INT_PCM:
+            bits, int_type, shift = _INT_PCM[self.subtype]
+            scale = float(1 << (bits - 1))
+            hi = scale - 1
+            with np.errstate(invalid="ignore", over="ignore"):
+                q = np.rint(x * scale)
+                over = (q > hi) | (q < -scale)
+            self._clip_report(x, over)
+            np.clip(q, -scale, hi, out=q)
+            q[np.isnan(q)] = 0.0  # NaN has no integer code; the CLI refuses it by default
+            data = q.astype(np.int64) << shift if shift else q
+            out = np.ascontiguousarray(data.T, dtype=int_type)
+        elif self.subtype in _FLOAT_SUBTYPES:
+            out = np.ascontiguousarray(x.T)
+        else:
+            with np.errstate(invalid="ignore"):
+                over = (x > 1.0) | (x < -1.0)
+            self._clip_report(x, over)
+            out = np.ascontiguousarray(np.clip(x, -1.0, 1.0).T, dtype=np.float64)
+        self._sf.write(out)
+
+    def _finish(self) -> None:
+        self._sf.close()
+
+    def _discard(self) -> None:
+        self._sf.close()
+
+
+class _CsvWriter(SignalWriter):
+    def __init__(
+        self, path: str, channels: int, column_names: Sequence[str] | None, on_clip: str
+    ) -> None:
+        if column_names is not None and len(column_names) != channels:
+            raise ConfigError(
+                f"{len(column_names)} column names given for {channels} channels: "
+                f"{list(column_names)!r}"
+            )
+        super().__init__(path, "csv", channels, None, on_clip)
+        self._fh: IO[bytes] = (
+            open(self.target, "wb") if isinstance(self.target, Path) else self.target
+        )
+        if column_names is not None:
+            line = io.StringIO()
+            csv.writer(line, lineterminator="\n").writerow([str(n) for n in column_names])
+            self._fh.write(line.getvalue().encode("utf-8"))
+
+    def _write(self, arr: np.ndarray) -> None:
+        if arr.shape[-1] == 0:
+            return
+        # repr() of a Python float is the shortest text that reads back to the same value
+        rows = np.asarray(arr, dtype=np.float64).T.tolist()
+        text = "".join(",".join(map(repr, row)) + "\n" for row in rows)
+        self._fh.write(text.encode("ascii"))
+
+    def _finish(self) -> None:
+        self._fh.flush()
+        if self._fh is not self._spool:
+            self._fh.close()
+
+    def _discard(self) -> None:
+        if self._fh is not self._spool:
+            self._fh.close()
+
+
+def _npy_header_bytes(shape: tuple[int, ...], dtype: np.dtype[Any], fortran: bool) -> bytes:
+    """A version-1.0 NPY header padded to exactly _NPY_HEADER_BYTES (rewritable in place)."""
+    descr = np.lib.format.dtype_to_descr(dtype)
+    text = f"{{'descr': {descr!r}, 'fortran_order': {fortran}, 'shape': {shape!r}, }}"
+    room = _NPY_HEADER_BYTES - 10 - 1
+    if len(text) > room:  # pragma: no cover - needs shapes with ~100-digit sizes
+        raise ShapeError(f"NPY shape {shape} is too large")
+    body = (text + " " * (room - len(text)) + "\n").encode("latin1")
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body
+
+
+class _NpyWriter(SignalWriter):
+    """Streams time-major: the file is Fortran-ordered, its header is rewritten at close.
+
+    ``np.load`` gives back the ``(C, L)`` / ``(N, C, L)`` array with the right values (it
+    is F-contiguous). :func:`write_signal` writes a plain C-ordered file instead.
+    """
+
+    def __init__(
+        self, path: str, channels: int, batch: int | None, dtype: np.dtype[Any], on_clip: str
+    ) -> None:
+        super().__init__(path, "npy", channels, batch, on_clip)
+        self._dtype = dtype
+        self._fh: IO[bytes] = (
+            open(self.target, "w+b") if isinstance(self.target, Path) else self.target
+        )
+        self._fh.write(_npy_header_bytes(self._shape(0), dtype, True))
+
+    def _shape(self, frames: int) -> tuple[int, ...]:
+        if self.batch is None:
+            return (self.channels, frames)
+        return (self.batch, self.channels, frames)
+
+    def _write(self, arr: np.ndarray) -> None:
+        # Fortran order of (..., n) is C order of its transpose: time-major, streamable
+        data = np.ascontiguousarray(arr.T, dtype=self._dtype)
+        self._fh.write(data.tobytes())
+
+    def _finish(self) -> None:
+        end = self._fh.tell()
+        self._fh.seek(0)
+        self._fh.write(_npy_header_bytes(self._shape(self.frames), self._dtype, True))
+        self._fh.seek(end)
+        self._fh.flush()
+        if self._fh is not self._spool:
+            self._fh.close()
+
+    def _discard(self) -> None:
+        if self._fh is not self._spool:
+            self._fh.close()
+
+
+def _check_count(name: str, value: Any, *, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, not {value!r}")
+    return int(value)
+
+
+def open_writer(
+    path: str | os.PathLike[str],
+    *,
+    format: str | None,
+    channels: int,
+    sample_rate: float | None = None,
+    subtype: str | None = None,
+    on_clip: str = "warn",
+    column_names: Sequence[str] | None = None,
+    batch: int | None = None,
+    dtype: Any = "float64",
+) -> SignalWriter:
+    """Open an atomic, streaming writer.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output file, or ``"-"`` for stdout (spooled to a temporary file, copied at close).
+    format : str or None
+        Output format; ``None`` means from the extension.
+    channels : int
+        ``C`` of every block.
+    sample_rate : float, optional
+        Required for audio; must be a whole number of Hz. Ignored for CSV/NPY.
+    subtype : str, optional
+        Audio subtype; default :func:`output_subtype` (FLOAT, or PCM_24 for FLAC).
+    on_clip : {"warn", "error", "clip"}
+        For integer PCM (and other non-float audio subtypes): ``warn`` and ``clip`` clip and
+        count in ``writer.clipped`` (reporting is the caller's job); ``error`` raises
+        :class:`ClipError` at the first clipped sample and publishes nothing.
+    column_names : sequence of str, optional
+        CSV header, one name per channel.
+    batch : int, optional
+        ``N`` for a batched ``(N, C, L)`` output (NPY only).
+    dtype : {"float64", "float32"}
+        Element type of an NPY output.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "y.csv"
+    >>> with open_writer(path, format=None, channels=2, column_names=["l", "r"]) as w:
+    ...     w.write(np.array([[0.1, 0.2], [1.0, -2.5]]))
+    ...     w.write(np.array([[1 / 3], [1e-300]]))
+    >>> print(path.read_text(), end="")
+    l,r
+    0.1,1.0
+    0.2,-2.5
+    0.3333333333333333,1e-300
+    """
+    text = os.fspath(path)
+    fmt = detect_format(text, format)
+    if on_clip not in _ON_CLIP:
+        raise ConfigError(f"on_clip must be one of {list(_ON_CLIP)!r}, not {on_clip!r}")
+    nchan = _check_count("channels", channels)
+    assert nchan is not None
+    nbatch = _check_count("batch", batch, allow_none=True)
+    dt = _check_dtype(dtype)
+    if nbatch is not None and fmt != "npy":
+        raise ConfigError(
+            f"{_shown(text, output=True)}: a batch of {nbatch} signals (N, C, L) can only be "
+            f"written as NPY, not {fmt.upper()}"
+        )
+    if fmt == "csv":
+        return _CsvWriter(text, nchan, column_names, on_clip)
+    if fmt == "npy":
+        return _NpyWriter(text, nchan, nbatch, dt, on_clip)
+    return _AudioWriter(text, fmt, nchan, sample_rate, subtype, on_clip)
+
+
+class _WholeNpyWriter(SignalWriter):
+    """write_signal's NPY path: one np.save, C order."""
+
+    def __init__(self, path: str, data: np.ndarray) -> None:
+        super().__init__(path, "npy", 1, None, "warn")
+        self._data = data
+
+    def _finish(self) -> None:
+        if isinstance(self.target, Path):
+            with open(self.target, "wb") as fh:
+                np.save(fh, self._data, allow_pickle=False)
+        else:
+            np.save(self.target, self._data, allow_pickle=False)
+
+
+def write_signal(
+    path: str | os.PathLike[str],
+    signal_data: np.ndarray | Signal,
+    *,
+    format: str | None,
+    sample_rate: float | None = None,
+    subtype: str | None = None,
+    on_clip: str = "warn",
+    column_names: Sequence[str] | None = None,
+    dtype: Any = None,
+) -> int:
+    """Write a whole signal atomically; return the number of clipped samples.
+
+    ``signal_data`` is ``(C, L)``, ``(L,)`` (mono) or, for NPY only, ``(N, C, L)``; a
+    :class:`Signal` is accepted too. NPY keeps float32 data as float32 (``dtype`` overrides)
+    and is written C-ordered. See :func:`open_writer` for the other parameters.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "loud.wav"
+    >>> write_signal(path, np.array([[0.5, 1.5, -2.0]]), format=None, sample_rate=8000,
+    ...              subtype="PCM_16")
+    2
+    >>> read_signal(path).data * 32768
+    array([[ 16384.,  32767., -32768.]])
+    """
+    data = signal_data.data if isinstance(signal_data, Signal) else np.asarray(signal_data)
+    text = os.fspath(path)
+    fmt = detect_format(text, format)
+    if data.ndim == 1:
+        data = data[None, :]
+    if data.ndim not in (2, 3) or data.dtype.kind not in "biuf":
+        raise ShapeError(
+            f"{_shown(text, output=True)}: cannot write an array of shape {data.shape} and "
+            f"dtype {data.dtype}; expected real (C, L) or (N, C, L)"
+        )
+    if fmt == "npy":
+        if on_clip not in _ON_CLIP:
+            raise ConfigError(f"on_clip must be one of {list(_ON_CLIP)!r}, not {on_clip!r}")
+        out_dtype = _check_dtype(
+            dtype if dtype is not None else (data.dtype if data.dtype.kind == "f" else "float64")
+        )
+        with _WholeNpyWriter(text, np.ascontiguousarray(data, dtype=out_dtype)):
+            pass
+        return 0
+    batch = data.shape[0] if data.ndim == 3 else None
+    with open_writer(
+        text,
+        format=fmt,
+        channels=data.shape[-2],
+        sample_rate=sample_rate,
+        subtype=subtype,
+        on_clip=on_clip,
+        column_names=column_names,
+        batch=batch,
+    ) as writer:
+        writer.write(data)
+    return writer.clipped
