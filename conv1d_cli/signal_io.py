@@ -1136,7 +1136,12 @@ class _AudioWriter(SignalWriter):
         self.clipped += count
 
     def _write(self, arr: np.ndarray) -> None:
-        x = np.asarray(arr, dtype=np.float64) if arr.dtype.kind != "f" else arr
+        # float64 for the integer grid: float32 cannot hold 2**31 - 1 (PCM_32 would wrap)
+        x = (
+            arr
+            if self.subtype in _FLOAT_SUBTYPES and arr.dtype.kind == "f"
+            else arr.astype(np.float64, copy=False)
+        )
         if self.subtype in _INT_PCM:
             bits, int_type, shift = _INT_PCM[self.subtype]
             scale = float(1 << (bits - 1))
