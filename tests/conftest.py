@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 # --import-mode=importlib does not put tests/ on sys.path; the oracle lives here.
 sys.path.insert(0, str(Path(__file__).parent))
 
-# database=None: Hypothesis must not write a .hypothesis/ folder into the repo.
+# Tests never write into the repo: no example database, and Hypothesis' other caches
+# (e.g. .hypothesis/constants) go to the temp directory instead of the working directory.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "conv1d-tests-hypothesis")
 settings.register_profile("conv1d", max_examples=40, deadline=None, database=None)
 settings.load_profile("conv1d")
 
