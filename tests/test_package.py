@@ -1,0 +1,97 @@
+"""Packaging: the console script's --help/--version, python -m, and lazy imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+import conv1d_cli
+from conv1d_cli.cli import cli
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_package_help(flag):
+    result = CliRunner().invoke(cli, [flag], prog_name="conv1d")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Usage: conv1d [OPTIONS] COMMAND [ARGS]...")
+    assert "torch.nn.Conv1d" in result.stdout
+    assert "-h, --help" in result.stdout and "--version" in result.stdout
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_package_version(flag):
+    result = CliRunner().invoke(cli, [flag], prog_name="conv1d")
+    assert result.exit_code == 0
+    assert result.stdout == f"conv1d, version {conv1d_cli.__version__}\n"
+    assert result.stderr == ""
+
+
+def test_package_version_is_the_distribution_version():
+    from importlib.metadata import version
+
+    assert conv1d_cli.__version__ == version("conv1d-cli")
+
+
+def test_package_unknown_option_exits_2():
+    result = CliRunner().invoke(cli, ["--frobnicate"], prog_name="conv1d")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "Error: No such option '--frobnicate'." in result.stderr
+
+
+def test_package_python_dash_m():
+    proc = subprocess.run(
+        [sys.executable, "-m", "conv1d_cli", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Usage: conv1d ")
+    assert proc.stderr == ""
+
+
+def _imported_after(statement: str, candidates: list[str]) -> list[str]:
+    """Which of ``candidates`` are in sys.modules after running ``statement`` in a fresh Python."""
+    report = f"print(json.dumps([m for m in {candidates!r} if m in sys.modules]))"
+    code = f"import sys, json\n{statement}\n{report}"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_package_core_imports_neither_click_nor_soundfile():
+    assert (
+        _imported_after("import conv1d_cli.core, conv1d_cli.layer", ["click", "soundfile", "torch"])
+        == []
+    )
+
+
+def test_package_import_is_lazy():
+    heavy = ["numpy", "scipy", "scipy.signal", "click", "soundfile", "torch"]
+    assert _imported_after("import conv1d_cli", heavy) == []
+    assert _imported_after("import conv1d_cli.shapes, conv1d_cli.errors", heavy) == []
+    # Touching the NumPy API loads NumPy, still not scipy.signal.
+    assert _imported_after("from conv1d_cli import conv1d, Conv1d", ["numpy", "scipy.signal"]) == [
+        "numpy"
+    ]
+
+
+def test_package_help_does_not_import_numpy():
+    statement = (
+        "from conv1d_cli.cli import cli\n"
+        "try:\n    cli(['--help'], prog_name='conv1d')\nexcept SystemExit:\n    pass"
+    )
+    assert _imported_after(statement, ["numpy", "scipy", "soundfile"]) == []
+
+
+def test_package_public_api():
+    for name in conv1d_cli.__all__:
+        assert getattr(conv1d_cli, name) is not None
+    assert issubclass(conv1d_cli.Conv1dError, ValueError)
+    for sub in ("ConfigError", "ShapeError", "DataFileError"):
+        assert issubclass(getattr(conv1d_cli, sub), conv1d_cli.Conv1dError)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        conv1d_cli.nope  # noqa: B018
