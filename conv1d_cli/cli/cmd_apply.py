@@ -116,8 +116,11 @@ def _filter_file(
             if subtype is None and str(out_format).lower() == str(info.format).lower():
                 subtype = info.subtype
             columns = None
-            if info.column_names is not None and last.out_channels == info.channels:
+            if info.column_names is not None:
+                # A headed CSV keeps its names when channels map one to one, else ch0...
                 columns = info.column_names
+                if last.out_channels != info.channels:
+                    columns = tuple(f"ch{i}" for i in range(last.out_channels))
             prefix = None
             left = StreamChain.prefix_length(layers)
             if left and reader.seekable and info.frames is not None and info.frames >= left:

@@ -1,0 +1,527 @@
+"""`conv1d apply`: formats, chains, batch runs, pipes, and every bad input of issue 5."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from conv1d_cli import signal_io
+from conv1d_cli.cli import cli
+from conv1d_cli.core import conv1d
+from conv1d_cli.layer import Conv1d
+from conv1d_cli.layerfile import save_layer
+
+ROOT = Path(__file__).resolve().parent.parent
+RATE = 8000
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _run(*args: object, input: bytes | None = None):
+    return CliRunner().invoke(cli, ["apply", *map(str, args)], input=input)
+
+
+def _layer_file(path: Path, weight, bias=None, **kw) -> Path:
+    save_layer(Conv1d.from_weights(np.asarray(weight), bias, **kw), path, overwrite=True)
+    return path
+
+
+def _wav(path: Path, x: np.ndarray, subtype: str = "FLOAT", rate: int = RATE) -> Path:
+    sf.write(path, x.T, rate, subtype=subtype)
+    return path
+
+
+def _whole(path: Path, x: np.ndarray) -> np.ndarray:
+    from conv1d_cli.layerfile import load_layer
+
+    layer = load_layer(path)
+    return conv1d(
+        x.astype(np.float64),
+        layer.weight.astype(np.float64),
+        None if layer.bias is None else layer.bias.astype(np.float64),
+        layer.stride,
+        layer.padding,
+        layer.dilation,
+        layer.groups,
+        layer.padding_mode,
+        method="direct",
+    )
+
+
+def _leftovers(directory: Path, keep: set[str]) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name not in keep)
+
+
+def _assert_error(result, code: int, *needles: str) -> None:
+    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
+    assert result.stdout == ""
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def stereo(tmp_path, rng):
+    x = (0.3 * rng.standard_normal((2, 3000))).astype(np.float32)
+    return _wav(tmp_path / "in.wav", x), x
+
+
+@pytest.fixture
+def smooth(tmp_path, rng):
+    w = rng.standard_normal((2, 1, 9)) / 9
+    return _layer_file(tmp_path / "smooth.npz", w, groups=2, padding="same")
+
+
+# -- happy paths -------------------------------------------------------------------------
+
+
+def test_apply_wav_matches_whole_signal_and_keeps_subtype(tmp_path, stereo, smooth):
+    path, x = stereo
+    out = tmp_path / "out.wav"
+    result = _run("-w", smooth, path, "-o", out, "--block-size", 256)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+    y, rate = sf.read(out, always_2d=True)
+    assert rate == RATE and sf.info(out).subtype == "FLOAT"
+    np.testing.assert_allclose(y.T, _whole(smooth, x), atol=1e-6)
+    assert _leftovers(tmp_path, {"in.wav", "out.wav", "smooth.npz"}) == []
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_apply_streamed_equals_whole_every_padding_mode(tmp_path, rng, mode):
+    x = rng.standard_normal((3, 200))
+    np.save(tmp_path / "x.npy", x)
+    layer = _layer_file(
+        tmp_path / "l.npz",
+        rng.standard_normal((2, 3, 6)),
+        rng.standard_normal(2),
+        padding=(4, 3),
+        padding_mode=mode,
+        dilation=2,
+    )
+    for block in (1, 7, 64, 1000):
+        result = _run(
+            "-w",
+            layer,
+            tmp_path / "x.npy",
+            "-o",
+            tmp_path / "y.npy",
+            "--block-size",
+            block,
+            "--method",
+            "direct",
+        )
+        assert result.exit_code == 0, result.stderr
+        np.testing.assert_allclose(np.load(tmp_path / "y.npy"), _whole(layer, x), atol=1e-12)
+
+
+def test_apply_npy_batch_stays_batch(tmp_path, rng):
+    x = rng.standard_normal((4, 2, 50))
+    np.save(tmp_path / "b.npy", x)
+    layer = _layer_file(tmp_path / "l.npz", rng.standard_normal((3, 2, 5)), stride=2)
+    result = _run("-w", layer, tmp_path / "b.npy", "-o", tmp_path / "o.npy", "--block-size", 8)
+    assert result.exit_code == 0, result.stderr
+    y = np.load(tmp_path / "o.npy")
+    assert y.shape == (4, 3, 23)
+    np.testing.assert_allclose(y, _whole(layer, x), atol=1e-12)
+
+
+def test_apply_csv_keeps_header_names_when_channels_map(tmp_path, rng):
+    csv = tmp_path / "acc.csv"
+    csv.write_text("# recorded 2024\nax,ay\n" + "".join(f"{i},{-i * 0.5}\n" for i in range(20)))
+    same = _layer_file(tmp_path / "same.npz", np.ones((2, 1, 3)) / 3, groups=2, padding=1)
+    mix = _layer_file(tmp_path / "mix.npz", np.ones((3, 2, 1)))
+    assert _run("-w", same, csv, "-o", tmp_path / "o.csv").exit_code == 0
+    lines = (tmp_path / "o.csv").read_text().splitlines()
+    assert lines[0] == "ax,ay" and len(lines) == 21
+    assert lines[2] == "1.0,-0.5"
+    assert _run("-w", mix, csv, "-o", tmp_path / "m.csv").exit_code == 0
+    assert (tmp_path / "m.csv").read_text().splitlines()[0] == "ch0,ch1,ch2"
+
+
+def test_apply_chain_and_output_sample_rate(tmp_path, stereo, smooth):
+    path, x = stereo
+    down = _layer_file(tmp_path / "down.npz", np.ones((1, 2, 4)) / 8, stride=4)
+    result = _run("-w", smooth, "-w", down, path, "-o", tmp_path / "o.wav")
+    assert result.exit_code == 0, result.stderr
+    y, rate = sf.read(tmp_path / "o.wav", always_2d=True)
+    assert rate == RATE // 4 and y.shape == (750, 1)
+    # 8000 / 3 is not a whole rate: refused unless --sample-rate says what to write.
+    third = _layer_file(tmp_path / "third.npz", np.ones((2, 2, 3)), stride=3)
+    _assert_error(_run("-w", third, path, "-o", tmp_path / "t.wav"), 1, "in.wav", "--sample-rate")
+    assert not (tmp_path / "t.wav").exists()
+    result = _run("-w", third, path, "-o", tmp_path / "t.wav", "--sample-rate", 2667)
+    assert result.exit_code == 0, result.stderr
+    assert sf.info(tmp_path / "t.wav").samplerate == 2667
+
+
+def test_apply_output_dir_many_inputs_jobs(tmp_path, rng, smooth):
+    ins = tmp_path / "in"
+    ins.mkdir()
+    for i in range(4):
+        _wav(ins / f"take{i}.wav", rng.standard_normal((2, 500)).astype(np.float32) * 0.1)
+    out = tmp_path / "out"
+    result = _run("-w", smooth, *sorted(ins.iterdir()), "-d", out, "--jobs", 2)
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"take{i}.wav" for i in range(4)]
+    result = _run("-w", smooth, ins / "take0.wav", "-d", out, "--output-format", "flac")
+    assert result.exit_code == 0, result.stderr
+    assert sf.info(out / "take0.flac").format == "FLAC"
+
+
+def test_apply_keep_going_reports_all_failures(tmp_path, rng, smooth):
+    good = _wav(tmp_path / "good.wav", rng.standard_normal((2, 400)).astype(np.float32) * 0.1)
+    bad1 = tmp_path / "bad1.wav"
+    bad1.write_bytes(b"not audio at all")
+    bad2 = tmp_path / "bad2.wav"
+    bad2.write_bytes(b"")
+    out = tmp_path / "out"
+    for jobs in (1, 2):
+        shutil.rmtree(out, ignore_errors=True)
+        result = _run("-w", smooth, bad1, good, bad2, "-d", out, "--keep-going", "-j", jobs)
+        assert result.exit_code == 1
+        errors = [ln for ln in result.stderr.splitlines() if ln.startswith("Error:")]
+        assert len(errors) == 3, result.stderr
+        assert "bad1.wav" in errors[0] or "bad1.wav" in errors[1]
+        assert "2 of 3 inputs failed" in errors[-1]
+        assert sorted(p.name for p in out.iterdir()) == ["good.wav"]
+    # Without --keep-going the first failure stops the run.
+    shutil.rmtree(out)
+    result = _run("-w", smooth, bad1, good, "-d", out)
+    _assert_error(result, 1, "bad1.wav")
+    assert list(out.iterdir()) == []
+
+
+def test_apply_clip_warning_quiet_and_policies(tmp_path, rng):
+    x = (0.6 * rng.standard_normal((1, 2000))).astype(np.float32)
+    pcm = _wav(tmp_path / "pcm.wav", x, subtype="PCM_16")
+    gain = _layer_file(tmp_path / "gain.npz", np.full((1, 1, 1), 4.0))
+    out = tmp_path / "o.wav"
+    result = _run("-w", gain, pcm, "-o", out)
+    assert result.exit_code == 0
+    assert sf.info(out).subtype == "PCM_16"
+    assert result.stderr.startswith(f"warning: {out}: clipped ")
+    assert "samples" in result.stderr
+    for extra in (["-q"], ["--on-clip", "clip"]):
+        result = _run("-w", gain, pcm, "-o", out, *extra)
+        assert result.exit_code == 0 and result.stderr == ""
+    out.unlink()
+    result = _run("-w", gain, pcm, "-o", out, "--on-clip", "error")
+    _assert_error(result, 1)
+    assert _leftovers(tmp_path, {"pcm.wav", "gain.npz"}) == []
+
+
+def test_apply_nonfinite_input(tmp_path, smooth):
+    x = np.zeros((2, 100))
+    x[1, 42] = np.nan
+    np.save(tmp_path / "x.npy", x)
+    result = _run("-w", smooth, tmp_path / "x.npy", "-o", tmp_path / "y.npy", "--block-size", 16)
+    _assert_error(result, 1, "x.npy", "channel 1, sample 42", "--allow-nonfinite")
+    assert not (tmp_path / "y.npy").exists()
+    result = _run("-w", smooth, tmp_path / "x.npy", "-o", tmp_path / "y.npy", "--allow-nonfinite")
+    assert result.exit_code == 0
+    assert np.isnan(np.load(tmp_path / "y.npy")).any()
+
+
+def test_apply_overrides_for_plain_weights(tmp_path, rng):
+    x = rng.standard_normal((1, 40))
+    np.save(tmp_path / "x.npy", x)
+    np.savez(tmp_path / "plain.npz", weight=np.ones((1, 1, 4)))
+    result = _run(
+        "-w",
+        tmp_path / "plain.npz",
+        tmp_path / "x.npy",
+        "-o",
+        tmp_path / "y.npy",
+        "--padding",
+        "3,0",
+        "--stride",
+        "2",
+        "--padding-mode",
+        "replicate",
+    )
+    assert result.exit_code == 0, result.stderr
+    expected = conv1d(x, np.ones((1, 1, 4)), stride=2, padding=(3, 0), padding_mode="replicate")
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected)
+
+
+def test_apply_atomic_on_error_mid_write(tmp_path, stereo, smooth, monkeypatch):
+    path, _ = stereo
+    real_write = signal_io.SignalWriter.write
+    calls = []
+
+    def failing_write(self, block):
+        calls.append(block.shape)
+        if len(calls) > 1:
+            raise signal_io.DataFileError("disk on fire")
+        real_write(self, block)
+
+    monkeypatch.setattr(signal_io.SignalWriter, "write", failing_write)
+    result = _run("-w", smooth, path, "-o", tmp_path / "out.wav", "--block-size", 100)
+    _assert_error(result, 1, "disk on fire")
+    assert len(calls) == 2
+    assert _leftovers(tmp_path, {"in.wav", "smooth.npz"}) == []
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+def test_apply_bad_input_files(tmp_path, rng, smooth):
+    wav = _wav(tmp_path / "ok.wav", rng.standard_normal((2, 300)).astype(np.float32) * 0.1)
+    truncated = tmp_path / "truncated.wav"
+    truncated.write_bytes(wav.read_bytes()[:30])
+    fake = tmp_path / "fake.wav"
+    fake.write_text("this is a text file, not audio\n")
+    unknown = tmp_path / "data.xyz"
+    unknown.write_text("1,2\n")
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("a,b\n")
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b\n1,2\n3\n4,5\n")
+    words = tmp_path / "words.csv"
+    words.write_text("a,b\n1,2\n3,x\n")
+    cases = [
+        (tmp_path / "missing.wav", 1, "missing.wav"),
+        (truncated, 1, "truncated.wav"),
+        (fake, 1, "fake.wav"),
+        (unknown, 2, "data.xyz"),
+        (empty, 1, "empty.wav"),
+        (header_only, 1, "header.csv"),
+        (ragged, 1, "ragged.csv"),
+        (words, 1, "words.csv"),
+    ]
+    keep = {p.name for p in tmp_path.iterdir()}
+    for source, code, name in cases:
+        out = tmp_path / ("out.csv" if source.suffix == ".csv" else "out.wav")
+        result = _run("-w", smooth, source, "-o", out)
+        _assert_error(result, code, name)
+        assert _leftovers(tmp_path, keep) == [], source
+
+
+def test_apply_channel_mismatch(tmp_path, rng, smooth):
+    mono = _wav(tmp_path / "mono.wav", rng.standard_normal((1, 300)).astype(np.float32) * 0.1)
+    result = _run("-w", smooth, mono, "-o", tmp_path / "o.wav")
+    _assert_error(result, 1, "mono.wav", "1 channel", "expects 2 input channels")
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_apply_signal_shorter_than_kernel_says_min_length(tmp_path, rng):
+    short = _wav(tmp_path / "short.wav", rng.standard_normal((1, 5)).astype(np.float32) * 0.1)
+    valid = _layer_file(tmp_path / "valid.npz", np.ones((1, 1, 9)), padding="valid")
+    result = _run("-w", valid, short, "-o", tmp_path / "o.wav")
+    _assert_error(result, 1, "short.wav", "5 samples", "at least 9")
+    # The same from a pipe (length unknown up front).
+    data = short.read_bytes()
+    result = _run("-w", valid, "-", "--input-format", "wav", "-o", tmp_path / "o.wav", input=data)
+    _assert_error(result, 1, "at least 9")
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_apply_reflect_padding_larger_than_signal(tmp_path, rng):
+    short = _wav(tmp_path / "short.wav", rng.standard_normal((1, 4)).astype(np.float32) * 0.1)
+    layer = _layer_file(tmp_path / "r.npz", np.ones((1, 1, 11)), padding=5, padding_mode="reflect")
+    result = _run("-w", layer, short, "-o", tmp_path / "o.wav")
+    _assert_error(result, 1, "short.wav", "reflect padding (5, 5)", "at least 6")
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_apply_chain_mismatch_shows_shapes(tmp_path, stereo, smooth):
+    path, _ = stereo
+    three = _layer_file(tmp_path / "three.npz", np.ones((1, 3, 3)))
+    result = _run("-w", smooth, "-w", three, path, "-o", tmp_path / "o.wav")
+    _assert_error(result, 1, "layer 2", "three.npz", "expects 3", "produces 2", "-> 2 ->")
+
+
+def test_apply_invocation_errors(tmp_path, stereo, smooth):
+    path, _ = stereo
+    other = _wav(tmp_path / "other.wav", np.zeros((2, 50), np.float32))
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    _assert_error(_run("-w", smooth, path, other, "-o", tmp_path / "o.wav"), 2, "-o")
+    _assert_error(_run("-w", smooth, path, "-d", a_file), 2, "file.txt", "not a directory")
+    _assert_error(_run("-w", smooth, path), 2, "-o")
+    _assert_error(_run("-w", smooth, path, "-o", tmp_path / "x.wav", "-d", tmp_path), 2)
+    _assert_error(_run("-w", smooth, path, "-o", tmp_path), 2, "directory")
+    _assert_error(_run("-w", smooth, "-", "-d", tmp_path / "d"), 2, "stdin")
+    _assert_error(
+        _run("-w", tmp_path / "nolayer.npz", path, "-o", tmp_path / "o.wav"), 1, "nolayer.npz"
+    )
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_apply_refuses_output_equal_to_input(tmp_path, stereo, smooth):
+    path, _ = stereo
+    before = path.read_bytes()
+    _assert_error(_run("-w", smooth, path, "-o", path), 2, "same file")
+    link = tmp_path / "link.wav"
+    link.symlink_to(path)
+    _assert_error(_run("-w", smooth, path, "-o", link), 2, "same file")
+    spelled = tmp_path / "sub" / ".." / "in.wav"
+    (tmp_path / "sub").mkdir()
+    _assert_error(_run("-w", smooth, path, "-o", spelled), 2, "same file")
+    # -d into the input's own folder would overwrite it too.
+    _assert_error(_run("-w", smooth, path, "-d", tmp_path), 2, "same file")
+    assert path.read_bytes() == before
+
+
+def test_apply_unwritable_output_location(tmp_path, stereo, smooth):
+    path, _ = stereo
+    a_file = tmp_path / "plain"
+    a_file.write_text("x")
+    # A directory under a regular file cannot be created or written, even by root.
+    _assert_error(_run("-w", smooth, path, "-o", a_file / "o.wav"), 1, "o.wav")
+    _assert_error(_run("-w", smooth, path, "-d", a_file / "sub"), 1, "sub")
+    if os.geteuid() != 0:  # root ignores permission bits
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        try:
+            _assert_error(_run("-w", smooth, path, "-d", ro), 1, "ro")
+            assert list(ro.iterdir()) == []
+        finally:
+            ro.chmod(0o700)
+
+
+def test_apply_circular_from_pipe_falls_back_to_whole_signal(tmp_path, rng):
+    x = rng.standard_normal((1, 300)).astype(np.float32) * 0.1
+    wav = _wav(tmp_path / "c.wav", x)
+    layer = _layer_file(
+        tmp_path / "c.npz", rng.standard_normal((1, 1, 7)), padding=3, padding_mode="circular"
+    )
+    result = _run(
+        "-w",
+        layer,
+        "-",
+        "--input-format",
+        "wav",
+        "-o",
+        tmp_path / "o.wav",
+        "--block-size",
+        32,
+        input=wav.read_bytes(),
+    )
+    assert result.exit_code == 0, result.stderr
+    y, _ = sf.read(tmp_path / "o.wav", always_2d=True)
+    np.testing.assert_allclose(y.T, _whole(layer, x), atol=1e-6)
+
+
+# -- real processes ----------------------------------------------------------------------
+
+
+def _cmd(*args: object) -> list[str]:
+    return [sys.executable, "-m", "conv1d_cli", "apply", *map(str, args)]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_apply_subprocess_pipe_in_and_out(tmp_path, stereo, smooth):
+    path, _ = stereo
+    subprocess.run(_cmd("-w", smooth, path, "-o", tmp_path / "file.wav"), check=True, env=_env())
+    with open(path, "rb") as src, open(tmp_path / "pipe.wav", "wb") as dst:
+        cat = subprocess.Popen(["cat"], stdin=src, stdout=subprocess.PIPE)
+        proc = subprocess.run(
+            _cmd("-w", smooth, "-", "--input-format", "wav", "-o", "-", "--output-format", "wav"),
+            stdin=cat.stdout,
+            stdout=dst,
+            stderr=subprocess.PIPE,
+            env=_env(),
+        )
+        cat.wait()
+        assert cat.stdout is not None
+        cat.stdout.close()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == b""
+    a, _ = sf.read(tmp_path / "file.wav")
+    b, _ = sf.read(tmp_path / "pipe.wav")
+    np.testing.assert_array_equal(a, b)
+
+
+def test_apply_subprocess_csv_pipe_and_error_exit(tmp_path, smooth):
+    csv = "l,r\n" + "".join(f"{i},{i % 3}\n" for i in range(30))
+    proc = subprocess.run(
+        _cmd("-w", smooth, "-", "--input-format", "csv", "-o", "-"),
+        input=csv.encode(),
+        capture_output=True,
+        env=_env(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.decode().splitlines()
+    assert lines[0] == "l,r" and len(lines) == 31
+    proc = subprocess.run(
+        _cmd("-w", smooth, "-", "--input-format", "csv", "-o", "-"),
+        input=b"l,r\n1,2\n3\n",
+        capture_output=True,
+        env=_env(),
+    )
+    assert proc.returncode == 1 and proc.stdout == b""
+    assert proc.stderr.decode().startswith("Error: ") and b"Traceback" not in proc.stderr
+
+
+def test_apply_subprocess_sigterm_leaves_nothing(tmp_path, rng):
+    x = rng.standard_normal((2, 400_000)).astype(np.float32) * 0.1
+    src = _wav(tmp_path / "long.wav", x)
+    layer = _layer_file(tmp_path / "l.npz", rng.standard_normal((2, 2, 64)))
+    proc = subprocess.Popen(
+        _cmd(
+            "-w", layer, src, "-o", tmp_path / "out.wav", "--method", "direct", "--block-size", 64
+        ),
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(
+        p.name.startswith(".out.") for p in tmp_path.iterdir()
+    ):
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "finished before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert b"Traceback" not in err
+    assert _leftovers(tmp_path, {"long.wav", "l.npz"}) == []
+
+
+def test_apply_subprocess_flac_from_pipe_is_refused_clearly(tmp_path, stereo, smooth):
+    path, x = stereo
+    flac = tmp_path / "x.flac"
+    sf.write(flac, x.T, RATE, subtype="PCM_16")
+    with open(flac, "rb") as src:
+        cat = subprocess.Popen(["cat"], stdin=src, stdout=subprocess.PIPE)
+        proc = subprocess.run(
+            _cmd("-w", smooth, "-", "--input-format", "flac", "-o", tmp_path / "o.wav"),
+            stdin=cat.stdout,
+            capture_output=True,
+            env=_env(),
+        )
+        cat.wait()
+        assert cat.stdout is not None
+        cat.stdout.close()
+    assert proc.returncode == 1
+    assert proc.stderr.decode().startswith("Error: <stdin>: FLAC cannot be read from a pipe")
+    assert not (tmp_path / "o.wav").exists()
