@@ -198,6 +198,56 @@ def test_parity_random_configs(block, parity_stats):
     assert not failures, "\n".join(map(str, failures))
 
 
+N_LARGE = 48
+
+
+def _large_config(index: int) -> dict:
+    """Valid, larger configurations: long kernels (FFT path), oneDNN-sized float32 batches."""
+    rng = np.random.default_rng([2027, index])
+    groups = int(rng.choice([1, 2, 4]))
+    kernel_size = int(rng.choice([3, 17, 64, 101, 255]))
+    dilation = int(rng.choice([1, 1, 2]))
+    padding = [0, "same", kernel_size // 2, 7][int(rng.integers(4))]
+    mode = MODES[index % 4]
+    field = dilation * (kernel_size - 1) + 1
+    return {
+        "dtype": ("float32", "float64")[(index // 4) % 2],
+        "c_in": groups * int(rng.integers(1, 4)),
+        "c_out": groups * int(rng.integers(1, 4)),
+        "kernel_size": kernel_size,
+        "stride": 1 if padding == "same" else int(rng.choice([1, 1, 2, 3])),
+        "padding": padding,
+        "dilation": dilation,
+        "groups": groups,
+        "bias": bool(rng.random() < 0.7),
+        "padding_mode": mode,
+        "length": int(field + rng.integers(0, 3000)),
+        "batch": int(rng.integers(1, 5)),
+        "api": ("functional", "layer")[index % 2],
+        "method": ("auto", "direct", "fft")[index % 3],
+        "seed": int(rng.integers(2**31)),
+    }
+
+
+def test_parity_random_large_configs(parity_stats):
+    failures = []
+    for index in range(N_LARGE):
+        cfg = _large_config(index)
+        cfg["x_channels"] = cfg["c_in"]
+        x, w, b = _arrays(cfg)
+        theirs, ours = _torch_run(cfg, x, w, b), _ours_run(cfg, x, w, b)
+        if isinstance(theirs, Exception) or isinstance(ours, Exception):
+            failures.append((index, cfg, f"torch: {theirs!r:.150} / ours: {ours!r:.150}"))
+            continue
+        error = _relative_error(ours, theirs)
+        _record(parity_stats, cfg["dtype"], error)
+        if ours.shape != theirs.shape or error > TOLERANCE[cfg["dtype"]]:
+            failures.append(
+                (index, cfg, f"{ours.shape} vs {theirs.shape}, relative error {error:.3g}")
+            )
+    assert not failures, "\n".join(map(str, failures))
+
+
 def test_parity_random_configs_cover_the_space():
     """The generator really produces what the brief asks for (so the counts mean something)."""
     configs = [_random_config(i) for i in range(N_CONFIGS)]
