@@ -1136,32 +1136,40 @@ class _AudioWriter(SignalWriter):
         self.clipped += count
 
     def _write(self, arr: np.ndarray) -> None:
-        # float64 for the integer grid: float32 cannot hold 2**31 - 1 (PCM_32 would wrap)
-        x = (
-            arr
-            if self.subtype in _FLOAT_SUBTYPES and arr.dtype.kind == "f"
-            else arr.astype(np.float64, copy=False)
-        )
         if self.subtype in _INT_PCM:
-            bits, int_type, shift = _INT_PCM[self.subtype]
-            scale = float(1 << (bits - 1))
-            hi = scale - 1
-            with np.errstate(invalid="ignore", over="ignore"):
-                q = np.rint(x * scale)
-                over = (q > hi) | (q < -scale)
-            self._clip_report(x, over)
-            np.clip(q, -scale, hi, out=q)
-            q[np.isnan(q)] = 0.0  # NaN has no integer code; the CLI refuses it by default
-            data = q.astype(np.int64) << shift if shift else q
-            out = np.ascontiguousarray(data.T, dtype=int_type)
+            out = self._to_int(arr)
         elif self.subtype in _FLOAT_SUBTYPES:
+            x = arr if arr.dtype.kind == "f" else arr.astype(np.float64)
             out = np.ascontiguousarray(x.T)
         else:
+            x = arr.astype(np.float64, copy=False)
             with np.errstate(invalid="ignore"):
                 over = (x > 1.0) | (x < -1.0)
             self._clip_report(x, over)
-            out = np.ascontiguousarray(np.clip(x, -1.0, 1.0).T, dtype=np.float64)
+            out = np.ascontiguousarray(np.clip(x, -1.0, 1.0).T)
         self._sf.write(out)
+
+    def _to_int(self, arr: np.ndarray) -> np.ndarray:
+        """Round to the subtype's grid, clip (counting), return (n, C) int16/int32 codes."""
+        bits, int_type, shift = _INT_PCM[self.subtype]
+        # float32 holds every code up to 24 bits exactly (the scale is a power of two);
+        # PCM_32 needs float64, as 2**31 - 1 is not a float32
+        work = np.float32 if arr.dtype == np.float32 and bits <= 24 else np.float64
+        scale = float(1 << (bits - 1))
+        hi = scale - 1
+        q = np.multiply(arr, scale, dtype=work)
+        np.rint(q, out=q)
+        if q.size and not (q.max() <= hi and q.min() >= -scale):  # clipping or NaN: slow path
+            with np.errstate(invalid="ignore"):
+                over = (q > hi) | (q < -scale)
+            self._clip_report(arr, over)
+            np.clip(q, -scale, hi, out=q)
+            q[np.isnan(q)] = 0.0  # NaN has no integer code; the CLI refuses NaN by default
+        out = np.empty(q.shape[::-1], int_type)
+        np.copyto(out, q.T, casting="unsafe")
+        if shift:
+            out <<= shift  # libsndfile takes the top bits of int16/int32 for 8/24-bit files
+        return out
 
     def _finish(self) -> None:
         self._sf.close()
