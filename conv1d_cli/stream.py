@@ -207,7 +207,7 @@ def chain_output_length(
     ...
     conv1d_cli.errors.ShapeError: x.wav: 3 samples is too short for layer 1 (lp.npz)
     (kernel_size 5, dilation 1, padding (0, 0), padding_mode 'zeros'): it needs at
-    least 5 input samples; the input needs at least 5 samples
+    least 5 input samples
     """
     if length < 1:
         raise ShapeError(f"{source}: the signal is empty (0 samples)")
@@ -216,19 +216,30 @@ def chain_output_length(
         need = _layer_min_length(layer)
         if current < need:
             left, right = layer.resolved_padding()
-            what = f"{current} samples" if i == 0 else f"its {current} input samples"
             mode = layer.padding_mode
-            reason = ""
-            if mode == "reflect" and max(left, right) >= current:
-                reason = f"; reflect padding ({left}, {right}) must be smaller than the signal"
-            elif mode == "circular" and max(left, right) > current:
-                reason = f"; circular padding ({left}, {right}) cannot wrap more than once"
-            raise ShapeError(
-                f"{source}: {what} is too short for {_label(i, names)} "
-                f"(kernel_size {layer.kernel_size}, dilation {layer.dilation}, padding "
-                f"({left}, {right}), padding_mode {mode!r}): it needs at least {need} input "
-                f"samples{reason}; the input needs at least {chain_min_length(layers)} samples"
+            detail = (
+                f"kernel_size {layer.kernel_size}, dilation {layer.dilation}, "
+                f"padding ({left}, {right}), padding_mode {mode!r}"
             )
+            if mode == "reflect" and max(left, right) >= current:
+                detail += "; reflect padding must be smaller than the signal"
+            elif mode == "circular" and max(left, right) > current:
+                detail += "; circular padding cannot wrap around more than once"
+            overall = chain_min_length(layers)
+            if i == 0:
+                text = (
+                    f"{source}: {length} samples is too short for {_label(i, names)} "
+                    f"({detail}): it needs at least {need} input samples"
+                )
+                if overall != need:
+                    text += f"; the whole chain needs at least {overall}"
+            else:
+                text = (
+                    f"{source}: {length} samples is too short for the chain: "
+                    f"{_label(i, names)} gets {current} samples but needs at least {need} "
+                    f"({detail}); the input needs at least {overall} samples"
+                )
+            raise ShapeError(text)
         current = output_length(
             current, layer.kernel_size, layer.stride, layer.padding, layer.dilation
         )

@@ -341,7 +341,9 @@ def test_apply_reflect_padding_larger_than_signal(tmp_path, rng):
     short = _wav(tmp_path / "short.wav", rng.standard_normal((1, 4)).astype(np.float32) * 0.1)
     layer = _layer_file(tmp_path / "r.npz", np.ones((1, 1, 11)), padding=5, padding_mode="reflect")
     result = _run("-w", layer, short, "-o", tmp_path / "o.wav")
-    _assert_error(result, 1, "short.wav", "reflect padding (5, 5)", "at least 6")
+    _assert_error(
+        result, 1, "short.wav", "padding (5, 5)", "reflect padding must be smaller", "at least 6"
+    )
     assert not (tmp_path / "o.wav").exists()
 
 

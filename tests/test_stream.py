@@ -172,7 +172,7 @@ def test_stream_too_short_for_kernel_names_min_length():
 
 def test_stream_reflect_pad_larger_than_signal():
     layer = Conv1d.from_weights(np.ones((1, 1, 11)), padding=5, padding_mode="reflect")
-    with pytest.raises(ShapeError, match=r"reflect padding \(5, 5\) must be smaller"):
+    with pytest.raises(ShapeError, match=r"padding \(5, 5\).*reflect padding must be smaller"):
         chain_output_length([layer], 5)
     chain = StreamChain([layer])
     chain.push(np.ones((1, 5)))
@@ -195,6 +195,7 @@ def test_stream_chain_min_length_matches_search():
         _layer(rng, 1, 1, 4, dilation=2, padding=(1, 0), padding_mode="reflect"),
     ]
     need = chain_min_length(layers)
+    assert need == 20  # layer 2 needs 7 - 1 = 6 samples: (L - 5) // 3 + 1 >= 6
     chain_output_length(layers, need)
     with pytest.raises(ShapeError, match=f"the input needs at least {need} samples"):
         chain_output_length(layers, need - 1)

@@ -46,10 +46,12 @@ class _Cancelled(Exception):
     """Another file failed or the user interrupted: stop this one (cleanly)."""
 
 
-def _named(error: Conv1dError, source: str) -> Conv1dError:
-    """Make sure the message names the file it is about."""
+def _named(error: Conv1dError, source: str, target: str) -> Conv1dError:
+    """Make sure the message names the file it is about (input, else output)."""
     text = str(error)
     if source in text or (source == "-" and "stdin" in text):
+        return error
+    if (target != "-" and target in text) or (target == "-" and "stdout" in text):
         return error
     shown = "<stdin>" if source == "-" else source
     text = text.replace("the input", shown, 1) if text.startswith("the input") else text
@@ -160,7 +162,7 @@ def _filter_file(
                 writer.write(chain.finish())
             return int(writer.clipped or 0)
     except Conv1dError as e:
-        raise _named(e, src) from e
+        raise _named(e, src, job.target) from e
 
 
 def _plan_jobs(
