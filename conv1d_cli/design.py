@@ -46,6 +46,7 @@ from conv1d_cli.shapes import Padding, check_int
 __all__ = [
     "FIR_KINDS",
     "aligned_padding",
+    "check_sample_rate",
     "delay",
     "design_fir",
     "frequency_response",
@@ -56,6 +57,7 @@ __all__ = [
     "moving_average",
     "parse_window",
     "read_coefficients",
+    "read_npy",
     "response_summary",
 ]
 
@@ -135,7 +137,7 @@ def design_fir(
     """
     if kind not in FIR_KINDS:
         raise ConfigError(f"design must be one of {', '.join(FIR_KINDS)}, got {kind!r}")
-    rate = _check_rate(sample_rate)
+    rate = check_sample_rate(sample_rate)
     taps = _check_taps(taps)
     cutoffs = [float(c) for c in np.atleast_1d(np.asarray(cutoff, dtype=float))]
     need = FIR_KINDS[kind]
@@ -182,7 +184,14 @@ def _check_window(window: Any, taps: int) -> None:
         ) from e
 
 
-def _check_rate(sample_rate: Any) -> float:
+def check_sample_rate(sample_rate: Any) -> float:
+    """Return ``sample_rate`` as a positive finite float, else raise ConfigError.
+
+    Examples
+    --------
+    >>> check_sample_rate(48000)
+    48000.0
+    """
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.number)):
         raise ConfigError(f"sample_rate must be a positive number, got {sample_rate!r}")
     rate = float(sample_rate)
@@ -354,7 +363,7 @@ def kernel_layer(
         groups=channels,
         padding_mode=padding_mode,
     )
-    layer.sample_rate = None if sample_rate is None else _check_rate(sample_rate)
+    layer.sample_rate = None if sample_rate is None else check_sample_rate(sample_rate)
     layer.description = description
     return layer
 
@@ -445,6 +454,55 @@ def _parses_as_float(token: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def read_npy(path: str | os.PathLike[str], name: str = "array") -> np.ndarray:
+    """Load a ``.npy`` array of real numbers (never unpickling), for ``init --weight``.
+
+    Integers become float64; bool, complex and object arrays, empty arrays and
+    non-finite values are refused.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "k.npy"
+    >>> np.save(path, np.array([1, 2, 1]))
+    >>> read_npy(path, "weight")
+    array([1., 2., 1.])
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataFileError(f"{path}: no such {name} file")
+    if path.is_dir():
+        raise DataFileError(f"{path}: is a directory, expected a {name} .npy file")
+    try:
+        with open(path, "rb") as f:
+            loaded = np.load(f, allow_pickle=False)
+            if not isinstance(loaded, np.ndarray):
+                loaded.close()
+                raise DataFileError(
+                    f"{path}: is an .npz archive; --{name} takes one .npy array "
+                    f"(a layer .npz is used directly by apply/inspect)"
+                )
+    except DataFileError:
+        raise
+    except ValueError as e:
+        what = "holds pickled objects, which are never loaded" if "pickle" in str(e) else str(e)
+        raise DataFileError(f"{path}: not a usable .npy {name}: {what}") from e
+    except Exception as e:
+        # Truncated or foreign files: numpy raises EOFError, OSError, SyntaxError, ...
+        raise DataFileError(f"{path}: cannot read .npy {name}: {e}") from e
+    if loaded.dtype.kind not in "iuf":
+        raise DataFileError(
+            f"{path}: {name} must hold real numbers (float or integer), got dtype {loaded.dtype}"
+        )
+    if loaded.size == 0:
+        raise DataFileError(f"{path}: {name} is empty (shape {loaded.shape})")
+    if loaded.dtype.kind != "f":
+        loaded = loaded.astype(np.float64)
+    if not np.isfinite(loaded).all():
+        raise DataFileError(f"{path}: {name} holds non-finite values (NaN or Inf)")
+    return loaded
 
 
 def kernel_stats(weight: Any) -> dict[str, np.ndarray]:
@@ -575,7 +633,7 @@ def response_summary(freqs: np.ndarray, response: np.ndarray, sample_rate: float
     >>> round(s["dc_db"], 6), [round(x) for x in s["minus3db_hz"]], round(s["stopband_db"], 1)
     (0.0, [90], -12.0)
     """
-    rate = _check_rate(sample_rate)
+    rate = check_sample_rate(sample_rate)
     mag = np.abs(np.asarray(response))
     db = _db(mag)
     hz = np.asarray(freqs) * rate

@@ -1,0 +1,376 @@
+"""``conv1d init``: make a layer file (random like PyTorch, designed, or from coefficients).
+
+Imports click and the standard library only; NumPy, SciPy and the numeric
+modules are imported inside the command.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from conv1d_cli.cli._common import reported_errors
+from conv1d_cli.errors import ConfigError, DataFileError
+from conv1d_cli.shapes import PADDING_MODES, parse_padding
+
+__all__ = ["init"]
+
+_FIR = ("lowpass", "highpass", "bandpass", "bandstop")
+_DESIGNS = (*_FIR, "moving-average", "gaussian", "identity", "delay")
+
+# Options every source accepts; the rest belong to one source (checked below).
+_COMMON = {
+    "layer",
+    "stride",
+    "padding",
+    "dilation",
+    "padding_mode",
+    "bias",
+    "dtype",
+    "sample_rate",
+    "description",
+    "force",
+    "quiet",
+}
+_ALLOWED: dict[str, set[str]] = {
+    "random": {"in_channels", "out_channels", "kernel_size", "groups", "seed"},
+    "fir": {"design", "cutoff", "taps", "window", "channels"},
+    "moving-average": {"design", "taps", "channels"},
+    "gaussian": {"design", "sigma", "taps", "channels"},
+    "identity": {"design", "taps", "channels"},
+    "delay": {"design", "delay", "channels"},
+    "coefficients": {"coefficients", "correlation", "channels"},
+    "weight": {"weight", "bias_file", "groups", "channels"},
+}
+
+_EPILOG = """\b
+Sources (exactly one):
+  random        --in-channels --out-channels --kernel-size [--groups --seed]:
+                PyTorch's init; with --seed S in float32 the weights and bias
+                are bit-for-bit torch.manual_seed(S); torch.nn.Conv1d(...).
+                Defaults as PyTorch: padding 0, bias on, float32.
+  --design lowpass|highpass|bandpass|bandstop --cutoff HZ [--cutoff HZ]
+                --sample-rate FS --taps K [--window NAME]: window-method FIR
+                (scipy.signal.firwin, gain 1 in the passband). A cutoff is the
+                -6 dB point. highpass/bandstop need odd K (an even-length
+                linear-phase FIR has a zero at Nyquist).
+  --design moving-average --taps K | gaussian --sigma S [--taps K] |
+           identity [--taps K] | delay --delay D (D samples late; D < 0 early)
+  --coefficients FILE: SoX 'fir' file (numbers separated by whitespace,
+                '#' comments) or one-column CSV (header allowed). These are
+                CONVOLUTION taps: applying the layer reproduces
+                'sox in.wav out.wav fir FILE' sample for sample (odd and even
+                K). --correlation keeps them as PyTorch correlation weights.
+  --weight W.npy [--bias-file B.npy]: PyTorch weights, (C_out, C_in/groups, K)
+                or one 1-D kernel; used as they are (no flip), padding 0.
+
+\b
+Designed kernels and coefficients make a depthwise layer: --channels C gives
+weight (C, 1, K), groups = C, the same kernel on every channel; no bias
+(--bias adds a zero bias); float64 unless --dtype. Their default padding
+aligns output with input: (K//2, (K-1)//2) for convolution taps, so a
+symmetric filter of odd length has zero delay. With an even length the
+centre falls between two samples and the output is half a sample late
+(as with SoX and scipy.signal.convolve 'same'); no integer padding avoids it.
+With --correlation the default is PyTorch's 'same' split (T//2, T - T//2).
+--padding overrides any default.
+
+\b
+The file is written atomically; an existing file is kept unless --force.
+Without --description a summary of the source is stored (with the seed used
+for random layers), shown by 'conv1d inspect'.
+"""
+
+
+def _padding(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_padding(value)
+    except ConfigError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source != click.core.ParameterSource.DEFAULT
+
+
+def _option_name(ctx: click.Context, name: str) -> str:
+    for param in ctx.command.params:
+        if param.name == name and param.opts:
+            return max(param.opts, key=len)
+    return name
+
+
+def _source(ctx: click.Context, design: str | None) -> str:
+    sources = [
+        opt
+        for opt, name in (
+            ("--design", "design"),
+            ("--coefficients", "coefficients"),
+            ("--weight", "weight"),
+        )
+        if _given(ctx, name)
+    ]
+    if len(sources) > 1:
+        raise click.UsageError(f"{' and '.join(sources)} are alternatives; give only one")
+    if not sources:
+        return "random"
+    if design is not None:
+        return "fir" if design in _FIR else design
+    return sources[0].lstrip("-")
+
+
+def _check_applicable(ctx: click.Context, source: str) -> None:
+    allowed = _COMMON | _ALLOWED[source]
+    stray = [
+        _option_name(ctx, p.name)
+        for p in ctx.command.params
+        if p.name and p.name not in allowed and _given(ctx, p.name)
+    ]
+    if stray:
+        what = {
+            "random": "a random layer (no --design/--coefficients/--weight)",
+            "fir": f"--design {ctx.params['design']}",
+            "coefficients": "--coefficients",
+            "weight": "--weight",
+        }.get(source, f"--design {source}")
+        raise click.UsageError(f"{', '.join(stray)} cannot be used with {what}")
+
+
+def _require(ctx: click.Context, names: list[str], what: str) -> None:
+    missing = [_option_name(ctx, n) for n in names if ctx.params.get(n) in (None, ())]
+    if missing:
+        raise click.UsageError(f"{what} needs {', '.join(missing)}")
+
+
+@click.command("init", epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("layer", metavar="LAYER.npz")
+@click.option("--in-channels", type=click.IntRange(min=1), metavar="C", help="Random layer: C_in.")
+@click.option("--out-channels", type=click.IntRange(min=1), metavar="C", help="Random: C_out.")
+@click.option("--kernel-size", type=click.IntRange(min=1), metavar="K", help="Random: K.")
+@click.option("--stride", type=click.IntRange(min=1), metavar="N", default=1, show_default=True)
+@click.option(
+    "--padding",
+    callback=_padding,
+    metavar="INT|LEFT,RIGHT|same|valid|causal|full",
+    help="Padding [default: 0; aligned for designed kernels and coefficients].",
+)
+@click.option("--dilation", type=click.IntRange(min=1), metavar="N", default=1, show_default=True)
+@click.option(
+    "--groups",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Random or --weight layer [default: 1].",
+)
+@click.option(
+    "--bias/--no-bias",
+    default=None,
+    help="Add a bias [default: on for random layers (PyTorch), off otherwise (zeros if on)].",
+)
+@click.option(
+    "--padding-mode", type=click.Choice(list(PADDING_MODES)), default="zeros", show_default=True
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "float64"]),
+    help="Parameter dtype [default: float32 random, float64 designed, the file's for --weight].",
+)
+@click.option(
+    "--seed", type=int, help="Random layer: seed (as torch.manual_seed) [default: fresh]."
+)
+@click.option("--design", type=click.Choice(_DESIGNS), help="Designed kernel (see below).")
+@click.option(
+    "--cutoff",
+    type=float,
+    multiple=True,
+    metavar="HZ",
+    help="Cutoff in Hz (repeat for band filters).",
+)
+@click.option(
+    "--sample-rate", type=float, metavar="FS", help="Sample rate in Hz (stored in the layer)."
+)
+@click.option("--taps", type=click.IntRange(min=1), metavar="K", help="Kernel length.")
+@click.option(
+    "--window",
+    default="hamming",
+    show_default=True,
+    metavar="NAME",
+    help="FIR window (scipy.signal.get_window name; 'kaiser,BETA' for parameters).",
+)
+@click.option("--sigma", type=float, metavar="SAMPLES", help="Gaussian width (standard deviation).")
+@click.option(
+    "--delay", type=int, metavar="SAMPLES", help="Delay kernel: shift (negative = advance)."
+)
+@click.option(
+    "--channels", type=click.IntRange(min=1), metavar="C", help="Channels filtered [default: 1]."
+)
+@click.option("--coefficients", metavar="FILE", help="SoX fir / one-column CSV convolution taps.")
+@click.option("--correlation", is_flag=True, help="Coefficients are correlation weights (no flip).")
+@click.option("--weight", metavar="FILE.npy", help="Weight array (PyTorch layout).")
+@click.option("--bias-file", metavar="FILE.npy", help="Bias array (C_out,) for --weight.")
+@click.option("--description", metavar="TEXT", help="Free text stored in the layer.")
+@click.option("--force", is_flag=True, help="Overwrite an existing LAYER file.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@click.pass_context
+def init(ctx: click.Context, layer: str, **opts: Any) -> None:
+    """Make a layer file: random like PyTorch, a designed filter, or given taps.
+
+    \b
+    Example:
+        conv1d init lp.npz --design lowpass --cutoff 1000 --sample-rate 48000 --taps 101 \\
+            --channels 2
+        conv1d init fir.npz --coefficients taps.txt --channels 2
+        conv1d init conv.npz --in-channels 16 --out-channels 33 --kernel-size 3 --seed 0
+    """
+    source = _source(ctx, opts["design"])
+    _check_applicable(ctx, source)
+    if layer == "-":
+        raise click.UsageError("LAYER must be a file name; layers are not written to stdout")
+    if opts["bias_file"] is not None and opts["bias"] is False:
+        raise click.UsageError("--bias-file and --no-bias contradict each other")
+    required = {
+        "random": ["in_channels", "out_channels", "kernel_size"],
+        "fir": ["cutoff", "sample_rate", "taps"],
+        "moving-average": ["taps"],
+        "gaussian": ["sigma"],
+        "delay": ["delay"],
+    }.get(source, [])
+    what = "a random layer" if source == "random" else f"--design {opts['design']}"
+    _require(ctx, required, what)
+    with reported_errors():
+        from conv1d_cli.atomic import check_not_same_file
+        from conv1d_cli.layerfile import save_layer
+
+        inputs = [p for p in (opts["coefficients"], opts["weight"], opts["bias_file"]) if p]
+        check_not_same_file(layer, inputs)
+        if not opts["force"]:
+            from pathlib import Path
+
+            if Path(layer).exists() or Path(layer).is_symlink():
+                raise click.ClickException(f"{layer}: already exists (use --force to overwrite)")
+        made = _build(source, opts)
+        if opts["description"] is not None:
+            made.description = opts["description"]
+        save_layer(made, layer, overwrite=opts["force"])
+    if not opts["quiet"]:
+        extra = f" ({made.description})" if made.description else ""
+        click.echo(f"wrote {layer}: {made!r}{extra}", err=True)
+
+
+def _build(source: str, opts: Any) -> Any:
+    import secrets
+
+    from conv1d_cli import design
+    from conv1d_cli.layer import Conv1d
+
+    common = {
+        "stride": opts["stride"],
+        "dilation": opts["dilation"],
+        "padding_mode": opts["padding_mode"],
+    }
+    rate = opts["sample_rate"]
+    if source == "random":
+        seed = opts["seed"] if opts["seed"] is not None else secrets.randbits(32)
+        layer = Conv1d(
+            opts["in_channels"],
+            opts["out_channels"],
+            opts["kernel_size"],
+            padding=0 if opts["padding"] is None else opts["padding"],
+            groups=opts["groups"] or 1,
+            bias=opts["bias"] is not False,
+            dtype=opts["dtype"] or "float32",
+            seed=seed,
+            **common,
+        )
+        layer.sample_rate = None if rate is None else design.check_sample_rate(rate)
+        layer.description = f"random init like torch.nn.Conv1d, seed {seed}"
+        return layer
+    if source == "weight":
+        return _from_weight_file(opts, common)
+    origin = None
+    correlation = False
+    if source == "fir":
+        window = design.parse_window(opts["window"])
+        taps = design.design_fir(opts["design"], list(opts["cutoff"]), rate, opts["taps"], window)
+        cut = " - ".join(f"{c:g}" for c in opts["cutoff"])
+        text = f"{opts['design']} {cut} Hz, {opts['taps']} taps, {opts['window']} window"
+    elif source == "moving-average":
+        taps = design.moving_average(opts["taps"])
+        text = f"moving average, {opts['taps']} taps"
+    elif source == "gaussian":
+        taps = design.gaussian(opts["sigma"], opts["taps"])
+        text = f"gaussian, sigma {opts['sigma']:g} samples, {taps.size} taps"
+    elif source == "identity":
+        taps = design.identity(opts["taps"] or 1)
+        text = "identity"
+    elif source == "delay":
+        taps, origin = design.delay(opts["delay"])
+        text = f"delay by {opts['delay']} samples"
+    else:
+        taps = design.read_coefficients(opts["coefficients"])
+        correlation = opts["correlation"]
+        kind = "correlation weights" if correlation else "convolution taps"
+        text = f"{taps.size} {kind} from {opts['coefficients']}"
+    return design.kernel_layer(
+        taps,
+        channels=opts["channels"] or 1,
+        correlation=correlation,
+        origin=origin,
+        padding=opts["padding"],
+        bias=bool(opts["bias"]),
+        dtype=opts["dtype"] or "float64",
+        sample_rate=rate,
+        description=text,
+        **common,
+    )
+
+
+def _from_weight_file(opts: Any, common: dict[str, Any]) -> Any:
+    import numpy as np
+
+    from conv1d_cli import design
+    from conv1d_cli.layer import Conv1d
+
+    weight = design.read_npy(opts["weight"], "weight")
+    if weight.ndim == 1:
+        weight = np.broadcast_to(weight, (opts["channels"] or 1, 1, weight.size))
+        groups = opts["channels"] or 1
+        if opts["groups"] is not None:
+            raise ConfigError("--groups applies to a 3-D --weight; a 1-D kernel uses --channels")
+    elif weight.ndim == 3:
+        if opts["channels"] is not None:
+            raise ConfigError("--channels applies to a 1-D --weight; a 3-D weight uses --groups")
+        groups = opts["groups"] or 1
+    else:
+        raise DataFileError(
+            f"{opts['weight']}: weight must be 1-D (one kernel) or 3-D "
+            f"(out_channels, in_channels/groups, kernel_size), got shape {weight.shape}"
+        )
+    dtype = opts["dtype"] or (weight.dtype.name if weight.dtype.kind == "f" else "float64")
+    weight = np.array(weight, dtype=dtype)
+    bias = None
+    if opts["bias_file"] is not None:
+        bias = design.read_npy(opts["bias_file"], "bias").astype(dtype)
+        if bias.shape != (weight.shape[0],):
+            raise DataFileError(
+                f"{opts['bias_file']}: bias must have shape ({weight.shape[0]},) to match "
+                f"weight {weight.shape}, got shape {bias.shape}"
+            )
+    elif opts["bias"]:
+        bias = np.zeros(weight.shape[0], dtype)
+    layer = Conv1d.from_weights(
+        weight,
+        bias,
+        padding=0 if opts["padding"] is None else opts["padding"],
+        groups=groups,
+        **common,
+    )
+    rate = opts["sample_rate"]
+    layer.sample_rate = None if rate is None else design.check_sample_rate(rate)
+    layer.description = f"weight from {opts['weight']}" + (
+        f", bias from {opts['bias_file']}" if opts["bias_file"] else ""
+    )
+    return layer
