@@ -563,7 +563,7 @@ def test_shape_input_file_without_known_length(
     wav.write_bytes(b"")
     result = run(runner, wav, "-k", 3)
     assert result.exit_code == 1
-    assert "its length cannot be known without reading it all; give --length" in result.stderr
+    assert "its length is unknown until the whole stream is read; describe it" in result.stderr
 
 
 def test_shape_real_files_through_signal_io(runner: CliRunner, tmp_path: Path) -> None:
@@ -615,3 +615,11 @@ def test_shape_python_dash_m(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["output"]["length"] == 8
+
+
+def test_shape_csv_from_stdin(runner: CliRunner) -> None:
+    pytest.importorskip("conv1d_cli.signal_io")
+    data = "a,b\n" + "1,2\n" * 10
+    result = runner.invoke(cli, ["shape", "-", "--input-format", "csv", "-k", "3", "--json"], data)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["output"]["shape"] == [2, 8]

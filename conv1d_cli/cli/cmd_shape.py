@@ -39,6 +39,8 @@ Padding: an integer (both sides), LEFT,RIGHT, or same | valid | causal | full
 whose total LEFT+RIGHT lies in the range shown (each side at most the shown
 maximum for reflect/circular), the symmetric integer paddings (what PyTorch
 accepts) and the padding words. With several layers it is about the last one.
+With a single -w, --stride/--padding/--dilation/--padding-mode/--groups
+override the layer file's values. INPUT_FILE '-' is stdin (--input-format).
 Exit status: 0 ok; 1 the input does not fit the layer/chain, or no padding
 reaches the target; 2 wrong invocation.
 
@@ -116,7 +118,7 @@ _POSITIVE = CountType(1)
 @click.argument(
     "input_file",
     required=False,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
 )
 @click.option("-L", "--length", type=_POSITIVE, help="Input length in samples.")
 @click.option("-k", "--kernel-size", type=_POSITIVE, help="Kernel size K (numbers mode).")
@@ -128,7 +130,11 @@ _POSITIVE = CountType(1)
     type=click.Choice(list(PADDING_MODES)),
     help="How padded samples are made [default: zeros].",
 )
-@click.option("--in-channels", type=_POSITIVE, help="Input channels [default: groups].")
+@click.option(
+    "--in-channels",
+    type=_POSITIVE,
+    help="Input channels [default: the first layer's; in numbers mode, groups].",
+)
 @click.option("--out-channels", type=_POSITIVE, help="Output channels [default: in-channels].")
 @click.option("-g", "--groups", type=_POSITIVE, help="Channel groups [default: 1].")
 @click.option("-N", "--batch", type=CountType(0), help="Batch size [default: 1].")
@@ -292,7 +298,8 @@ def _read_input(path: Path, input_format: str | None) -> dict[str, Any]:
     info = probe(path, format=input_format)
     if info.frames is None:
         raise ShapeError(
-            f"{path}: its length cannot be known without reading it all; give --length instead"
+            f"{path}: its length is unknown until the whole stream is read; describe it "
+            f"with --length (and --in-channels, --sample-rate) instead of the file"
         )
     if info.frames < 1:
         raise ShapeError(f"{path}: holds no samples")
