@@ -386,3 +386,24 @@ def test_parity_dilation_zero_empty_batch_we_reject_torch_accepts():
     assert tuple(out.shape) == (0, 3, 20)
     with pytest.raises(Conv1dError, match="dilation must be positive, got 0"):
         conv1d(np.ones((0, 2, 20)), np.ones((3, 2, 2)), dilation=0)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((3, 4, 5), {"padding": "same", "padding_mode": "reflect"}),
+        ((4, 8, 3), {"groups": 4, "stride": 2, "padding": 1, "padding_mode": "circular"}),
+        ((2, 2, 7), {"dilation": 2, "bias": False, "padding_mode": "replicate"}),
+        ((6, 3, 2), {"groups": 3, "padding": "valid"}),
+    ],
+)
+def test_parity_seeded_layer_end_to_end(args, kwargs):
+    torch.manual_seed(1234)
+    theirs = torch.nn.Conv1d(*args, **kwargs)
+    ours = Conv1d(*args, **kwargs, seed=1234)
+    x = np.random.default_rng(0).standard_normal((3, args[0], 40)).astype(np.float32)
+    with torch.no_grad():
+        expected = theirs(torch.tensor(x)).numpy()
+    got = ours(x)
+    assert got.shape == expected.shape and got.dtype == np.float32
+    assert _relative_error(got, expected) < 1e-5
