@@ -623,3 +623,15 @@ def test_shape_csv_from_stdin(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["shape", "-", "--input-format", "csv", "-k", "3", "--json"], data)
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["output"]["shape"] == [2, 8]
+
+
+def test_shape_target_answered_when_unpadded_layer_does_not_fit(runner: CliRunner) -> None:
+    result = run(runner, "-L", 3, "-k", 5, "-t", 3)
+    assert result.exit_code == 1
+    assert result.stdout == (
+        "  target output length 3 from input length 3:\n"
+        "    padding: any LEFT,RIGHT with LEFT+RIGHT = 4\n"
+        "    symmetric --padding: 2\n"
+        "    padding words: same, causal\n"
+    )
+    assert result.stderr.startswith("Error: input too short")

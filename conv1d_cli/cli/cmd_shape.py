@@ -450,7 +450,11 @@ def _print_text(
     inp = report["input"]
     if numbers_mode:
         if not chain.ok:
-            return  # only the error (on stderr)
+            # The error (on stderr) says how long the input must be; the target
+            # question can still be answered.
+            if target is not None:
+                _print_target(report["target"], numbers_mode=True)
+            return
         row = report["layers"][0]
         if inp["channels"] is None:
             echo(str(row["output_length"]))
