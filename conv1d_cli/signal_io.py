@@ -47,6 +47,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import csv
+import dataclasses
 import io
 import os
 import shutil
@@ -228,7 +229,7 @@ def output_subtype(format: str, preferred: str | None = None) -> str | None:
 
 def _check_dtype(dtype: Any) -> np.dtype[Any]:
     try:
-        dt = np.dtype(dtype)
+        dt: np.dtype[Any] | None = np.dtype(dtype)
     except TypeError:
         dt = None
     if dt is None or dt.name not in _DTYPES:
@@ -299,7 +300,16 @@ def _stdin_binary() -> IO[bytes]:
     stream = sys.stdin
     if stream is None:
         raise DataFileError("<stdin>: no standard input is available")
-    return getattr(stream, "buffer", stream)  # type: ignore[no-any-return]
+    try:
+        terminal = bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        terminal = False
+    if terminal:  # reading would wait for the keyboard: say so instead
+        raise DataFileError(
+            "<stdin>: is a terminal; pipe a signal in (... | conv1d ...) or give a file"
+        )
+    binary: IO[bytes] = stream.buffer if hasattr(stream, "buffer") else stream  # type: ignore[assignment]
+    return binary
 
 
 def _is_seekable(stream: Any) -> bool:
@@ -412,7 +422,7 @@ class SignalReader:
             )
 
     def _empty(self) -> np.ndarray:
-        shape = (self.info.channels, 0)
+        shape: tuple[int, ...] = (self.info.channels, 0)
         if self.info.batch is not None:
             shape = (self.info.batch, *shape)
         return np.zeros(shape, self._dtype)
@@ -576,23 +586,35 @@ class _CsvLayout:
     header_line: int | None
 
 
+def _detect_delimiter(lines: list[str]) -> str | None:
+    """Comma, semicolon, tab or whitespace: the first giving the same width > 1 everywhere.
+
+    If none does, the first of those characters found at all (so a ragged row is reported
+    as such), else whitespace (a single column).
+
+    Examples
+    --------
+    >>> _detect_delimiter(["a;b", "1,5;2"]), _detect_delimiter(["1 2", "3  4"])
+    (';', None)
+    >>> _detect_delimiter(["x", "1,2"]), _detect_delimiter(["0.5", "7"])
+    (',', None)
+    """
+    for delimiter in _DELIMITERS:
+        widths = {len(_split(line, delimiter)) for line in lines}
+        if len(widths) == 1 and widths.pop() > 1:
+            return delimiter
+    for delimiter in _DELIMITERS[:-1]:
+        if any(delimiter in line for line in lines):
+            return delimiter
+    return None
+
+
 def _csv_layout(path: str, sample: list[tuple[int, str]]) -> _CsvLayout:
     """Detect delimiter and header from the first content lines."""
     if not sample:
         raise DataFileError(f"{_shown(path)}: CSV has no data rows")
-    chosen: str | None = None
-    fallback: str | None = None
-    for delimiter in _DELIMITERS:
-        widths = {len(_split(line, delimiter)) for _, line in sample}
-        if len(widths) == 1:
-            width = widths.pop()
-            if width > 1 or delimiter is None:
-                chosen = delimiter
-                break
-        if fallback is None and delimiter is not None and delimiter in sample[0][1]:
-            fallback = delimiter
-    if chosen is None:
-        chosen = fallback
+    lines = [line for _, line in sample]
+    chosen = _detect_delimiter(lines)
     first = [cell.strip() for cell in _split(sample[0][1], chosen)]
     header: tuple[str, ...] | None = None
     header_line: int | None = None
@@ -625,10 +647,11 @@ class _CsvReader(SignalReader):
         self._path = path
         self._opener: Callable[[], Iterator[str]] = opener
         sample: list[tuple[int, str]] = []
-        for item in _content_lines(opener(), path):
-            sample.append(item)
-            if len(sample) >= 20:
-                break
+        with contextlib.closing(opener()) as lines:  # type: ignore[type-var]
+            for item in _content_lines(lines, path):
+                sample.append(item)
+                if len(sample) >= 20:
+                    break
         self._layout = layout = _csv_layout(path, sample)
         # frames: one scan (CSV has no header to ask); no parsing, so it is cheap
         rows = sum(1 for _ in _content_lines(opener(), path))
@@ -646,9 +669,10 @@ class _CsvReader(SignalReader):
         self._rows = self._data_lines()
 
     def _data_lines(self) -> Iterator[tuple[int, str]]:
-        for number, line in _content_lines(self._opener(), self._path):
-            if number != self._layout.header_line:
-                yield number, line
+        with contextlib.closing(self._opener()) as lines:  # type: ignore[type-var]
+            for number, line in _content_lines(lines, self._path):
+                if number != self._layout.header_line:
+                    yield number, line
 
     def _parse(self, chunk: Sequence[tuple[int, str]]) -> np.ndarray:
         """Vectorised parse of a chunk of lines -> (C, n); precise error on failure."""
@@ -932,7 +956,7 @@ def read_signal(
             data = np.concatenate(blocks, axis=-1) if blocks else reader._empty()
             if data.shape[-1] == 0:
                 raise DataFileError(f"{_shown(info.path)}: input has no samples")
-            info = SignalInfo(**{**info.__dict__, "frames": int(data.shape[-1])})
+            info = dataclasses.replace(info, frames=int(data.shape[-1]))
     return Signal(data, info)
 
 
@@ -1188,12 +1212,16 @@ class _CsvWriter(SignalWriter):
                 f"{list(column_names)!r}"
             )
         super().__init__(path, "csv", channels, None, on_clip)
+        # a .tsv file name gets tabs; everything else (stdout too) gets commas
+        self._sep = "\t" if path.lower().endswith(".tsv") else ","
         self._fh: IO[bytes] = (
             open(self.target, "wb") if isinstance(self.target, Path) else self.target
         )
         if column_names is not None:
             line = io.StringIO()
-            csv.writer(line, lineterminator="\n").writerow([str(n) for n in column_names])
+            csv.writer(line, delimiter=self._sep, lineterminator="\n").writerow(
+                [str(n) for n in column_names]
+            )
             self._fh.write(line.getvalue().encode("utf-8"))
 
     def _write(self, arr: np.ndarray) -> None:
@@ -1201,7 +1229,8 @@ class _CsvWriter(SignalWriter):
             return
         # repr() of a Python float is the shortest text that reads back to the same value
         rows = np.asarray(arr, dtype=np.float64).T.tolist()
-        text = "".join(",".join(map(repr, row)) + "\n" for row in rows)
+        sep = self._sep
+        text = "".join(sep.join(map(repr, row)) + "\n" for row in rows)
         self._fh.write(text.encode("ascii"))
 
     def _finish(self) -> None:

@@ -858,3 +858,68 @@ def test_input_unreadable(tmp_path: Path) -> None:
     path.chmod(0)
     with pytest.raises(DataFileError, match="u.csv: cannot read: Permission denied"):
         read_signal(path)
+
+
+class _Pipe(io.RawIOBase):
+    """A non-seekable byte stream without a file descriptor (like a wrapped pipe)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        return self._data.readinto(buffer)
+
+
+def test_stdin_nonseekable_stream_without_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x = np.array([[0.25, -0.5, 0.125]])
+    write_signal(tmp_path / "x.wav", x, format=None, sample_rate=8000, subtype="PCM_16")
+    write_signal(tmp_path / "x.flac", x, format=None, sample_rate=8000, subtype="PCM_16")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(_Pipe((tmp_path / "x.wav").read_bytes())))
+    with open_reader("-", "wav") as r:
+        # buffered in memory (no descriptor to hand libsndfile), so it became seekable
+        assert r.seekable and r.info.frames == 3
+        np.testing.assert_array_equal(r.read(10), x)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(_Pipe((tmp_path / "x.flac").read_bytes())))
+    with pytest.raises(DataFileError, match="FLAC cannot be read from a pipe"):
+        read_signal("-", "flac")
+
+
+def test_stdin_terminal_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    class _Tty(io.TextIOWrapper):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", _Tty(io.BytesIO(b"")))
+    with pytest.raises(DataFileError, match="<stdin>: is a terminal"):
+        read_signal("-", "csv")
+
+
+def test_csv_header_narrower_than_data_is_ragged(tmp_path: Path) -> None:
+    (tmp_path / "h.csv").write_text("x\n1,2\n3,4\n")
+    with pytest.raises(DataFileError, match="line 2 has 2 column"):
+        read_signal(tmp_path / "h.csv")
+
+
+def test_tsv_output_uses_tabs(tmp_path: Path) -> None:
+    write_signal(
+        tmp_path / "x.tsv",
+        np.array([[1.5, 2.0], [3.0, 4.25]]),
+        format=None,
+        column_names=["a", "b"],
+    )
+    assert (tmp_path / "x.tsv").read_text() == "a\tb\n1.5\t3.0\n2.0\t4.25\n"
+    assert read_signal(tmp_path / "x.tsv").info.column_names == ("a", "b")
+
+
+def test_writer_unwritable_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkstemp", refuse)
+    with pytest.raises(DataFileError, match=r"o\.wav: cannot write to .*Permission denied"):
+        open_writer(tmp_path / "o.wav", format=None, channels=1, sample_rate=8000)
