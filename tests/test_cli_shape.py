@@ -124,6 +124,14 @@ def test_shape_numbers_sample_rate_after_stride(runner: CliRunner) -> None:
         (["-L", 10, "-k", 3, "--out-channels", 6, "-g", 4], "out_channels must be divisible"),
         (["-L", 10, "-k", 3, "-t", 0], "'--target-length': expected a positive integer"),
         (["-L", 10, "-k", 3, "--sample-rate", 0], "'--sample-rate'"),
+        (
+            ["-L", 10, "-k", 3, "--sample-rate", "inf"],
+            "'--sample-rate': expected a positive finite",
+        ),
+        (
+            ["-L", 10, "-k", 3, "--sample-rate", "nan"],
+            "'--sample-rate': expected a positive finite",
+        ),
         (["-k", 3], "give the input length with --length, or an INPUT_FILE"),
         (["-L", 10], "give --kernel-size (numbers mode) or a layer file with -w"),
         (["-L", 10, "-k", 3, "--input-format", "wav"], "--input-format needs an INPUT_FILE"),

@@ -194,6 +194,11 @@ def shape(
         "padding_mode": padding_mode,
         "groups": groups,
     }
+    # click.FloatRange lets inf and nan through.
+    if sample_rate is not None and not sample_rate < float("inf"):
+        raise click.BadParameter(
+            f"expected a positive finite number, got {sample_rate}", param_hint="'--sample-rate'"
+        )
     with reported_errors():
         if input_file is not None and length is not None:
             raise click.UsageError("give either --length or INPUT_FILE, not both")
