@@ -1,0 +1,464 @@
+"""``conv1d inspect``: what a layer file or a signal file holds.
+
+Imports click and the standard library only; NumPy, the layer-file reader,
+``signal_io`` and matplotlib are imported inside the command.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from conv1d_cli.cli._common import reported_errors
+from conv1d_cli.errors import ConfigError
+from conv1d_cli.shapes import PADDING_MODES, parse_padding
+
+__all__ = ["LAYER_SCHEMA", "SIGNAL_SCHEMA", "inspect_"]
+
+#: ``schema`` of ``--json`` for a layer file; bumped only for incompatible changes.
+LAYER_SCHEMA = "conv1d-inspect-layer/1"
+#: ``schema`` of ``--json`` for a signal file.
+SIGNAL_SCHEMA = "conv1d-inspect-signal/1"
+
+_EPILOG = f"""\b
+FILE is read as a layer when it ends in .npz or is a zip archive, else as a
+signal (WAV/FLAC/OGG/AIFF/..., CSV, NPY; '-' = stdin with --format).
+
+\b
+Layer: shapes, every hyperparameter, parameter count, receptive field, the
+padding it resolves to, and per kernel (output channel <- input channel) the
+DC gain (sum of taps), L1 and L2 norms, peak |tap| and whether it is
+symmetric or antisymmetric (linear phase). With a sample rate (stored by
+'init' for designed filters, or --sample-rate) also a frequency-response
+summary: gain at DC and at Nyquist, peak gain, the -3 dB points (where the
+gain crosses 3 dB below the kernel's peak), the stopband (below -3 dB, after
+each transition band, which ends at the first response minimum) and its
+level (highest gain in it, the worst sidelobe). Gains are dB re unity (0 dB =
+gain 1). --plot FILE.png draws magnitude (dB) and phase of each kernel, the
+phase of the layer as applied (its left padding included: 0 = no delay);
+needs matplotlib (pip install 'conv1d-cli[plot]').
+
+\b
+Signal: format, subtype, sample rate, channels, frames, duration, and per
+channel peak |x|, RMS and DC (mean), computed block by block.
+
+\b
+--json prints one object; fields are only ever added within a schema.
+Layer ("schema": "{LAYER_SCHEMA}"):
+  file, key (null or the prefix chosen), weight_shape [C_out, C_in/g, K],
+  bias_shape ([C_out] or null), dtype, in_channels, out_channels,
+  kernel_size, stride, padding (as stored: int, word or [left, right]),
+  padding_resolved [left, right], dilation, groups, padding_mode, bias
+  (bool), parameters, receptive_field (samples), sample_rate (Hz or null),
+  description, kernels_total, kernels[] (the first --max-kernels, in
+  weight order): {{out_channel, in_channel, dc_gain, l1_norm, l2_norm,
+  peak, linear_phase ("symmetric" | "antisymmetric" | null), response}};
+  response is null without a sample rate, else {{dc_db, nyquist_db,
+  peak_db, peak_hz, minus3db_hz [..], stopband_hz [[lo, hi], ..],
+  stopband_db (null if no stopband)}}; a gain of exactly 0 (-inf dB) is null.
+Signal ("schema": "{SIGNAL_SCHEMA}"):
+  file, format, subtype (null for CSV/NPY), sample_rate (null if unknown),
+  channels, frames, duration_s (null without a sample rate), batch (N of a
+  batched NPY, else null), column_names (CSV header or null),
+  channel_stats[]: {{channel, name, peak, rms, dc}}.
+
+\b
+Exit status: 0 ok; 1 unreadable or malformed file; 2 wrong invocation.
+"""
+
+_LAYER_ONLY = ("key", "plot", "stride", "padding", "dilation", "groups", "padding_mode")
+
+
+def _padding(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_padding(value)
+    except ConfigError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _is_layer_file(path: str) -> bool:
+    if path == "-":
+        return False
+    if Path(path).suffix.lower() == ".npz":
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
+@click.command("inspect", epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("file", metavar="FILE")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schemas below) instead of text.")
+@click.option(
+    "--sample-rate",
+    type=float,
+    metavar="FS",
+    help="Sample rate in Hz [default: the file's]; enables a layer's response summary.",
+)
+@click.option("--plot", metavar="FILE.png", help="Layer: draw the frequency response to a file.")
+@click.option("--key", metavar="PREFIX", help="Layer: which layer of a multi-layer .npz.")
+@click.option(
+    "--max-kernels",
+    type=click.IntRange(min=0),
+    default=64,
+    show_default=True,
+    metavar="N",
+    help="Layer: kernels listed (and plotted, at most 16); 0 = all.",
+)
+@click.option("--stride", type=click.IntRange(min=1), metavar="N", help="Layer: override.")
+@click.option(
+    "--padding",
+    callback=_padding,
+    metavar="INT|LEFT,RIGHT|same|valid|causal|full",
+    help="Layer: override.",
+)
+@click.option("--dilation", type=click.IntRange(min=1), metavar="N", help="Layer: override.")
+@click.option("--groups", type=click.IntRange(min=1), metavar="N", help="Layer: override.")
+@click.option("--padding-mode", type=click.Choice(list(PADDING_MODES)), help="Layer: override.")
+@click.option("--format", "format_", metavar="FORMAT", help="Signal: format (needed for '-').")
+@click.pass_context
+def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
+    """Describe a layer file (.npz) or a signal file.
+
+    \b
+    Example:
+        conv1d inspect lowpass.npz
+        conv1d inspect lowpass.npz --plot response.png
+        conv1d inspect take1.wav --json
+    """
+    if opts["sample_rate"] is not None and not (
+        math.isfinite(opts["sample_rate"]) and opts["sample_rate"] > 0
+    ):
+        raise click.BadParameter(
+            f"must be a positive number of Hz, got {opts['sample_rate']:g}",
+            param_hint="'--sample-rate'",
+        )
+    layer_file = _is_layer_file(file)
+    if not layer_file:
+        stray = [n for n in _LAYER_ONLY if opts[n] is not None]
+        if stray:
+            names = ", ".join("--" + n.replace("_", "-") for n in stray)
+            raise click.UsageError(f"{names} only apply to layer files; {file} is read as a signal")
+    elif opts["format_"] is not None:
+        raise click.UsageError("--format only applies to signal files")
+    with reported_errors():
+        if layer_file:
+            report = _layer_report(file, opts)
+            if opts["plot"] is not None:
+                _plot(file, opts)
+        else:
+            report = _signal_report(file, opts)
+    if opts["as_json"]:
+        click.echo(json.dumps(report, indent=2, allow_nan=False))
+    else:
+        click.echo(_layer_text(report) if layer_file else _signal_text(report), nl=False)
+    if opts["plot"] is not None:
+        click.echo(f"wrote {opts['plot']}", err=True)
+
+
+# ---- layers --------------------------------------------------------------------------
+
+
+def _load(file: str, opts: Any) -> Any:
+    from conv1d_cli.layerfile import load_layer
+
+    return load_layer(
+        file,
+        key=opts["key"],
+        stride=opts["stride"],
+        padding=opts["padding"],
+        dilation=opts["dilation"],
+        groups=opts["groups"],
+        padding_mode=opts["padding_mode"],
+        sample_rate=opts["sample_rate"],
+    )
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _layer_report(file: str, opts: Any) -> dict[str, Any]:
+    import numpy as np
+
+    from conv1d_cli import design
+    from conv1d_cli.shapes import receptive_field
+
+    layer = _load(file, opts)
+    weight = layer.weight
+    c_out, c_in_group, _ = weight.shape
+    left, right = layer.resolved_padding()
+    stats = design.kernel_stats(weight)
+    total = c_out * c_in_group
+    limit = total if opts["max_kernels"] == 0 else min(total, opts["max_kernels"])
+    per_group_out = c_out // layer.groups
+    rate = layer.sample_rate
+    kernels: list[dict[str, Any]] = []
+    chunk = 16  # kernels per FFT batch: bounded memory for long kernels
+    for start in range(0, limit, chunk):
+        flat = np.arange(start, min(start + chunk, limit))
+        outs, ins = np.divmod(flat, c_in_group)
+        responses = None
+        if rate is not None:
+            freqs, responses = design.frequency_response(
+                weight[outs, ins][:, None, :], dilation=layer.dilation, left=left
+            )
+        for i, (o, c) in enumerate(zip(outs.tolist(), ins.tolist(), strict=True)):
+            entry: dict[str, Any] = {
+                "out_channel": o,
+                "in_channel": (o // per_group_out) * c_in_group + c,
+                "dc_gain": float(stats["dc_gain"][o, c]),
+                "l1_norm": float(stats["l1_norm"][o, c]),
+                "l2_norm": float(stats["l2_norm"][o, c]),
+                "peak": float(stats["peak"][o, c]),
+                "linear_phase": stats["linear_phase"][o, c],
+                "response": None,
+            }
+            if responses is not None:
+                summary = design.response_summary(freqs, responses[i, 0], rate)
+                for name in ("dc_db", "nyquist_db", "peak_db", "stopband_db"):
+                    if summary[name] is not None:
+                        summary[name] = _finite(summary[name])
+                entry["response"] = summary
+            kernels.append(entry)
+    padding = layer.padding
+    return {
+        "schema": LAYER_SCHEMA,
+        "file": file,
+        "key": opts["key"],
+        "weight_shape": list(weight.shape),
+        "bias_shape": None if layer.bias is None else list(layer.bias.shape),
+        "dtype": weight.dtype.name,
+        "in_channels": layer.in_channels,
+        "out_channels": layer.out_channels,
+        "kernel_size": layer.kernel_size,
+        "stride": layer.stride,
+        "padding": list(padding) if isinstance(padding, tuple) else padding,
+        "padding_resolved": [left, right],
+        "dilation": layer.dilation,
+        "groups": layer.groups,
+        "padding_mode": layer.padding_mode,
+        "bias": layer.bias is not None,
+        "parameters": int(weight.size + (0 if layer.bias is None else layer.bias.size)),
+        "receptive_field": receptive_field(layer.kernel_size, layer.dilation),
+        "sample_rate": rate,
+        "description": layer.description,
+        "kernels_total": total,
+        "kernels": kernels,
+    }
+
+
+def _g(value: float | None, unit: str = "", digits: int = 4) -> str:
+    if value is None:
+        return "-inf" + (f" {unit}" if unit else "") if unit == "dB" else "n/a"
+    text = f"{value:.{digits}g}"
+    return f"{text} {unit}" if unit else text
+
+
+def _db(value: float | None) -> str:
+    return "-inf dB" if value is None else f"{round(value, 2) + 0.0:+.2f} dB"
+
+
+def _layer_text(r: dict[str, Any]) -> str:
+    depthwise = r["groups"] == r["in_channels"] and r["groups"] > 1
+    rate = r["sample_rate"]
+    field = f"{r['receptive_field']} samples"
+    if rate:
+        field += f" ({r['receptive_field'] / rate * 1000:.4g} ms)"
+    padding = r["padding"]
+    shown_padding = f"{padding!r}" if isinstance(padding, str) else str(padding)
+    lines = [
+        f"{r['file']}: conv1d layer" + (f" (key {r['key']!r})" if r["key"] else ""),
+        f"  weight         {tuple(r['weight_shape'])} {r['dtype']}",
+        f"  bias           {tuple(r['bias_shape']) if r['bias'] else 'none'}",
+        f"  in_channels    {r['in_channels']}",
+        f"  out_channels   {r['out_channels']}",
+        f"  kernel_size    {r['kernel_size']}",
+        f"  stride         {r['stride']}",
+        f"  padding        {shown_padding} -> (left, right) = {tuple(r['padding_resolved'])}",
+        f"  dilation       {r['dilation']}",
+        f"  groups         {r['groups']}" + (" (depthwise)" if depthwise else ""),
+        f"  padding_mode   {r['padding_mode']}",
+        f"  parameters     {r['parameters']}",
+        f"  receptive      {field}",
+        f"  sample_rate    {'unknown' if rate is None else f'{rate:g} Hz'}",
+        f"  description    {r['description'] or '-'}",
+        "",
+        "kernel (out <- in)   dc_gain      l1_norm      l2_norm      peak         linear_phase",
+    ]
+    for k in r["kernels"]:
+        lines.append(
+            f"  {k['out_channel']:>4} <- {k['in_channel']:<4}      "
+            f"{k['dc_gain']:<12.6g} {k['l1_norm']:<12.6g} {k['l2_norm']:<12.6g} "
+            f"{k['peak']:<12.6g} {k['linear_phase'] or 'no'}"
+        )
+    hidden = r["kernels_total"] - len(r["kernels"])
+    if hidden:
+        lines.append(f"  ... {hidden} more kernels (--max-kernels 0 lists all)")
+    if rate is None:
+        lines.append("")
+        lines.append("no sample rate: give --sample-rate FS for a frequency-response summary")
+    else:
+        lines += ["", f"frequency response at {rate:g} Hz (dB re gain 1)"]
+        for k in r["kernels"]:
+            s = k["response"]
+            edges = ", ".join(f"{f:.5g}" for f in s["minus3db_hz"]) or "none"
+            stop = "none"
+            if s["stopband_db"] is not None:
+                ranges = ", ".join(f"{lo:.5g}-{hi:.5g}" for lo, hi in s["stopband_hz"])
+                stop = f"{_db(s['stopband_db'])} in {ranges} Hz"
+            lines.append(
+                f"  {k['out_channel']:>4} <- {k['in_channel']:<4} DC {_db(s['dc_db'])}, "
+                f"Nyquist {_db(s['nyquist_db'])}, peak {_db(s['peak_db'])} at "
+                f"{s['peak_hz']:.5g} Hz; -3 dB at {edges} Hz; stopband {stop}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _plot(file: str, opts: Any) -> None:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise click.ClickException(
+            "--plot needs matplotlib, which is not installed; "
+            "install it with: pip install 'conv1d-cli[plot]'"
+        ) from None
+    import numpy as np
+
+    from conv1d_cli import design
+    from conv1d_cli.atomic import atomic_path, check_not_same_file
+
+    check_not_same_file(opts["plot"], [file])
+    layer = _load(file, opts)
+    weight = layer.weight
+    c_out, c_in_group, _ = weight.shape
+    count = min(c_out * c_in_group, 16 if opts["max_kernels"] == 0 else opts["max_kernels"], 16)
+    outs, ins = np.divmod(np.arange(count), c_in_group)
+    left = layer.resolved_padding()[0]
+    freqs, response = design.frequency_response(
+        weight[outs, ins][:, None, :], dilation=layer.dilation, left=left
+    )
+    rate = layer.sample_rate
+    x = freqs * rate if rate else freqs
+    mag = np.abs(response[:, 0])
+    with np.errstate(divide="ignore"):
+        db = 20 * np.log10(mag)
+    top = float(np.max(db[np.isfinite(db)])) if np.isfinite(db).any() else 0.0
+    floor = max(float(np.min(db[np.isfinite(db)])) if np.isfinite(db).any() else -150, top - 150)
+    fig = Figure(figsize=(7, 5), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_mag, ax_phase = fig.subplots(2, 1, sharex=True)
+    per_group_out = c_out // layer.groups
+    for i, (o, c) in enumerate(zip(outs.tolist(), ins.tolist(), strict=True)):
+        label = f"out {o} <- in {(o // per_group_out) * c_in_group + c}"
+        ax_mag.plot(x, np.maximum(db[i], floor - 10), linewidth=1, label=label)
+        phase = np.degrees(np.angle(response[i, 0]))
+        phase[phase <= -180 + 1e-6] = 180.0  # a real negative gain is +-180: draw one
+        # Phase deep in a stopband is rounding noise: leave it out.
+        phase[db[i] < top - 60] = np.nan
+        ax_phase.plot(x, phase, linewidth=1)
+    ax_mag.set_ylim(floor - 5, top + 5)
+    ax_mag.set_ylabel("magnitude (dB)")
+    ax_phase.set_ylabel("phase (deg), gain > peak-60 dB")
+    ax_phase.set_ylim(-190, 190)
+    ax_phase.set_yticks([-180, -90, 0, 90, 180])
+    ax_phase.set_xlabel("frequency (Hz)" if rate else "frequency (cycles/sample)")
+    for ax in (ax_mag, ax_phase):
+        ax.grid(True, alpha=0.3)
+        ax.set_xlim(x[0], x[-1])
+    title = os.path.basename(file) + (f": {layer.description}" if layer.description else "")
+    ax_mag.set_title(title[:90], fontsize=10)
+    if count > 1:
+        ax_mag.legend(fontsize=7, loc="best")
+    fmt = Path(opts["plot"]).suffix.lower().lstrip(".") or "png"
+    with atomic_path(opts["plot"]) as tmp:
+        try:
+            fig.savefig(tmp, format=fmt, metadata={"Software": None} if fmt == "png" else None)
+        except ValueError as e:
+            raise ConfigError(f"--plot {opts['plot']}: {e}") from e
+
+
+# ---- signals -------------------------------------------------------------------------
+
+
+def _signal_report(file: str, opts: Any) -> dict[str, Any]:
+    import numpy as np
+
+    from conv1d_cli.signal_io import open_reader
+
+    with open_reader(file, opts["format_"]) as reader:
+        info = reader.info
+        channels = info.channels
+        peak = np.zeros(channels)
+        total = np.zeros(channels)
+        squares = np.zeros(channels)
+        frames = 0
+        for block in reader:
+            data = block if block.ndim == 2 else np.moveaxis(block, 1, 0).reshape(channels, -1)
+            if data.size:
+                peak = np.maximum(peak, np.abs(data).max(axis=-1))
+            total += data.sum(axis=-1)
+            squares += np.einsum("cl,cl->c", data, data)
+            frames += block.shape[-1]
+    rate = opts["sample_rate"] if opts["sample_rate"] is not None else info.sample_rate
+    count = frames * (info.batch or 1)
+    names = list(info.column_names) if info.column_names else None
+    stats = [
+        {
+            "channel": c,
+            "name": names[c] if names and c < len(names) else None,
+            "peak": float(peak[c]),
+            "rms": float(np.sqrt(squares[c] / count)) if count else 0.0,
+            "dc": float(total[c] / count) if count else 0.0,
+        }
+        for c in range(channels)
+    ]
+    return {
+        "schema": SIGNAL_SCHEMA,
+        "file": file,
+        "format": info.format,
+        "subtype": info.subtype,
+        "sample_rate": None if rate is None else float(rate),
+        "channels": channels,
+        "frames": frames,
+        "duration_s": frames / rate if rate else None,
+        "batch": info.batch,
+        "column_names": names,
+        "channel_stats": stats,
+    }
+
+
+def _dbfs(value: float) -> str:
+    return "-inf" if value <= 0 else f"{20 * math.log10(value):+.2f}"
+
+
+def _signal_text(r: dict[str, Any]) -> str:
+    rate = r["sample_rate"]
+    duration = "unknown" if r["duration_s"] is None else f"{r['duration_s']:.6g} s"
+    lines = [
+        f"{r['file']}: signal",
+        f"  format       {r['format']}" + (f" ({r['subtype']})" if r["subtype"] else ""),
+        f"  sample_rate  {'unknown' if rate is None else f'{rate:g} Hz'}",
+        f"  channels     {r['channels']}",
+        f"  frames       {r['frames']}" + (f" x batch {r['batch']}" if r["batch"] else ""),
+        f"  duration     {duration}",
+        "",
+        "channel      peak         peak_dBFS  rms          rms_dBFS   dc",
+    ]
+    for s in r["channel_stats"]:
+        name = f"{s['channel']}" + (f" {s['name']}" if s["name"] else "")
+        lines.append(
+            f"  {name:<10} {s['peak']:<12.6g} {_dbfs(s['peak']):<10} {s['rms']:<12.6g} "
+            f"{_dbfs(s['rms']):<10} {s['dc']:.6g}"
+        )
+    return "\n".join(lines) + "\n"
