@@ -527,3 +527,17 @@ def test_apply_subprocess_flac_from_pipe_is_refused_clearly(tmp_path, stereo, sm
     assert proc.returncode == 1
     assert proc.stderr.decode().startswith("Error: <stdin>: FLAC cannot be read from a pipe")
     assert not (tmp_path / "o.wav").exists()
+
+
+def test_apply_warns_when_layer_was_designed_for_another_rate(tmp_path, stereo, rng):
+    path, _ = stereo
+    layer = Conv1d.from_weights(np.ones((2, 1, 3)) / 3, groups=2, padding="same")
+    layer.sample_rate = 48000.0
+    save_layer(layer, tmp_path / "l48k.npz")
+    result = _run("-w", tmp_path / "l48k.npz", path, "-o", tmp_path / "o.wav")
+    assert result.exit_code == 0
+    layer_name = tmp_path / "l48k.npz"
+    expected = f"warning: {layer_name} was designed for 48000 Hz but gets 8000 Hz from {path}\n"
+    assert result.stderr == expected
+    result = _run("-w", tmp_path / "l48k.npz", path, "-o", tmp_path / "o.wav", "-q")
+    assert result.exit_code == 0 and result.stderr == ""

@@ -89,8 +89,8 @@ def _filter_file(
     opts: _Options,
     cancel: threading.Event,
     progress: Callable[[int], None],
-) -> int:
-    """Stream one input through the chain into its output; returns the clip count."""
+) -> tuple[int, list[str]]:
+    """Stream one input through the chain into its output; returns (clip count, warnings)."""
     from conv1d_cli import signal_io
     from conv1d_cli.stream import StreamChain, chain_output_length, check_chain, check_finite
 
@@ -108,6 +108,7 @@ def _filter_file(
             for layer in layers:
                 total_stride *= layer.stride
             rate = _output_rate(info.sample_rate, total_stride, opts.sample_rate, shown)
+            warnings = _rate_warnings(layers, names, info.sample_rate, shown)
             if opts.output_format is not None:
                 out_format = opts.output_format
             elif job.target != "-":
@@ -160,7 +161,7 @@ def _filter_file(
                 if info.frames is None:
                     chain_output_length(layers, offset, names, shown)
                 writer.write(chain.finish())
-            return int(writer.clipped or 0)
+            return int(writer.clipped or 0), warnings
     except Conv1dError as e:
         raise _named(e, src, job.target) from e
 
@@ -409,8 +410,29 @@ def apply_(
         _run(jobs_list, layers, names, opts, jobs=jobs, keep_going=keep_going)
 
 
-def _report_clips(job: _Job, clipped: int, opts: _Options) -> None:
-    if clipped and not opts.quiet and opts.on_clip == "warn":
+def _rate_warnings(
+    layers: list[Any], names: list[str], in_rate: float | None, source: str
+) -> list[str]:
+    """A layer designed for another sample rate filters the wrong frequencies: say so."""
+    found = []
+    rate = in_rate
+    for layer, name in zip(layers, names, strict=True):
+        if rate is not None and layer.sample_rate is not None and layer.sample_rate != rate:
+            found.append(
+                f"{name} was designed for {layer.sample_rate:g} Hz but gets {rate:g} Hz "
+                f"from {source}"
+            )
+        rate = None if rate is None else rate / layer.stride
+    return found
+
+
+def _report(job: _Job, result: tuple[int, list[str]], opts: _Options) -> None:
+    clipped, warnings = result
+    if opts.quiet:
+        return
+    for text in warnings:
+        _warn(text)
+    if clipped and opts.on_clip == "warn":
         shown = "<stdout>" if job.target == "-" else job.target
         _warn(f"{shown}: clipped {clipped} sample{'s' if clipped != 1 else ''}")
 
@@ -450,11 +472,11 @@ def _run(
             for i, job in enumerate(jobs_list):
                 tick = (lambda n: bar.update(n)) if bar is not None else (lambda n: None)
                 try:
-                    clipped = _filter_file(job, layers, names, opts, cancel, tick)
+                    result = _filter_file(job, layers, names, opts, cancel, tick)
                 except Conv1dError as e:
                     fail(job, e)
                     continue
-                _report_clips(job, clipped, opts)
+                _report(job, result, opts)
                 if show and len(jobs_list) > 1:
                     click.echo(f"[{i + 1}/{len(jobs_list)}] {job.target}", err=True)
     else:
@@ -474,13 +496,13 @@ def _run(
                     for future in done:
                         job = futures[future]
                         try:
-                            clipped = future.result()
+                            result = future.result()
                         except _Cancelled:
                             continue
                         except Conv1dError as e:
                             fail(job, e)
                             continue
-                        _report_clips(job, clipped, opts)
+                        _report(job, result, opts)
                         if bar is not None:
                             bar.update(1)
         finally:
