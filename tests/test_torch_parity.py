@@ -21,6 +21,7 @@ Deliberate differences from PyTorch, excluded explicitly below (each also has it
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -407,3 +408,44 @@ def test_parity_seeded_layer_end_to_end(args, kwargs):
     got = ours(x)
     assert got.shape == expected.shape and got.dtype == np.float32
     assert _relative_error(got, expected) < 1e-5
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_parity_exhaustive_small_grid_errors_and_values(mode, parity_stats):
+    """Every tiny (L, K, dilation, padding, stride, rank) combination: where the limits bite."""
+    failures = []
+    grid = itertools.product(
+        range(6), (1, 2, 4), (1, 3), (0, 1, 3, "same", "valid"), (1, 2), (None, 2)
+    )
+    for length, k, dilation, padding, stride, batch in grid:
+        cfg = {
+            "dtype": "float64",
+            "c_in": 1,
+            "c_out": 2,
+            "x_channels": 1,
+            "kernel_size": k,
+            "stride": stride,
+            "padding": padding,
+            "dilation": dilation,
+            "groups": 1,
+            "bias": True,
+            "padding_mode": mode,
+            "length": length,
+            "batch": batch,
+            "api": "functional",
+            "method": "auto",
+            "seed": length * 1000 + k,
+        }
+        x, w, b = _arrays(cfg)
+        theirs, ours = _torch_run(cfg, x, w, b), _ours_run(cfg, x, w, b)
+        if isinstance(theirs, Exception) or isinstance(ours, Exception):
+            if not (isinstance(theirs, Exception) and isinstance(ours, Exception)):
+                failures.append((cfg, f"torch: {theirs!r:.120} / ours: {ours!r:.120}"))
+            else:
+                _record(parity_stats, "float64 grid", raised=True)
+            continue
+        error = _relative_error(ours, theirs)
+        _record(parity_stats, "float64 grid", error)
+        if ours.shape != theirs.shape or error > TOLERANCE["float64"]:
+            failures.append((cfg, f"{ours.shape} vs {theirs.shape}, relative error {error:.3g}"))
+    assert not failures, "\n".join(map(str, failures))
