@@ -424,7 +424,8 @@ def test_shape_chain_target_when_last_layer_fails(runner: CliRunner, tmp_path: P
     files = [make_layer(tmp_path / "a.npz", 1, 1, 3), make_layer(tmp_path / "big.npz", 1, 1, 50)]
     result = run(runner, *_w(files), "-L", 40, "-t", 38)
     assert result.exit_code == 1
-    assert "padding of layer 2: any LEFT,RIGHT with LEFT+RIGHT = 49" in result.stdout
+    assert "target output length 38 of layer 2 from input length 38:\n" in result.stdout
+    assert "  padding: any LEFT,RIGHT with LEFT+RIGHT = 49\n" in result.stdout
     assert "symmetric --padding: none" in result.stdout
 
 

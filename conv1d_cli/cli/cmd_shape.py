@@ -517,15 +517,16 @@ def _print_target(doc: dict[str, Any], *, numbers_mode: bool) -> None:
     echo = click.echo
     indent = "  " if numbers_mode else ""
     where = "" if numbers_mode else f" of layer {doc['layer']}"
-    echo(f"{indent}target output length {doc['length']} from input length {doc['input_length']}:")
+    echo(
+        f"{indent}target output length {doc['length']}{where} "
+        f"from input length {doc['input_length']}:"
+    )
     if not doc["possible"]:
         echo(f"{indent}  impossible: {doc['reason']}")
         return
-    lo, hi = doc["total_padding"]
+    totals = _range_text(doc["total_padding"])
     side = f", each side at most {doc['max_side']}" if doc["max_side"] is not None else ""
-    echo(
-        f"{indent}  padding{where}: any LEFT,RIGHT with LEFT+RIGHT = {_range_text([lo, hi])}{side}"
-    )
+    echo(f"{indent}  padding: any LEFT,RIGHT with LEFT+RIGHT = {totals}{side}")
     sym = doc["symmetric_padding"]
     echo(f"{indent}  symmetric --padding: {_range_text(sym) if sym else 'none'}")
     words = doc["padding_words"]
