@@ -20,8 +20,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 HERE = Path(__file__).parent
 MODES = ("zeros", "reflect", "replicate", "circular")
@@ -45,6 +43,10 @@ BASE = {
 
 def torch_forward(x, weight, bias, stride, padding, dilation, groups, mode, dtype):
     """PyTorch's answer: F.conv1d for zeros mode, nn.Conv1d (weights copied) otherwise."""
+    # Imported here: pytest --doctest-modules imports this file, also where torch is absent.
+    import torch
+    import torch.nn.functional as F
+
     tx, tw = torch.from_numpy(x), torch.from_numpy(weight)
     tb = None if bias is None else torch.from_numpy(bias)
     with torch.no_grad(), warnings.catch_warnings():
@@ -84,6 +86,8 @@ def cases():
 
 
 def main() -> None:
+    import torch
+
     torch.use_deterministic_algorithms(True)
     for old in HERE.glob("*.npz"):
         old.unlink()
