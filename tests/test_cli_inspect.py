@@ -74,7 +74,7 @@ def test_cli_inspect_layer_text(lowpass):
         "  out_channels   2",
         "  kernel_size    31",
         "  stride         1",
-        "  padding        [15, 15] -> (left, right) = (15, 15)",
+        "  padding        (15, 15) -> (left, right) = (15, 15)",
         "  dilation       1",
         "  groups         2 (depthwise)",
         "  padding_mode   zeros",

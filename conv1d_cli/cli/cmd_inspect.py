@@ -275,7 +275,7 @@ def _layer_text(r: dict[str, Any]) -> str:
     if rate:
         field += f" ({r['receptive_field'] / rate * 1000:.4g} ms)"
     padding = r["padding"]
-    shown_padding = f"{padding!r}" if isinstance(padding, str) else str(padding)
+    shown_padding = repr(tuple(padding) if isinstance(padding, list) else padding)
     lines = [
         f"{r['file']}: conv1d layer" + (f" (key {r['key']!r})" if r["key"] else ""),
         f"  weight         {tuple(r['weight_shape'])} {r['dtype']}",
