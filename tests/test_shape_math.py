@@ -385,3 +385,24 @@ def test_walk_chain_sample_rate_and_shapes() -> None:
 def test_walk_chain_refuses_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         walk_chain([LayerSpec(3)], **kwargs)
+
+
+def test_chain_min_input_length_agrees_with_streaming_chain_min_length() -> None:
+    """conv1d apply's streaming layer searches the same minimum; the two must agree."""
+    stream = pytest.importorskip("conv1d_cli.stream")
+    rnd = random.Random(13)
+    for _ in range(150):
+        layers, specs = [], []
+        for _ in range(rnd.randint(1, 3)):
+            padding = _random_padding(rnd)
+            stride = 1 if padding == "same" else rnd.randint(1, 3)
+            kwargs = {
+                "stride": stride,
+                "padding": padding,
+                "dilation": rnd.randint(1, 2),
+                "padding_mode": rnd.choice(MODES),
+            }
+            layer = Conv1d.from_weights(np.zeros((1, 1, rnd.randint(1, 6))), **kwargs)
+            layers.append(layer)
+            specs.append(LayerSpec.from_layer(layer))
+        assert chain_min_input_length(specs) == stream.chain_min_length(layers), specs

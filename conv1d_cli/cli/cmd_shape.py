@@ -140,7 +140,7 @@ _POSITIVE = CountType(1)
 @click.option("-N", "--batch", type=CountType(0), help="Batch size [default: 1].")
 @click.option(
     "-w",
-    "--layer",
+    "--weights",
     "layers",
     multiple=True,
     metavar="LAYER.npz",
