@@ -7,6 +7,8 @@ flipped), exactly as in PyTorch.
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -30,12 +32,28 @@ __all__ = ["METHODS", "Correlator", "conv1d", "pad1d"]
 #: Accepted values of ``method``.
 METHODS: Final[tuple[str, ...]] = ("auto", "direct", "fft")
 
+# --- Algorithm tuning (calibrated with benchmarks/bench.py on a 2-core AVX-512
+# machine, numpy on OpenBLAS; see _choose_method for the cost model). ---------
 # im2col buffers are built in chunks of about this many bytes, so memory stays
-# bounded whatever the signal length.
-_IM2COL_CHUNK_BYTES: Final = 16 * 2**20
-# Up to this many (input channel, tap) pairs per group the im2col + one matmul
-# path wins; above it, per-tap GEMM accumulation needs no buffer and is as fast.
-_IM2COL_MAX_DEPTH: Final = 256
+# bounded whatever the signal length (no K-fold copy of a long signal).
+_IM2COL_CHUNK_BYTES: Final = 4 * 2**20
+# Above this many (input channel, tap) pairs per group, im2col's copy costs
+# more than it saves: per-tap GEMMs accumulate into cache-sized output blocks.
+_IM2COL_MAX_DEPTH: Final = 2048
+# Overlapping-window buffers of the banded (Toeplitz) GEMM, per chunk.
+_BANDED_CHUNK_BYTES: Final = 2**20
+# Input frames transformed per FFT call (bytes of real input).
+_FFT_CHUNK_BYTES: Final = 2 * 2**20
+# Kernel spectra kept per Correlator (one per FFT size met).
+_SPECTRA_KEPT: Final = 4
+
+# Cost model, seconds per unit (see _choose_method).
+_GEMM_FLOP_S: Final = 1 / 150e9  # large float32 GEMM, ~75% of the measured roof
+_BANDED_FLOP_S: Final = 1 / 160e9  # the banded GEMM (long M, narrow N)
+_COPY_S: Final = 0.15e-9  # one element copied into an im2col buffer
+_FFT_S: Final = 0.11e-9  # one real sample x log2(nfft), per transform
+_MIX_S: Final = 0.6e-9  # one complex multiply-add per frequency bin
+_CALL_S: Final = 8e-6  # fixed cost of one chunk (Python + BLAS/FFT dispatch)
 
 
 @dataclass(frozen=True)
@@ -180,69 +198,360 @@ def pad1d(x: np.ndarray, left: int, right: int, padding_mode: str = "zeros") -> 
     return np.pad(x, widths, mode=PADDING_MODES[mode])  # type: ignore[call-overload]
 
 
+def _im2col(
+    xp: np.ndarray,
+    w2: np.ndarray,
+    kernel_size: int,
+    stride: int,
+    dilation: int,
+    out: np.ndarray,
+) -> None:
+    """im2col + one batched GEMM per chunk of output positions, into ``out``.
+
+    ``xp`` is (N, G, C, Lp), ``w2`` is (G, O, C*K) and ``out`` (N, G, O, L_out).
+    cols[n, g, c, k, t] = xp[n, g, c, t*stride + k*dilation].
+    """
+    n, groups, c_in_group, _ = xp.shape
+    length_out = out.shape[-1]
+    depth = c_in_group * kernel_size
+    per_step = n * groups * depth * xp.itemsize
+    chunk = max(1, _IM2COL_CHUNK_BYTES // per_step)
+    if chunk >= length_out:
+        chunk = length_out
+    else:
+        # Equal chunks: no short last GEMM.
+        chunk = -(-length_out // -(-length_out // chunk))
+    cols = np.empty((n, groups, c_in_group, kernel_size, chunk), xp.dtype)
+    for t0 in range(0, length_out, chunk):
+        steps = min(chunk, length_out - t0)
+        c = cols if steps == chunk else cols[..., :steps]
+        for k in range(kernel_size):
+            start = t0 * stride + k * dilation
+            c[:, :, :, k, :] = xp[..., start : start + (steps - 1) * stride + 1 : stride]
+        np.matmul(w2, c.reshape(n, groups, depth, steps), out=out[..., t0 : t0 + steps])
+
+
+def _per_tap(
+    xp: np.ndarray,
+    wk: np.ndarray,
+    stride: int,
+    dilation: int,
+    out: np.ndarray,
+) -> None:
+    """Per-tap GEMM accumulation into cache-sized blocks of ``out``.
+
+    ``wk`` is (K, G, O, C): one (O, C) matrix per tap; no im2col buffer.
+    """
+    n, groups, c_out_group, length_out = out.shape
+    kernel_size = wk.shape[0]
+    per_step = n * groups * c_out_group * out.itemsize
+    chunk = max(256, _IM2COL_CHUNK_BYTES // 4 // per_step)
+    tmp = np.empty((n, groups, c_out_group, min(chunk, length_out)), out.dtype)
+    for t0 in range(0, length_out, chunk):
+        steps = min(chunk, length_out - t0)
+        o = out[..., t0 : t0 + steps]
+        t = tmp[..., :steps]
+        for k in range(kernel_size):
+            start = t0 * stride + k * dilation
+            view = xp[..., start : start + (steps - 1) * stride + 1 : stride]
+            if k == 0:
+                np.matmul(wk[0], view, out=o)
+            else:
+                np.matmul(wk[k], view, out=t)
+                o += t
+
+
+def _banded_matrix(weight: np.ndarray, rows: int, stride: int, dilation: int) -> np.ndarray:
+    """Toeplitz band T (G, W, O*P) with T[g, j*stride + k*dilation, o*P + j] = w[g*O+o, 0, k].
+
+    ``rows`` is P, the outputs per window; W = (P-1)*stride + field.
+    """
+    c_out, _, kernel_size = weight.shape
+    field = dilation * (kernel_size - 1) + 1
+    width = (rows - 1) * stride + field
+    # Built for one group layout (G, O) by the caller's reshape.
+    band = np.zeros((c_out, width, rows), weight.dtype)
+    j = np.arange(rows)
+    for k in range(kernel_size):
+        band[:, j * stride + k * dilation, j] = weight[:, 0, k, None]
+    return band
+
+
+def _banded(
+    xp: np.ndarray,
+    band: np.ndarray,
+    rows: int,
+    stride: int,
+    out: np.ndarray,
+) -> int:
+    """Banded-GEMM correlation for one input channel per group; returns outputs done.
+
+    Output block b (P = ``rows`` outputs) of channel (n, g) is the window
+    xp[n, g, b*P*stride : b*P*stride + W] times the band T[g] (W, O*P). Windows
+    overlap, so each chunk of them is copied to a contiguous buffer (W/(P*stride)
+    elements per output, not K as im2col would) and multiplied in one GEMM.
+    Only whole blocks are done here; the caller finishes the last few outputs.
+    """
+    n, groups, padded = xp.shape
+    _, width, opr = band.shape
+    c_out_group = opr // rows
+    length_out = out.shape[-1]
+    blocks = length_out // rows
+    if blocks == 0:
+        return 0
+    chunk = max(1, _BANDED_CHUNK_BYTES // (n * groups * width * xp.itemsize))
+    if chunk < blocks:
+        chunk = -(-blocks // -(-blocks // chunk))
+    chunk = min(chunk, blocks)
+    s_n, s_g, s_t = xp.strides
+    hop = rows * stride
+    buf = np.empty((n, groups, chunk, width), xp.dtype)
+    res = None if c_out_group == 1 else np.empty((n, groups, chunk, opr), xp.dtype)
+    out5 = out.reshape(n, groups, c_out_group, length_out)
+    for b0 in range(0, blocks, chunk):
+        nb = min(chunk, blocks - b0)
+        windows = np.lib.stride_tricks.as_strided(
+            xp[..., b0 * hop :], (n, groups, nb, width), (s_n, s_g, hop * s_t, s_t), writeable=False
+        )
+        b = buf if nb == chunk else buf[:, :, :nb]
+        np.copyto(b, windows)
+        target = out5[..., b0 * rows : (b0 + nb) * rows]
+        if c_out_group == 1:
+            np.matmul(b, band, out=target.reshape(n, groups, nb, rows))
+        else:
+            r = res if nb == chunk else res[:, :, :nb]  # type: ignore[index]
+            np.matmul(b, band, out=r)
+            target.reshape(n, groups, c_out_group, nb, rows)[...] = r.reshape(
+                n, groups, nb, c_out_group, rows
+            ).transpose(0, 1, 3, 2, 4)
+    return blocks * rows
+
+
+def _fft_module() -> Any:
+    """scipy.fft, imported on first FFT use only (it costs ~0.15 s to import)."""
+    global _SCIPY_FFT
+    if _SCIPY_FFT is None:
+        import scipy.fft
+
+        _SCIPY_FFT = scipy.fft
+    return _SCIPY_FFT
+
+
+_SCIPY_FFT: Any = None
+
+
+def _workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+# Threads for scipy.fft over independent frames (this process's CPUs).
+_WORKERS: Final = _workers()
+
+
+def _kernel_spectrum(weight: np.ndarray, groups: int, dilation: int, nfft: int) -> np.ndarray:
+    """Spectrum of the dilated, reversed kernels (correlation = convolution with them).
+
+    Returns (G, O, 1, F) when there is one input channel per group (broadcast
+    against frames), else (G, F, O, C) ready for a per-bin matmul.
+    """
+    c_out, c_in_group, kernel_size = weight.shape
+    field = dilation * (kernel_size - 1) + 1
+    taps = np.zeros((c_out, c_in_group, field), np.float64)
+    taps[..., ::dilation] = weight
+    spectrum = np.fft.rfft(taps[..., ::-1], nfft)  # float64: exact enough to cast
+    cdtype = np.result_type(weight.dtype, np.complex64)
+    spectrum = spectrum.astype(cdtype).reshape(groups, c_out // groups, c_in_group, -1)
+    if c_in_group == 1:
+        return spectrum
+    return np.ascontiguousarray(spectrum.transpose(0, 3, 1, 2))
+
+
+def _overlap_save(
+    xp: np.ndarray,
+    spectrum: np.ndarray,
+    nfft: int,
+    field: int,
+    stride: int,
+    groups: int,
+    out: np.ndarray,
+) -> None:
+    """FFT overlap-save correlation of padded ``xp`` (N, C_in, Lp) into ``out``.
+
+    Frame f holds xp[f*step : f*step + nfft] with step = nfft - field + 1 and
+    yields the stride-1 outputs f*step ... f*step + step - 1; strided calls keep
+    every stride-th. Frames are transformed a chunk at a time, so memory stays
+    a few MiB above the output whatever the length.
+    """
+    sfft = _fft_module()
+    workers = _WORKERS
+    n, c_in, padded = xp.shape
+    c_out, length_out = out.shape[1:]
+    c_in_group = c_in // groups
+    c_out_group = c_out // groups
+    step = nfft - field + 1
+    span = (length_out - 1) * stride + 1  # stride-1 positions needed
+    frames = -(-span // step)
+    full = 0 if padded < nfft else min(frames, (padded - nfft) // step + 1)
+    chunk = max(1, _FFT_CHUNK_BYTES // (n * max(c_in, c_out) * nfft * xp.itemsize))
+    chunk = min(chunk, frames)
+    if chunk < frames:
+        chunk = -(-frames // -(-frames // chunk))
+    tail = None
+    if full < frames:
+        # The last frames run past the block: copy them into a zeroed buffer.
+        start = full * step
+        tail = np.zeros((n, c_in, (frames - full - 1) * step + nfft), xp.dtype)
+        have = min(padded - start, tail.shape[-1])
+        tail[..., :have] = xp[..., start : start + have]
+    f1 = 0
+    while f1 < frames:
+        f0, f1 = f1, min(frames, f1 + chunk)
+        # Chunks never straddle the full/tail border.
+        if f0 < full < f1:
+            f1 = full
+        src, base = (xp, f0 * step) if f1 <= full else (tail, (f0 - full) * step)
+        assert src is not None
+        s_n, s_c, s_t = src.strides
+        view = np.lib.stride_tricks.as_strided(
+            src[..., base:], (n, c_in, f1 - f0, nfft), (s_n, s_c, step * s_t, s_t), writeable=False
+        )
+        spec_x = sfft.rfft(view, axis=-1, workers=workers)
+        nf = f1 - f0
+        bins = spec_x.shape[-1]
+        if c_in_group == 1:
+            spec_x = spec_x.reshape(n, groups, 1, nf, bins)
+            if c_out_group == 1:
+                spec_x *= spectrum
+                spec_y = spec_x
+            else:
+                spec_y = spec_x * spectrum
+        else:
+            # Channel mixing: one (O, C) @ (C, N*frames) product per bin.
+            stacked = spec_x.reshape(n, groups, c_in_group, nf, bins).transpose(1, 4, 2, 0, 3)
+            stacked = stacked.reshape(groups, bins, c_in_group, n * nf)
+            mixed = np.matmul(spectrum, stacked)
+            spec_y = mixed.reshape(groups, bins, c_out_group, n, nf).transpose(3, 0, 2, 4, 1)
+        y = sfft.irfft(spec_y, nfft, axis=-1, workers=workers, overwrite_x=True)
+        valid = y.reshape(n, c_out, nf, nfft)[..., field - 1 :]
+        p0 = f0 * step
+        if stride == 1:
+            t1 = min(length_out, p0 + nf * step)
+            if t1 - p0 == nf * step:
+                out[..., p0:t1].reshape(n, c_out, nf, step)[...] = valid
+            else:
+                out[..., p0:t1] = valid.reshape(n, c_out, nf * step)[..., : t1 - p0]
+        else:
+            t0 = -(-p0 // stride)
+            t1 = min(length_out, -(-(p0 + nf * step) // stride))
+            if t1 > t0:
+                flat = valid.reshape(n, c_out, nf * step)
+                out[..., t0:t1] = flat[..., t0 * stride - p0 : (t1 - 1) * stride - p0 + 1 : stride]
+
+
+def _fft_size(field: int, stride: int, length_out: int) -> int:
+    """FFT length minimising the modelled cost per output for this kernel."""
+    span = (length_out - 1) * stride + 1
+    whole = 1 << max(4, (span + field - 2).bit_length())  # one frame does it all
+    best, best_cost = whole, math.inf
+    nfft = 1 << max(4, (2 * field - 1).bit_length())
+    while nfft <= whole:
+        step = nfft - field + 1
+        frames = -(-span // step)
+        # Transforms, plus a penalty once a frame leaves the 2 MiB L2 cache.
+        cost = frames * (nfft * math.log2(nfft) * _FFT_S + _CALL_S / 64)
+        if nfft > 2**15:
+            cost *= 1.15
+        if cost < best_cost:
+            best, best_cost = nfft, cost
+        nfft *= 2
+    return best
+
+
+def _banded_rows(field: int, stride: int) -> int:
+    """Outputs per band window: measured best ~32 up to fields of ~200, then 64."""
+    return 32 if field <= 200 else 64
+
+
 def _direct(
     xp: np.ndarray, weight: np.ndarray, stride: int, dilation: int, groups: int, length_out: int
 ) -> np.ndarray:
     """Valid cross-correlation of padded ``xp`` by GEMMs; returns (N, C_out, L_out)."""
-    n, c_in, padded = xp.shape
-    c_out, c_in_group, kernel_size = weight.shape
-    c_out_group = c_out // groups
-    xg = xp.reshape(n, groups, c_in_group, padded)
-    wg = weight.reshape(groups, c_out_group, c_in_group, kernel_size)
-    out = np.empty((n, groups, c_out_group, length_out), xp.dtype)
-    depth = c_in_group * kernel_size
-    if depth <= _IM2COL_MAX_DEPTH:
-        # im2col: cols[n, g, c, k, t] = xp[n, g, c, t*stride + k*dilation], then
-        # one batched GEMM per chunk of output positions.
-        w2 = wg.reshape(groups, c_out_group, depth)
-        per_step = max(1, n * groups * depth * xp.itemsize)
-        chunk = max(1, _IM2COL_CHUNK_BYTES // per_step)
-        for t0 in range(0, length_out, chunk):
-            t1 = min(length_out, t0 + chunk)
-            steps = t1 - t0
-            cols = np.empty((n, groups, c_in_group, kernel_size, steps), xp.dtype)
-            for k in range(kernel_size):
-                start = t0 * stride + k * dilation
-                cols[:, :, :, k, :] = xg[..., start : start + (steps - 1) * stride + 1 : stride]
-            np.matmul(w2, cols.reshape(n, groups, depth, steps), out=out[..., t0:t1])
-    else:
-        # Per-tap GEMM accumulation: no buffer larger than one strided view.
-        span = (length_out - 1) * stride + 1
-        for k in range(kernel_size):
-            start = k * dilation
-            term = np.matmul(wg[..., k], xg[..., start : start + span : stride])
-            if k == 0:
-                out[...] = term
-            else:
-                out += term
-    return out.reshape(n, c_out, length_out)
+    return Correlator(weight, None, stride, dilation, groups, "direct")(xp)[..., :length_out]
 
 
 def _fft(
     xp: np.ndarray, weight: np.ndarray, stride: int, dilation: int, groups: int, length_out: int
 ) -> np.ndarray:
-    """Valid cross-correlation of padded ``xp`` through one FFT of the whole signal."""
-    n, c_in, padded = xp.shape
-    c_out, c_in_group, kernel_size = weight.shape
-    c_out_group = c_out // groups
-    field = dilation * (kernel_size - 1) + 1
-    dilated = np.zeros((c_out, c_in_group, field), weight.dtype)
-    dilated[..., ::dilation] = weight
-    nfft = 1 << int(padded + field - 2).bit_length()
-    spectrum_x = np.fft.rfft(xp, nfft).reshape(n, groups, c_in_group, -1)
-    # Correlation is convolution with the reversed kernel.
-    spectrum_w = np.fft.rfft(dilated[..., ::-1], nfft).reshape(groups, c_out_group, c_in_group, -1)
-    mixed = np.einsum("ngcf,gocf->ngof", spectrum_x, spectrum_w)
-    full = np.fft.irfft(mixed, nfft)
-    span = (length_out - 1) * stride + 1
-    out = full[..., field - 1 : field - 1 + span : stride]
-    return np.ascontiguousarray(out, dtype=xp.dtype).reshape(n, c_out, length_out)
+    """Valid cross-correlation of padded ``xp`` by FFT overlap-save; (N, C_out, L_out)."""
+    return Correlator(weight, None, stride, dilation, groups, "fft")(xp)[..., :length_out]
 
 
-def _choose_method(kernel_size: int, c_in_group: int, length_out: int) -> str:
-    if kernel_size >= 64 and length_out >= 4 * kernel_size:
-        return "fft"
-    return "direct"
+def _choose_method(
+    n: int,
+    c_in: int,
+    c_out: int,
+    c_in_group: int,
+    kernel_size: int,
+    field: int,
+    stride: int,
+    length_out: int,
+    allowed: str = "auto",
+) -> tuple[str, int]:
+    """Pick the cheapest algorithm by a cost model; returns (name, parameter).
+
+    Names: ``"im2col"``, ``"per-tap"`` and ``"banded"`` (parameter: outputs per
+    window) are the direct methods, ``"fft"`` (parameter: FFT length) the
+    other. ``allowed`` restricts the choice to ``"direct"`` or ``"fft"``.
+
+    The model, in seconds (constants at the top of this module, calibrated on
+    the issue's workloads and a sweep of depthwise/FIR kernel lengths):
+
+    - im2col: ``2*N*C_out*(C_in/G)*K*L_out`` flops at ``_GEMM_FLOP_S`` plus
+      ``N*C_in*K*L_out`` copied elements at ``_COPY_S``.
+    - banded (one input channel per group only): GEMM flops
+      ``2*N*C_out*L_out*W`` with window ``W = (P-1)*stride + field`` at
+      ``_BANDED_FLOP_S``, plus ``W/(P*stride)`` copied elements per output.
+    - fft: ``frames*(C_in + C_out)*nfft*log2(nfft)`` at ``_FFT_S`` (each
+      frame yields ``(nfft - field + 1)/stride`` outputs), plus per-bin mixing
+      ``N*frames*bins*C_out*(C_in/G)`` complex multiply-adds at ``_MIX_S``,
+      plus writing the outputs.
+
+    Every chunk also costs ``_CALL_S``. Stride is paid in full by the FFT
+    (it computes every stride-1 output), which is why strided layers stay
+    direct.
+    """
+    out_elems = n * c_out * length_out
+    depth = c_in_group * kernel_size
+    flops = 2.0 * out_elems * depth
+    direct: tuple[float, str, int]
+    if c_in_group == 1 and field > 8:
+        rows = _banded_rows(field, stride)
+        width = (rows - 1) * stride + field
+        copied = n * c_in * length_out * width / rows
+        chunks = copied * 4 / _BANDED_CHUNK_BYTES + 1
+        cost = 2.0 * out_elems * width * _BANDED_FLOP_S + copied * _COPY_S + chunks * _CALL_S
+        direct = (cost, "banded", rows)
+    else:
+        copied = n * c_in * kernel_size * length_out
+        chunks = copied * 4 / _IM2COL_CHUNK_BYTES + 1
+        cost = flops * _GEMM_FLOP_S + copied * _COPY_S + chunks * _CALL_S
+        direct = (cost, "im2col" if depth <= _IM2COL_MAX_DEPTH else "per-tap", 0)
+    if allowed == "direct" or (allowed == "auto" and (field < 16 or length_out < 8)):
+        return direct[1], direct[2]
+    nfft = _fft_size(field, stride, length_out)
+    step = nfft - field + 1
+    frames = -(-((length_out - 1) * stride + 1) // step)
+    bins = nfft // 2 + 1
+    transforms = (c_in + c_out) * nfft * math.log2(nfft) * _FFT_S
+    mixing = bins * c_out * c_in_group * _MIX_S * (1 if c_in_group == 1 else 0.25)
+    fft_cost = n * frames * (transforms + mixing)
+    fft_cost += out_elems * _COPY_S * stride + (frames // 8 + 1) * _CALL_S
+    if allowed == "fft" or fft_cost < direct[0]:
+        return "fft", nfft
+    return direct[1], direct[2]
 
 
 def conv1d(
@@ -335,8 +644,9 @@ class Correlator:
     """Valid cross-correlation with fixed weights, reusable across blocks.
 
     The streaming engine pads and slices signals itself and calls this on each
-    block; whatever can be prepared once (reshaped weights, kernel spectra) is
-    kept between calls.
+    block; whatever can be prepared once (reshaped weights, Toeplitz bands,
+    kernel spectra per FFT length) is kept between calls, so block-wise use
+    costs no more per sample than one call on the whole signal.
 
     Parameters
     ----------
@@ -347,6 +657,7 @@ class Correlator:
     stride, dilation, groups : int
         Validated hyperparameters.
     method : {'auto', 'direct', 'fft'}
+        ``'auto'`` picks per call from a cost model (see ``_choose_method``).
 
     Examples
     --------
@@ -355,6 +666,8 @@ class Correlator:
     array([[[14., 20., 26., 32.]]])
     >>> corr.output_length(6)
     4
+    >>> Correlator(np.ones((2, 1, 1025), np.float32), groups=2).describe(1, 2_881_024)
+    'fft(nfft=8192)'
     """
 
     def __init__(
@@ -375,6 +688,10 @@ class Correlator:
         self.groups = groups
         self.method = method
         self.field = dilation * (weight.shape[2] - 1) + 1
+        # Prepared operands, built on first use: ("im2col",) -> (G, O, C*K),
+        # ("per-tap",) -> (K, G, O, C), ("banded", P) -> band, ("fft", nfft) -> spectrum.
+        self._cache: dict[tuple[str, int], np.ndarray] = {}
+        self._bias_column = None if bias is None else bias[:, None]
 
     def output_length(self, padded_length: int) -> int:
         """Outputs produced from ``padded_length`` input samples (0 if too short)."""
@@ -382,18 +699,90 @@ class Correlator:
             return 0
         return (padded_length - self.field) // self.stride + 1
 
+    def _choose(self, n: int, padded_length: int) -> tuple[str, int]:
+        c_out, c_in_group, kernel_size = self.weight.shape
+        return _choose_method(
+            n,
+            c_in_group * self.groups,
+            c_out,
+            c_in_group,
+            kernel_size,
+            self.field,
+            self.stride,
+            self.output_length(padded_length),
+            self.method,
+        )
+
+    def describe(self, n: int, padded_length: int) -> str:
+        """The algorithm a call on an ``(n, C_in, padded_length)`` block would use."""
+        name, param = self._choose(n, padded_length)
+        if name == "fft":
+            return f"fft(nfft={param})"
+        if name == "banded":
+            return f"banded(P={param})"
+        return name
+
+    def _prepared(self, key: tuple[str, int]) -> np.ndarray:
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        weight, groups = self.weight, self.groups
+        c_out, c_in_group, kernel_size = weight.shape
+        c_out_group = c_out // groups
+        name, param = key
+        if name == "im2col":
+            value = weight.reshape(groups, c_out_group, c_in_group * kernel_size)
+        elif name == "per-tap":
+            value = weight.reshape(groups, c_out_group, c_in_group, kernel_size)
+            value = np.ascontiguousarray(value.transpose(3, 0, 1, 2))
+        elif name == "banded":
+            band = _banded_matrix(weight, param, self.stride, self.dilation)
+            width = band.shape[1]
+            band = band.reshape(groups, c_out_group, width, param).transpose(0, 2, 1, 3)
+            value = np.ascontiguousarray(band).reshape(groups, width, c_out_group * param)
+        else:
+            spectra = [k for k in self._cache if k[0] == "fft"]
+            if len(spectra) >= _SPECTRA_KEPT:
+                del self._cache[spectra[0]]
+            value = _kernel_spectrum(weight, groups, self.dilation, param)
+        self._cache[key] = value
+        return value
+
     def __call__(self, xp: np.ndarray) -> np.ndarray:
         """Correlate a padded ``(N, C_in, Lp)`` block; returns ``(N, C_out, L_out)``."""
-        length_out = self.output_length(xp.shape[-1])
-        method = self.method
-        if method == "auto":
-            method = _choose_method(self.weight.shape[2], self.weight.shape[1], length_out)
-        if xp.shape[0] == 0 or length_out == 0:
-            out = np.zeros((xp.shape[0], self.weight.shape[0], length_out), xp.dtype)
-        elif method == "fft":
-            out = _fft(xp, self.weight, self.stride, self.dilation, self.groups, length_out)
+        n, c_in, padded = xp.shape
+        weight = self.weight
+        c_out, c_in_group, kernel_size = weight.shape
+        length_out = self.output_length(padded)
+        dtype = np.result_type(xp.dtype, weight.dtype)
+        if n == 0 or length_out == 0:
+            out = np.zeros((n, c_out, length_out), dtype)
         else:
-            out = _direct(xp, self.weight, self.stride, self.dilation, self.groups, length_out)
-        if self.bias is not None:
-            out += self.bias[:, None]
+            out = np.empty((n, c_out, length_out), dtype)
+            name, param = self._choose(n, padded)
+            self._run(name, param, xp, out)
+        if self._bias_column is not None:
+            out += self._bias_column
         return out
+
+    def _run(self, name: str, param: int, xp: np.ndarray, out: np.ndarray) -> None:
+        groups, stride, dilation = self.groups, self.stride, self.dilation
+        n, c_in, padded = xp.shape
+        c_out, c_in_group, kernel_size = self.weight.shape
+        length_out = out.shape[-1]
+        if name == "fft":
+            spectrum = self._prepared(("fft", param))
+            _overlap_save(xp, spectrum, param, self.field, stride, groups, out)
+            return
+        done = 0
+        if name == "banded":
+            done = _banded(xp, self._prepared(("banded", param)), param, stride, out)
+            if done == length_out:
+                return
+            name = "im2col"
+        xg = xp[..., done * stride :].reshape(n, groups, c_in_group, -1)
+        og = out[..., done:].reshape(n, groups, c_out // groups, length_out - done)
+        if name == "per-tap":
+            _per_tap(xg, self._prepared(("per-tap", 0)), stride, dilation, og)
+        else:
+            _im2col(xg, self._prepared(("im2col", 0)), kernel_size, stride, dilation, og)

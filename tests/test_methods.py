@@ -1,0 +1,242 @@
+"""The core's algorithms agree: direct (im2col, per-tap, banded) vs FFT vs a naive loop.
+
+No timing assertions here: speed is benchmarks/bench.py's job. Memory is
+checked with tracemalloc, which sees NumPy's allocations.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from conv1d_cli import core
+from conv1d_cli.core import Correlator, conv1d, pad1d
+from conv1d_cli.errors import ConfigError
+from conv1d_cli.shapes import resolve_padding
+
+MODES = ("zeros", "reflect", "replicate", "circular")
+TOL = {np.float32: 1e-5, np.float64: 1e-10}
+
+
+def naive(xp: np.ndarray, w: np.ndarray, stride: int, dilation: int, groups: int) -> np.ndarray:
+    """Valid correlation straight from the definition, in float64."""
+    n, c_in, padded = xp.shape
+    c_out, c_in_group, k = w.shape
+    field = dilation * (k - 1) + 1
+    length_out = (padded - field) // stride + 1
+    c_out_group = c_out // groups
+    out = np.zeros((n, c_out, length_out))
+    xp = xp.astype(np.float64)
+    w = w.astype(np.float64)
+    for o in range(c_out):
+        g = o // c_out_group
+        for c in range(c_in_group):
+            for tap in range(k):
+                start = tap * dilation
+                seg = xp[
+                    :, g * c_in_group + c, start : start + (length_out - 1) * stride + 1 : stride
+                ]
+                out[:, o] += w[o, c, tap] * seg
+    return out
+
+
+def assert_close(got: np.ndarray, want: np.ndarray, dtype: type) -> None:
+    # Relative to the output's scale: FFT error is spread evenly over outputs.
+    scale = max(float(np.max(np.abs(want), initial=0.0)), 1e-30)
+    err = float(np.max(np.abs(got.astype(np.float64) - want), initial=0.0)) / scale
+    assert err <= TOL[dtype], f"relative error {err:.3g} > {TOL[dtype]}"
+
+
+def random_config(rng: np.random.Generator) -> dict:
+    groups = int(rng.choice([1, 1, 2, 3, 4]))
+    depthwise = rng.random() < 0.4
+    c_in_group = 1 if depthwise else int(rng.integers(1, 4))
+    c_out_group = int(rng.integers(1, 4))
+    k = int(rng.choice([1, 2, 3, 5, 8, 17, 31, 64, 129, 300]))
+    dilation = int(rng.choice([1, 1, 1, 2, 3]))
+    stride = int(rng.choice([1, 1, 1, 2, 3, 5]))
+    field = dilation * (k - 1) + 1
+    length = int(rng.integers(max(field // 2, 1), 3 * field + 400))
+    mode = str(rng.choice(MODES))
+    padding: object = int(rng.integers(0, min(field, length - 1) + 1)) if mode != "zeros" else 0
+    if mode == "zeros":
+        padding = rng.choice(["valid", "causal", "full", 0, 2])
+        padding = int(padding) if str(padding).isdigit() else str(padding)
+    if stride == 1 and rng.random() < 0.2:
+        padding = "same"
+    return dict(
+        n=int(rng.integers(1, 3)),
+        c_in=c_in_group * groups,
+        c_out=c_out_group * groups,
+        k=k,
+        length=length,
+        stride=stride,
+        dilation=dilation,
+        groups=groups,
+        padding=padding,
+        padding_mode=mode,
+        bias=bool(rng.random() < 0.5),
+    )
+
+
+def fits(cfg: dict) -> bool:
+    left, right = resolve_padding(cfg["padding"], cfg["k"], cfg["dilation"], cfg["stride"])
+    if cfg["padding_mode"] == "reflect" and max(left, right) >= cfg["length"]:
+        return False
+    if cfg["padding_mode"] == "circular" and max(left, right) > cfg["length"]:
+        return False
+    field = cfg["dilation"] * (cfg["k"] - 1) + 1
+    return cfg["length"] + left + right >= field
+
+
+def configs(seed: int, count: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    out: list[dict] = []
+    while len(out) < count:
+        cfg = random_config(rng)
+        if fits(cfg):
+            out.append(cfg)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(4))
+def test_methods_agree_with_naive_on_random_configs(seed: int, dtype: type) -> None:
+    rng = np.random.default_rng(1000 + seed)
+    for cfg in configs(seed, 40):
+        x = rng.standard_normal((cfg["n"], cfg["c_in"], cfg["length"])).astype(dtype)
+        w = rng.standard_normal((cfg["c_out"], cfg["c_in"] // cfg["groups"], cfg["k"]))
+        w = w.astype(dtype)
+        b = rng.standard_normal(cfg["c_out"]).astype(dtype) if cfg["bias"] else None
+        kw = {k: cfg[k] for k in ("stride", "padding", "dilation", "groups", "padding_mode")}
+        left, right = resolve_padding(cfg["padding"], cfg["k"], cfg["dilation"], cfg["stride"])
+        xp = pad1d(x, left, right, cfg["padding_mode"])
+        want = naive(xp, w, cfg["stride"], cfg["dilation"], cfg["groups"])
+        if b is not None:
+            want += b[:, None]
+        for method in ("direct", "fft", "auto"):
+            got = conv1d(x, w, b, method=method, **kw)
+            assert got.dtype == dtype, (cfg, method)
+            assert got.shape == want.shape, (cfg, method)
+            try:
+                assert_close(got, want, dtype)
+            except AssertionError as exc:
+                raise AssertionError(f"{method} {cfg}: {exc}") from None
+
+
+@pytest.mark.parametrize(
+    "name, shape",
+    [
+        # (n, c_in, c_out, k, length, stride, dilation, groups)
+        ("im2col", (2, 3, 4, 5, 300, 2, 3, 1)),
+        ("per-tap", (2, 64, 3, 40, 120, 1, 1, 1)),
+        ("banded", (2, 3, 6, 40, 1000, 1, 1, 3)),
+        ("banded", (1, 2, 2, 33, 2000, 3, 2, 2)),
+        ("banded", (1, 1, 1, 9, 70, 1, 1, 1)),
+        ("fft", (2, 4, 6, 50, 3000, 1, 1, 2)),
+        ("fft", (1, 3, 2, 200, 5000, 4, 2, 1)),
+        ("fft", (3, 1, 1, 7, 40, 1, 1, 1)),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_methods_each_direct_algorithm_matches_naive(name: str, shape: tuple, dtype: type) -> None:
+    n, c_in, c_out, k, length, stride, dilation, groups = shape
+    rng = np.random.default_rng(7)
+    xp = rng.standard_normal((n, c_in, length)).astype(dtype)
+    w = rng.standard_normal((c_out, c_in // groups, k)).astype(dtype)
+    corr = Correlator(w, None, stride, dilation, groups)
+    out = np.empty((n, c_out, corr.output_length(length)), dtype)
+    param = {"banded": 32, "fft": 256 if k * dilation < 100 else 2048}.get(name, 0)
+    corr._run(name, param, xp, out)
+    assert_close(out, naive(xp, w, stride, dilation, groups), dtype)
+
+
+def test_methods_choose_fft_for_long_fir_and_direct_for_small_layers() -> None:
+    fir = Correlator(np.ones((2, 1, 1025), np.float32), groups=2)
+    assert fir.describe(1, 2_881_024).startswith("fft")
+    assert Correlator(np.ones((33, 16, 3), np.float32), stride=2).describe(20, 50) == "im2col"
+    assert Correlator(np.ones((1, 1, 31), np.float32)).describe(1, 10**7).startswith("banded")
+    assert Correlator(np.ones((1, 1, 31), np.float32), method="fft").describe(1, 100) != "banded"
+
+
+def test_methods_correlator_blockwise_equals_whole_signal() -> None:
+    """Streaming use: consecutive overlapping blocks give the one-shot result."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 2, 50_000)).astype(np.float32)
+    w = rng.standard_normal((2, 1, 301)).astype(np.float32)
+    for method in ("auto", "direct", "fft"):
+        corr = Correlator(w, np.array([0.5, -1.0], np.float32), groups=2, method=method)
+        whole = corr(x)
+        hop = 8192
+        parts = []
+        for start in range(0, x.shape[-1] - corr.field + 1, hop):
+            block = x[..., start : start + hop + corr.field - 1]
+            parts.append(corr(block))
+        assert_close(np.concatenate(parts, axis=-1), whole.astype(np.float64), np.float32)
+        assert whole.dtype == np.float32
+    # The kernel spectrum is computed once per FFT length, then reused.
+    cached = dict(corr._cache)
+    corr(x[..., : hop + corr.field - 1])
+    assert all(corr._cache[key] is value for key, value in cached.items())
+
+
+def test_methods_correlator_spectrum_cache_is_bounded() -> None:
+    corr = Correlator(np.ones((1, 1, 20)), method="fft")
+    for length in (40, 100, 300, 700, 1500, 3000, 7000):
+        corr(np.ones((1, 1, length)))
+    assert sum(1 for key in corr._cache if key[0] == "fft") <= core._SPECTRA_KEPT
+
+
+def test_methods_float32_stays_float32_through_fft() -> None:
+    x = np.ones((1, 1, 5000), np.float32)
+    w = np.ones((1, 1, 500), np.float32)
+    y = conv1d(x, w, method="fft")
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, 500.0, rtol=1e-5)
+
+
+def test_methods_rejects_unknown_method() -> None:
+    with pytest.raises(ConfigError, match="method must be one of"):
+        conv1d(np.ones((1, 4)), np.ones((1, 1, 2)), method="winograd")
+    with pytest.raises(ConfigError, match="method must be one of"):
+        Correlator(np.ones((1, 1, 2)), method="FFT")
+
+
+def test_methods_empty_batch_gives_empty_output() -> None:
+    y = Correlator(np.ones((3, 2, 4), np.float32))(np.ones((0, 2, 10), np.float32))
+    assert y.shape == (0, 3, 7) and y.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "shape, method",
+    [
+        ((1, 1, 1, 31, 4_000_000), "direct"),  # banded
+        ((1, 2, 2, 9, 1_000_000), "direct"),  # im2col
+        ((1, 2, 2, 1025, 2_000_000), "fft"),
+    ],
+)
+def test_methods_memory_stays_near_output_size(shape: tuple, method: str) -> None:
+    """No K-fold im2col of a long signal: peak extra memory ~ output + fixed."""
+    n, c_in, c_out, k, length = shape
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c_in, length), dtype=np.float32)
+    w = rng.standard_normal((c_out, c_in // (c_in if c_in == c_out else 1), k), dtype=np.float32)
+    groups = c_in if w.shape[1] == 1 else 1
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        y = conv1d(x, w, groups=groups, method=method)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert peak <= 2 * y.nbytes + 32 * 2**20, (peak / 2**20, y.nbytes / 2**20)
+
+
+def test_methods_import_core_does_not_import_scipy() -> None:
+    code = "import sys, conv1d_cli.core; print('scipy' in ' '.join(sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
