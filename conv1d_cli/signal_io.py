@@ -44,7 +44,6 @@ True
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import csv
 import dataclasses
@@ -567,15 +566,46 @@ def _split(line: str, delimiter: str | None) -> list[str]:
     return next(csv.reader([line], delimiter=delimiter))
 
 
-def _content_lines(lines: Iterator[str], path: str) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, line) for lines that are neither blank nor # comments."""
-    try:
-        for number, line in enumerate(lines, 1):
-            text = line.strip()
-            if text and not text.startswith("#"):
-                yield number, line.rstrip("\r\n")
-    except UnicodeDecodeError as e:
-        raise DataFileError(f"{_shown(path)}: not a UTF-8 text (CSV) file ({e.reason})") from e
+_CSV_READ_BYTES: Final = 1 << 20  # text read per batch of lines
+
+
+@dataclass
+class _Lines:
+    """Data lines of a CSV with their 1-based line numbers in the file."""
+
+    numbers: list[int]
+    lines: list[str]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def cut(self, n: int) -> _Lines:
+        """Remove and return the first ``n`` lines."""
+        head = _Lines(self.numbers[:n], self.lines[:n])
+        del self.numbers[:n], self.lines[:n]
+        return head
+
+
+def _line_batches(opener: Callable[[], IO[str]], path: str) -> Iterator[_Lines]:
+    """Yield the lines that are neither blank nor ``#`` comments, about 1 MiB at a time.
+
+    ``readlines(hint)`` splits in C; only the comment filter is a comprehension.
+    """
+    with opener() as fh:
+        base = 1
+        while True:
+            try:
+                raw = fh.readlines(_CSV_READ_BYTES)
+            except UnicodeDecodeError as e:
+                raise DataFileError(
+                    f"{_shown(path)}: not a UTF-8 text (CSV) file ({e.reason})"
+                ) from e
+            if not raw:
+                return
+            keep = [i for i, line in enumerate(raw) if (t := line.lstrip()) and t[0] != "#"]
+            lines = raw if len(keep) == len(raw) else [raw[i] for i in keep]
+            yield _Lines([base + i for i in keep], lines)
+            base += len(raw)
 
 
 @dataclass(frozen=True)
@@ -609,18 +639,18 @@ def _detect_delimiter(lines: list[str]) -> str | None:
     return None
 
 
-def _csv_layout(path: str, sample: list[tuple[int, str]]) -> _CsvLayout:
+def _csv_layout(path: str, sample: _Lines) -> _CsvLayout:
     """Detect delimiter and header from the first content lines."""
     if not sample:
         raise DataFileError(f"{_shown(path)}: CSV has no data rows")
-    lines = [line for _, line in sample]
+    lines = [line.rstrip("\r\n") for line in sample.lines]
     chosen = _detect_delimiter(lines)
-    first = [cell.strip() for cell in _split(sample[0][1], chosen)]
+    first = [cell.strip() for cell in _split(lines[0], chosen)]
     header: tuple[str, ...] | None = None
     header_line: int | None = None
     if not any(_is_number(cell) for cell in first):
         header = tuple(first)
-        header_line = sample[0][0]
+        header_line = sample.numbers[0]
         if len(sample) == 1:
             raise DataFileError(f"{_shown(path)}: CSV has a header row but no data rows")
     return _CsvLayout(chosen, len(first), header, header_line)
@@ -634,56 +664,65 @@ class _CsvReader(SignalReader):
             except UnicodeDecodeError as e:
                 raise DataFileError(f"<stdin>: not UTF-8 text (CSV) ({e.reason})") from e
 
-            def opener() -> Iterator[str]:
-                return iter(io.StringIO(text, newline=None))
+            def opener() -> IO[str]:
+                return io.StringIO(text, newline=None)
 
         else:
             _check_input_path(path)
 
-            def opener() -> Iterator[str]:
-                with open(path, encoding="utf-8-sig", newline=None) as fh:
-                    yield from fh
+            def opener() -> IO[str]:
+                return open(path, encoding="utf-8-sig", newline=None)
 
         self._path = path
-        self._opener: Callable[[], Iterator[str]] = opener
-        sample: list[tuple[int, str]] = []
-        with contextlib.closing(opener()) as lines:  # type: ignore[type-var]
-            for item in _content_lines(lines, path):
-                sample.append(item)
-                if len(sample) >= 20:
-                    break
+        self._opener: Callable[[], IO[str]] = opener
+        sample = _Lines([], [])
+        # one scan: the layout from the first 20 rows, and the row count (no parsing)
+        rows = 0
+        for batch in _line_batches(opener, path):
+            if len(sample) < 20:
+                missing = 20 - len(sample)
+                sample.numbers += batch.numbers[:missing]
+                sample.lines += batch.lines[:missing]
+            rows += len(batch)
         self._layout = layout = _csv_layout(path, sample)
-        # frames: one scan (CSV has no header to ask); no parsing, so it is cheap
-        rows = sum(1 for _ in _content_lines(opener(), path))
-        frames = rows - (1 if layout.header is not None else 0)
         info = SignalInfo(
             path=path,
             format="csv",
             subtype=None,
             sample_rate=None,
             channels=layout.width,
-            frames=frames,
+            frames=rows - (1 if layout.header is not None else 0),
             column_names=layout.header,
         )
         super().__init__(info, dtype, True)
-        self._rows = self._data_lines()
+        self._batches = self._data_batches()
+        self._pending = _Lines([], [])
 
-    def _data_lines(self) -> Iterator[tuple[int, str]]:
-        with contextlib.closing(self._opener()) as lines:  # type: ignore[type-var]
-            for number, line in _content_lines(lines, self._path):
-                if number != self._layout.header_line:
-                    yield number, line
+    def _data_batches(self) -> Iterator[_Lines]:
+        for batch in _line_batches(self._opener, self._path):
+            if batch.numbers and batch.numbers[0] == self._layout.header_line:
+                batch.cut(1)
+            yield batch
 
-    def _parse(self, chunk: Sequence[tuple[int, str]]) -> np.ndarray:
-        """Vectorised parse of a chunk of lines -> (C, n); precise error on failure."""
+    def _take(self, batches: Iterator[_Lines], pending: _Lines, frames: int) -> _Lines:
+        """Up to ``frames`` data lines, pulled from ``pending`` then ``batches``."""
+        while len(pending) < frames:
+            batch = next(batches, None)
+            if batch is None:
+                break
+            pending.numbers += batch.numbers
+            pending.lines += batch.lines
+        return pending.cut(frames)
+
+    def _parse(self, chunk: _Lines) -> np.ndarray:
+        """Vectorised parse of lines -> (C, n); a precise error on failure."""
         if not chunk:
             return self._empty()
         layout = self._layout
-        lines = [line for _, line in chunk]
         try:
             with np.errstate(all="ignore"):
                 arr = np.loadtxt(
-                    lines,
+                    chunk.lines,
                     delimiter=layout.delimiter,
                     dtype=np.float64,
                     comments=None,
@@ -697,11 +736,11 @@ class _CsvReader(SignalReader):
             self._locate_error(chunk, None)
         return np.ascontiguousarray(arr.T, dtype=self._dtype)
 
-    def _locate_error(self, chunk: Sequence[tuple[int, str]], cause: Exception | None) -> None:
+    def _locate_error(self, chunk: _Lines, cause: Exception | None) -> None:
         layout = self._layout
         where = _shown(self._path)
-        for number, line in chunk:
-            cells = _split(line, layout.delimiter)
+        for number, line in zip(chunk.numbers, chunk.lines, strict=True):
+            cells = _split(line.rstrip("\r\n"), layout.delimiter)
             if len(cells) != layout.width:
                 raise DataFileError(
                     f"{where}: line {number} has {len(cells)} column(s), expected "
@@ -714,21 +753,11 @@ class _CsvReader(SignalReader):
                         f"{where}: line {number}, column {column}: expected a number, found {shown}"
                     ) from cause
 
-    def _take(self, rows: Iterator[tuple[int, str]], frames: int) -> list[tuple[int, str]]:
-        chunk: list[tuple[int, str]] = []
-        for item in rows:
-            chunk.append(item)
-            if len(chunk) >= frames:
-                break
-        return chunk
-
     def _read(self, frames: int) -> np.ndarray:
-        if frames == 0:
-            return self._empty()
         blocks = []
         remaining = frames
         while remaining > 0:
-            chunk = self._take(self._rows, min(remaining, _CSV_CHUNK))
+            chunk = self._take(self._batches, self._pending, min(remaining, _CSV_CHUNK))
             if not chunk:
                 break
             blocks.append(self._parse(chunk))
@@ -738,20 +767,23 @@ class _CsvReader(SignalReader):
         return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
 
     def _head(self, frames: int) -> np.ndarray:
-        rows = self._data_lines()
+        batches = self._data_batches()
         try:
-            return self._parse(self._take(rows, frames)) if frames else self._empty()
+            return self._parse(self._take(batches, _Lines([], []), frames))
         finally:
-            rows.close()  # type: ignore[attr-defined]
+            batches.close()  # type: ignore[attr-defined]
 
     def _tail(self, frames: int) -> np.ndarray:
-        if frames == 0:
-            return self._empty()
-        last = collections.deque(self._data_lines(), maxlen=frames)
-        return self._parse(list(last))
+        last = _Lines([], [])
+        for batch in self._data_batches():
+            last.numbers += batch.numbers
+            last.lines += batch.lines
+            if len(last) > frames:
+                last.cut(len(last) - frames)
+        return self._parse(last)
 
     def _close(self) -> None:
-        self._rows.close()  # type: ignore[attr-defined]
+        self._batches.close()  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------------------
@@ -1227,11 +1259,14 @@ class _CsvWriter(SignalWriter):
     def _write(self, arr: np.ndarray) -> None:
         if arr.shape[-1] == 0:
             return
-        # repr() of a Python float is the shortest text that reads back to the same value
-        rows = np.asarray(arr, dtype=np.float64).T.tolist()
-        sep = self._sep
-        text = "".join(sep.join(map(repr, row)) + "\n" for row in rows)
-        self._fh.write(text.encode("ascii"))
+        # %r of a Python float is the shortest text that reads back to the same value; one
+        # %-format per chunk runs the loop in C (about twice as fast as joining per row)
+        values = np.asarray(arr, dtype=np.float64)
+        row = (("%r" + self._sep) * (self.channels - 1)) + "%r\n"
+        for start in range(0, values.shape[1], _CSV_CHUNK):
+            chunk = values[:, start : start + _CSV_CHUNK]
+            text = (row * chunk.shape[1]) % tuple(chunk.T.ravel().tolist())
+            self._fh.write(text.encode("ascii"))
 
     def _finish(self) -> None:
         self._fh.flush()

@@ -563,11 +563,21 @@ def test_reader_bad_frames_and_dtype(tmp_path: Path) -> None:
 
 def test_csv_reader_works_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sio, "_CSV_CHUNK", 7)
+    monkeypatch.setattr(sio, "_CSV_READ_BYTES", 16)  # a few lines per batch read from disk
     x = np.arange(60.0).reshape(2, 30)
-    write_signal(tmp_path / "c.csv", x, format=None)
+    lines = ["# comment", "", "a,b"] + [f"{p},{q}" for p, q in x.T.tolist()]
+    lines[10:10] = ["# in the middle", "   "]
+    (tmp_path / "c.csv").write_text("\n".join(lines) + "\n")
     with open_reader(tmp_path / "c.csv") as r:
+        assert r.info.frames == 30 and r.info.column_names == ("a", "b")
         np.testing.assert_array_equal(r.read(25), x[:, :25])
+        np.testing.assert_array_equal(r.tail(3), x[:, -3:])
+        np.testing.assert_array_equal(r.head(9), x[:, :9])
         np.testing.assert_array_equal(r.read(25), x[:, 25:])
+    lines[30] = "1,2,3"
+    (tmp_path / "c.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFileError, match="line 31 has 3 column"):
+        read_signal(tmp_path / "c.csv")
 
 
 # --------------------------------------------------------------------------- stdin / stdout
