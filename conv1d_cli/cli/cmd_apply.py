@@ -92,7 +92,7 @@ def _filter_file(
 ) -> tuple[int, list[str]]:
     """Stream one input through the chain into its output; returns (clip count, warnings)."""
     from conv1d_cli import signal_io
-    from conv1d_cli.stream import StreamChain, chain_output_length, check_chain, check_finite
+    from conv1d_cli.stream import StreamChain, chain_output_length, check_chain
 
     src = job.source
     shown = "<stdin>" if src == "-" else src
@@ -141,21 +141,7 @@ def _filter_file(
                 batch=info.batch,
                 dtype=dtype.name,
             ) as writer:
-                offset = 0
-                while True:
-                    if cancel.is_set():
-                        raise _Cancelled
-                    block = reader.read(opts.block_size)
-                    n = block.shape[-1]
-                    if n == 0:
-                        break
-                    if not opts.allow_nonfinite:
-                        check_finite(block if block.ndim == 3 else block[None], offset, shown)
-                    out = chain.push(block)
-                    if out.shape[-1]:
-                        writer.write(out)
-                    offset += n
-                    progress(n)
+                offset = _pump(reader, writer, chain, opts, cancel, progress, shown)
                 if offset == 0:
                     raise DataFileError(f"{shown}: the signal is empty (0 samples)")
                 if info.frames is None:
@@ -164,6 +150,61 @@ def _filter_file(
             return int(writer.clipped or 0), warnings
     except Conv1dError as e:
         raise _named(e, src, job.target) from e
+
+
+def _pump(
+    reader: Any,
+    writer: Any,
+    chain: Any,
+    opts: _Options,
+    cancel: threading.Event,
+    progress: Callable[[int], None],
+    shown: str,
+) -> int:
+    """Read -> filter -> write every block; returns the frames read.
+
+    Reading the next block and writing the previous one run in two helper threads
+    while this one filters (libsndfile and NumPy release the GIL), so decoding,
+    encoding and the FFTs overlap on two cores. At most one block waits on each
+    side, so memory stays bounded.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from conv1d_cli.stream import check_finite
+
+    reads = ThreadPoolExecutor(1, thread_name_prefix="conv1d-read")
+    writes = ThreadPoolExecutor(1, thread_name_prefix="conv1d-write")
+    pending_write: Future[None] | None = None
+    next_block = reads.submit(reader.read, opts.block_size)
+    offset = 0
+    try:
+        while True:
+            if cancel.is_set():
+                raise _Cancelled
+            block = next_block.result()
+            n = block.shape[-1]
+            if n == 0:
+                break
+            next_block = reads.submit(reader.read, opts.block_size)
+            if not opts.allow_nonfinite:
+                check_finite(block if block.ndim == 3 else block[None], offset, shown)
+            out = chain.push(block)
+            if pending_write is not None:
+                pending_write.result()
+                pending_write = None
+            if out.shape[-1]:
+                pending_write = writes.submit(writer.write, out)
+            offset += n
+            progress(n)
+        if pending_write is not None:
+            pending_write.result()
+            pending_write = None
+    finally:
+        # Never leave a helper thread touching the reader or writer after we return
+        # (on an error the writer is aborted next and its temp file removed).
+        reads.shutdown(wait=True, cancel_futures=True)
+        writes.shutdown(wait=True, cancel_futures=True)
+    return offset
 
 
 def _plan_jobs(
