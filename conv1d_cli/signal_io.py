@@ -13,17 +13,37 @@ Entry points
 
 Behaviour worth knowing
 -----------------------
-- ``-`` is stdin / stdout and then the format must be given explicitly.
+- ``-`` is stdin / stdout and then the format must be given explicitly; an unknown
+  extension or a bare ``-`` raises :class:`FormatError` (a ConfigError *and* a
+  DataFileError: the CLI exits 2).
 - stdin: WAV, WAVEX, W64, AU, AIFF and OGG stream from a pipe (frame count unknown,
-  ``info.frames is None``); other audio formats (FLAC above all) cannot be read from a pipe
-  and raise :class:`~conv1d_cli.errors.DataFileError`. CSV and NPY on stdin are buffered
-  in memory. A stdin redirected from a regular file is seekable and behaves like a file.
-- stdout: output is spooled to an anonymous temporary file (disk, not memory) and copied to
-  stdout only when the writer closes successfully, so soundfile never sees a pipe (it writes
-  corrupt WAV/FLAC there) and a failed run prints nothing.
+  ``info.frames is None``, not seekable); FLAC and the other audio formats cannot be read
+  from a pipe and raise :class:`~conv1d_cli.errors.DataFileError`. CSV and NPY on stdin
+  are buffered in memory (then seekable, frames known). A stdin redirected from a regular
+  file is seekable and behaves like a file; a terminal on stdin is refused.
+- stdout: output is spooled to an anonymous temporary file (in ``$TMPDIR``: disk, not
+  memory) and copied to stdout only when the writer closes successfully, so soundfile never
+  sees a pipe (it writes corrupt WAV/FLAC there) and a failed run prints nothing.
+- Audio: the reported ``format`` is the container libsndfile found (a FLAC named ``.wav``
+  is ``"flac"``). Headerless RAW cannot be read (ConfigError). A file whose data chunk is
+  cut short yields the frames that are there (libsndfile's behaviour); a cut header or a
+  corrupt FLAC frame raises DataFileError. Zero-frame files raise DataFileError.
 - Integer PCM output is rounded (``np.rint``, half to even) and clipped here, then handed to
-  soundfile as int16/int32 so libsndfile's ``floor`` never applies. Other non-float subtypes
-  (ULAW, VORBIS, ...) are clipped to [-1, 1] here and quantised by libsndfile.
+  soundfile as int16/int32 so libsndfile's ``floor`` never applies; a value that rounds past
+  the largest code (``1.0`` in PCM_16) counts as clipped; NaN is written as 0. Other
+  non-float subtypes (ULAW, VORBIS, ...) are clipped to [-1, 1] here and quantised by
+  libsndfile. FLOAT/DOUBLE are written as they are. Default subtype: :func:`output_subtype`.
+- CSV: rows are time, columns channels. UTF-8 (a BOM is dropped); blank lines and lines
+  starting with ``#`` are skipped anywhere; the delimiter is the first of comma, semicolon,
+  tab, whitespace that splits the first 20 rows into the same number (> 1) of columns; the
+  first row is a header when none of its cells is a number (safer than "any": a bad first
+  data row is then reported, not silently taken as names). Numbers are written with
+  ``%r`` (shortest exact text); ``.tsv`` outputs use tabs, others commas.
+- NPY: ``(L,)`` reads as mono ``(1, L)``, ``(C, L)``, ``(N, C, L)`` batch; integer and
+  float arrays (values as they are, no scaling); read through ``mmap_mode="r"`` and never
+  with pickles. The streaming writer writes time-major (Fortran order) and rewrites the
+  header at close; ``np.load`` returns the same ``(C, L)`` / ``(N, C, L)`` array.
+  :func:`write_signal` writes a plain C-ordered file.
 - File outputs go through :func:`conv1d_cli.atomic.atomic_path`: nothing appears at the
   target unless the writer closes without an error.
 

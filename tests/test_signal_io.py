@@ -933,3 +933,37 @@ def test_writer_unwritable_directory(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr("tempfile.mkstemp", refuse)
     with pytest.raises(DataFileError, match=r"o\.wav: cannot write to .*Permission denied"):
         open_writer(tmp_path / "o.wav", format=None, channels=1, sample_rate=8000)
+
+
+def test_npy_big_endian_and_fortran_inputs(tmp_path: Path) -> None:
+    x = np.arange(12.0).reshape(3, 4)
+    np.save(tmp_path / "be.npy", x.astype(">f8"))
+    np.save(tmp_path / "f.npy", np.asfortranarray(x))
+    for name in ("be.npy", "f.npy"):
+        with open_reader(tmp_path / name) as r:
+            np.testing.assert_array_equal(np.concatenate([r.read(3), r.read(3)], axis=1), x)
+
+
+def test_audio_reader_reads_blocks_not_the_whole_file(tmp_path: Path) -> None:
+    sf.write(tmp_path / "long.wav", np.zeros((1_000_000, 2), np.int16), 48000)  # 4 MB
+    tracemalloc.start()
+    try:
+        with open_reader(tmp_path / "long.wav") as r:
+            assert r.read(1000).shape == (2, 1000)
+            assert r.tail(1000).shape == (2, 1000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 500_000
+
+
+def test_stdin_real_pipe_au(tmp_path: Path) -> None:
+    x = np.array([[0.5, -0.25, 0.125, 0.0]])
+    write_signal(tmp_path / "p.au", x, format=None, sample_rate=8000, subtype="PCM_16")
+    code = (
+        "from conv1d_cli.signal_io import read_signal\n"
+        "s = read_signal('-', 'au')\n"
+        "print(s.info.format, s.info.frames, s.data.tolist())\n"
+    )
+    result = _run_python(code, (tmp_path / "p.au").read_bytes())
+    assert result.stdout.decode().split() == ["au", "4", "[[0.5,", "-0.25,", "0.125,", "0.0]]"]
