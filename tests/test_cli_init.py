@@ -148,15 +148,15 @@ def test_cli_init_csv_coefficients_with_header(tmp_path):
     assert load_layer(tmp_path / "c.npz").weight.tolist() == [[[3.0, 2.0, 1.0]]]
 
 
-@pytest.mark.parametrize("taps", [5, 6])
-def test_cli_init_coefficients_then_apply_math_matches_sox(tmp_path, taps):
+@pytest.mark.parametrize("taps", [5, 6, 1024, 1025])
+def test_cli_init_coefficients_then_apply_matches_sox(tmp_path, taps):
     sox = shutil.which("sox")
     if sox is None:
         pytest.skip("sox is not installed")
     soundfile = pytest.importorskip("soundfile")
     rng = np.random.default_rng(taps)
-    x = rng.uniform(-0.4, 0.4, size=(200, 2)).astype(np.float32)
-    h = rng.uniform(-0.3, 0.3, size=taps)
+    x = rng.uniform(-0.4, 0.4, size=(3000, 2)).astype(np.float32)
+    h = rng.uniform(-0.3, 0.3, size=taps) / np.sqrt(taps)
     coeffs = tmp_path / "h.txt"
     coeffs.write_text("\n".join(f"{v:.17g}" for v in h) + "\n")
     soundfile.write(tmp_path / "in.wav", x, 8000, subtype="FLOAT")
@@ -169,6 +169,14 @@ def test_cli_init_coefficients_then_apply_math_matches_sox(tmp_path, taps):
     ok(tmp_path / "l.npz", "--coefficients", coeffs, "--channels", 2)
     ours = load_layer(tmp_path / "l.npz")(x.T.astype(np.float64)).T
     np.testing.assert_allclose(ours, expected, atol=1e-6)
+    # And end to end through `conv1d apply`, alignment included.
+    applied = CliRunner().invoke(
+        cli, ["apply", "-w", str(tmp_path / "l.npz"), str(tmp_path / "in.wav"),
+              "-o", str(tmp_path / "ours.wav"), "--subtype", "FLOAT", "-q"],
+    )  # fmt: skip
+    assert applied.exit_code == 0, applied.stderr
+    through_cli, _ = soundfile.read(tmp_path / "ours.wav", dtype="float64")
+    np.testing.assert_allclose(through_cli, expected, atol=1e-6)
 
 
 def test_cli_init_weight_and_bias_files(tmp_path):

@@ -22,7 +22,7 @@ LAYER_KEYS = {
 }  # fmt: skip
 KERNEL_KEYS = {
     "out_channel", "in_channel", "dc_gain", "l1_norm", "l2_norm", "peak", "linear_phase",
-    "response",
+    "afir_gain", "pedalboard_gain", "response",
 }  # fmt: skip
 RESPONSE_KEYS = {
     "dc_db", "nyquist_db", "peak_db", "peak_hz", "minus3db_hz", "stopband_hz", "stopband_db",
@@ -107,6 +107,8 @@ def test_cli_inspect_layer_json_schema_and_values(lowpass):
     assert kernel["l2_norm"] == pytest.approx(np.sqrt((h * h).sum()))
     assert kernel["peak"] == pytest.approx(np.abs(h).max())
     assert kernel["linear_phase"] == "symmetric"
+    assert kernel["afir_gain"] == pytest.approx(1 / np.abs(h).sum())
+    assert kernel["pedalboard_gain"] == pytest.approx(0.125 / np.sqrt((h * h).sum()))
     response = kernel["response"]
     assert response["dc_db"] == pytest.approx(0, abs=1e-9)
     assert 850 < response["minus3db_hz"][0] < 1000
@@ -173,6 +175,20 @@ def test_cli_inspect_plot_writes_png(lowpass, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 100 * 1024
     assert result.stdout.startswith(f"{lowpass}: conv1d layer")
     fails(2, lowpass, "--plot", lowpass)  # the layer itself is never overwritten
+
+
+def test_cli_inspect_plot_refuses_stdout_and_unknown_image_format(lowpass, tmp_path):
+    assert "needs a file name" in fails(2, lowpass, "--plot", "-").stderr
+    pytest.importorskip("matplotlib")
+    result = fails(2, lowpass, "--plot", tmp_path / "r.xyz")
+    assert "Format 'xyz' is not supported" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lp.npz"]
+
+
+def test_cli_inspect_zero_kernel_has_no_normalisation_gain(tmp_path):
+    save_layer(Conv1d.from_weights(np.zeros((1, 1, 3))), tmp_path / "z.npz")
+    (kernel,) = json.loads(ok(tmp_path / "z.npz", "--json").stdout)["kernels"]
+    assert kernel["afir_gain"] is None and kernel["pedalboard_gain"] is None
 
 
 def test_cli_inspect_plot_without_sample_rate(tmp_path):

@@ -50,14 +50,17 @@ channel peak |x|, RMS and DC (mean), computed block by block.
 \b
 --json prints one object; fields are only ever added within a schema.
 Layer ("schema": "{LAYER_SCHEMA}"):
-  file, key (null or the prefix chosen), weight_shape [C_out, C_in/g, K],
+  file, key (the --key given, else null), weight_shape [C_out, C_in/g, K],
   bias_shape ([C_out] or null), dtype, in_channels, out_channels,
   kernel_size, stride, padding (as stored: int, word or [left, right]),
   padding_resolved [left, right], dilation, groups, padding_mode, bias
   (bool), parameters, receptive_field (samples), sample_rate (Hz or null),
   description, kernels_total, kernels[] (the first --max-kernels, in
   weight order): {{out_channel, in_channel, dc_gain, l1_norm, l2_norm,
-  peak, linear_phase ("symmetric" | "antisymmetric" | null), response}};
+  peak, linear_phase ("symmetric" | "antisymmetric" | null), afir_gain,
+  pedalboard_gain, response}}; afir_gain = 1/L1 and pedalboard_gain =
+  0.125/L2 are the gains FFmpeg afir (irnorm=1) and pedalboard would apply
+  to this kernel on their own (null when undefined); conv1d never rescales;
   response is null without a sample rate, else {{dc_db, nyquist_db,
   peak_db, peak_hz, minus3db_hz [..], stopband_hz [[lo, hi], ..],
   stopband_db (null if no stopband)}}; a gain of exactly 0 (-inf dB) is null.
@@ -142,6 +145,8 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
             f"must be a positive number of Hz, got {opts['sample_rate']:g}",
             param_hint="'--sample-rate'",
         )
+    if opts["plot"] == "-":
+        raise click.UsageError("--plot needs a file name (an image is not written to stdout)")
     layer_file = _is_layer_file(file)
     if not layer_file:
         stray = [n for n in _LAYER_ONLY if opts[n] is not None]
@@ -187,6 +192,12 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _ratio(numerator: float, norm: float, smallest: float) -> float | None:
+    # The gain FFmpeg afir (irnorm=1: 1/L1) or pedalboard (0.125/L2, skipped when the
+    # energy L2**2 is below 1e-8) would apply on its own; conv1d never does.
+    return numerator / norm if norm > smallest else None
+
+
 def _layer_report(file: str, opts: Any) -> dict[str, Any]:
     import numpy as np
 
@@ -221,6 +232,8 @@ def _layer_report(file: str, opts: Any) -> dict[str, Any]:
                 "l2_norm": float(stats["l2_norm"][o, c]),
                 "peak": float(stats["peak"][o, c]),
                 "linear_phase": stats["linear_phase"][o, c],
+                "afir_gain": _ratio(1.0, float(stats["l1_norm"][o, c]), 0.0),
+                "pedalboard_gain": _ratio(0.125, float(stats["l2_norm"][o, c]), 1e-4),
                 "response": None,
             }
             if responses is not None:
@@ -301,9 +314,22 @@ def _layer_text(r: dict[str, Any]) -> str:
             f"{k['dc_gain']:<12.6g} {k['l1_norm']:<12.6g} {k['l2_norm']:<12.6g} "
             f"{k['peak']:<12.6g} {k['linear_phase'] or 'no'}"
         )
+    gains = [
+        f"{k['out_channel']} <- {k['in_channel']}: x{k['afir_gain']:.4g}"
+        + (f" / x{k['pedalboard_gain']:.4g}" if k["pedalboard_gain"] is not None else "")
+        for k in r["kernels"][:4]
+        if k["afir_gain"] is not None
+    ]
     hidden = r["kernels_total"] - len(r["kernels"])
     if hidden:
         lines.append(f"  ... {hidden} more kernels (--max-kernels 0 lists all)")
+    if gains:
+        more = ", ..." if len(r["kernels"]) > 4 else ""
+        lines.append(
+            "  (not applied here) FFmpeg afir irnorm=1 / pedalboard would rescale by "
+            + "; ".join(gains)
+            + more
+        )
     if rate is None:
         lines.append("")
         lines.append("no sample rate: give --sample-rate FS for a frequency-response summary")
