@@ -1075,7 +1075,10 @@ class SignalWriter:
                 f"{expected if self.batch else self.channels}"
             )
         if arr.dtype.kind not in "biuf":
-            raise ShapeError(f"expected real numbers to write, got dtype {arr.dtype}")
+            raise ShapeError(
+                f"{_shown(self.path, output=True)}: expected real numbers to write, "
+                f"got dtype {arr.dtype}"
+            )
         try:
             self._write(arr)
         except BaseException:
@@ -1124,6 +1127,12 @@ class SignalWriter:
             self.close()
         else:
             self.abort()
+
+    def __del__(self) -> None:
+        # a writer dropped without close() must not leave its temporary file behind
+        if not getattr(self, "_done", True):
+            with contextlib.suppress(Exception):
+                self.abort()
 
     # -- helpers
     def _copy_to_stdout(self) -> None:
@@ -1176,14 +1185,15 @@ class _AudioWriter(SignalWriter):
             if not sf.check_format(upper, chosen):
                 valid = ", ".join(sf.available_subtypes(upper))
                 raise ConfigError(
-                    f"subtype {subtype!r} is not valid for {upper}; expected one of {valid}"
+                    f"{_shown(path, output=True)}: subtype {subtype!r} is not valid for "
+                    f"{upper}; expected one of {valid}"
                 )
         assert chosen is not None
         self.subtype = chosen
         super().__init__(path, fmt, channels, None, on_clip)
         try:
             self._sf = sf.SoundFile(
-                self.target if isinstance(self.target, Path) else self.target,
+                str(self.target) if isinstance(self.target, Path) else self.target,
                 "w",
                 samplerate=int(rate),
                 channels=channels,

@@ -967,3 +967,10 @@ def test_stdin_real_pipe_au(tmp_path: Path) -> None:
     )
     result = _run_python(code, (tmp_path / "p.au").read_bytes())
     assert result.stdout.decode().split() == ["au", "4", "[[0.5,", "-0.25,", "0.125,", "0.0]]"]
+
+
+def test_writer_dropped_without_close_leaves_nothing(tmp_path: Path) -> None:
+    w = open_writer(tmp_path / "o.npy", format=None, channels=1)
+    w.write(np.ones((1, 5)))
+    del w
+    assert _leftovers(tmp_path) == []
