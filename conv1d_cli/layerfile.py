@@ -120,7 +120,7 @@ def save_layer(layer: Conv1d, path: str | os.PathLike[str], *, overwrite: bool =
         # An open file object: np.savez would append ".npz" to a bare name.
         try:
             with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+                np.savez(f, **arrays)  # type: ignore[arg-type]  # stubs type the kwargs as allow_pickle
         except OSError as e:
             raise DataFileError(f"{path}: cannot write layer file: {e}") from e
 

@@ -100,6 +100,7 @@ def test_layerfile_plain_npz_loads_with_torch_defaults(tmp_path):
     assert layer.in_channels == 3 and layer.bias is not None
 
 
+@pytest.mark.torch
 def test_layerfile_torch_state_dict_export_matches_torch(tmp_path):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
