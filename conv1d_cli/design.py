@@ -45,6 +45,7 @@ from conv1d_cli.shapes import Padding, check_int
 
 __all__ = [
     "FIR_KINDS",
+    "MAX_TAPS",
     "aligned_padding",
     "check_sample_rate",
     "delay",
@@ -67,8 +68,15 @@ FIR_KINDS: Final[dict[str, int]] = {"lowpass": 1, "highpass": 1, "bandpass": 2, 
 _NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
-def _check_taps(taps: Any) -> int:
-    return check_int("taps", taps)
+#: Longest kernel the designers make (a typo like --sigma 1e9 must not eat the RAM).
+MAX_TAPS: Final = 2**24
+
+
+def _check_taps(taps: Any, name: str = "taps") -> int:
+    taps = check_int(name, taps)
+    if taps > MAX_TAPS:
+        raise ConfigError(f"{name} must be at most {MAX_TAPS}, got {taps}")
+    return taps
 
 
 def parse_window(text: str) -> str | tuple[Any, ...]:
@@ -232,7 +240,9 @@ def gaussian(sigma: float, taps: int | None = None) -> np.ndarray:
         raise ConfigError(f"sigma must be a positive number of samples, got {sigma!r}")
     if not math.isfinite(sigma) or sigma <= 0:
         raise ConfigError(f"sigma must be a positive number of samples, got {sigma!r}")
-    taps = 2 * math.ceil(4 * sigma) + 1 if taps is None else _check_taps(taps)
+    if taps is None:
+        taps = _check_taps(2 * math.ceil(4 * sigma) + 1, "taps (2*ceil(4*sigma)+1)")
+    taps = _check_taps(taps)
     n = np.arange(taps) - (taps - 1) / 2
     h = np.exp(-0.5 * (n / sigma) ** 2)
     return h / h.sum()
@@ -264,6 +274,7 @@ def delay(samples: int) -> tuple[np.ndarray, int]:
     ((array([0., 0., 1.]), 0), (array([1., 0.]), 1))
     """
     samples = check_int("delay", samples, minimum=-(2**62))
+    _check_taps(abs(samples) + 1, "|delay| + 1 taps")
     h = np.zeros(abs(samples) + 1)
     if samples >= 0:
         h[samples] = 1.0
@@ -567,8 +578,9 @@ def frequency_response(
     dilation, left : int
         The layer's dilation and resolved left padding.
     points : int, optional
-        Frequencies from 0 to Nyquist inclusive; default
-        ``max(2049, 8*(dilation*(K-1)+1) + 1)`` rounded up to ``2**n + 1``.
+        Frequencies from 0 to Nyquist inclusive; default about 8 per tap of
+        the dilated kernel, as ``2**n + 1`` with ``2**11 <= 2**n <= 2**16`` (more
+        only for kernels longer than ``2**16``).
 
     Returns
     -------
@@ -587,7 +599,10 @@ def frequency_response(
     k = w.shape[-1]
     span = dilation * (k - 1) + 1
     if points is None:
-        points = 2 ** max(11, math.ceil(math.log2(8 * span))) + 1
+        # 8 bins per tap for short kernels, at most 2**16 + 1 (enough for a plot or a
+        # summary) unless the kernel itself is longer.
+        exponent = max(11, min(16, math.ceil(math.log2(8 * span))), math.ceil(math.log2(span)))
+        points = 2**exponent + 1
     nfft = 2 * (points - 1)
     if nfft < span:
         raise ConfigError(f"points must be at least {span // 2 + 1} for this kernel")

@@ -161,6 +161,12 @@ def test_design_simple_kernels():
         gaussian(0.0)
     with pytest.raises(ConfigError, match="taps"):
         moving_average(0)
+    with pytest.raises(ConfigError, match=r"taps \(2\*ceil\(4\*sigma\)\+1\) must be at most"):
+        gaussian(1e9)
+    with pytest.raises(ConfigError, match="must be at most 16777216"):
+        delay(-(10**12))
+    with pytest.raises(ConfigError, match="must be at most"):
+        design_fir("lowpass", 10, 100, 2**25 + 1)
 
 
 @pytest.mark.parametrize("shift", [-3, -1, 0, 1, 4])
