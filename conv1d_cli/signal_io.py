@@ -25,7 +25,7 @@ Behaviour worth knowing
   memory) and copied to stdout only when the writer closes successfully, so soundfile never
   sees a pipe (it writes corrupt WAV/FLAC there) and a failed run prints nothing.
 - Audio: the reported ``format`` is the container libsndfile found (a FLAC named ``.wav``
-  is ``"flac"``). Headerless RAW cannot be read (ConfigError). A file whose data chunk is
+  is ``"flac"``; WAVEX, i.e. WAVE_FORMAT_EXTENSIBLE, is reported as ``"wav"``). Headerless RAW cannot be read (ConfigError). A file whose data chunk is
   cut short yields the frames that are there (libsndfile's behaviour); a cut header or a
   corrupt FLAC frame raises DataFileError. Zero-frame files raise DataFileError.
 - Integer PCM output is rounded (``np.rint``, half to even) and clipped here, then handed to
@@ -138,6 +138,10 @@ _EXTENSION_ALIASES: Final = {
     "txt": "csv",
 }
 _FORMAT_ALIASES: Final = {"aif": "aiff", "tsv": "csv", "txt": "csv", "snd": "au"}
+
+# libsndfile names a WAVE_FORMAT_EXTENSIBLE file (most 24-bit and multichannel WAVs) WAVEX;
+# we report "wav" so that "same format and subtype as the input" keeps e.g. PCM_24 for .wav
+_FORMAT_FAMILY: Final = {"wavex": "wav"}
 
 # audio formats libsndfile reads correctly from a pipe (checked with libsndfile 1.2.2:
 # FLAC loses sync, CAF reads 0 frames, RF64 drops frames)
@@ -516,7 +520,7 @@ def _audio_info(path: str, f: sf.SoundFile, seekable: bool) -> SignalInfo:
         raise DataFileError(f"{_shown(path)}: audio file has no samples")
     return SignalInfo(
         path=path,
-        format=str(f.format).lower(),
+        format=_FORMAT_FAMILY.get(str(f.format).lower(), str(f.format).lower()),
         subtype=str(f.subtype),
         sample_rate=float(f.samplerate),
         channels=int(f.channels),
@@ -1270,8 +1274,8 @@ class _CsvWriter(SignalWriter):
     ) -> None:
         if column_names is not None and len(column_names) != channels:
             raise ConfigError(
-                f"{len(column_names)} column names given for {channels} channels: "
-                f"{list(column_names)!r}"
+                f"{_shown(path, output=True)}: {len(column_names)} column names given for "
+                f"{channels} channels: {list(column_names)!r}"
             )
         super().__init__(path, "csv", channels, None, on_clip)
         # a .tsv file name gets tabs; everything else (stdout too) gets commas

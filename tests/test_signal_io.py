@@ -974,3 +974,9 @@ def test_writer_dropped_without_close_leaves_nothing(tmp_path: Path) -> None:
     w.write(np.ones((1, 5)))
     del w
     assert _leftovers(tmp_path) == []
+
+
+def test_wavex_is_reported_as_wav(tmp_path: Path) -> None:
+    sf.write(tmp_path / "x.wav", np.zeros((10, 4)), 8000, format="WAVEX", subtype="PCM_24")
+    info = probe(tmp_path / "x.wav")
+    assert (info.format, info.subtype, info.channels) == ("wav", "PCM_24", 4)
