@@ -25,9 +25,10 @@ Behaviour worth knowing
   memory) and copied to stdout only when the writer closes successfully, so soundfile never
   sees a pipe (it writes corrupt WAV/FLAC there) and a failed run prints nothing.
 - Audio: the reported ``format`` is the container libsndfile found (a FLAC named ``.wav``
-  is ``"flac"``; WAVEX, i.e. WAVE_FORMAT_EXTENSIBLE, is reported as ``"wav"``). Headerless RAW cannot be read (ConfigError). A file whose data chunk is
-  cut short yields the frames that are there (libsndfile's behaviour); a cut header or a
-  corrupt FLAC frame raises DataFileError. Zero-frame files raise DataFileError.
+  is ``"flac"``; WAVEX, i.e. WAVE_FORMAT_EXTENSIBLE, is reported as ``"wav"``).
+  Headerless RAW cannot be read (ConfigError). A file whose data chunk is cut short
+  yields the frames that are there (libsndfile's behaviour); a cut header or a corrupt
+  FLAC frame raises DataFileError. Zero-frame files raise DataFileError.
 - Integer PCM output is rounded (``np.rint``, half to even) and clipped here, then handed to
   soundfile as int16/int32 so libsndfile's ``floor`` never applies; a value that rounds past
   the largest code (``1.0`` in PCM_16) counts as clipped; NaN is written as 0. Other
