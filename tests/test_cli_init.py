@@ -98,6 +98,8 @@ def test_cli_init_lowpass_design_depthwise_stereo(tmp_path):
 def test_cli_init_other_fir_designs_and_window(tmp_path, design, cutoffs, taps):
     path = tmp_path / "f.npz"
     cut = [a for c in cutoffs for a in ("--cutoff", c)]
+    if len(cutoffs) == 2 and design == "bandstop":
+        cut = ["--cutoff", f"{cutoffs[0]},{cutoffs[1]}"]  # LOW,HIGH in one option
     ok(path, "--design", design, *cut, "--sample-rate", 8000, "--taps", taps,
        "--window", "kaiser,8")  # fmt: skip
     expected = signal.firwin(taps, cutoffs if len(cutoffs) > 1 else cutoffs[0],
@@ -332,6 +334,11 @@ def _no_traceback(result, code):
             "--taps cannot be used with --design delay",
         ),
         (["--design", "notch"], 2, "Invalid value for '--design'"),
+        (
+            ["--design", "lowpass", "--cutoff", "1k", "--sample-rate", "8000", "--taps", "3"],
+            2,
+            "'1k' is not a frequency in Hz",
+        ),
     ],
 )
 def test_cli_init_refuses_bad_design_options(tmp_path, args, code, message):

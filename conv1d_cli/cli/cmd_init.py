@@ -92,6 +92,17 @@ def _padding(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         raise click.BadParameter(str(e)) from None
 
 
+def _cutoffs(ctx: click.Context, param: click.Parameter, value: Any) -> tuple[float, ...]:
+    out = []
+    for text in value:
+        for part in str(text).split(","):
+            try:
+                out.append(float(part))
+            except ValueError:
+                raise click.BadParameter(f"{part.strip()!r} is not a frequency in Hz") from None
+    return tuple(out)
+
+
 def _given(ctx: click.Context, name: str) -> bool:
     source = ctx.get_parameter_source(name)
     return source is not None and source != click.core.ParameterSource.DEFAULT
@@ -184,10 +195,10 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
 @click.option("--design", type=click.Choice(_DESIGNS), help="Designed kernel (see below).")
 @click.option(
     "--cutoff",
-    type=float,
     multiple=True,
+    callback=_cutoffs,
     metavar="HZ",
-    help="Cutoff in Hz (repeat for band filters).",
+    help="Cutoff in Hz; band filters take two (repeat, or LOW,HIGH).",
 )
 @click.option(
     "--sample-rate", type=float, metavar="FS", help="Sample rate in Hz (stored in the layer)."
