@@ -72,16 +72,31 @@ def make_filter(directory: Path) -> tuple[Path, Path]:
 
 
 def run(cmd: list[str]) -> tuple[float, float]:
-    """Run ``cmd``; return (wall seconds, peak RSS in MiB) of that child alone."""
+    """Run ``cmd``; return (wall seconds, peak RSS in MiB) of that command alone.
+
+    The peak comes from ``/usr/bin/time -f %M`` (a small C parent), not from
+    ``os.wait4`` on a child of this process: a child forked from this (large)
+    Python process is charged for the parent's resident pages until it execs,
+    which inflated ru_maxrss to this script's own size.
+    """
+    timer = shutil.which("time", path="/usr/bin:/bin")
+    marker = "conv1d-bench-maxrss-kib="
+    full = [timer, "-f", marker + "%M", *cmd] if timer else cmd
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
-    return wall, usage.ru_maxrss / 1024  # Linux: KiB
+    peak_kib = usage.ru_maxrss  # fallback (may be inflated, see above)
+    for line in err.splitlines():
+        if line.startswith(marker):
+            peak_kib = int(line[len(marker) :])
+    return wall, peak_kib / 1024
 
 
 def conv1d_cmd(layer: Path, src: Path, dst: Path) -> list[str]:
