@@ -547,18 +547,20 @@ def kernel_stats(weight: Any) -> dict[str, np.ndarray]:
     )
     atol = tol * np.maximum(peak, np.finfo(np.float64).tiny)[..., None]
     flipped = w[..., ::-1]
-    symmetric = (np.abs(w - flipped) <= atol).all(axis=-1)
-    antisymmetric = (np.abs(w + flipped) <= atol).all(axis=-1) & (peak > 0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        symmetric = (np.abs(w - flipped) <= atol).all(axis=-1)
+        antisymmetric = (np.abs(w + flipped) <= atol).all(axis=-1) & (peak > 0)
     phase = np.full(w.shape[:-1], None, dtype=object)
     phase[antisymmetric] = "antisymmetric"
     phase[symmetric] = "symmetric"
-    return {
-        "dc_gain": w.sum(axis=-1),
-        "l1_norm": np.abs(w).sum(axis=-1),
-        "l2_norm": np.sqrt((w * w).sum(axis=-1)),
-        "peak": peak,
-        "linear_phase": phase,
-    }
+    with np.errstate(over="ignore", invalid="ignore"):  # huge taps: inf, quietly
+        return {
+            "dc_gain": w.sum(axis=-1),
+            "l1_norm": np.abs(w).sum(axis=-1),
+            "l2_norm": np.sqrt((w * w).sum(axis=-1)),
+            "peak": peak,
+            "linear_phase": phase,
+        }
 
 
 def frequency_response(

@@ -191,6 +191,16 @@ def test_cli_inspect_zero_kernel_has_no_normalisation_gain(tmp_path):
     assert kernel["afir_gain"] is None and kernel["pedalboard_gain"] is None
 
 
+def test_cli_inspect_extreme_weights_give_valid_json(tmp_path):
+    weight = np.array([[[1e300, 1e300, -1e300]], [[1e-320, 0.0, 0.0]]])
+    save_layer(Conv1d.from_weights(weight), tmp_path / "x.npz")
+    result = ok(tmp_path / "x.npz", "--json", "--sample-rate", 100)
+    big, tiny = json.loads(result.stdout)["kernels"]
+    assert big["l2_norm"] is None and big["dc_gain"] == 1e300  # L2 overflows float64
+    assert tiny["afir_gain"] is None and tiny["pedalboard_gain"] is None
+    assert "inf" in ok(tmp_path / "x.npz").stdout
+
+
 def test_cli_inspect_plot_without_sample_rate(tmp_path):
     pytest.importorskip("matplotlib")
     save_layer(Conv1d(3, 2, 5, seed=0), tmp_path / "r.npz")

@@ -163,11 +163,22 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
         else:
             report = _signal_report(file, opts)
     if opts["as_json"]:
-        click.echo(json.dumps(report, indent=2, allow_nan=False))
+        click.echo(json.dumps(_json_safe(report), indent=2, allow_nan=False))
     else:
         click.echo(_layer_text(report) if layer_file else _signal_text(report), nl=False)
     if opts["plot"] is not None:
         click.echo(f"wrote {opts['plot']}", err=True)
+
+
+def _json_safe(value: Any) -> Any:
+    """Non-finite floats (an exact zero gain in dB, a norm overflowing float64) become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 # ---- layers --------------------------------------------------------------------------
@@ -195,7 +206,49 @@ def _finite(value: float) -> float | None:
 def _ratio(numerator: float, norm: float, smallest: float) -> float | None:
     # The gain FFmpeg afir (irnorm=1: 1/L1) or pedalboard (0.125/L2, skipped when the
     # energy L2**2 is below 1e-8) would apply on its own; conv1d never does.
-    return numerator / norm if norm > smallest else None
+    gain = numerator / norm if norm > smallest else math.inf
+    return gain if math.isfinite(gain) else None
+
+
+def _kernel_entries(layer: Any, stats: Any, start: int, stop: int, left: int) -> list[Any]:
+    """Report entries of kernels ``start:stop`` (flattened (out, in) order)."""
+    import numpy as np
+
+    from conv1d_cli import design
+
+    weight = layer.weight
+    c_out, c_in_group, _ = weight.shape
+    per_group_out = c_out // layer.groups
+    rate = layer.sample_rate
+    kernels: list[dict[str, Any]] = []
+    flat = np.arange(start, stop)
+    outs, ins = np.divmod(flat, c_in_group)
+    responses = None
+    if rate is not None:
+        freqs, responses = design.frequency_response(
+            weight[outs, ins][:, None, :], dilation=layer.dilation, left=left
+        )
+    for i, (o, c) in enumerate(zip(outs.tolist(), ins.tolist(), strict=True)):
+        entry: dict[str, Any] = {
+            "out_channel": o,
+            "in_channel": (o // per_group_out) * c_in_group + c,
+            "dc_gain": float(stats["dc_gain"][o, c]),
+            "l1_norm": float(stats["l1_norm"][o, c]),
+            "l2_norm": float(stats["l2_norm"][o, c]),
+            "peak": float(stats["peak"][o, c]),
+            "linear_phase": stats["linear_phase"][o, c],
+            "afir_gain": _ratio(1.0, float(stats["l1_norm"][o, c]), 0.0),
+            "pedalboard_gain": _ratio(0.125, float(stats["l2_norm"][o, c]), 1e-4),
+            "response": None,
+        }
+        if responses is not None:
+            summary = design.response_summary(freqs, responses[i, 0], rate)
+            for name in ("dc_db", "nyquist_db", "peak_db", "stopband_db"):
+                if summary[name] is not None:
+                    summary[name] = _finite(summary[name])
+            entry["response"] = summary
+        kernels.append(entry)
+    return kernels
 
 
 def _layer_report(file: str, opts: Any) -> dict[str, Any]:
@@ -211,38 +264,12 @@ def _layer_report(file: str, opts: Any) -> dict[str, Any]:
     stats = design.kernel_stats(weight)
     total = c_out * c_in_group
     limit = total if opts["max_kernels"] == 0 else min(total, opts["max_kernels"])
-    per_group_out = c_out // layer.groups
     rate = layer.sample_rate
     kernels: list[dict[str, Any]] = []
     chunk = 16  # kernels per FFT batch: bounded memory for long kernels
-    for start in range(0, limit, chunk):
-        flat = np.arange(start, min(start + chunk, limit))
-        outs, ins = np.divmod(flat, c_in_group)
-        responses = None
-        if rate is not None:
-            freqs, responses = design.frequency_response(
-                weight[outs, ins][:, None, :], dilation=layer.dilation, left=left
-            )
-        for i, (o, c) in enumerate(zip(outs.tolist(), ins.tolist(), strict=True)):
-            entry: dict[str, Any] = {
-                "out_channel": o,
-                "in_channel": (o // per_group_out) * c_in_group + c,
-                "dc_gain": float(stats["dc_gain"][o, c]),
-                "l1_norm": float(stats["l1_norm"][o, c]),
-                "l2_norm": float(stats["l2_norm"][o, c]),
-                "peak": float(stats["peak"][o, c]),
-                "linear_phase": stats["linear_phase"][o, c],
-                "afir_gain": _ratio(1.0, float(stats["l1_norm"][o, c]), 0.0),
-                "pedalboard_gain": _ratio(0.125, float(stats["l2_norm"][o, c]), 1e-4),
-                "response": None,
-            }
-            if responses is not None:
-                summary = design.response_summary(freqs, responses[i, 0], rate)
-                for name in ("dc_db", "nyquist_db", "peak_db", "stopband_db"):
-                    if summary[name] is not None:
-                        summary[name] = _finite(summary[name])
-                entry["response"] = summary
-            kernels.append(entry)
+    with np.errstate(over="ignore", invalid="ignore"):  # taps near 1e308: inf, quietly
+        for start in range(0, limit, chunk):
+            kernels += _kernel_entries(layer, stats, start, min(start + chunk, limit), left)
     padding = layer.padding
     return {
         "schema": LAYER_SCHEMA,
@@ -268,13 +295,6 @@ def _layer_report(file: str, opts: Any) -> dict[str, Any]:
         "kernels_total": total,
         "kernels": kernels,
     }
-
-
-def _g(value: float | None, unit: str = "", digits: int = 4) -> str:
-    if value is None:
-        return "-inf" + (f" {unit}" if unit else "") if unit == "dB" else "n/a"
-    text = f"{value:.{digits}g}"
-    return f"{text} {unit}" if unit else text
 
 
 def _db(value: float | None) -> str:
@@ -377,7 +397,7 @@ def _plot(file: str, opts: Any) -> None:
     rate = layer.sample_rate
     x = freqs * rate if rate else freqs
     mag = np.abs(response[:, 0])
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         db = 20 * np.log10(mag)
     top = float(np.max(db[np.isfinite(db)])) if np.isfinite(db).any() else 0.0
     floor = max(float(np.min(db[np.isfinite(db)])) if np.isfinite(db).any() else -150, top - 150)
