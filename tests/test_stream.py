@@ -137,9 +137,9 @@ def test_stream_fft_float32_within_tolerance():
     got, chain = _stream([layer], x, 700, method="fft")
     assert got.dtype == np.float32 and chain.dtype == np.float32
     scale = np.abs(expected).max()
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6 * scale * 10)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6 * scale)
     whole32 = _whole([layer], x, method="fft")
-    np.testing.assert_allclose(got, whole32, rtol=0, atol=1e-6 * scale * 10)
+    np.testing.assert_allclose(got, whole32, rtol=0, atol=1e-6 * scale)
 
 
 def test_stream_signal_shorter_than_block_and_single_sample():
