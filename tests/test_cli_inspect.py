@@ -85,7 +85,7 @@ def test_cli_inspect_layer_text(lowpass):
         "frequency response at 8000 Hz (dB re gain 1)",
     ]:
         assert line + "\n" in out
-    assert "     0 <- 0         1            " in out
+    assert "     0 <- 0          1            " in out
     assert "symmetric" in out
     assert "DC +0.00 dB, Nyquist" in out and "-3 dB at 892.51 Hz" in out and "stopband -" in out
 

@@ -330,7 +330,7 @@ def _layer_text(r: dict[str, Any]) -> str:
     ]
     for k in r["kernels"]:
         lines.append(
-            f"  {k['out_channel']:>4} <- {k['in_channel']:<4}      "
+            f"  {k['out_channel']:>4} <- {k['in_channel']:<4}       "
             f"{k['dc_gain']:<12.6g} {k['l1_norm']:<12.6g} {k['l2_norm']:<12.6g} "
             f"{k['peak']:<12.6g} {k['linear_phase'] or 'no'}"
         )
