@@ -19,8 +19,18 @@ from conv1d_cli.shapes import PADDING_MODES, parse_padding
 
 __all__ = ["apply_"]
 
-#: Frames read per block: ~1 MiB per channel pair in float64, bounded memory.
-DEFAULT_BLOCK = 1 << 16
+#: Samples (frames x channels x batch) per block by default: 2 MiB in float64.
+BLOCK_SAMPLES = 1 << 18
+#: Frames per block are kept within these bounds.
+BLOCK_FRAMES = (1 << 12, 1 << 17)
+
+
+def _block_frames(requested: int | None, channels: int, batch: int | None) -> int:
+    """Frames per read: as asked, else a fixed sample budget (memory independent of C)."""
+    if requested is not None:
+        return requested
+    per_frame = channels * (batch or 1)
+    return max(BLOCK_FRAMES[0], min(BLOCK_FRAMES[1], BLOCK_SAMPLES // max(1, per_frame)))
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,7 @@ class _Options:
     quiet: bool
     allow_nonfinite: bool
     sample_rate: float | None
-    block_size: int
+    block_size: int | None
 
 
 @dataclass(frozen=True)
@@ -176,7 +186,8 @@ def _pump(
     reads = ThreadPoolExecutor(1, thread_name_prefix="conv1d-read")
     writes = ThreadPoolExecutor(1, thread_name_prefix="conv1d-write")
     pending_write: Future[None] | None = None
-    next_block = reads.submit(reader.read, opts.block_size)
+    frames = _block_frames(opts.block_size, reader.info.channels, reader.info.batch)
+    next_block = reads.submit(reader.read, frames)
     offset = 0
     try:
         while True:
@@ -186,7 +197,7 @@ def _pump(
             n = block.shape[-1]
             if n == 0:
                 break
-            next_block = reads.submit(reader.read, opts.block_size)
+            next_block = reads.submit(reader.read, frames)
             if not opts.allow_nonfinite:
                 check_finite(block if block.ndim == 3 else block[None], offset, shown)
             out = chain.push(block)
@@ -401,9 +412,8 @@ def _warn(message: str) -> None:
     "--block-size",
     type=click.IntRange(min=1),
     metavar="FRAMES",
-    default=DEFAULT_BLOCK,
-    show_default=True,
-    help="Frames per block (memory vs. overhead).",
+    default=None,
+    help="Frames per block [default: 2**18 samples / channels, at most 2**17 frames].",
 )
 def apply_(
     inputs: tuple[str, ...],
@@ -427,7 +437,7 @@ def apply_(
     dilation: int | None,
     groups: int | None,
     padding_mode: str | None,
-    block_size: int,
+    block_size: int | None,
 ) -> None:
     """Filter INPUT files through the layer(s) given with -w.
 
