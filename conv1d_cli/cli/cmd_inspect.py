@@ -63,12 +63,14 @@ Layer ("schema": "{LAYER_SCHEMA}"):
   to this kernel on their own (null when undefined); conv1d never rescales;
   response is null without a sample rate, else {{dc_db, nyquist_db,
   peak_db, peak_hz, minus3db_hz [..], stopband_hz [[lo, hi], ..],
-  stopband_db (null if no stopband)}}; a gain of exactly 0 (-inf dB) is null.
+  stopband_db (null if no stopband)}}. Any number that is not finite (a gain
+  of exactly 0 = -inf dB, a norm overflowing float64) is null.
 Signal ("schema": "{SIGNAL_SCHEMA}"):
   file, format, subtype (null for CSV/NPY), sample_rate (null if unknown),
   channels, frames, duration_s (null without a sample rate), batch (N of a
   batched NPY, else null), column_names (CSV header or null),
-  channel_stats[]: {{channel, name, peak, rms, dc}}.
+  channel_stats[]: {{channel, name, peak, rms, dc}} (a batched NPY: frames
+  is per item, the statistics cover all items).
 
 \b
 Exit status: 0 ok; 1 unreadable or malformed file; 2 wrong invocation.
