@@ -350,3 +350,10 @@ def test_cli_inspect_bad_signal_files(tmp_path, kind):
         path.write_bytes(b"RIFF\x00\x00 this is no wave")
     result = fails(1, path)
     assert str(path) in result.stderr
+
+
+def test_cli_inspect_help_documents_every_json_field():
+    text = " ".join(ok("--help").stdout.split())
+    assert "conv1d-inspect-layer/1" in text and "conv1d-inspect-signal/1" in text
+    for key in LAYER_KEYS | KERNEL_KEYS | RESPONSE_KEYS | SIGNAL_KEYS | {"name", "channel"}:
+        assert key in text, key
