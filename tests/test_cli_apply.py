@@ -541,3 +541,30 @@ def test_apply_warns_when_layer_was_designed_for_another_rate(tmp_path, stereo, 
     assert result.stderr == expected
     result = _run("-w", tmp_path / "l48k.npz", path, "-o", tmp_path / "o.wav", "-q")
     assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_apply_example_makefile_batch_filters_folder(tmp_path, rng, smooth):
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    src = tmp_path / "raw"
+    src.mkdir()
+    for name in ("a", "b", "c"):
+        _wav(src / f"{name}.wav", rng.standard_normal((2, 300)).astype(np.float32) * 0.1)
+    out = tmp_path / "filtered"
+    args = [
+        make,
+        "-s",
+        "-f",
+        str(ROOT / "examples" / "Makefile"),
+        "-j2",
+        f"IN={src}",
+        f"OUT={out}",
+        f"LAYER={smooth}",
+        f"CONV1D={sys.executable} -m conv1d_cli",
+    ]
+    subprocess.run(args, check=True, env=_env(), capture_output=True)
+    assert sorted(p.name for p in out.iterdir()) == ["a.wav", "b.wav", "c.wav"]
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    subprocess.run(args, check=True, env=_env(), capture_output=True)  # up to date: no work
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
