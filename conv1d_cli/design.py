@@ -56,6 +56,7 @@ __all__ = [
     "kernel_layer",
     "kernel_stats",
     "moving_average",
+    "parse_coefficients",
     "parse_window",
     "read_coefficients",
     "read_npy",
@@ -412,13 +413,32 @@ def read_coefficients(path: str | os.PathLike[str]) -> np.ndarray:
     if path.is_dir():
         raise DataFileError(f"{path}: is a directory, expected a coefficient file")
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataFileError(
-            f"{path}: not a text coefficient file (byte {e.start} is not UTF-8)"
-        ) from e
+        data = path.read_bytes()
     except OSError as e:
         raise DataFileError(f"{path}: cannot read: {e.strerror or e}") from e
+    return parse_coefficients(data, str(path))
+
+
+def parse_coefficients(data: bytes | str, source: str = "<stdin>") -> np.ndarray:
+    """Parse the text of a coefficient file (see :func:`read_coefficients`).
+
+    ``source`` names the input in error messages.
+
+    Examples
+    --------
+    >>> parse_coefficients(b"0.5 0.5  # two taps")
+    array([0.5, 0.5])
+    """
+    path = source
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise DataFileError(
+                f"{path}: not a text coefficient file (byte {e.start} is not UTF-8)"
+            ) from e
+    else:
+        text = data.removeprefix("\ufeff")
     values: list[str] = []
     seen_data = False
     header = ""

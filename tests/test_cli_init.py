@@ -429,3 +429,13 @@ def test_cli_init_failed_write_leaves_nothing(tmp_path, monkeypatch):
     _no_traceback(result, 1)
     assert "No space left on device" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_init_coefficients_from_stdin(tmp_path):
+    result = CliRunner().invoke(
+        cli, ["init", str(tmp_path / "l.npz"), "--coefficients", "-"], input="# taps\n1 2 3\n"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert load_layer(tmp_path / "l.npz").weight.tolist() == [[[3.0, 2.0, 1.0]]]
+    empty = CliRunner().invoke(cli, ["init", str(tmp_path / "e.npz"), "--coefficients", "-"])
+    assert empty.exit_code == 1 and "Error: <stdin>: holds no coefficients" in empty.stderr

@@ -218,7 +218,11 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
 @click.option(
     "--channels", type=click.IntRange(min=1), metavar="C", help="Channels filtered [default: 1]."
 )
-@click.option("--coefficients", metavar="FILE", help="SoX fir / one-column CSV convolution taps.")
+@click.option(
+    "--coefficients",
+    metavar="FILE",
+    help="SoX fir / one-column CSV convolution taps ('-' = stdin).",
+)
 @click.option("--correlation", is_flag=True, help="Coefficients are correlation weights (no flip).")
 @click.option("--weight", metavar="FILE.npy", help="Weight array (PyTorch layout).")
 @click.option("--bias-file", metavar="FILE.npy", help="Bias array (C_out,) for --weight.")
@@ -321,7 +325,11 @@ def _build(source: str, opts: Any) -> Any:
         taps, origin = design.delay(opts["delay"])
         text = f"delay by {opts['delay']} samples"
     else:
-        taps = design.read_coefficients(opts["coefficients"])
+        if opts["coefficients"] == "-":  # like SoX's `fir -`
+            stdin = click.get_binary_stream("stdin")
+            taps = design.parse_coefficients(stdin.read(), "<stdin>")
+        else:
+            taps = design.read_coefficients(opts["coefficients"])
         correlation = opts["correlation"]
         kind = "correlation weights" if correlation else "convolution taps"
         text = f"{taps.size} {kind} from {opts['coefficients']}"
