@@ -36,7 +36,7 @@ METHODS: Final[tuple[str, ...]] = ("auto", "direct", "fft")
 # machine, numpy on OpenBLAS; see _choose_method for the cost model). ---------
 # im2col buffers are built in chunks of about this many bytes, so memory stays
 # bounded whatever the signal length (no K-fold copy of a long signal).
-_IM2COL_CHUNK_BYTES: Final = 4 * 2**20
+_IM2COL_CHUNK_BYTES: Final = 2 * 2**20
 # Above this many (input channel, tap) pairs per group, im2col's copy costs
 # more than it saves: per-tap GEMMs accumulate into cache-sized output blocks.
 _IM2COL_MAX_DEPTH: Final = 2048
@@ -44,6 +44,8 @@ _IM2COL_MAX_DEPTH: Final = 2048
 _BANDED_CHUNK_BYTES: Final = 2**20
 # Input frames transformed per FFT call (bytes of real input).
 _FFT_CHUNK_BYTES: Final = 2 * 2**20
+# Up to this many im2col elements, a call is one GEMM with the batch folded in.
+_SMALL_ELEMENTS: Final = 2**18
 # Kernel spectra kept per Correlator (one per FFT size met).
 _SPECTRA_KEPT: Final = 4
 
@@ -206,29 +208,40 @@ def _im2col(
     dilation: int,
     out: np.ndarray,
 ) -> None:
-    """im2col + one batched GEMM per chunk of output positions, into ``out``.
+    """im2col + one GEMM per chunk of output positions, into ``out``.
 
     ``xp`` is (N, G, C, Lp), ``w2`` is (G, O, C*K) and ``out`` (N, G, O, L_out).
-    cols[n, g, c, k, t] = xp[n, g, c, t*stride + k*dilation].
+    cols[n, g, c, k, t] = xp[n, g, c, t*stride + k*dilation]. A small problem
+    is one batched matmul; a large one goes batch item by batch item in column
+    chunks of ~_IM2COL_CHUNK_BYTES, so each GEMM is wide and the buffer stays
+    in cache (a chunk spanning batch items would make many narrow GEMMs).
     """
     n, groups, c_in_group, _ = xp.shape
     length_out = out.shape[-1]
     depth = c_in_group * kernel_size
-    per_step = n * groups * depth * xp.itemsize
-    chunk = max(1, _IM2COL_CHUNK_BYTES // per_step)
-    if chunk >= length_out:
-        chunk = length_out
+    per_step = groups * depth * xp.itemsize
+    if n * per_step * length_out <= _IM2COL_CHUNK_BYTES:
+        items, chunk = [slice(None)], length_out
     else:
-        # Equal chunks: no short last GEMM.
-        chunk = -(-length_out // -(-length_out // chunk))
-    cols = np.empty((n, groups, c_in_group, kernel_size, chunk), xp.dtype)
-    for t0 in range(0, length_out, chunk):
-        steps = min(chunk, length_out - t0)
-        c = cols if steps == chunk else cols[..., :steps]
-        for k in range(kernel_size):
-            start = t0 * stride + k * dilation
-            c[:, :, :, k, :] = xp[..., start : start + (steps - 1) * stride + 1 : stride]
-        np.matmul(w2, c.reshape(n, groups, depth, steps), out=out[..., t0 : t0 + steps])
+        items = [slice(i, i + 1) for i in range(n)]
+        chunk = max(256, _IM2COL_CHUNK_BYTES // per_step)
+        if chunk >= length_out:
+            chunk = length_out
+        else:
+            # Equal chunks: no short last GEMM.
+            chunk = -(-length_out // -(-length_out // chunk))
+    rows = n if len(items) == 1 else 1
+    cols = np.empty((rows, groups, c_in_group, kernel_size, chunk), xp.dtype)
+    for item in items:
+        xi = xp[item]
+        oi = out[item]
+        for t0 in range(0, length_out, chunk):
+            steps = min(chunk, length_out - t0)
+            c = cols if steps == chunk else cols[..., :steps]
+            for k in range(kernel_size):
+                start = t0 * stride + k * dilation
+                c[:, :, :, k, :] = xi[..., start : start + (steps - 1) * stride + 1 : stride]
+            np.matmul(w2, c.reshape(rows, groups, depth, steps), out=oi[..., t0 : t0 + steps])
 
 
 def _per_tap(
@@ -732,6 +745,15 @@ class Correlator:
         name, param = key
         if name == "im2col":
             value = weight.reshape(groups, c_out_group, c_in_group * kernel_size)
+        elif name == "im2col+bias":
+            assert self.bias is not None
+            value = np.concatenate(
+                [
+                    weight.reshape(groups, c_out_group, c_in_group * kernel_size),
+                    self.bias.reshape(groups, c_out_group, 1).astype(weight.dtype),
+                ],
+                axis=2,
+            )
         elif name == "per-tap":
             value = weight.reshape(groups, c_out_group, c_in_group, kernel_size)
             value = np.ascontiguousarray(value.transpose(3, 0, 1, 2))
@@ -758,11 +780,45 @@ class Correlator:
         if n == 0 or length_out == 0:
             out = np.zeros((n, c_out, length_out), dtype)
         else:
-            out = np.empty((n, c_out, length_out), dtype)
             name, param = self._choose(n, padded)
+            if name == "im2col" and n * c_in * kernel_size * length_out <= _SMALL_ELEMENTS:
+                return self._small(xp, length_out)
+            out = np.empty((n, c_out, length_out), dtype)
             self._run(name, param, xp, out)
         if self._bias_column is not None:
             out += self._bias_column
+        return out
+
+    def _small(self, xp: np.ndarray, length_out: int) -> np.ndarray:
+        """A whole small problem as ONE GEMM, batch folded into columns, bias folded in.
+
+        Per-call overhead matters here (a tiny layer costs tens of microseconds):
+        one strided copy builds cols[g, (c, k), (n, t)], a row of ones carries
+        the bias, and one transposing copy lays the result out as (N, C_out, L).
+        """
+        n, c_in, _ = xp.shape
+        groups, kernel_size = self.groups, self.weight.shape[2]
+        c_in_group = c_in // groups
+        w2 = self._prepared(("im2col+bias" if self.bias is not None else "im2col", 0))
+        c_out_group, depth = w2.shape[1], c_in_group * kernel_size
+        dtype = np.result_type(xp.dtype, w2.dtype)
+        cols = np.empty((groups, w2.shape[2], n, length_out), dtype)
+        if w2.shape[2] > depth:
+            cols[:, depth] = 1.0
+        s_n, s_c, s_t = xp.strides
+        shape = (groups, c_in_group, kernel_size, n, length_out)
+        strides = (s_c * c_in_group, s_c, s_t * self.dilation, s_n, s_t * self.stride)
+        if xp.flags.c_contiguous:  # ~6x cheaper than as_strided
+            view = np.ndarray(shape, xp.dtype, xp, 0, strides)
+        else:
+            view = np.lib.stride_tricks.as_strided(xp, shape, strides, writeable=False)
+        np.copyto(cols[:, :depth].reshape(shape), view)
+        res = np.matmul(w2, cols.reshape(groups, w2.shape[2], n * length_out))
+        out = np.empty((n, groups * c_out_group, length_out), dtype)
+        np.copyto(
+            out.reshape(n, groups, c_out_group, length_out),
+            res.reshape(groups, c_out_group, n, length_out).transpose(2, 0, 1, 3),
+        )
         return out
 
     def _run(self, name: str, param: int, xp: np.ndarray, out: np.ndarray) -> None:
