@@ -7,15 +7,49 @@ never looks done.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from conv1d_cli.errors import ConfigError, DataFileError
 
 __all__ = ["atomic_path", "check_not_same_file"]
+
+# Temporary files not yet published or removed. A signal (SIGTERM turned into
+# SystemExit by the CLI) can land between creating a temp file and entering
+# the code that would remove it; this registry and the atexit hook close
+# that window.
+_PENDING: set[Path] = set()
+
+
+@atexit.register
+def _remove_pending() -> None:
+    for tmp in list(_PENDING):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    _PENDING.clear()
+
+
+def _create_temp(target: Path) -> Path:
+    """Create an empty temp sibling of ``target``, registered before it exists."""
+    while True:
+        tmp = target.parent / f".{target.stem}.{secrets.token_hex(4)}.tmp{target.suffix}"
+        _PENDING.add(tmp)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            _PENDING.discard(tmp)
+            continue
+        except OSError as e:
+            _PENDING.discard(tmp)
+            raise DataFileError(
+                f"{target}: cannot write to {str(target.parent)!r}: {e.strerror}"
+            ) from e
+        os.close(fd)
+        return tmp
 
 
 @contextlib.contextmanager
@@ -49,14 +83,7 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = True) -> It
     directory = target.parent
     if not directory.is_dir():
         raise DataFileError(f"{target}: output directory {str(directory)!r} does not exist")
-    try:
-        fd, name = tempfile.mkstemp(
-            prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=directory
-        )
-    except OSError as e:
-        raise DataFileError(f"{target}: cannot write to {str(directory)!r}: {e.strerror}") from e
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _create_temp(target)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -73,6 +100,8 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = True) -> It
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+    finally:
+        _PENDING.discard(tmp)
 
 
 def check_not_same_file(
