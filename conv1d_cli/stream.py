@@ -38,7 +38,7 @@ import numpy as np
 from conv1d_cli.core import METHODS, Correlator, pad1d
 from conv1d_cli.errors import ConfigError, DataFileError, ShapeError
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.shapes import min_input_length, output_length
+from conv1d_cli.shapes import LayerSpec, chain_min_input_length, min_input_length, output_length
 
 __all__ = [
     "DEFAULT_BLOCK",
@@ -148,22 +148,11 @@ def _layer_min_length(layer: Conv1d) -> int:
     )
 
 
-def _chain_lengths(layers: Sequence[Conv1d], length: int) -> tuple[int, int | None]:
-    """Output length, or (failing layer index, None-like) -- helper for the search."""
-    for i, layer in enumerate(layers):
-        if length < _layer_min_length(layer):
-            return i, None
-        length = output_length(
-            length, layer.kernel_size, layer.stride, layer.padding, layer.dilation
-        )
-    return -1, length
-
-
 def chain_min_length(layers: Sequence[Conv1d]) -> int:
     """Smallest signal length the whole chain accepts.
 
-    Every layer's output length grows with its input length, so a binary
-    search over the chain input finds the minimum.
+    The arithmetic is :func:`conv1d_cli.shapes.chain_min_input_length`, shared
+    with ``conv1d shape``.
 
     Examples
     --------
@@ -172,17 +161,18 @@ def chain_min_length(layers: Sequence[Conv1d]) -> int:
     >>> chain_min_length([a, b])
     9
     """
-    high = 1
-    while _chain_lengths(layers, high)[1] is None:
-        high *= 2
-    low = high // 2 + 1 if high > 1 else 1
-    while low < high:
-        mid = (low + high) // 2
-        if _chain_lengths(layers, mid)[1] is None:
-            low = mid + 1
-        else:
-            high = mid
-    return high
+    return chain_min_input_length(
+        [
+            LayerSpec(
+                layer.kernel_size,
+                stride=layer.stride,
+                padding=layer.padding,
+                dilation=layer.dilation,
+                padding_mode=layer.padding_mode,
+            )
+            for layer in layers
+        ]
+    )
 
 
 def chain_output_length(
