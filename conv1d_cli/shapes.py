@@ -16,6 +16,7 @@ as in PyTorch, and -- beyond PyTorch -- ``'causal'``, ``'full'`` or an explicit
 from __future__ import annotations
 
 import numbers
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -141,11 +142,9 @@ def parse_padding(text: str) -> Padding:
     text = text.strip()
     if text in PADDING_WORDS:
         return text
-    parts = text.split(",")
-    try:
-        numbers_ = [int(p) for p in parts]
-    except ValueError:
-        numbers_ = []
+    parts = [p.strip() for p in text.split(",")]
+    # Plain ASCII digits only: int() would also take "1_0" and other scripts' digits.
+    numbers_ = [int(p) for p in parts if re.fullmatch(r"-?[0-9]+", p)]
     if len(parts) in (1, 2) and len(numbers_) == len(parts):
         if any(n < 0 for n in numbers_):
             raise ConfigError(f"padding must not be negative, got {text!r}")

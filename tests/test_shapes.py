@@ -196,6 +196,8 @@ def test_parse_padding(text, expected):
         ("1,2,3", r"got '1,2,3'"),
         ("1.5", r"got '1.5'"),
         ("", r"got ''"),
+        ("1_0", r"got '1_0'"),
+        ("\uff13", r"got '\uff13'"),
     ],
 )
 def test_parse_padding_errors(text, match):
