@@ -568,3 +568,36 @@ def test_apply_example_makefile_batch_filters_folder(tmp_path, rng, smooth):
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     subprocess.run(args, check=True, env=_env(), capture_output=True)  # up to date: no work
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+
+
+def test_apply_csv_to_wav_takes_the_layers_design_rate(tmp_path, rng):
+    src = tmp_path / "acc.csv"
+    src.write_text(
+        "a,b\n" + "".join(f"{u},{v}\n" for u, v in rng.standard_normal((40, 2)).tolist())
+    )
+    layer = Conv1d.from_weights(np.full((2, 1, 3), 1 / 3), groups=2, padding="same")
+    layer.sample_rate = 100.0
+    save_layer(layer, tmp_path / "l.npz")
+    result = _run("-w", tmp_path / "l.npz", src, "-o", tmp_path / "out.wav")
+    assert result.exit_code == 0, result.stderr
+    info = sf.info(str(tmp_path / "out.wav"))
+    assert (info.samplerate, info.channels, info.frames, info.subtype) == (100, 2, 40, "FLOAT")
+
+
+def test_apply_csv_to_wav_without_any_rate_says_to_give_one(tmp_path):
+    src = tmp_path / "acc.csv"
+    src.write_text("1\n2\n3\n4\n")
+    layer = _layer_file(tmp_path / "l.npz", np.ones((1, 1, 2)))
+    result = _run("-w", layer, src, "-o", tmp_path / "out.wav")
+    _assert_error(result, 2, "acc.csv", "no sample rate", "--sample-rate")
+    assert _leftovers(tmp_path, {"acc.csv", "l.npz"}) == []
+
+
+def test_apply_wav_to_flac_keeps_pcm16(tmp_path, rng):
+    x = np.round(rng.uniform(-0.5, 0.5, (2, 300)) * 32768) / 32768
+    src = _wav(tmp_path / "in.wav", x, subtype="PCM_16")
+    layer = _layer_file(tmp_path / "l.npz", np.eye(2)[:, :, None])
+    result = _run("-w", layer, src, "-o", tmp_path / "out.flac")
+    assert result.exit_code == 0, result.stderr
+    assert sf.info(str(tmp_path / "out.flac")).subtype == "PCM_16"
+    np.testing.assert_array_equal(sf.read(tmp_path / "out.flac", always_2d=True)[0].T, x)

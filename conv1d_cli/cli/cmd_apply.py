@@ -118,7 +118,9 @@ def _filter_file(
             total_stride = 1
             for layer in layers:
                 total_stride *= layer.stride
-            rate = _output_rate(info.sample_rate, total_stride, opts.sample_rate, shown)
+            # A CSV or NPY has no rate of its own: a designed layer's rate stands in.
+            in_rate = info.sample_rate if info.sample_rate is not None else layers[0].sample_rate
+            rate = _output_rate(in_rate, total_stride, opts.sample_rate, shown)
             warnings = _rate_warnings(layers, names, info.sample_rate, shown)
             if opts.output_format is not None:
                 out_format = opts.output_format
@@ -127,8 +129,15 @@ def _filter_file(
             else:
                 out_format = info.format
             subtype = opts.subtype
-            if subtype is None and str(out_format).lower() == str(info.format).lower():
-                subtype = info.subtype
+            if subtype is None:
+                # The input's subtype where the output format has it (PCM_16 WAV -> FLAC
+                # stays PCM_16), else the format's best (FLOAT, or PCM_24 for FLAC).
+                subtype = signal_io.output_subtype(out_format, info.subtype)
+            if rate is None and signal_io.output_subtype(out_format) is not None:
+                raise ConfigError(
+                    f"{shown}: has no sample rate and the layers record none, but audio "
+                    f"output needs one; give it with --sample-rate"
+                )
             columns = None
             if info.column_names is not None:
                 # A headed CSV keeps its names when channels map one to one, else ch0...
