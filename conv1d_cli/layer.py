@@ -211,8 +211,8 @@ class Conv1d:
         weight = _as_real_array("weight", weight)
         if weight.dtype.kind not in "biuf":
             raise ShapeError(f"weight must be a real float array, got dtype {weight.dtype}")
-        if weight.dtype != np.float32:
-            weight = weight.astype(np.float64)
+        # astype copies: the layer must not change when the caller's array does.
+        weight = weight.astype(np.float32 if weight.dtype == np.float32 else np.float64)
         if weight.ndim != 3 or 0 in weight.shape:
             raise ShapeError(
                 f"weight must be 3-D (out_channels, in_channels/groups, kernel_size) "
