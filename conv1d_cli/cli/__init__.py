@@ -8,7 +8,6 @@ the command body, so ``conv1d --help`` and ``conv1d shape`` start fast.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
 import click
 
@@ -31,26 +30,16 @@ class _LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(self._available()))
+        return sorted(set(super().list_commands(ctx)) | set(_COMMANDS))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = self._available().get(cmd_name)
+        target = _COMMANDS.get(cmd_name)
         if target is None:
             return super().get_command(ctx, cmd_name)
         module, attr = target.split(":")
         command = getattr(importlib.import_module(module), attr)
         assert isinstance(command, click.Command)
         return command
-
-    @staticmethod
-    def _available() -> dict[str, str]:
-        # Subcommands arrive one issue at a time; list only those that exist.
-        found = {}
-        for name, target in _COMMANDS.items():
-            module = target.split(":")[0]
-            if importlib.util.find_spec(module) is not None:
-                found[name] = target
-        return found
 
 
 @click.group(cls=_LazyGroup, context_settings=CONTEXT_SETTINGS)
