@@ -534,9 +534,9 @@ def _choose_method(
 
     Every chunk also costs ``_CALL_S``. With one input channel per group the
     direct method is always banded from a receptive field of 5 on (measured
-    faster than im2col's matrix-vector products from K=5; equal below). Stride is paid in full by the FFT
-    (it computes every stride-1 output), which is why strided layers stay
-    direct.
+    faster than im2col's matrix-vector products from K=5; equal below).
+    Stride is paid in full by the FFT (it computes every stride-1 output),
+    which is why strided layers stay direct.
     """
     out_elems = n * c_out * length_out
     depth = c_in_group * kernel_size
@@ -774,9 +774,14 @@ class Correlator:
 
     def __call__(self, xp: np.ndarray) -> np.ndarray:
         """Correlate a padded ``(N, C_in, Lp)`` block; returns ``(N, C_out, L_out)``."""
-        n, c_in, padded = xp.shape
         weight = self.weight
         c_out, c_in_group, kernel_size = weight.shape
+        if xp.ndim != 3 or xp.shape[1] != c_in_group * self.groups:
+            raise ShapeError(
+                f"block must be (N, {c_in_group * self.groups}, L) for weight {weight.shape} "
+                f"with groups={self.groups}, got shape {xp.shape}"
+            )
+        n, c_in, padded = xp.shape
         length_out = self.output_length(padded)
         dtype = np.result_type(xp.dtype, weight.dtype)
         if n == 0 or length_out == 0:

@@ -240,3 +240,11 @@ def test_methods_import_core_does_not_import_scipy() -> None:
     code = "import sys, conv1d_cli.core; print('scipy' in ' '.join(sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_methods_correlator_rejects_a_block_with_wrong_channels() -> None:
+    from conv1d_cli.errors import ShapeError
+
+    corr = Correlator(np.ones((4, 3, 5), np.float32), groups=2)
+    with pytest.raises(ShapeError, match=r"block must be \(N, 6, L\)"):
+        corr(np.ones((1, 3, 100), np.float32))
