@@ -604,8 +604,11 @@ def conv1d(
     padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
         How padded samples are made, as ``torch.nn.Conv1d(padding_mode=...)``.
     method : {'auto', 'direct', 'fft'}
-        Algorithm. ``'auto'`` picks by kernel and signal length; all give the
-        same result within floating-point tolerance.
+        Algorithm. ``'direct'`` is GEMM-based (im2col, or a banded Toeplitz
+        GEMM for depthwise/FIR kernels); ``'fft'`` is overlap-save FFT;
+        ``'auto'`` picks the cheaper by a cost model of the shapes (long
+        kernels go to FFT). All give the same result within floating-point
+        tolerance (~1e-6 relative in float32).
 
     Returns
     -------
