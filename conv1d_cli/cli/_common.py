@@ -4,12 +4,34 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import click
 
 from conv1d_cli.errors import ConfigError, Conv1dError
+from conv1d_cli.shapes import parse_padding
 
-__all__ = ["reported_errors"]
+__all__ = ["PaddingType", "reported_errors"]
+
+
+class PaddingType(click.ParamType):
+    """``--padding``: whatever :func:`conv1d_cli.shapes.parse_padding` accepts.
+
+    A bad value is a usage error (exit 2) naming the option.
+    """
+
+    name = "padding"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "INT|LEFT,RIGHT|same|valid|causal|full"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_padding(value)
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
 
 
 @contextlib.contextmanager

@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from conv1d_cli.cli._common import reported_errors
+from conv1d_cli.cli._common import PaddingType, reported_errors
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, ShapeError
-from conv1d_cli.shapes import PADDING_MODES, parse_padding
+from conv1d_cli.shapes import PADDING_MODES
 
 __all__ = ["apply_"]
 
@@ -405,7 +405,7 @@ def _warn(message: str) -> None:
 )
 @click.option(
     "--padding",
-    metavar="PADDING",
+    type=PaddingType(),
     help="Override padding: N, LEFT,RIGHT, same, valid, causal or full.",
 )
 @click.option(
@@ -467,7 +467,7 @@ def apply_(
         jobs_list = _plan_jobs(inputs, output, output_dir, output_format)
         overrides = {
             "stride": stride,
-            "padding": None if padding is None else parse_padding(padding),
+            "padding": padding,
             "dilation": dilation,
             "groups": groups,
             "padding_mode": padding_mode,

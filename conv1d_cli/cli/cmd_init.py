@@ -10,9 +10,9 @@ from typing import Any
 
 import click
 
-from conv1d_cli.cli._common import reported_errors
+from conv1d_cli.cli._common import PaddingType, reported_errors
 from conv1d_cli.errors import ConfigError, DataFileError
-from conv1d_cli.shapes import PADDING_MODES, parse_padding
+from conv1d_cli.shapes import PADDING_MODES
 
 __all__ = ["init"]
 
@@ -81,15 +81,6 @@ The file is written atomically; an existing file is kept unless --force.
 Without --description a summary of the source is stored (with the seed used
 for random layers), shown by 'conv1d inspect'.
 """
-
-
-def _padding(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if value is None:
-        return None
-    try:
-        return parse_padding(value)
-    except ConfigError as e:
-        raise click.BadParameter(str(e)) from None
 
 
 def _cutoffs(ctx: click.Context, param: click.Parameter, value: Any) -> tuple[float, ...]:
@@ -165,8 +156,7 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
 @click.option("--stride", type=click.IntRange(min=1), metavar="N", default=1, show_default=True)
 @click.option(
     "--padding",
-    callback=_padding,
-    metavar="INT|LEFT,RIGHT|same|valid|causal|full",
+    type=PaddingType(),
     help="Padding [default: 0; aligned for designed kernels and coefficients].",
 )
 @click.option("--dilation", type=click.IntRange(min=1), metavar="N", default=1, show_default=True)

@@ -14,9 +14,9 @@ from typing import Any
 
 import click
 
-from conv1d_cli.cli._common import reported_errors
+from conv1d_cli.cli._common import PaddingType, reported_errors
 from conv1d_cli.errors import ConfigError
-from conv1d_cli.shapes import PADDING_MODES, parse_padding
+from conv1d_cli.shapes import PADDING_MODES
 
 __all__ = ["LAYER_SCHEMA", "SIGNAL_SCHEMA", "inspect_"]
 
@@ -79,15 +79,6 @@ Exit status: 0 ok; 1 unreadable or malformed file; 2 wrong invocation.
 _LAYER_ONLY = ("key", "plot", "stride", "padding", "dilation", "groups", "padding_mode")
 
 
-def _padding(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if value is None:
-        return None
-    try:
-        return parse_padding(value)
-    except ConfigError as e:
-        raise click.BadParameter(str(e)) from None
-
-
 def _is_layer_file(path: str) -> bool:
     if path == "-":
         return False
@@ -122,8 +113,7 @@ def _is_layer_file(path: str) -> bool:
 @click.option("--stride", type=click.IntRange(min=1), metavar="N", help="Layer: override.")
 @click.option(
     "--padding",
-    callback=_padding,
-    metavar="INT|LEFT,RIGHT|same|valid|causal|full",
+    type=PaddingType(),
     help="Layer: override.",
 )
 @click.option("--dilation", type=click.IntRange(min=1), metavar="N", help="Layer: override.")

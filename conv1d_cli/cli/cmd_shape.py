@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from conv1d_cli.cli._common import reported_errors
-from conv1d_cli.errors import ConfigError, ShapeError
+from conv1d_cli.cli._common import PaddingType, reported_errors
+from conv1d_cli.errors import ShapeError
 from conv1d_cli.shapes import (
     PADDING_MODES,
     ChainShape,
@@ -23,7 +23,6 @@ from conv1d_cli.shapes import (
     Padding,
     TargetPadding,
     paddings_for_target,
-    parse_padding,
     walk_chain,
 )
 
@@ -64,23 +63,6 @@ reaches the target; 2 wrong invocation.
 Shapes are lists: [L] when channels are unknown, [C, L] for an unbatched
 file, else [N, C, L]. Unknown values are null.
 """
-
-
-class PaddingType(click.ParamType):
-    """``--padding``: whatever :func:`conv1d_cli.shapes.parse_padding` accepts."""
-
-    name = "padding"
-
-    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
-        return "INT|LEFT,RIGHT|same|valid|causal|full"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if not isinstance(value, str):
-            return value
-        try:
-            return parse_padding(value)
-        except ConfigError as e:
-            self.fail(str(e), param, ctx)
 
 
 class CountType(click.ParamType):
