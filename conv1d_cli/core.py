@@ -302,8 +302,9 @@ def _banded(
     Output block b (P = ``rows`` outputs) of channel (n, g) is the window
     xp[n, g, b*P*stride : b*P*stride + W] times the band T[g] (W, O*P). Windows
     overlap, so each chunk of them is copied to a contiguous buffer (W/(P*stride)
-    elements per output, not K as im2col would) and multiplied in one GEMM.
-    Only whole blocks are done here; the caller finishes the last few outputs.
+    elements per output, not K as im2col would) and multiplied in one GEMM per
+    group, the batch folded into its rows (many channels must not mean many tiny
+    GEMMs). Only whole blocks are done here; the caller finishes the last few.
     """
     n, groups, padded = xp.shape
     _, width, opr = band.shape
@@ -312,31 +313,35 @@ def _banded(
     blocks = length_out // rows
     if blocks == 0:
         return 0
-    chunk = max(1, _BANDED_CHUNK_BYTES // (n * groups * width * xp.itemsize))
+    # Enough rows per GEMM to amortise its call (~256), else ~1 MiB of windows.
+    chunk = max(-(-256 // n), _BANDED_CHUNK_BYTES // (n * groups * width * xp.itemsize), 1)
     if chunk < blocks:
         chunk = -(-blocks // -(-blocks // chunk))
     chunk = min(chunk, blocks)
     s_n, s_g, s_t = xp.strides
     hop = rows * stride
-    buf = np.empty((n, groups, chunk, width), xp.dtype)
-    res = None if c_out_group == 1 else np.empty((n, groups, chunk, opr), xp.dtype)
+    buf = np.empty((groups, n, chunk, width), xp.dtype)
+    direct_out = n == 1 and c_out_group == 1
+    res = None if direct_out else np.empty((groups, n * chunk, opr), xp.dtype)
     out5 = out.reshape(n, groups, c_out_group, length_out)
     for b0 in range(0, blocks, chunk):
         nb = min(chunk, blocks - b0)
         windows = np.lib.stride_tricks.as_strided(
-            xp[..., b0 * hop :], (n, groups, nb, width), (s_n, s_g, hop * s_t, s_t), writeable=False
+            xp[..., b0 * hop :], (groups, n, nb, width), (s_g, s_n, hop * s_t, s_t), writeable=False
         )
         b = buf if nb == chunk else buf[:, :, :nb]
         np.copyto(b, windows)
+        lhs = b.reshape(groups, n * nb, width)
         target = out5[..., b0 * rows : (b0 + nb) * rows]
-        if c_out_group == 1:
-            np.matmul(b, band, out=target.reshape(n, groups, nb, rows))
+        if direct_out:
+            np.matmul(lhs, band, out=target.reshape(groups, nb, rows))
         else:
-            r = res if nb == chunk else res[:, :, :nb]  # type: ignore[index]
-            np.matmul(b, band, out=r)
+            assert res is not None
+            r = res[:, : n * nb]
+            np.matmul(lhs, band, out=r)
             target.reshape(n, groups, c_out_group, nb, rows)[...] = r.reshape(
-                n, groups, nb, c_out_group, rows
-            ).transpose(0, 1, 3, 2, 4)
+                groups, n, nb, c_out_group, rows
+            ).transpose(1, 0, 3, 2, 4)
     return blocks * rows
 
 
@@ -533,8 +538,10 @@ def _choose_method(
       plus writing the outputs.
 
     Every chunk also costs ``_CALL_S``. With one input channel per group the
-    direct method is always banded from a receptive field of 5 on (measured
-    faster than im2col's matrix-vector products from K=5; equal below).
+    direct method is banded from a receptive field of 12 on, or from 5 on
+    for long signals (measured: im2col's matrix-vector products win below,
+    and for many short channels up to ~K=9, where the band's extra flops
+    don't pay).
     Stride is paid in full by the FFT (it computes every stride-1 output),
     which is why strided layers stay direct.
     """
@@ -542,7 +549,7 @@ def _choose_method(
     depth = c_in_group * kernel_size
     flops = 2.0 * out_elems * depth
     direct: tuple[float, str, int]
-    if c_in_group == 1 and field >= 5:
+    if c_in_group == 1 and (field >= 12 or (field >= 5 and length_out >= 8192)):
         rows = _banded_rows(field, stride)
         width = (rows - 1) * stride + field
         copied = n * c_in * length_out * width / rows
