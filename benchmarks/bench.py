@@ -235,7 +235,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")},
         "loadavg_before": os.getloadavg(),
         "repeat": args.repeat,
-        "gemm_roof_gflops": gemm_roof(),
+        "gemm_roof_gflops": gemm_roof(args.roof_size),
+        "roof_size": args.roof_size,
         "workloads": [],
     }
     for w in WORKLOADS:
@@ -296,7 +297,7 @@ def ms(t: float | None) -> str:
 def table(report: dict[str, Any]) -> str:
     roof = report["gemm_roof_gflops"]
     lines = [
-        f"float32 GEMM roof (numpy matmul 4096^2): {roof:.0f} GFLOP/s; "
+        f"float32 GEMM roof (numpy matmul {report['roof_size']}^2): {roof:.0f} GFLOP/s; "
         f"medians of {report['repeat']} repeats; torch {report['torch']} "
         f"({report['torch_threads']} threads); numpy {report['numpy']}",
         "BLAS: "
@@ -343,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         "--min-time", type=float, default=0.05, help="seconds per sample (tiny calls loop)"
     )
     parser.add_argument("--settle", type=float, default=0.3, help="idle seconds before each sample")
+    parser.add_argument(
+        "--roof-size", type=int, default=4096, help="matrix size of the GEMM roof measurement"
+    )
     parser.add_argument("--only", action="append", help="workload id (repeatable), e.g. W3")
     parser.add_argument("--json", metavar="PATH", help="also write the raw results ('-': stdout)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")

@@ -248,3 +248,22 @@ def test_methods_correlator_rejects_a_block_with_wrong_channels() -> None:
     corr = Correlator(np.ones((4, 3, 5), np.float32), groups=2)
     with pytest.raises(ShapeError, match=r"block must be \(N, 6, L\)"):
         corr(np.ones((1, 3, 100), np.float32))
+
+
+def test_methods_benchmark_script_runs(tmp_path) -> None:
+    """benchmarks/bench.py works from a checkout (smoke run: tiny workload, no peers)."""
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+    out = tmp_path / "bench.json"
+    args = ["--only", "W1", "--repeat", "1", "--min-time", "0.001", "--settle", "0"]
+    args += ["--roof-size", "128", "--no-torch", "--no-scipy", "--json", str(out)]
+    result = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| W1 |" in result.stdout
+    report = json.loads(out.read_text())
+    (w1,) = report["workloads"]
+    assert w1["id"] == "W1" and w1["method"] == "im2col" and w1["memory_ok"]
