@@ -526,7 +526,7 @@ def _progressbar(length: int | None, show: bool, label: str) -> Any:
     if not show or not length:
         return contextlib.nullcontext(None)
     return click.progressbar(
-        length=length, label=label, file=click.get_text_stream("stderr"), show_eta=True
+        length=length, label=label, file=sys.stderr, show_eta=True
     )
 
 
@@ -539,7 +539,7 @@ def _run(
     jobs: int,
     keep_going: bool,
 ) -> None:
-    stderr = click.get_text_stream("stderr")
+    stderr = sys.stderr
     show = not opts.quiet and stderr.isatty()
     cancel = threading.Event()
     failures: list[tuple[_Job, Conv1dError]] = []

@@ -6,6 +6,7 @@ modules are imported inside the command.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -316,7 +317,7 @@ def _build(source: str, opts: Any) -> Any:
         text = f"delay by {opts['delay']} samples"
     else:
         if opts["coefficients"] == "-":  # like SoX's `fir -`
-            stdin = click.get_binary_stream("stdin")
+            stdin = sys.stdin.buffer
             taps = design.parse_coefficients(stdin.read(), "<stdin>")
         else:
             taps = design.read_coefficients(opts["coefficients"])
