@@ -36,7 +36,7 @@ METHODS: Final[tuple[str, ...]] = ("auto", "direct", "fft")
 # machine, numpy on OpenBLAS; see _choose_method for the cost model). ---------
 # im2col buffers are built in chunks of about this many bytes, so memory stays
 # bounded whatever the signal length (no K-fold copy of a long signal).
-_IM2COL_CHUNK_BYTES: Final = 2 * 2**20
+_IM2COL_CHUNK_BYTES: Final = 4 * 2**20
 # From this many input channels per group, one tap's GEMM is deep enough on its
 # own: per-tap GEMMs accumulate into cache-sized output blocks and skip
 # im2col's copy (measured ~5-10% faster at 512-1024 channels, slower below).
