@@ -719,6 +719,7 @@ class Correlator:
         # ("per-tap",) -> (K, G, O, C), ("banded", P) -> band, ("fft", nfft) -> spectrum.
         self._cache: dict[tuple[str, int], np.ndarray] = {}
         self._bias_column = None if bias is None else bias[:, None]
+        self._choices: dict[tuple[int, int], tuple[str, int]] = {}
 
     def output_length(self, padded_length: int) -> int:
         """Outputs produced from ``padded_length`` input samples (0 if too short)."""
@@ -727,8 +728,15 @@ class Correlator:
         return (padded_length - self.field) // self.stride + 1
 
     def _choose(self, n: int, padded_length: int) -> tuple[str, int]:
+        # Streaming calls repeat the same block shape: remember the choice.
+        key = (n, padded_length)
+        found = self._choices.get(key)
+        if found is not None:
+            return found
+        if len(self._choices) >= 64:
+            self._choices.clear()
         c_out, c_in_group, kernel_size = self.weight.shape
-        return _choose_method(
+        found = self._choices[key] = _choose_method(
             n,
             c_in_group * self.groups,
             c_out,
@@ -739,6 +747,7 @@ class Correlator:
             self.output_length(padded_length),
             self.method,
         )
+        return found
 
     def describe(self, n: int, padded_length: int) -> str:
         """The algorithm a call on an ``(n, C_in, padded_length)`` block would use."""
@@ -795,7 +804,7 @@ class Correlator:
             )
         n, c_in, padded = xp.shape
         length_out = self.output_length(padded)
-        dtype = np.result_type(xp.dtype, weight.dtype)
+        dtype = xp.dtype if xp.dtype == weight.dtype else np.result_type(xp.dtype, weight.dtype)
         if n == 0 or length_out == 0:
             out = np.zeros((n, c_out, length_out), dtype)
         else:
@@ -820,7 +829,7 @@ class Correlator:
         c_in_group = c_in // groups
         w2 = self._prepared(("im2col+bias" if self.bias is not None else "im2col", 0))
         c_out_group, depth = w2.shape[1], c_in_group * kernel_size
-        dtype = np.result_type(xp.dtype, w2.dtype)
+        dtype = xp.dtype if xp.dtype == w2.dtype else np.result_type(xp.dtype, w2.dtype)
         cols = np.empty((groups, w2.shape[2], n, length_out), dtype)
         if w2.shape[2] > depth:
             cols[:, depth] = 1.0
