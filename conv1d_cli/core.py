@@ -547,24 +547,24 @@ def _choose_method(
     Stride is paid in full by the FFT (it computes every stride-1 output),
     which is why strided layers stay direct.
     """
-    out_elems = n * c_out * length_out
-    depth = c_in_group * kernel_size
-    flops = 2.0 * out_elems * depth
-    direct: tuple[float, str, int]
     if c_in_group == 1 and (field >= 12 or (field >= 5 and length_out >= 8192)):
         rows = _banded_rows(field, stride)
+        direct = ("banded", rows)
+    else:
+        direct = ("im2col" if c_in_group < _PER_TAP_MIN_CHANNELS else "per-tap", 0)
+    if allowed == "direct" or (allowed == "auto" and (field < 16 or length_out < 8)):
+        return direct
+    out_elems = n * c_out * length_out
+    if direct[0] == "banded":
         width = (rows - 1) * stride + field
         copied = n * c_in * length_out * width / rows
         chunks = copied * 4 / _BANDED_CHUNK_BYTES + 1
         cost = 2.0 * out_elems * width * _BANDED_FLOP_S + copied * _COPY_S + chunks * _CALL_S
-        direct = (cost, "banded", rows)
     else:
         copied = n * c_in * kernel_size * length_out
         chunks = copied * 4 / _IM2COL_CHUNK_BYTES + 1
+        flops = 2.0 * out_elems * c_in_group * kernel_size
         cost = flops * _GEMM_FLOP_S + copied * _COPY_S + chunks * _CALL_S
-        direct = (cost, "im2col" if c_in_group < _PER_TAP_MIN_CHANNELS else "per-tap", 0)
-    if allowed == "direct" or (allowed == "auto" and (field < 16 or length_out < 8)):
-        return direct[1], direct[2]
     nfft = _fft_size(field, stride, length_out)
     step = nfft - field + 1
     frames = -(-((length_out - 1) * stride + 1) // step)
@@ -573,9 +573,9 @@ def _choose_method(
     mixing = bins * c_out * c_in_group * _MIX_S * (1 if c_in_group == 1 else 0.25)
     fft_cost = n * frames * (transforms + mixing)
     fft_cost += out_elems * _COPY_S * stride + (frames // 8 + 1) * _CALL_S
-    if allowed == "fft" or fft_cost < direct[0]:
+    if allowed == "fft" or fft_cost < cost:
         return "fft", nfft
-    return direct[1], direct[2]
+    return direct
 
 
 def conv1d(
@@ -831,22 +831,28 @@ class Correlator:
         c_out_group, depth = w2.shape[1], c_in_group * kernel_size
         dtype = xp.dtype if xp.dtype == w2.dtype else np.result_type(xp.dtype, w2.dtype)
         cols = np.empty((groups, w2.shape[2], n, length_out), dtype)
+        shape = (groups, c_in_group, kernel_size, n, length_out)
         if w2.shape[2] > depth:
             cols[:, depth] = 1.0
+            target = cols[:, :depth].reshape(shape)
+        else:
+            target = cols.reshape(shape)
         s_n, s_c, s_t = xp.strides
-        shape = (groups, c_in_group, kernel_size, n, length_out)
         strides = (s_c * c_in_group, s_c, s_t * self.dilation, s_n, s_t * self.stride)
         if xp.flags.c_contiguous:  # ~6x cheaper than as_strided
             view = np.ndarray(shape, xp.dtype, xp, 0, strides)
         else:
             view = np.lib.stride_tricks.as_strided(xp, shape, strides, writeable=False)
-        np.copyto(cols[:, :depth].reshape(shape), view)
+        np.copyto(target, view)
         res = np.matmul(w2, cols.reshape(groups, w2.shape[2], n * length_out))
         out = np.empty((n, groups * c_out_group, length_out), dtype)
-        np.copyto(
-            out.reshape(n, groups, c_out_group, length_out),
-            res.reshape(groups, c_out_group, n, length_out).transpose(2, 0, 1, 3),
-        )
+        if groups == 1:
+            np.copyto(out, res.reshape(c_out_group, n, length_out).transpose(1, 0, 2))
+        else:
+            np.copyto(
+                out.reshape(n, groups, c_out_group, length_out),
+                res.reshape(groups, c_out_group, n, length_out).transpose(2, 0, 1, 3),
+            )
         return out
 
     def _run(self, name: str, param: int, xp: np.ndarray, out: np.ndarray) -> None:
