@@ -350,7 +350,7 @@ def _fft_module() -> Any:
     """scipy.fft, imported on first FFT use only (it costs ~0.15 s to import)."""
     global _SCIPY_FFT
     if _SCIPY_FFT is None:
-        import scipy.fft
+        import scipy.fft  # type: ignore[import-untyped,unused-ignore]
 
         _SCIPY_FFT = scipy.fft
     return _SCIPY_FFT
@@ -766,6 +766,7 @@ class Correlator:
         c_out, c_in_group, kernel_size = weight.shape
         c_out_group = c_out // groups
         name, param = key
+        value: np.ndarray
         if name == "im2col":
             value = weight.reshape(groups, c_out_group, c_in_group * kernel_size)
         elif name == "im2col+bias":
