@@ -601,3 +601,46 @@ def test_apply_wav_to_flac_keeps_pcm16(tmp_path, rng):
     assert result.exit_code == 0, result.stderr
     assert sf.info(str(tmp_path / "out.flac")).subtype == "PCM_16"
     np.testing.assert_array_equal(sf.read(tmp_path / "out.flac", always_2d=True)[0].T, x)
+
+
+def _stderr_on_a_terminal(args: list[str]) -> str:
+    """Run apply with stderr on a pseudo-terminal; return what the terminal showed."""
+    pty = pytest.importorskip("pty")
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            _cmd(*args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=slave,
+            env=_env(),
+        )
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        proc.wait(timeout=60)
+    finally:
+        os.close(master)
+    assert proc.returncode == 0, b"".join(chunks)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_apply_progress_bar_only_on_a_terminal_and_not_with_quiet(tmp_path, stereo, smooth):
+    path, _ = stereo
+    shown = _stderr_on_a_terminal(
+        ["-w", smooth, path, "-o", tmp_path / "a.wav", "--block-size", 64]
+    )
+    assert "filtering" in shown and "100%" in shown
+    quiet = ["-w", smooth, path, "-o", tmp_path / "b.wav", "--block-size", 64, "-q"]
+    assert _stderr_on_a_terminal(quiet) == ""
+    piped = subprocess.run(
+        _cmd("-w", smooth, path, "-o", tmp_path / "c.wav"), capture_output=True, env=_env()
+    )
+    assert piped.returncode == 0 and piped.stderr == b""
