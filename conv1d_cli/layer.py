@@ -53,6 +53,7 @@ def torch_uniform(
     """
     count = math.prod(shape)
     dtype = np.dtype(dtype)
+    values: np.ndarray
     if dtype == np.float32:
         words = bit_generator.random_raw(count).astype(np.uint64)
         unit = (words & 0xFFFFFF).astype(np.float64) * 2.0**-24
