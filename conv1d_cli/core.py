@@ -23,7 +23,6 @@ from conv1d_cli.shapes import (
     check_padding_mode,
     check_size,
     output_length,
-    receptive_field,
     resolve_padding,
 )
 
@@ -74,6 +73,10 @@ class _Plan:
     dtype: np.dtype[Any]
 
 
+_FLOAT32: Final = np.dtype(np.float32)
+_FLOAT64: Final = np.dtype(np.float64)
+
+
 def _compute_dtype(*arrays: np.ndarray) -> np.dtype[Any]:
     """float32 only if every operand is float32 (or narrower); else float64."""
     for a in arrays:
@@ -82,19 +85,32 @@ def _compute_dtype(*arrays: np.ndarray) -> np.dtype[Any]:
     # Not np.result_type: it maps int8/int16/uint8 + float32 to float32, but
     # integer input is documented to compute in float64.
     if all(a.dtype.kind == "f" and a.dtype.itemsize <= 4 for a in arrays):
-        return np.dtype(np.float32)
-    return np.dtype(np.float64)
+        return _FLOAT32
+    return _FLOAT64
 
 
 def _as_real_array(name: str, value: Any) -> np.ndarray:
     """``np.asarray`` that names the argument when it is ragged or not real numbers."""
-    try:
-        array = np.asarray(value)
-    except (ValueError, TypeError) as exc:  # ragged nested lists
-        raise ShapeError(f"{name} must be a rectangular numeric array: {exc}") from None
+    if value.__class__ is np.ndarray:
+        array = value
+    else:
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError) as exc:  # ragged nested lists
+            raise ShapeError(f"{name} must be a rectangular numeric array: {exc}") from None
     if array.dtype.kind not in "biuf":
         raise ShapeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
     return array
+
+
+# The tiny-layer call costs tens of microseconds, so the checks below take a
+# fast path for plain ints (``type(v) is int`` excludes bool, as check_int
+# does) and hand anything else to the shapes.py checker, which then accepts
+# or raises exactly as before: same checks, same order, same messages.
+def _size_arg(name: str, value: Any) -> int:
+    if value.__class__ is int and value >= 1:
+        return value  # type: ignore[no-any-return]
+    return check_size(name, value)
 
 
 def _plan(
@@ -107,10 +123,12 @@ def _plan(
     groups: int,
     padding_mode: str,
 ) -> _Plan:
-    stride = check_size("stride", stride)
-    dilation = check_size("dilation", dilation)
-    groups = check_int("groups", groups)
-    padding_mode = check_padding_mode(padding_mode)
+    stride = _size_arg("stride", stride)
+    dilation = _size_arg("dilation", dilation)
+    if groups.__class__ is not int or groups < 1:
+        groups = check_int("groups", groups)
+    if padding_mode.__class__ is not str or padding_mode not in PADDING_MODES:
+        padding_mode = check_padding_mode(padding_mode)
     if weight.ndim != 3:
         raise ShapeError(
             f"weight must be 3-D (out_channels, in_channels/groups, kernel_size), "
@@ -129,7 +147,10 @@ def _plan(
             f"bias must have shape ({c_out},) to match weight {weight.shape}, "
             f"got shape {bias.shape}"
         )
-    left, right = resolve_padding(padding, kernel_size, dilation, stride)
+    if padding.__class__ is int and padding >= 0:  # type: ignore[operator]
+        left = right = padding  # type: ignore[assignment]
+    else:
+        left, right = resolve_padding(padding, kernel_size, dilation, stride)
     if x.ndim not in (2, 3):
         raise ShapeError(
             f"input must be 2-D (channels, length) or 3-D (batch, channels, length), "
@@ -141,17 +162,30 @@ def _plan(
             f"input has {c_in} channels but the weight {weight.shape} with "
             f"groups={groups} expects {c_in_group * groups}"
         )
-    field = receptive_field(kernel_size, dilation)
+    # Everything is a validated int by now: receptive_field/output_length's
+    # formula directly; output_length itself only to raise its errors.
+    field = dilation * (kernel_size - 1) + 1
+    padded = length + left + right
     if length == 0 and x.ndim == 3 and x.shape[0] == 0 and padding_mode == "zeros":
         # PyTorch accepts an empty batch of empty signals when zero padding
         # alone fits the kernel, and returns an empty (0, C_out, L_out) result.
-        if left + right < field:
+        if padded < field:
             output_length(length, kernel_size, stride, (left, right), dilation)  # raises
-        length_out = (left + right - field) // stride + 1
+        length_out = (padded - field) // stride + 1
+    elif length >= 1 and padded >= field:
+        length_out = (padded - field) // stride + 1
     else:
-        length_out = output_length(length, kernel_size, stride, (left, right), dilation)
-    check_pad_limits(length, left, right, padding_mode)
-    dtypes = (x, weight) if bias is None else (x, weight, bias)
+        output_length(length, kernel_size, stride, (left, right), dilation)  # raises
+        raise AssertionError("unreachable")  # pragma: no cover
+    if padding_mode != "zeros":
+        check_pad_limits(length, left, right, padding_mode)
+    dtype = x.dtype
+    if not (
+        (dtype == _FLOAT32 or dtype == _FLOAT64)
+        and weight.dtype == dtype
+        and (bias is None or bias.dtype == dtype)
+    ):
+        dtype = _compute_dtype(*((x, weight) if bias is None else (x, weight, bias)))
     return _Plan(
         batched=x.ndim == 3,
         left=left,
@@ -161,7 +195,7 @@ def _plan(
         groups=groups,
         padding_mode=padding_mode,
         length_out=length_out,
-        dtype=_compute_dtype(*dtypes),
+        dtype=dtype,
     )
 
 
@@ -189,9 +223,13 @@ def pad1d(x: np.ndarray, left: int, right: int, padding_mode: str = "zeros") -> 
     >>> pad1d(np.arange(1, 6), 2, 1, "reflect")
     array([3, 2, 1, 2, 3, 4, 5, 4])
     """
-    left = check_int("left", left, minimum=0)
-    right = check_int("right", right, minimum=0)
-    mode = check_padding_mode(padding_mode)
+    if left.__class__ is not int or left < 0:
+        left = check_int("left", left, minimum=0)
+    if right.__class__ is not int or right < 0:
+        right = check_int("right", right, minimum=0)
+    mode = padding_mode
+    if mode.__class__ is not str or mode not in PADDING_MODES:
+        mode = check_padding_mode(padding_mode)
     if left == right == 0:
         return x
     if x.shape[-1] == 0 and mode != "zeros":
@@ -652,12 +690,17 @@ def conv1d(
     weight = _as_real_array("weight", weight)
     bias = None if bias is None else _as_real_array("bias", bias)
     plan = _plan(x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    dtype = plan.dtype
     xb = x if plan.batched else x[None]
-    xb = xb.astype(plan.dtype, copy=False)
-    weight = weight.astype(plan.dtype, copy=False)
+    if xb.dtype != dtype:
+        xb = xb.astype(dtype)
+    if weight.dtype != dtype:
+        weight = weight.astype(dtype)
+    if bias is not None and bias.dtype != dtype:
+        bias = bias.astype(dtype)
     correlator = Correlator(
         weight,
-        None if bias is None else bias.astype(plan.dtype, copy=False),
+        bias,
         plan.stride,
         plan.dilation,
         plan.groups,
