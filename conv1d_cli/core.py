@@ -246,6 +246,7 @@ def _im2col(
     stride: int,
     dilation: int,
     out: np.ndarray,
+    left: int | None = None,
 ) -> None:
     """im2col + one GEMM per chunk of output positions, into ``out``.
 
@@ -254,8 +255,13 @@ def _im2col(
     is one batched matmul; a large one goes batch item by batch item in column
     chunks of ~_IM2COL_CHUNK_BYTES, so each GEMM is wide and the buffer stays
     in cache (a chunk spanning batch items would make many narrow GEMMs).
+
+    With ``left`` given, ``xp`` is the UNPADDED signal and it is read as if
+    zero-padded by ``left`` before it and by as many as ``out`` needs after
+    it: the columns of each tap that fall into the padding are zeroed in the
+    buffer instead of copying the whole signal into a padded array first.
     """
-    n, groups, c_in_group, _ = xp.shape
+    n, groups, c_in_group, length = xp.shape
     length_out = out.shape[-1]
     depth = c_in_group * kernel_size
     per_step = groups * depth * xp.itemsize
@@ -278,8 +284,22 @@ def _im2col(
             steps = min(chunk, length_out - t0)
             c = cols if steps == chunk else np.empty((*cols.shape[:-1], steps), cols.dtype)
             for k in range(kernel_size):
-                start = t0 * stride + k * dilation
-                c[:, :, :, k, :] = xi[..., start : start + (steps - 1) * stride + 1 : stride]
+                if left is None:
+                    start = t0 * stride + k * dilation
+                    c[:, :, :, k, :] = xi[..., start : start + (steps - 1) * stride + 1 : stride]
+                    continue
+                start = t0 * stride + k * dilation - left
+                # Columns j0 <= j < j1 read real samples, the others padding.
+                j0 = 0 if start >= 0 else min(steps, (stride - 1 - start) // stride)
+                j1 = max(j0, min(steps, (length - 1 - start) // stride + 1))
+                if j0 > 0:
+                    c[:, :, :, k, :j0] = 0
+                if j1 < steps:
+                    c[:, :, :, k, j1:] = 0
+                if j1 > j0:
+                    first = start + j0 * stride
+                    last = first + (j1 - j0 - 1) * stride
+                    c[:, :, :, k, j0:j1] = xi[..., first : last + 1 : stride]
             np.matmul(w2, c.reshape(rows, groups, depth, steps), out=oi[..., t0 : t0 + steps])
 
 
@@ -706,7 +726,10 @@ def conv1d(
         plan.groups,
         method,
     )
-    out = correlator(pad1d(xb, plan.left, plan.right, plan.padding_mode))
+    if plan.padding_mode == "zeros" and (plan.left or plan.right):
+        out = correlator._zero_padded(xb, plan.left, plan.right)
+    else:
+        out = correlator(pad1d(xb, plan.left, plan.right, plan.padding_mode))
     return out if plan.batched else out[0]
 
 
@@ -857,6 +880,43 @@ class Correlator:
                 return self._small(xp, length_out)
             out = np.empty((n, c_out, length_out), dtype)
             self._run(name, param, xp, out)
+        if self._bias_column is not None:
+            out += self._bias_column
+        return out
+
+    def _zero_padded(self, x: np.ndarray, left: int, right: int) -> np.ndarray:
+        """``self(pad1d(x, left, right))`` without the padded copy where im2col runs.
+
+        ``x`` is (N, C_in, L) in the weight's dtype, ``left``/``right`` validated.
+        The large-problem im2col path reads the unpadded signal and zeroes the
+        buffer columns that fall into the padding (a padded copy of a long
+        multi-channel signal costs as much as a tenth of the GEMM); every other
+        path pads first.
+        """
+        n, c_in, length = x.shape
+        padded = length + left + right
+        length_out = self.output_length(padded)
+        c_out, c_in_group, kernel_size = self.weight.shape
+        if (
+            n == 0
+            or length_out == 0
+            or c_in != c_in_group * self.groups
+            or x.dtype != self.weight.dtype
+            or n * c_in * kernel_size * length_out <= _SMALL_ELEMENTS
+            or self._choose(n, padded)[0] != "im2col"
+        ):
+            return self(pad1d(x, left, right))
+        out = np.empty((n, c_out, length_out), x.dtype)
+        groups = self.groups
+        _im2col(
+            x.reshape(n, groups, c_in_group, length),
+            self._prepared(("im2col", 0)),
+            kernel_size,
+            self.stride,
+            self.dilation,
+            out.reshape(n, groups, c_out // groups, length_out),
+            left,
+        )
         if self._bias_column is not None:
             out += self._bias_column
         return out

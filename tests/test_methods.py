@@ -155,6 +155,60 @@ def test_methods_each_direct_algorithm_matches_naive(name: str, shape: tuple, dt
     assert_close(out, naive(xp, w, stride, dilation, groups), dtype)
 
 
+@pytest.mark.parametrize("chunk_bytes", [256, 4096, 2**22])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_methods_pad_free_im2col_equals_padded_copy(
+    chunk_bytes: int, dtype: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """im2col reading the unpadded signal (zeroing padding columns) == im2col of np.pad."""
+    monkeypatch.setattr(core, "_IM2COL_CHUNK_BYTES", chunk_bytes)  # many chunks, or one
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        n, groups = int(rng.integers(1, 4)), int(rng.choice([1, 2, 3]))
+        c_in_group, c_out_group = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        k = int(rng.choice([1, 2, 3, 5, 9]))
+        stride, dilation = int(rng.choice([1, 1, 2, 3])), int(rng.choice([1, 1, 2, 4]))
+        field = dilation * (k - 1) + 1
+        length = int(rng.integers(1, 3 * field + 60))
+        # Pads from none to longer than the signal, on either side or both.
+        left, right = (int(p) for p in rng.integers(0, field + length + 3, size=2))
+        if rng.random() < 0.3:
+            left, right = (0, right) if rng.random() < 0.5 else (left, 0)
+        if length + left + right < field:
+            continue
+        x = rng.standard_normal((n, groups * c_in_group, length)).astype(dtype)
+        w = rng.standard_normal((groups * c_out_group, c_in_group, k)).astype(dtype)
+        length_out = (length + left + right - field) // stride + 1
+        w2 = w.reshape(groups, c_out_group, c_in_group * k)
+        got = np.full((n, groups, c_out_group, length_out), np.nan, dtype)
+        want = np.full_like(got, np.nan)
+        xp = pad1d(x, left, right)
+        core._im2col(xp.reshape(n, groups, c_in_group, -1), w2, k, stride, dilation, want)
+        core._im2col(x.reshape(n, groups, c_in_group, -1), w2, k, stride, dilation, got, left)
+        np.testing.assert_array_equal(got, want, err_msg=f"{x.shape} {w.shape} {left, right}")
+
+
+def test_methods_conv1d_zero_padding_skips_the_padded_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large zero-padded im2col call never pads; results equal the padded route."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 8, 9000)).astype(np.float32)
+    w = rng.standard_normal((6, 4, 5)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    kw = dict(stride=2, dilation=3, groups=2)
+    want = Correlator(w, b, **kw)(pad1d(x, 7, 3))
+    calls: list[tuple] = []
+    monkeypatch.setattr(core, "pad1d", lambda *a: calls.append(a[1:]) or pad1d(*a))
+    got = conv1d(x, w, b, padding=(7, 3), **kw)
+    assert calls == []
+    np.testing.assert_array_equal(got, want)
+    # Paths that still need a padded array (banded here) pad as before.
+    got = conv1d(x[:, :2], w[:2, :1], padding=(7, 3), stride=2, dilation=3, groups=2)
+    assert calls == [(7, 3)]
+    assert_close(got, naive(pad1d(x[:, :2], 7, 3), w[:2, :1], 2, 3, 2), np.float32)
+
+
 def test_methods_choose_fft_for_long_fir_and_direct_for_small_layers() -> None:
     fir = Correlator(np.ones((2, 1, 1025), np.float32), groups=2)
     assert fir.describe(1, 2_881_024).startswith("fft")
