@@ -188,6 +188,20 @@ def test_methods_pad_free_im2col_equals_padded_copy(
         np.testing.assert_array_equal(got, want, err_msg=f"{x.shape} {w.shape} {left, right}")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.bool_])
+def test_methods_pad1d_zeros_equals_np_pad(dtype: type) -> None:
+    """pad1d's own zero padding (np.pad is slow on tiny arrays) is np.pad's result."""
+    rng = np.random.default_rng(2)
+    for shape in [(5,), (2, 7), (3, 2, 0), (2, 3, 9)]:
+        x = (rng.standard_normal(shape) * 5).astype(dtype)
+        for view in (x, np.asfortranarray(x), x[..., ::2]):
+            for left, right in [(0, 1), (3, 0), (2, 5), (10, 10)]:
+                got = pad1d(view, left, right)
+                want = np.pad(view, [(0, 0)] * (view.ndim - 1) + [(left, right)])
+                assert got.dtype == want.dtype
+                np.testing.assert_array_equal(got, want)
+
+
 def test_methods_conv1d_zero_padding_skips_the_padded_copy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
