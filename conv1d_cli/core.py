@@ -317,12 +317,17 @@ def _per_tap(
     stride: int,
     dilation: int,
     out: np.ndarray,
+    left: int | None = None,
 ) -> None:
     """Per-tap GEMM accumulation into cache-sized blocks of ``out``.
 
     ``wk`` is (K, G, O, C): one (O, C) matrix per tap; no im2col buffer.
+    With ``left`` given, ``xp`` is the unpadded signal read as if zero-padded
+    (as in :func:`_im2col`): each tap multiplies only the columns that see
+    real samples; padding columns contribute nothing.
     """
     n, groups, c_out_group, length_out = out.shape
+    length = xp.shape[-1]
     kernel_size = wk.shape[0]
     per_step = n * groups * c_out_group * out.itemsize
     chunk = max(256, _IM2COL_CHUNK_BYTES // 4 // per_step)
@@ -332,13 +337,30 @@ def _per_tap(
         o = out[..., t0 : t0 + steps]
         t = tmp[..., :steps]
         for k in range(kernel_size):
-            start = t0 * stride + k * dilation
-            view = xp[..., start : start + (steps - 1) * stride + 1 : stride]
+            if left is None:
+                start = t0 * stride + k * dilation
+                view = xp[..., start : start + (steps - 1) * stride + 1 : stride]
+                if k == 0:
+                    np.matmul(wk[0], view, out=o)
+                else:
+                    np.matmul(wk[k], view, out=t)
+                    o += t
+                continue
+            start = t0 * stride + k * dilation - left
+            j0 = 0 if start >= 0 else min(steps, (stride - 1 - start) // stride)
+            j1 = max(j0, min(steps, (length - 1 - start) // stride + 1))
             if k == 0:
-                np.matmul(wk[0], view, out=o)
+                o[..., :j0] = 0
+                o[..., j1:] = 0
+            if j1 == j0:
+                continue
+            first = start + j0 * stride
+            view = xp[..., first : first + (j1 - j0 - 1) * stride + 1 : stride]
+            if k == 0:
+                np.matmul(wk[0], view, out=o[..., j0:j1])
             else:
-                np.matmul(wk[k], view, out=t)
-                o += t
+                np.matmul(wk[k], view, out=t[..., j0:j1])
+                o[..., j0:j1] += t[..., j0:j1]
 
 
 def _banded_matrix(weight: np.ndarray, rows: int, stride: int, dilation: int) -> np.ndarray:
@@ -897,7 +919,8 @@ class Correlator:
 
         ``x`` is (N, C_in, L) in the weight's dtype, ``left``/``right`` validated.
         The large-problem im2col path reads the unpadded signal and zeroes the
-        buffer columns that fall into the padding (a padded copy of a long
+        buffer columns that fall into the padding, per-tap GEMMs multiply only
+        the columns that see real samples (a padded copy of a long
         multi-channel signal costs as much as a tenth of the GEMM); every other
         path pads first.
         """
@@ -911,20 +934,18 @@ class Correlator:
             or c_in != c_in_group * self.groups
             or x.dtype != self.weight.dtype
             or n * c_in * kernel_size * length_out <= _SMALL_ELEMENTS
-            or self._choose(n, padded)[0] != "im2col"
+            or self._choose(n, padded)[0] not in ("im2col", "per-tap")
         ):
             return self(pad1d(x, left, right))
         out = np.empty((n, c_out, length_out), x.dtype)
-        groups = self.groups
-        _im2col(
-            x.reshape(n, groups, c_in_group, length),
-            self._prepared(("im2col", 0)),
-            kernel_size,
-            self.stride,
-            self.dilation,
-            out.reshape(n, groups, c_out // groups, length_out),
-            left,
-        )
+        groups, stride, dilation = self.groups, self.stride, self.dilation
+        xg = x.reshape(n, groups, c_in_group, length)
+        og = out.reshape(n, groups, c_out // groups, length_out)
+        if self._choose(n, padded)[0] == "per-tap":
+            _per_tap(xg, self._prepared(("per-tap", 0)), stride, dilation, og, left)
+        else:
+            w2 = self._prepared(("im2col", 0))
+            _im2col(xg, w2, kernel_size, stride, dilation, og, left)
         if self._bias_column is not None:
             out += self._bias_column
         return out

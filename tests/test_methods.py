@@ -157,10 +157,10 @@ def test_methods_each_direct_algorithm_matches_naive(name: str, shape: tuple, dt
 
 @pytest.mark.parametrize("chunk_bytes", [256, 4096, 2**22])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_methods_pad_free_im2col_equals_padded_copy(
+def test_methods_pad_free_direct_paths_equal_padded_copy(
     chunk_bytes: int, dtype: type, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """im2col reading the unpadded signal (zeroing padding columns) == im2col of np.pad."""
+    """im2col/per-tap reading the unpadded signal (padding as zeros) == on np.pad's copy."""
     monkeypatch.setattr(core, "_IM2COL_CHUNK_BYTES", chunk_bytes)  # many chunks, or one
     rng = np.random.default_rng(11)
     for _ in range(60):
@@ -186,6 +186,14 @@ def test_methods_pad_free_im2col_equals_padded_copy(
         core._im2col(xp.reshape(n, groups, c_in_group, -1), w2, k, stride, dilation, want)
         core._im2col(x.reshape(n, groups, c_in_group, -1), w2, k, stride, dilation, got, left)
         np.testing.assert_array_equal(got, want, err_msg=f"{x.shape} {w.shape} {left, right}")
+        # Per-tap GEMMs over only the columns that see samples (BLAS may block a
+        # narrower product differently, so equal within rounding, not bitwise).
+        wk = np.ascontiguousarray(
+            w.reshape(groups, c_out_group, c_in_group, k).transpose(3, 0, 1, 2)
+        )
+        got = np.full_like(want, np.nan)
+        core._per_tap(x.reshape(n, groups, c_in_group, -1), wk, stride, dilation, got, left)
+        assert_close(got.reshape(n, -1, length_out), want.reshape(n, -1, length_out), dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.bool_])
@@ -217,6 +225,13 @@ def test_methods_conv1d_zero_padding_skips_the_padded_copy(
     got = conv1d(x, w, b, padding=(7, 3), **kw)
     assert calls == []
     np.testing.assert_array_equal(got, want)
+    # Per-tap GEMMs (from _PER_TAP_MIN_CHANNELS input channels per group) too.
+    xd = rng.standard_normal((1, core._PER_TAP_MIN_CHANNELS, 600)).astype(np.float32)
+    wd = rng.standard_normal((3, core._PER_TAP_MIN_CHANNELS, 4)).astype(np.float32)
+    assert Correlator(wd).describe(1, 605) == "per-tap"
+    got = conv1d(xd, wd, padding=(3, 2), dilation=2)
+    assert calls == []
+    assert_close(got, Correlator(wd, dilation=2)(pad1d(xd, 3, 2)).astype(np.float64), np.float32)
     # Paths that still need a padded array (banded here) pad as before.
     got = conv1d(x[:, :2], w[:2, :1], padding=(7, 3), stride=2, dilation=3, groups=2)
     assert calls == [(7, 3)]
