@@ -644,3 +644,20 @@ def test_apply_progress_bar_only_on_a_terminal_and_not_with_quiet(tmp_path, ster
         _cmd("-w", smooth, path, "-o", tmp_path / "c.wav"), capture_output=True, env=_env()
     )
     assert piped.returncode == 0 and piped.stderr == b""
+
+
+# -- review fixes ------------------------------------------------------------------------
+
+
+def test_apply_refuses_output_equal_to_a_layer_file(tmp_path, stereo, smooth):
+    path, _ = stereo
+    before = smooth.read_bytes()
+    result = _run("-w", smooth, path, "-o", smooth, "--output-format", "npy")
+    _assert_error(result, 2, "same file as layer", str(smooth))
+    # -d writing <stem>.npz next to the layer is refused too.
+    src = tmp_path / "sub" / (smooth.stem + ".wav")
+    src.parent.mkdir()
+    shutil.copy(path, src)
+    result = _run("-w", smooth, src, "-d", smooth.parent, "--output-format", "npz")
+    _assert_error(result, 2, "same file as layer")
+    assert smooth.read_bytes() == before

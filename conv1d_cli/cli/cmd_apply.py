@@ -233,9 +233,25 @@ def _plan_jobs(
     output: str | None,
     output_dir: str | None,
     output_format: str | None,
+    layer_paths: tuple[str, ...] = (),
 ) -> list[_Job]:
-    """Map inputs to outputs and refuse every invocation mistake before any work."""
+    """Map inputs to outputs and refuse every invocation mistake before any work.
+
+    An output may be neither an input nor a layer file: ``-o lowpass.npz
+    --output-format npy`` would otherwise replace the filter with its output.
+    """
     from conv1d_cli.atomic import check_not_same_file
+
+    def check_target(target: str) -> None:
+        check_not_same_file(target, list(inputs))
+        for layer in layer_paths:
+            try:
+                check_not_same_file(target, [layer])
+            except ConfigError as e:
+                raise ConfigError(
+                    f"output {target!r} is the same file as layer {layer!r} (-w); "
+                    f"refusing to overwrite a layer"
+                ) from e
 
     if output is not None and output_dir is not None:
         raise ConfigError("give either -o/--output or -d/--output-dir, not both")
@@ -251,7 +267,7 @@ def _plan_jobs(
             )
         if output != "-" and Path(output).is_dir():
             raise ConfigError(f"-o {output!r} is a directory; use -d/--output-dir for a folder")
-        check_not_same_file(output, list(inputs))
+        check_target(output)
         return [_Job(inputs[0], output)]
     assert output_dir is not None
     directory = Path(output_dir)
@@ -270,7 +286,7 @@ def _plan_jobs(
                 f"inputs {seen[target]!r} and {source!r} would both be written to {target!r}"
             )
         seen[target] = source
-        check_not_same_file(target, list(inputs))
+        check_target(target)
         jobs.append(_Job(source, target))
     return jobs
 
@@ -464,7 +480,7 @@ def apply_(
     with reported_errors(), _sigterm_raises():
         from conv1d_cli.stream import check_chain, compute_dtype
 
-        jobs_list = _plan_jobs(inputs, output, output_dir, output_format)
+        jobs_list = _plan_jobs(inputs, output, output_dir, output_format, layer_paths)
         overrides = {
             "stride": stride,
             "padding": padding,
