@@ -472,10 +472,88 @@ def test_shape_bad_layer_file_exits_1(runner: CliRunner, tmp_path: Path) -> None
     assert result.stderr.startswith(f"Error: {bad}: not a layer file")
 
 
-def test_shape_missing_layer_file_exits_2(runner: CliRunner, tmp_path: Path) -> None:
-    result = run(runner, "-w", tmp_path / "nope.npz", "-L", 10)
+def test_shape_missing_layer_file_exits_1(runner: CliRunner, tmp_path: Path) -> None:
+    # A missing data file is bad data (exit 1), as in apply and inspect.
+    missing = tmp_path / "nope.npz"
+    result = run(runner, "-w", missing, "-L", 10)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == f"Error: {missing}: no such file\n"
+
+
+@pytest.fixture
+def two_layer_npz(tmp_path: Path) -> Path:
+    """A state_dict-style archive with two prefixed layers, as numpy.savez of a model writes."""
+    path = tmp_path / "model.npz"
+    np.savez(
+        path,
+        **{
+            "encoder.conv.weight": np.zeros((2, 1, 3), np.float32),
+            "decoder.conv.weight": np.zeros((1, 2, 5), np.float32),
+        },
+    )
+    return path
+
+
+def test_shape_key_picks_a_layer(runner: CliRunner, two_layer_npz: Path) -> None:
+    result = run(runner, "-w", two_layer_npz, "--key", "encoder.conv", "-L", 100, "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["output"]["shape"] == [1, 2, 98]
+    assert doc["layers"][0]["file"] == f"{two_layer_npz}:encoder.conv"
+
+
+def test_shape_without_key_on_ambiguous_npz_names_the_layers(
+    runner: CliRunner, two_layer_npz: Path
+) -> None:
+    result = run(runner, "-w", two_layer_npz, "-L", 100)
+    assert result.exit_code == 1
+    assert "choose one with --key: 'decoder.conv', 'encoder.conv'" in result.stderr
+
+
+def test_shape_per_layer_key_form(runner: CliRunner, two_layer_npz: Path) -> None:
+    result = run(
+        runner,
+        "-w",
+        f"{two_layer_npz}:encoder.conv",
+        "-w",
+        f"{two_layer_npz}:decoder.conv",
+        "-L",
+        100,
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert [row["output_shape"] for row in doc["layers"]] == [[1, 2, 98], [1, 1, 94]]
+    assert doc["layers"][1]["file"] == f"{two_layer_npz}:decoder.conv"
+
+
+def test_shape_per_layer_key_beats_key_option(runner: CliRunner, two_layer_npz: Path) -> None:
+    result = run(
+        runner, "-w", f"{two_layer_npz}:decoder.conv", "--key", "encoder.conv", "-L", 100, "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["output"]["shape"] == [1, 1, 96]
+
+
+def test_shape_per_layer_unknown_key_exits_1(runner: CliRunner, two_layer_npz: Path) -> None:
+    result = run(runner, "-w", f"{two_layer_npz}:nope", "-L", 100)
+    assert result.exit_code == 1
+    assert "no weight for key 'nope'" in result.stderr
+
+
+def test_shape_file_name_with_colon_is_not_split(runner: CliRunner, tmp_path: Path) -> None:
+    odd = make_layer(tmp_path / "a:b.npz", 1, 1, 3)
+    make_layer(tmp_path / "a", 1, 1, 5)  # "a" exists too: the whole name still wins
+    result = run(runner, "-w", odd, "-L", 10, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["output"]["length"] == 8
+
+
+def test_shape_key_without_layer_file_exits_2(runner: CliRunner) -> None:
+    result = run(runner, "-L", 10, "-k", 3, "--key", "encoder.conv")
     assert result.exit_code == 2
-    assert "does not exist" in result.stderr
+    assert "--key needs a layer file (-w)" in result.stderr
 
 
 def test_shape_design_rate_mismatch_warns(runner: CliRunner, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import click
 from conv1d_cli.errors import ConfigError, Conv1dError
 from conv1d_cli.shapes import parse_padding
 
-__all__ = ["PaddingType", "reported_errors"]
+__all__ = ["PaddingType", "reported_errors", "split_layer_arg"]
 
 
 class PaddingType(click.ParamType):
@@ -46,3 +46,17 @@ def reported_errors() -> Iterator[None]:
         raise click.UsageError(str(e)) from e
     except Conv1dError as e:
         raise click.ClickException(str(e)) from e
+
+
+def split_layer_arg(text: str) -> tuple[str, str | None]:
+    """Split ``-w FILE:KEY`` into ``(FILE, KEY)``; ``(text, None)`` when there is no key.
+
+    Splits on the LAST ``':'``, and only when the part before it is an existing
+    file and the whole string is not, so a file name holding ``':'`` still works.
+    """
+    import os
+
+    head, sep, tail = text.rpartition(":")
+    if sep and head and tail and os.path.isfile(head) and not os.path.exists(text):
+        return head, tail
+    return text, None

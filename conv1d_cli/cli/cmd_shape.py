@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from conv1d_cli.cli._common import PaddingType, reported_errors
+from conv1d_cli.cli._common import PaddingType, reported_errors, split_layer_arg
 from conv1d_cli.errors import ShapeError
 from conv1d_cli.shapes import (
     PADDING_MODES,
@@ -125,9 +125,13 @@ _POSITIVE = CountType(1)
     "--weights",
     "layers",
     multiple=True,
-    metavar="LAYER.npz",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Layer file; repeat to chain layers in order.",
+    metavar="LAYER.npz[:KEY]",
+    help="Layer file (FILE:KEY picks one layer of a multi-layer .npz); repeat to chain.",
+)
+@click.option(
+    "--key",
+    metavar="KEY",
+    help="Layer prefix to load from a multi-layer .npz (e.g. encoder.conv), for every -w.",
 )
 @click.option(
     "--sample-rate",
@@ -153,7 +157,8 @@ def shape(
     out_channels: int | None,
     groups: int | None,
     batch: int | None,
-    layers: tuple[Path, ...],
+    layers: tuple[str, ...],
+    key: str | None,
     sample_rate: float | None,
     input_format: str | None,
     target_length: int | None,
@@ -198,8 +203,10 @@ def shape(
             if given and len(layers) > 1:
                 opts = ", ".join("--" + k.replace("_", "-") for k in given)
                 raise click.UsageError(f"{opts} can override only a single -w layer file")
-            specs = [_load_spec(path, hyper) for path in layers]
+            specs = [_load_spec(text, key, hyper) for text in layers]
         else:
+            if key is not None:
+                raise click.UsageError("--key needs a layer file (-w)")
             if kernel_size is None:
                 raise click.UsageError("give --kernel-size (numbers mode) or a layer file with -w")
             specs = []
@@ -271,11 +278,15 @@ def shape(
         )
 
 
-def _load_spec(path: Path, hyper: dict[str, Any]) -> LayerSpec:
+def _load_spec(text: str, key: str | None, hyper: dict[str, Any]) -> LayerSpec:
+    """The layer of ``-w text`` (``FILE`` or ``FILE:KEY``; a per-layer key beats --key)."""
     from conv1d_cli.layerfile import load_layer
 
-    layer = load_layer(path, **{k: v for k, v in hyper.items() if v is not None})
-    return LayerSpec.from_layer(layer, name=str(path))
+    path, own_key = split_layer_arg(text)
+    chosen = own_key if own_key is not None else key
+    layer = load_layer(path, key=chosen, **{k: v for k, v in hyper.items() if v is not None})
+    name = text if own_key is not None or key is None else f"{text}:{key}"
+    return LayerSpec.from_layer(layer, name=name)
 
 
 def _read_input(path: Path, input_format: str | None) -> dict[str, Any]:
