@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import subprocess
 import sys
 import types
@@ -570,7 +571,7 @@ def test_shape_design_rate_mismatch_warns(runner: CliRunner, tmp_path: Path) -> 
 
 @pytest.fixture
 def fake_probe(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Replace signal_io.probe by the documented contract, to test shape on its own."""
+    """Replace signal_io.open_reader by the documented contract, to test shape on its own."""
     info: dict[str, Any] = {
         "format": "wav",
         "subtype": "PCM_16",
@@ -582,12 +583,33 @@ def fake_probe(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     }
     calls: list[tuple[Any, Any]] = []
 
-    def probe(path: Any, format: str | None = None) -> Any:
-        calls.append((path, format))
-        return types.SimpleNamespace(path=str(path), **info)
+    class Reader:
+        """open_reader's contract: .info, block iteration (blocks of ``block_frames``)."""
 
+        def __init__(self, path: Any) -> None:
+            self.info = types.SimpleNamespace(
+                path=str(path), **{k: v for k, v in info.items() if k in fields}
+            )
+
+        def __enter__(self) -> Any:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def __iter__(self) -> Any:
+            for n in info["stream_blocks"]:
+                yield np.zeros((info["channels"], n), np.float32)
+
+    fields = list(info)
+
+    def open_reader(path: Any, format: str | None = None, dtype: Any = "float64") -> Any:
+        calls.append((path, format))
+        return Reader(path)
+
+    info["stream_blocks"] = [65536, 1000]
     module = types.ModuleType("conv1d_cli.signal_io")
-    module.probe = probe  # type: ignore[attr-defined]
+    module.open_reader = open_reader  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "conv1d_cli.signal_io", module)
     info["calls"] = calls
     return info
@@ -642,15 +664,66 @@ def test_shape_input_file_conflicts(
     assert message in result.stderr
 
 
-def test_shape_input_file_without_known_length(
+def test_shape_input_stream_without_known_length_is_counted(
+    runner: CliRunner, tmp_path: Path, fake_probe: dict[str, Any]
+) -> None:
+    # A header that does not give the length (a pipe): the blocks are read and counted.
+    fake_probe["frames"] = None
+    wav = tmp_path / "in.wav"
+    wav.write_bytes(b"")
+    result = run(runner, wav, "-k", 3, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["input"]["length"] == 65536 + 1000
+
+
+def test_shape_empty_stream_exits_1(
     runner: CliRunner, tmp_path: Path, fake_probe: dict[str, Any]
 ) -> None:
     fake_probe["frames"] = None
+    fake_probe["stream_blocks"] = []
     wav = tmp_path / "in.wav"
     wav.write_bytes(b"")
     result = run(runner, wav, "-k", 3)
     assert result.exit_code == 1
-    assert "its length is unknown until the whole stream is read; describe it" in result.stderr
+    assert result.stdout == ""
+    assert result.stderr == f"Error: {wav}: holds no samples\n"
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="needs sox")
+def test_shape_wav_piped_from_sox(tmp_path: Path) -> None:
+    # sox writes a WAV to a pipe with no length in its header: shape counts the frames.
+    layer = make_layer(tmp_path / "lp.npz", 2, 2, 5)
+    sox = subprocess.Popen(
+        ["sox", "-r", "8000", "-c", "2", "-n", "-t", "wav", "-", "synth", "1234s", "sine", "440"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # sox warns that a piped header cannot say the length
+    )
+    shape = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conv1d_cli",
+            "shape",
+            "-w",
+            str(layer),
+            "-",
+            "--input-format",
+            "wav",
+            "--json",
+        ],
+        stdin=sox.stdout,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert sox.stdout is not None
+    sox.stdout.close()
+    assert sox.wait() == 0
+    assert shape.returncode == 0, shape.stderr
+    doc = json.loads(shape.stdout)
+    assert doc["input"]["length"] == 1234
+    assert doc["input"]["sample_rate"] == 8000
+    assert doc["output"]["shape"] == [2, 1230]
 
 
 def test_shape_real_files_through_signal_io(runner: CliRunner, tmp_path: Path) -> None:

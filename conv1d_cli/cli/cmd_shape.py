@@ -39,7 +39,8 @@ whose total LEFT+RIGHT lies in the range shown (each side at most the shown
 maximum for reflect/circular), the symmetric integer paddings (what PyTorch
 accepts) and the padding words. With several layers it is about the last one.
 With a single -w, --stride/--padding/--dilation/--padding-mode/--groups
-override the layer file's values. INPUT_FILE '-' is stdin (--input-format).
+override the layer file's values. INPUT_FILE '-' is stdin (--input-format);
+a stream whose header has no length (a pipe) is read to count its frames.
 Exit status: 0 ok; 1 the input does not fit the layer/chain, or no padding
 reaches the target; 2 wrong invocation.
 
@@ -290,19 +291,22 @@ def _load_spec(text: str, key: str | None, hyper: dict[str, Any]) -> LayerSpec:
 
 
 def _read_input(path: Path, input_format: str | None) -> dict[str, Any]:
-    """Length, channels, batch and sample rate of an input file (headers only)."""
-    from conv1d_cli.signal_io import probe
+    """Length, channels, batch and sample rate of an input file.
 
-    info = probe(path, format=input_format)
-    if info.frames is None:
-        raise ShapeError(
-            f"{path}: its length is unknown until the whole stream is read; describe it "
-            f"with --length (and --in-channels, --sample-rate) instead of the file"
-        )
-    if info.frames < 1:
+    Headers only when they give the length; a stream that does not say (stdin,
+    a WAV piped from sox) is read to its end in blocks, keeping none of them.
+    """
+    from conv1d_cli.signal_io import open_reader
+
+    with open_reader(path, input_format, "float32") as reader:
+        info = reader.info
+        frames = info.frames
+        if frames is None:
+            frames = sum(block.shape[-1] for block in reader)
+    if frames < 1:
         raise ShapeError(f"{path}: holds no samples")
     return {
-        "length": int(info.frames),
+        "length": int(frames),
         "channels": None if info.channels is None else int(info.channels),
         "batch": None if info.batch is None else int(info.batch),
         "sample_rate": None if info.sample_rate is None else float(info.sample_rate),
