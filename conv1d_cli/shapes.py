@@ -35,6 +35,8 @@ __all__ = [
     "check_size",
     "check_padding_mode",
     "check_pad_limits",
+    "check_sample_rate",
+    "MAX_SAMPLE_RATE",
     "chain_min_input_length",
     "min_input_length",
     "output_length",
@@ -807,3 +809,54 @@ def paddings_for_target(
         if got == target:
             words.append(word)
     return TargetPadding(length, target, (lo, hi), symmetric, max_side, tuple(words), None)
+
+
+#: Largest sample rate anything accepts: libsndfile stores the rate as a C ``int``.
+MAX_SAMPLE_RATE: Final[int] = 2**31 - 1
+
+
+def check_sample_rate(name: str, value: object, *, integer: bool = False) -> float:
+    """Return ``value`` as a float if it is a usable sample rate in Hz.
+
+    The one rule for every sample rate (options, layer files, designs): a real
+    number, finite, > 0 and at most :data:`MAX_SAMPLE_RATE` (what an audio file
+    can store). ``integer=True`` also requires a whole number of Hz, as audio
+    file formats do; CSV/NPY outputs and designs may use fractional rates.
+
+    Parameters
+    ----------
+    name : str
+        What to call the value in the error message (``"--sample-rate"``).
+    value : object
+        The rate. Booleans and strings are refused.
+    integer : bool, optional
+        Require a whole number (audio output).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ConfigError
+        Naming ``name``, the rule and the value found.
+
+    Examples
+    --------
+    >>> check_sample_rate("--sample-rate", 48000)
+    48000.0
+    >>> check_sample_rate("--sample-rate", 1e12)
+    Traceback (most recent call last):
+    ...
+    conv1d_cli.errors.ConfigError: --sample-rate must be at most 2147483647 Hz, got 1e+12
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be a positive number of Hz, got {value!r}")
+    rate = float(value)
+    if rate != rate or rate <= 0:
+        raise ConfigError(f"{name} must be a positive number of Hz, got {rate:g}")
+    if rate > MAX_SAMPLE_RATE:
+        raise ConfigError(f"{name} must be at most {MAX_SAMPLE_RATE} Hz, got {rate:g}")
+    if integer and not rate.is_integer():
+        raise ConfigError(f"{name} must be a whole number of Hz for audio output, got {rate:g}")
+    return rate

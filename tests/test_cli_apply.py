@@ -661,3 +661,38 @@ def test_apply_refuses_output_equal_to_a_layer_file(tmp_path, stereo, smooth):
     result = _run("-w", smooth, src, "-d", smooth.parent, "--output-format", "npz")
     _assert_error(result, 2, "same file as layer")
     assert smooth.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("rate", "needle"),
+    [
+        ("1e12", "at most 2147483647 Hz"),
+        ("inf", "at most 2147483647 Hz"),
+        ("nan", "positive number of Hz"),
+        ("0", "positive number of Hz"),
+        ("-8000", "positive number of Hz"),
+        ("44100.5", "whole number of Hz for audio output"),
+    ],
+)
+def test_apply_sample_rate_option_is_checked_once_clearly(tmp_path, stereo, smooth, rate, needle):
+    path, _ = stereo
+    result = _run("-w", smooth, path, "-o", tmp_path / "big.wav", "--sample-rate", rate)
+    _assert_error(result, 2, "--sample-rate", needle)
+    assert _leftovers(tmp_path, {"in.wav", "smooth.npz"}) == []
+
+
+def test_apply_fractional_sample_rate_is_fine_for_csv(tmp_path, stereo, smooth):
+    path, _ = stereo
+    result = _run("-w", smooth, path, "-o", tmp_path / "o.csv", "--sample-rate", "44100.5")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_apply_layer_design_rate_too_big_for_audio_is_a_data_error(tmp_path):
+    src = tmp_path / "acc.csv"
+    src.write_text("1\n2\n3\n4\n")
+    layer = Conv1d.from_weights(np.ones((1, 1, 2)))
+    layer.sample_rate = 1e12
+    save_layer(layer, tmp_path / "l.npz")
+    result = _run("-w", tmp_path / "l.npz", src, "-o", tmp_path / "out.wav")
+    _assert_error(result, 1, "acc.csv", "output sample rate", "2147483647", "--sample-rate")
+    assert _leftovers(tmp_path, {"acc.csv", "l.npz"}) == []

@@ -15,7 +15,7 @@ import click
 
 from conv1d_cli.cli._common import PaddingType, reported_errors
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, ShapeError
-from conv1d_cli.shapes import PADDING_MODES
+from conv1d_cli.shapes import PADDING_MODES, check_sample_rate
 
 __all__ = ["apply_"]
 
@@ -93,6 +93,21 @@ def _output_rate(
     return int(rate) if float(rate).is_integer() else rate
 
 
+def _check_audio_rate(rate: float, forced: bool, source: str) -> None:
+    """An audio file stores a whole number of Hz that fits a C int (libsndfile).
+
+    A bad --sample-rate is the invocation's fault (exit 2); a rate derived from
+    the input or a layer's design rate is the data's (exit 1).
+    """
+    if forced:
+        check_sample_rate("--sample-rate", rate, integer=True)
+        return
+    try:
+        check_sample_rate(f"{source}: output sample rate", rate, integer=True)
+    except ConfigError as e:
+        raise ShapeError(f"{e}; set the output rate with --sample-rate") from e
+
+
 def _filter_file(
     job: _Job,
     layers: list[Any],
@@ -138,6 +153,8 @@ def _filter_file(
                     f"{shown}: has no sample rate and the layers record none, but audio "
                     f"output needs one; give it with --sample-rate"
                 )
+            if rate is not None and signal_io.output_subtype(out_format) is not None:
+                _check_audio_rate(rate, opts.sample_rate is not None, shown)
             columns = None
             if info.column_names is not None:
                 # A headed CSV keeps its names when channels map one to one, else ch0...
@@ -409,7 +426,7 @@ def _warn(message: str) -> None:
 @click.option("--allow-nonfinite", is_flag=True, help="Pass NaN/Inf through instead of failing.")
 @click.option(
     "--sample-rate",
-    type=click.FloatRange(min=0, min_open=True),
+    type=float,
     metavar="HZ",
     help="Output sample rate [default: input rate / total stride of the chain].",
 )
@@ -480,6 +497,10 @@ def apply_(
     with reported_errors(), _sigterm_raises():
         from conv1d_cli.stream import check_chain, compute_dtype
 
+        if sample_rate is not None:
+            # One rule for every rate (shapes.check_sample_rate); whole Hz is checked
+            # per output, since CSV and NPY outputs may take a fractional rate.
+            sample_rate = check_sample_rate("--sample-rate", sample_rate)
         jobs_list = _plan_jobs(inputs, output, output_dir, output_format, layer_paths)
         overrides = {
             "stride": stride,
@@ -541,9 +562,7 @@ def _report(job: _Job, result: tuple[int, list[str]], opts: _Options) -> None:
 def _progressbar(length: int | None, show: bool, label: str) -> Any:
     if not show or not length:
         return contextlib.nullcontext(None)
-    return click.progressbar(
-        length=length, label=label, file=sys.stderr, show_eta=True
-    )
+    return click.progressbar(length=length, label=label, file=sys.stderr, show_eta=True)
 
 
 def _run(
