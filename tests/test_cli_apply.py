@@ -483,7 +483,19 @@ def test_apply_subprocess_csv_pipe_and_error_exit(tmp_path, smooth):
     assert proc.stderr.decode().startswith("Error: ") and b"Traceback" not in proc.stderr
 
 
-def test_apply_subprocess_sigterm_leaves_nothing(tmp_path, rng):
+@pytest.mark.parametrize(
+    "signame",
+    [
+        "SIGTERM",  # kill, timeout, make on error
+        pytest.param(
+            "SIGHUP",  # closed terminal, dropped ssh session
+            marks=pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP"),
+        ),
+        "SIGINT",  # Ctrl-C: 130, not Click's "Aborted!" with 1
+    ],
+)
+def test_apply_subprocess_signal_exits_128_plus_n_and_leaves_nothing(tmp_path, rng, signame):
+    signum = getattr(signal, signame)
     x = rng.standard_normal((2, 400_000)).astype(np.float32) * 0.1
     src = _wav(tmp_path / "long.wav", x)
     layer = _layer_file(tmp_path / "l.npz", rng.standard_normal((2, 2, 64)))
@@ -502,9 +514,9 @@ def test_apply_subprocess_sigterm_leaves_nothing(tmp_path, rng):
             break
         time.sleep(0.02)
     assert proc.poll() is None, "finished before it could be interrupted"
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert proc.returncode == 128 + signum, err
     assert b"Traceback" not in err
     assert _leftovers(tmp_path, {"long.wav", "l.npz"}) == []
 
@@ -696,3 +708,20 @@ def test_apply_layer_design_rate_too_big_for_audio_is_a_data_error(tmp_path):
     result = _run("-w", tmp_path / "l.npz", src, "-o", tmp_path / "out.wav")
     _assert_error(result, 1, "acc.csv", "output sample rate", "2147483647", "--sample-rate")
     assert _leftovers(tmp_path, {"acc.csv", "l.npz"}) == []
+
+
+def test_apply_ctrl_c_exits_130_and_removes_temp_files(tmp_path, stereo, smooth, monkeypatch):
+    from conv1d_cli.cli import cmd_apply
+
+    path, _ = stereo
+    real_pump = cmd_apply._pump
+
+    def interrupted(reader, writer, *args):
+        real_pump(reader, writer, *args)  # the temp file exists and holds data
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cmd_apply, "_pump", interrupted)
+    result = _run("-w", smooth, path, "-o", tmp_path / "o.wav")
+    assert result.exit_code == 130, (result.stderr, result.exception)
+    assert "Traceback" not in result.stderr
+    assert _leftovers(tmp_path, {"in.wav", "smooth.npz"}) == []

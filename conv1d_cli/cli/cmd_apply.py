@@ -308,22 +308,41 @@ def _plan_jobs(
     return jobs
 
 
+#: Signals that mean "stop now": kill/timeout/make -k (SIGTERM) and a closed terminal
+#: or dropped ssh session (SIGHUP). Both must remove the temp files like an error does.
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit so every context manager (temp files!) cleans up."""
+def _signals_exit() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP and Ctrl-C into a clean exit with status 128 + signal.
+
+    SIGTERM and SIGHUP become SystemExit, so every context manager (temp files!)
+    unwinds. Ctrl-C (KeyboardInterrupt, which unwinds the same way) exits 130 as
+    shells expect, instead of Click's "Aborted!" with status 1, which a Makefile
+    cannot tell apart from a failed file.
+    """
 
     def handler(signum: int, frame: Any) -> None:
         raise SystemExit(128 + signum)
 
+    previous: dict[int, Any] = {}
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        for signum in _STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, handler)
     except ValueError:  # not the main thread (embedded use): leave signals alone
-        yield
-        return
+        pass
     try:
         yield
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):
+            click.echo("\nAborted!", err=True)
+        raise SystemExit(128 + signal.SIGINT) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, signal.SIG_DFL if old is None else old)
 
 
 def _tune_malloc() -> None:
@@ -494,7 +513,7 @@ def apply_(
         conv1d apply -w a.npz -w b.npz data/*.csv -d filtered/ --jobs 2
         cat in.wav | conv1d apply -w lowpass.npz - --input-format wav -o - --output-format wav
     """
-    with reported_errors(), _sigterm_raises():
+    with reported_errors(), _signals_exit():
         from conv1d_cli.stream import check_chain, compute_dtype
 
         if sample_rate is not None:
