@@ -330,15 +330,16 @@ def test_shape_chain_table(runner: CliRunner, chain_files: list[Path]) -> None:
     assert result.exit_code == 0, result.stderr
     a, b, c = (str(f) for f in chain_files)
     lines = result.stdout.splitlines()
-    assert lines[0] == "input: (1, 2, 16000), 16000 Hz"
-    assert lines[1].split() == "layer file input padding output stride field rate (Hz)".split()
-    rows = [line.split("  ") for line in lines[2:5]]
+    assert lines[0] == "(1, 4, 4000)"  # the answer first, for `| head -1`
+    assert lines[1] == "input: (1, 2, 16000), 16000 Hz"
+    assert lines[2].split() == "layer file input padding output stride field rate (Hz)".split()
+    rows = [line.split("  ") for line in lines[3:6]]
     assert [[cell.strip() for cell in row if cell.strip()] for row in rows] == [
         ["1", a, "(1, 2, 16000)", "(4, 4)", "(1, 8, 8000)", "2", "9", "8000"],
         ["2", b, "(1, 8, 8000)", "(1, 1)", "(1, 8, 4000)", "4", "13", "4000"],
         ["3", c, "(1, 8, 4000)", "(8, 0)", "(1, 4, 4000)", "4", "45", "4000"],
     ]
-    assert lines[5:] == [
+    assert lines[6:] == [
         "output: (1, 4, 4000), receptive field 45 samples, total stride 4",
         "minimum input length: 1",  # layer 1 pads 4+4 around its 9 taps
     ]
@@ -378,8 +379,12 @@ def test_shape_chain_min_input_length_accepted_and_one_less_refused(
     assert result.stdout.splitlines()[-1] == "minimum input length: 27"
     result = run(runner, *_w(files), "-L", 26)
     assert result.exit_code == 1
-    assert f"Error: layer 3 ({files[2]}): input too short: padded length 3" in result.stderr
-    assert result.stdout.splitlines()[-1] == "minimum input length: 27"
+    assert result.stdout == ""  # no partial table for `| head -1` to mistake for an answer
+    assert result.stderr == (
+        f"Error: layer 3 ({files[2]}): input too short: padded length 3 (length 3 + padding "
+        f"0+0) is less than the dilated kernel size 4; the input needs at least 4 samples "
+        f"(the chain needs an input of at least 27 samples)\n"
+    )
 
 
 def test_shape_chain_channel_mismatch_names_layer(runner: CliRunner, tmp_path: Path) -> None:
@@ -393,9 +398,7 @@ def test_shape_chain_channel_mismatch_names_layer(runner: CliRunner, tmp_path: P
         f"Error: layer 2 ({files[1]}): input has 4 channels but the layer expects 3 "
         f"(in_channels=3, groups=1)\n"
     )
-    # Rows of the layers that worked are still shown.
-    assert result.stdout.splitlines()[2].split()[:2] == ["1", str(files[0])]
-    assert "output:" not in result.stdout
+    assert result.stdout == ""
 
 
 def test_shape_chain_failure_in_json(runner: CliRunner, tmp_path: Path) -> None:
@@ -425,9 +428,12 @@ def test_shape_chain_target_when_last_layer_fails(runner: CliRunner, tmp_path: P
     files = [make_layer(tmp_path / "a.npz", 1, 1, 3), make_layer(tmp_path / "big.npz", 1, 1, 50)]
     result = run(runner, *_w(files), "-L", 40, "-t", 38)
     assert result.exit_code == 1
-    assert "target output length 38 of layer 2 from input length 38:\n" in result.stdout
-    assert "  padding: any LEFT,RIGHT with LEFT+RIGHT = 49\n" in result.stdout
-    assert "symmetric --padding: none" in result.stdout
+    # The chain does not fit: nothing on stdout; the padding hint is a message.
+    assert result.stdout == ""
+    assert "target output length 38 of layer 2 from input length 38:\n" in result.stderr
+    assert "  padding: any LEFT,RIGHT with LEFT+RIGHT = 49\n" in result.stderr
+    assert "symmetric --padding: none" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("Error: layer 2 (")
 
 
 def test_shape_single_layer_overrides(runner: CliRunner, tmp_path: Path) -> None:
@@ -623,8 +629,9 @@ def test_shape_input_file_gives_shape_and_rate(
     layer = make_layer(tmp_path / "a.npz", 2, 2, 9, stride=2, padding=4)
     result = run(runner, "-w", layer, wav, "--input-format", "wav")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.splitlines()[0] == f"input: (2, 48000) from {wav}, 48000 Hz"
-    assert result.stdout.splitlines()[2].split()[-1] == "24000"
+    assert result.stdout.splitlines()[0] == "(2, 24000)"
+    assert result.stdout.splitlines()[1] == f"input: (2, 48000) from {wav}, 48000 Hz"
+    assert result.stdout.splitlines()[3].split()[-1] == "24000"
     assert fake_probe["calls"] == [(wav, "wav")]
 
 
@@ -788,10 +795,32 @@ def test_shape_csv_from_stdin(runner: CliRunner) -> None:
 def test_shape_target_answered_when_unpadded_layer_does_not_fit(runner: CliRunner) -> None:
     result = run(runner, "-L", 3, "-k", 5, "-t", 3)
     assert result.exit_code == 1
-    assert result.stdout == (
+    assert result.stdout == ""
+    assert result.stderr.startswith(
         "  target output length 3 from input length 3:\n"
         "    padding: any LEFT,RIGHT with LEFT+RIGHT = 4\n"
         "    symmetric --padding: 2\n"
         "    padding words: same, causal\n"
+        "Error: input too short"
     )
-    assert result.stderr.startswith("Error: input too short")
+
+
+def test_shape_chain_failure_prints_nothing_on_stdout(runner: CliRunner, tmp_path: Path) -> None:
+    # The reviewer's case: a 101-tap layer, 10 samples, no padding.
+    layer = make_layer(tmp_path / "lp.npz", 2, 2, 101, padding=50)
+    result = run(runner, "-w", layer, "--length", 10, "--padding", "valid")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"Error: layer 1 ({layer}): input too short: padded length 10 (length 10 + padding "
+        f"0+0) is less than the dilated kernel size 101; the input needs at least 101 samples\n"
+    )
+    doc = json.loads(run(runner, "-w", layer, "-L", 10, "--padding", "valid", "--json").stdout)
+    assert doc["output"] is None and doc["error"]["layer"] == 1
+
+
+def test_shape_layer_text_first_line_is_output_shape(runner: CliRunner, tmp_path: Path) -> None:
+    layer = make_layer(tmp_path / "lp.npz", 2, 2, 101, padding=50)
+    result = run(runner, "-w", layer, "--length", 48000)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "(1, 2, 48000)"

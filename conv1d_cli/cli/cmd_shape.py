@@ -41,6 +41,9 @@ accepts) and the padding words. With several layers it is about the last one.
 With a single -w, --stride/--padding/--dilation/--padding-mode/--groups
 override the layer file's values. INPUT_FILE '-' is stdin (--input-format);
 a stream whose header has no length (a pipe) is read to count its frames.
+Text output: the first line is the answer (the output length, or shapes; with
+-w the output shape), then the details. When the input does not fit, stdout
+stays empty and the error (and any --target-length hint) goes to stderr.
 Exit status: 0 ok; 1 the input does not fit the layer/chain, or no padding
 reaches the target; 2 wrong invocation.
 
@@ -255,8 +258,12 @@ def shape(
         import json
 
         click.echo(json.dumps(report, indent=2))
-    else:
+    elif chain.ok:
         _print_text(chain, target, report, numbers_mode=not layers)
+    elif target is not None:
+        # Nothing on stdout when the input does not fit (`| head -1` must not read a
+        # partial answer); how to pad for the target still helps, as a message.
+        _print_target(report["target"], numbers_mode=not layers, err=True)
     for row in chain.layers:
         design = row.spec.sample_rate
         if row.sample_rate is not None and design is not None:
@@ -272,7 +279,11 @@ def shape(
             raise click.ClickException(str(chain.error))
         assert chain.failed_layer is not None
         name = chain.specs[chain.failed_layer - 1].name
-        raise click.ClickException(f"layer {chain.failed_layer} ({name}): {chain.error}")
+        whole = ""
+        needed = chain.min_input_length
+        if len(chain.specs) > 1 and needed is not None and chain.length < needed:
+            whole = f" (the chain needs an input of at least {needed} samples)"
+        raise click.ClickException(f"layer {chain.failed_layer} ({name}): {chain.error}{whole}")
     if target is not None and not target[1].possible:
         raise click.ClickException(
             f"no padding gives output length {target[1].target}: {target[1].reason}"
@@ -448,15 +459,10 @@ def _print_text(
     *,
     numbers_mode: bool,
 ) -> None:
+    """The text answer of a chain that fits; its first line is the output shape."""
     echo = click.echo
     inp = report["input"]
     if numbers_mode:
-        if not chain.ok:
-            # The error (on stderr) says how long the input must be; the target
-            # question can still be answered.
-            if target is not None:
-                _print_target(report["target"], numbers_mode=True)
-            return
         row = report["layers"][0]
         if inp["channels"] is None:
             echo(str(row["output_length"]))
@@ -469,6 +475,8 @@ def _print_text(
         if inp["sample_rate"] is not None:
             echo(f"  sample rate: {_hz(inp['sample_rate'])} Hz -> {_hz(row['sample_rate'])} Hz")
     else:
+        # First line: the answer, as in numbers mode (Makefiles read it with `head -1`).
+        echo(_shape_text(report["output"]["shape"]))
         source = f" from {inp['file']}" if inp["file"] else ""
         rate = f", {_hz(inp['sample_rate'])} Hz" if inp["sample_rate"] is not None else ""
         echo(f"input: {_shape_text(inp['shape'])}{source}{rate}")
@@ -498,20 +506,21 @@ def _print_text(
                 for i, (c, w) in enumerate(zip(cells, widths, strict=True))
             ]
             echo("  ".join(parts).rstrip())
-        if report["output"] is not None:
-            echo(
-                f"output: {_shape_text(report['output']['shape'])}, "
-                f"receptive field {report['receptive_field']} samples, "
-                f"total stride {report['cumulative_stride']}"
-            )
+        echo(
+            f"output: {_shape_text(report['output']['shape'])}, "
+            f"receptive field {report['receptive_field']} samples, "
+            f"total stride {report['cumulative_stride']}"
+        )
     indent = "  " if numbers_mode else ""
     echo(f"{indent}minimum input length: {report['min_input_length']}")
     if target is not None:
         _print_target(report["target"], numbers_mode=numbers_mode)
 
 
-def _print_target(doc: dict[str, Any], *, numbers_mode: bool) -> None:
-    echo = click.echo
+def _print_target(doc: dict[str, Any], *, numbers_mode: bool, err: bool = False) -> None:
+    def echo(line: str) -> None:
+        click.echo(line, err=err)
+
     indent = "  " if numbers_mode else ""
     where = "" if numbers_mode else f" of layer {doc['layer']}"
     echo(
