@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from conv1d_cli.cli._common import PaddingType, reported_errors
+from conv1d_cli.cli._common import PaddingType, reported_errors, split_layer_arg
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, ShapeError
 from conv1d_cli.shapes import PADDING_MODES, check_sample_rate
 
@@ -368,13 +368,35 @@ def _tune_malloc() -> None:
         mallopt(m_trim_threshold, 64 << 20)
 
 
+def _layer_name(text: str, key: str | None) -> str:
+    """How messages call the layer of ``-w text``: ``model.npz:encoder.conv`` when keyed."""
+    _, own_key = split_layer_arg(text)
+    return text if own_key is not None or key is None else f"{text}:{key}"
+
+
 def _load_layers(
-    paths: tuple[str, ...], key: str | None, overrides: dict[str, Any]
+    layer_args: tuple[str, ...], key: str | None, overrides: dict[str, Any]
 ) -> tuple[list[Any], list[str]]:
+    """Load every ``-w FILE`` or ``-w FILE:KEY`` (a per-layer key beats --key)."""
     from conv1d_cli.layerfile import load_layer
 
-    layers = [load_layer(path, key=key, **overrides) for path in paths]
-    return layers, list(paths)
+    layers, names = [], []
+    for text in layer_args:
+        path, own_key = split_layer_arg(text)
+        name = _layer_name(text, key)
+        try:
+            layer = load_layer(path, key=own_key if own_key is not None else key, **overrides)
+        except Conv1dError as e:
+            message = str(e)
+            shown = str(Path(path))
+            if name != shown and message.startswith(shown + ":"):
+                # Two layers of one model file must be told apart in the message.
+                renamed = type(e)(name + message[len(shown) :])
+                raise renamed from e
+            raise
+        layers.append(layer)
+        names.append(name)
+    return layers, names
 
 
 def _warn(message: str) -> None:
@@ -389,8 +411,9 @@ def _warn(message: str) -> None:
     "layer_paths",
     multiple=True,
     required=True,
-    metavar="LAYER",
-    help="Layer file (.npz). Repeat to chain layers in order.",
+    metavar="LAYER[:KEY]",
+    help="Layer file (.npz); FILE:KEY picks one layer of a multi-layer .npz "
+    "(e.g. model.npz:encoder.conv). Repeat to chain layers in order.",
 )
 @click.option("-o", "--output", metavar="OUTPUT", help="Output file for one input ('-' = stdout).")
 @click.option(
@@ -450,7 +473,10 @@ def _warn(message: str) -> None:
     help="Output sample rate [default: input rate / total stride of the chain].",
 )
 @click.option(
-    "--key", metavar="KEY", help="Layer prefix to load from a multi-layer .npz (e.g. encoder.conv)."
+    "--key",
+    metavar="KEY",
+    help="Layer prefix to load from a multi-layer .npz (e.g. encoder.conv), for every -w "
+    "without its own :KEY.",
 )
 @click.option(
     "--stride", type=click.IntRange(min=1), metavar="N", help="Override every layer's stride."
@@ -511,6 +537,7 @@ def apply_(
     Example:
         conv1d apply -w lowpass.npz in.wav -o out.wav
         conv1d apply -w a.npz -w b.npz data/*.csv -d filtered/ --jobs 2
+        conv1d apply -w model.npz:encoder.conv -w model.npz:decoder.conv x.npy -o y.npy
         cat in.wav | conv1d apply -w lowpass.npz - --input-format wav -o - --output-format wav
     """
     with reported_errors(), _signals_exit():
@@ -520,7 +547,8 @@ def apply_(
             # One rule for every rate (shapes.check_sample_rate); whole Hz is checked
             # per output, since CSV and NPY outputs may take a fractional rate.
             sample_rate = check_sample_rate("--sample-rate", sample_rate)
-        jobs_list = _plan_jobs(inputs, output, output_dir, output_format, layer_paths)
+        layer_files = tuple(split_layer_arg(text)[0] for text in layer_paths)
+        jobs_list = _plan_jobs(inputs, output, output_dir, output_format, layer_files)
         overrides = {
             "stride": stride,
             "padding": padding,
