@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -824,3 +825,36 @@ def test_shape_layer_text_first_line_is_output_shape(runner: CliRunner, tmp_path
     result = run(runner, "-w", layer, "--length", 48000)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[0] == "(1, 2, 48000)"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_shape_stdout_full_disk_is_one_error_line(extra: list[str]) -> None:
+    args = ["shape", "--length", "16000", "--kernel-size", "9", *extra]
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "conv1d_cli", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    assert proc.returncode == 1
+    assert proc.stderr == "Error: cannot write to stdout: No space left on device\n"
+
+
+def test_shape_stdout_closed_pipe_is_one_error_line() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "conv1d_cli", "shape", "-L", "16000", "-k", "9", "--json"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 1
+    assert proc.stderr == "Error: cannot write to stdout: the reader closed the pipe\n"

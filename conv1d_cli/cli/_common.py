@@ -11,7 +11,7 @@ import click
 from conv1d_cli.errors import ConfigError, Conv1dError
 from conv1d_cli.shapes import parse_padding
 
-__all__ = ["PaddingType", "reported_errors", "split_layer_arg"]
+__all__ = ["PaddingType", "reported_errors", "split_layer_arg", "write_stdout"]
 
 
 class PaddingType(click.ParamType):
@@ -60,3 +60,30 @@ def split_layer_arg(text: str) -> tuple[str, str | None]:
     if sep and head and tail and os.path.isfile(head) and not os.path.exists(text):
         return head, tail
     return text, None
+
+
+def write_stdout(text: str) -> None:
+    """Write ``text`` to stdout in one piece and flush it; a failed write is exit 1.
+
+    A full disk (``> /dev/full``) or a reader that has gone away (a closed pipe)
+    raises ``OSError`` from the write: that becomes one ``Error: cannot write to
+    stdout: ...`` line instead of a traceback. stdout is then pointed at
+    ``/dev/null`` so that Python's own flush at exit does not fail a second time.
+    One write also means ``| head -1`` reads a complete answer before it closes.
+    """
+    import os
+    import sys
+
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as e:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        if isinstance(e, BrokenPipeError):
+            reason = "the reader closed the pipe"
+        else:
+            reason = e.strerror or str(e)
+        raise click.ClickException(f"cannot write to stdout: {reason}") from None

@@ -9,12 +9,13 @@ given, with the imports inside the functions that need them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from conv1d_cli.cli._common import PaddingType, reported_errors, split_layer_arg
+from conv1d_cli.cli._common import PaddingType, reported_errors, split_layer_arg, write_stdout
 from conv1d_cli.errors import ShapeError
 from conv1d_cli.shapes import (
     PADDING_MODES,
@@ -257,13 +258,15 @@ def shape(
     if as_json:
         import json
 
-        click.echo(json.dumps(report, indent=2))
+        write_stdout(json.dumps(report, indent=2) + "\n")
     elif chain.ok:
-        _print_text(chain, target, report, numbers_mode=not layers)
+        lines: list[str] = []
+        _print_text(chain, target, report, lines.append, numbers_mode=not layers)
+        write_stdout("".join(line + "\n" for line in lines))
     elif target is not None:
         # Nothing on stdout when the input does not fit (`| head -1` must not read a
         # partial answer); how to pad for the target still helps, as a message.
-        _print_target(report["target"], numbers_mode=not layers, err=True)
+        _print_target(report["target"], _to_stderr, numbers_mode=not layers)
     for row in chain.layers:
         design = row.spec.sample_rate
         if row.sample_rate is not None and design is not None:
@@ -456,11 +459,11 @@ def _print_text(
     chain: ChainShape,
     target: tuple[int, TargetPadding] | None,
     report: dict[str, Any],
+    echo: Callable[[str], Any],
     *,
     numbers_mode: bool,
 ) -> None:
-    """The text answer of a chain that fits; its first line is the output shape."""
-    echo = click.echo
+    """The text answer of a chain that fits, line by line; the first line is the answer."""
     inp = report["input"]
     if numbers_mode:
         row = report["layers"][0]
@@ -514,13 +517,14 @@ def _print_text(
     indent = "  " if numbers_mode else ""
     echo(f"{indent}minimum input length: {report['min_input_length']}")
     if target is not None:
-        _print_target(report["target"], numbers_mode=numbers_mode)
+        _print_target(report["target"], echo, numbers_mode=numbers_mode)
 
 
-def _print_target(doc: dict[str, Any], *, numbers_mode: bool, err: bool = False) -> None:
-    def echo(line: str) -> None:
-        click.echo(line, err=err)
+def _to_stderr(line: str) -> None:
+    click.echo(line, err=True)
 
+
+def _print_target(doc: dict[str, Any], echo: Callable[[str], Any], *, numbers_mode: bool) -> None:
     indent = "  " if numbers_mode else ""
     where = "" if numbers_mode else f" of layer {doc['layer']}"
     echo(
