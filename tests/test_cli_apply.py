@@ -784,3 +784,15 @@ def test_apply_help_documents_per_layer_key():
     result = CliRunner().invoke(cli, ["apply", "--help"])
     assert result.exit_code == 0
     assert "LAYER[:KEY]" in result.stdout and "model.npz:encoder.conv" in result.stdout
+
+
+def test_apply_override_error_names_the_layer_and_the_option(tmp_path, stereo, smooth):
+    path, _ = stereo
+    gain = _layer_file(tmp_path / "gain.npz", np.eye(2)[:, :, None] * 0.5)
+    # gain.npz takes stride 2 fine; smooth.npz has padding='same', which cannot stride.
+    result = _run("-w", gain, "-w", smooth, path, "-o", tmp_path / "q.wav", "--stride", 2)
+    _assert_error(result, 2, f"{smooth}: padding='same'", "(from --stride 2)")
+    assert str(gain) not in result.stderr
+    result = _run("-w", smooth, path, "-o", tmp_path / "q.wav", "--padding", "1,2", "--groups", 3)
+    _assert_error(result, 2, f"{smooth}: ", "groups", "(from --padding 1,2 --groups 3)")
+    assert _leftovers(tmp_path, {"in.wav", "smooth.npz", "gain.npz"}) == []

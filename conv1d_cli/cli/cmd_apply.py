@@ -374,6 +374,18 @@ def _layer_name(text: str, key: str | None) -> str:
     return text if own_key is not None or key is None else f"{text}:{key}"
 
 
+def _given_overrides(overrides: dict[str, Any]) -> str:
+    """The override options as typed: ``--stride 2 --padding same``."""
+    shown = []
+    for option, value in overrides.items():
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(map(str, value))
+        shown.append(f"--{option.replace('_', '-')} {value}")
+    return " ".join(shown)
+
+
 def _load_layers(
     layer_args: tuple[str, ...], key: str | None, overrides: dict[str, Any]
 ) -> tuple[list[Any], list[str]]:
@@ -386,6 +398,12 @@ def _load_layers(
         name = _layer_name(text, key)
         try:
             layer = load_layer(path, key=own_key if own_key is not None else key, **overrides)
+        except ConfigError as e:
+            given = _given_overrides(overrides)
+            if not given:
+                raise
+            # The override is global, the failure is one layer's: say which, and why.
+            raise ConfigError(f"{name}: {e} (from {given})") from e
         except Conv1dError as e:
             message = str(e)
             shown = str(Path(path))
