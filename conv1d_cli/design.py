@@ -7,8 +7,9 @@
   use them); :func:`kernel_layer` turns them into a :class:`Conv1d` that
   reproduces ``scipy.signal.convolve(x, h, 'same')`` -- SoX ``fir`` -- sample
   for sample.
-- Kernel statistics (:func:`kernel_stats`) and frequency responses
-  (:func:`frequency_response`, :func:`response_summary`).
+- Kernel statistics (:func:`kernel_stats`), frequency responses
+  (:func:`frequency_response`, :func:`response_summary`) and overflow-free
+  signal statistics (:class:`SignalStats`).
 
 NumPy only at import time; SciPy is imported inside the functions that need it.
 
@@ -61,6 +62,7 @@ __all__ = [
     "read_coefficients",
     "read_npy",
     "response_summary",
+    "SignalStats",
 ]
 
 #: Window-method designs and how many cutoffs each takes.
@@ -581,6 +583,74 @@ def kernel_stats(weight: Any) -> dict[str, np.ndarray]:
             "peak": peak,
             "linear_phase": phase,
         }
+
+
+class SignalStats:
+    """Per-channel peak ``|x|``, RMS and mean (DC) of a signal read block by block.
+
+    The sums are kept scaled by the running peak, ``rms = peak *
+    sqrt(mean((x / peak)**2))`` and ``dc = peak * mean(x / peak)``, so samples
+    near the float64 limit (1e308) give finite statistics instead of an
+    overflow to ``inf``. A signal holding NaN or Inf gives NaN/Inf statistics.
+
+    Parameters
+    ----------
+    channels : int
+        ``C`` of every block.
+
+    Examples
+    --------
+    >>> stats = SignalStats(2)
+    >>> stats.update(np.array([[1e308, -1e308], [0.5, 0.5]]))
+    >>> stats.update(np.array([[[1e308], [0.5]]]))  # (N, C, n) blocks too
+    >>> stats.peak.tolist(), stats.rms().tolist(), stats.dc().tolist()
+    ([1e+308, 0.5], [1e+308, 0.5], [3.333333333333333e+307, 0.5])
+    """
+
+    def __init__(self, channels: int) -> None:
+        self.channels = check_int("channels", channels)
+        #: Largest ``|x|`` so far, per channel.
+        self.peak = np.zeros(self.channels)
+        #: Samples per channel so far (all batch items together).
+        self.count = 0
+        self._sum = np.zeros(self.channels)  # sum of x / peak
+        self._squares = np.zeros(self.channels)  # sum of (x / peak)**2
+
+    def update(self, block: Any) -> None:
+        """Add a ``(C, n)`` or ``(N, C, n)`` block."""
+        data = np.asarray(block, dtype=np.float64)
+        if data.ndim == 3:
+            data = np.moveaxis(data, 1, 0).reshape(self.channels, -1)
+        if data.ndim != 2 or data.shape[0] != self.channels:
+            raise ValueError(
+                f"expected a ({self.channels}, n) or (N, {self.channels}, n) block, "
+                f"got shape {np.shape(block)}"
+            )
+        if data.shape[1] == 0:
+            return
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            peak = np.maximum(self.peak, np.abs(data).max(axis=-1))
+            scale = np.where(peak > 0, peak, 1.0)
+            ratio = self.peak / scale  # earlier sums were scaled by the smaller old peak
+            scaled = data / scale[:, None]
+            self._sum = self._sum * ratio + scaled.sum(axis=-1)
+            self._squares = self._squares * ratio * ratio + np.einsum("cl,cl->c", scaled, scaled)
+        self.peak = peak
+        self.count += data.shape[1]
+
+    def rms(self) -> np.ndarray:
+        """Root mean square per channel (0 before any sample)."""
+        if not self.count:
+            return np.zeros(self.channels)
+        with np.errstate(invalid="ignore"):
+            return np.asarray(self.peak * np.sqrt(self._squares / self.count))
+
+    def dc(self) -> np.ndarray:
+        """Mean per channel (0 before any sample)."""
+        if not self.count:
+            return np.zeros(self.channels)
+        with np.errstate(invalid="ignore"):
+            return np.asarray(self.peak * (self._sum / self.count))
 
 
 def frequency_response(

@@ -336,6 +336,16 @@ def test_cli_inspect_csv_and_npy_signals(tmp_path):
     assert npy["channel_stats"][0]["peak"] == 3.0 and npy["channel_stats"][0]["dc"] == 1.5
 
 
+def test_cli_inspect_signal_stats_near_float64_limit(tmp_path):
+    # x**2 overflows float64 here: RMS and DC are computed scaled by the peak.
+    np.save(tmp_path / "big.npy", np.full((1, 10), 1e308))
+    result = run(tmp_path / "big.npy", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    (stats,) = json.loads(result.stdout)["channel_stats"]
+    assert (stats["peak"], stats["rms"], stats["dc"]) == (1e308, 1e308, 1e308)
+
+
 def test_cli_inspect_signal_from_stdin(tmp_path):
     report = json.loads(ok("-", "--format", "csv", "--json", input="1\n2\n3\n").stdout)
     assert report["file"] == "-" and report["frames"] == 3 and report["channels"] == 1

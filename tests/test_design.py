@@ -10,6 +10,7 @@ import pytest
 from scipy import signal
 
 from conv1d_cli.design import (
+    SignalStats,
     aligned_padding,
     delay,
     design_fir,
@@ -314,3 +315,39 @@ def test_design_response_summary_identity_and_zero():
     assert s["minus3db_hz"] == [] and s["stopband_db"] is None and s["peak_db"] == 0
     z = response_summary(freqs, response[1, 0], 100)
     assert z["dc_db"] == -np.inf and z["stopband_db"] is None
+
+
+def test_design_signal_stats_match_numpy_over_blocks():
+    rng = np.random.default_rng(7)
+    x = rng.normal(0.1, 2.0, (3, 10_000))
+    x[1] *= 1e-3  # the peak grows block after block on some channels, not others
+    x[2, 7000] = 50.0
+    stats = SignalStats(3)
+    for start in range(0, x.shape[1], 999):
+        stats.update(x[:, start : start + 999])
+    np.testing.assert_allclose(stats.peak, np.abs(x).max(axis=1), rtol=0)
+    np.testing.assert_allclose(stats.rms(), np.sqrt((x * x).mean(axis=1)), rtol=1e-13)
+    np.testing.assert_allclose(stats.dc(), x.mean(axis=1), rtol=1e-12)
+    assert stats.count == 10_000
+
+
+def test_design_signal_stats_do_not_overflow():
+    stats = SignalStats(1)
+    stats.update(np.full((1, 10), 1e308))  # the square of 1e308 overflows float64
+    stats.update(np.full((1, 10), -1e308))
+    assert stats.peak.tolist() == [1e308]
+    assert stats.rms().tolist() == [1e308]
+    assert stats.dc().tolist() == [0.0]
+
+
+def test_design_signal_stats_batched_silent_and_empty():
+    stats = SignalStats(2)
+    assert stats.rms().tolist() == [0.0, 0.0] and stats.dc().tolist() == [0.0, 0.0]
+    stats.update(np.zeros((2, 0)))
+    stats.update(np.array([[[0.0, 0.0], [1.0, -1.0]], [[0.0, 0.0], [3.0, 3.0]]]))
+    assert stats.count == 4
+    assert stats.peak.tolist() == [0.0, 3.0]
+    assert stats.rms().tolist() == [0.0, pytest.approx(np.sqrt(5))]
+    assert stats.dc().tolist() == [0.0, 1.5]
+    with pytest.raises(ValueError, match=r"expected a \(2, n\) or \(N, 2, n\) block"):
+        stats.update(np.zeros((3, 4)))

@@ -430,34 +430,27 @@ def _plot(file: str, opts: Any) -> None:
 
 
 def _signal_report(file: str, opts: Any) -> dict[str, Any]:
-    import numpy as np
-
+    from conv1d_cli.design import SignalStats
     from conv1d_cli.signal_io import open_reader
 
     with open_reader(file, opts["format_"]) as reader:
         info = reader.info
         channels = info.channels
-        peak = np.zeros(channels)
-        total = np.zeros(channels)
-        squares = np.zeros(channels)
+        acc = SignalStats(channels)
         frames = 0
         for block in reader:
-            data = block if block.ndim == 2 else np.moveaxis(block, 1, 0).reshape(channels, -1)
-            if data.size:
-                peak = np.maximum(peak, np.abs(data).max(axis=-1))
-            total += data.sum(axis=-1)
-            squares += np.einsum("cl,cl->c", data, data)
+            acc.update(block)
             frames += block.shape[-1]
     rate = opts["sample_rate"] if opts["sample_rate"] is not None else info.sample_rate
-    count = frames * (info.batch or 1)
     names = list(info.column_names) if info.column_names else None
+    peak, rms, dc = acc.peak.tolist(), acc.rms().tolist(), acc.dc().tolist()
     stats = [
         {
             "channel": c,
             "name": names[c] if names and c < len(names) else None,
-            "peak": float(peak[c]),
-            "rms": float(np.sqrt(squares[c] / count)) if count else 0.0,
-            "dc": float(total[c] / count) if count else 0.0,
+            "peak": peak[c],
+            "rms": rms[c],
+            "dc": dc[c],
         }
         for c in range(channels)
     ]
