@@ -91,7 +91,7 @@ def _compute_dtype(*arrays: np.ndarray) -> np.dtype[Any]:
 
 def _as_real_array(name: str, value: Any) -> np.ndarray:
     """``np.asarray`` that names the argument when it is ragged or not real numbers."""
-    if value.__class__ is np.ndarray:
+    if type(value) is np.ndarray:
         array = value
     else:
         try:
@@ -108,7 +108,7 @@ def _as_real_array(name: str, value: Any) -> np.ndarray:
 # does) and hand anything else to the shapes.py checker, which then accepts
 # or raises exactly as before: same checks, same order, same messages.
 def _size_arg(name: str, value: Any) -> int:
-    if value.__class__ is int and value >= 1:
+    if type(value) is int and value >= 1:
         return value  # type: ignore[no-any-return]
     return check_size(name, value)
 
@@ -125,9 +125,9 @@ def _plan(
 ) -> _Plan:
     stride = _size_arg("stride", stride)
     dilation = _size_arg("dilation", dilation)
-    if groups.__class__ is not int or groups < 1:
+    if type(groups) is not int or groups < 1:
         groups = check_int("groups", groups)
-    if padding_mode.__class__ is not str or padding_mode not in PADDING_MODES:
+    if type(padding_mode) is not str or padding_mode not in PADDING_MODES:
         padding_mode = check_padding_mode(padding_mode)
     if weight.ndim != 3:
         raise ShapeError(
@@ -147,7 +147,7 @@ def _plan(
             f"bias must have shape ({c_out},) to match weight {weight.shape}, "
             f"got shape {bias.shape}"
         )
-    if padding.__class__ is int and padding >= 0:  # type: ignore[operator]
+    if type(padding) is int and padding >= 0:  # type: ignore[operator]
         left = right = padding  # type: ignore[assignment]
     else:
         left, right = resolve_padding(padding, kernel_size, dilation, stride)
@@ -223,12 +223,12 @@ def pad1d(x: np.ndarray, left: int, right: int, padding_mode: str = "zeros") -> 
     >>> pad1d(np.arange(1, 6), 2, 1, "reflect")
     array([3, 2, 1, 2, 3, 4, 5, 4])
     """
-    if left.__class__ is not int or left < 0:
+    if type(left) is not int or left < 0:
         left = check_int("left", left, minimum=0)
-    if right.__class__ is not int or right < 0:
+    if type(right) is not int or right < 0:
         right = check_int("right", right, minimum=0)
     mode = padding_mode
-    if mode.__class__ is not str or mode not in PADDING_MODES:
+    if type(mode) is not str or mode not in PADDING_MODES:
         mode = check_padding_mode(padding_mode)
     if left == right == 0:
         return x
@@ -915,7 +915,7 @@ class Correlator:
         return out
 
     def _zero_padded(self, x: np.ndarray, left: int, right: int) -> np.ndarray:
-        """``self(pad1d(x, left, right))`` without the padded copy where im2col runs.
+        """``self(pad1d(x, left, right))``, without the padded copy on the GEMM paths.
 
         ``x`` is (N, C_in, L) in the weight's dtype, ``left``/``right`` validated.
         The large-problem im2col path reads the unpadded signal and zeroes the
