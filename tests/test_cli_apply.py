@@ -796,3 +796,30 @@ def test_apply_override_error_names_the_layer_and_the_option(tmp_path, stereo, s
     result = _run("-w", smooth, path, "-o", tmp_path / "q.wav", "--padding", "1,2", "--groups", 3)
     _assert_error(result, 2, f"{smooth}: ", "groups", "(from --padding 1,2 --groups 3)")
     assert _leftovers(tmp_path, {"in.wav", "smooth.npz", "gain.npz"}) == []
+
+
+def test_apply_subtype_for_a_non_audio_output_is_refused(tmp_path, stereo, smooth):
+    path, _ = stereo
+    result = _run("-w", smooth, path, "-o", tmp_path / "o.csv", "--subtype", "PCM_16")
+    _assert_error(result, 2, "--subtype applies to audio outputs only", "CSV")
+    # Known only from the input (stdout takes the input's format): refused per file.
+    np.save(tmp_path / "x.npy", np.ones((2, 20)))
+    result = _run("-w", smooth, tmp_path / "x.npy", "-o", "-", "--subtype", "PCM_16")
+    _assert_error(result, 2, "--subtype applies to audio outputs only", "NPY")
+    assert _leftovers(tmp_path, {"in.wav", "smooth.npz", "x.npy"}) == []
+
+
+def test_apply_output_format_contradicting_the_name_warns(tmp_path, stereo, smooth):
+    path, _ = stereo
+    out = tmp_path / "x.flac"
+    result = _run("-w", smooth, path, "-o", out, "--output-format", "wav")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        result.stderr
+        == f"warning: {out}: writing WAV (--output-format wav) into a file named like FLAC\n"
+    )
+    assert sf.info(str(out)).format == "WAV"
+    assert _run("-w", smooth, path, "-o", out, "--output-format", "wav", "-q").stderr == ""
+    # No contradiction, no warning: same format, or a name without a known extension.
+    assert _run("-w", smooth, path, "-o", tmp_path / "y.WAV", "--output-format", "wav").stderr == ""
+    assert _run("-w", smooth, path, "-o", tmp_path / "y.out", "--output-format", "wav").stderr == ""

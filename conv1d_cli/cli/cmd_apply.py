@@ -144,6 +144,8 @@ def _filter_file(
             else:
                 out_format = info.format
             subtype = opts.subtype
+            if subtype is not None:
+                _check_subtype(subtype, out_format)
             if subtype is None:
                 # The input's subtype where the output format has it (PCM_16 WAV -> FLAC
                 # stays PCM_16), else the format's best (FLOAT, or PCM_24 for FLAC).
@@ -417,6 +419,45 @@ def _load_layers(
     return layers, names
 
 
+def _check_output_formats(
+    jobs_list: list[_Job], output_format: str | None, subtype: str | None
+) -> list[str]:
+    """Refuse --subtype for non-audio outputs; warn when --output-format contradicts a name.
+
+    Only what the command line tells: a '-' output without --output-format takes
+    the input's format, which :func:`_filter_file` checks once it is known.
+    """
+    from conv1d_cli import signal_io
+
+    warnings = []
+    explicit = None if output_format is None else signal_io.detect_format("-", output_format)
+    for job in jobs_list:
+        by_name = None
+        if job.target != "-":
+            with contextlib.suppress(Conv1dError):  # no/unknown extension: nothing to compare
+                by_name = signal_io.detect_format(job.target)
+        fmt = explicit or by_name
+        if subtype is not None and fmt is not None:
+            _check_subtype(subtype, fmt)
+        if explicit is not None and by_name is not None and explicit != by_name:
+            # Not refused: a user may mean it (a WAV under a legacy name), but it is
+            # usually a typo that a file browser or the next tool will trip over.
+            warnings.append(
+                f"{job.target}: writing {explicit.upper()} (--output-format {output_format}) "
+                f"into a file named like {by_name.upper()}"
+            )
+    return warnings
+
+
+def _check_subtype(subtype: str, fmt: str) -> None:
+    from conv1d_cli import signal_io
+
+    if signal_io.output_subtype(fmt) is None:
+        raise ConfigError(
+            f"--subtype applies to audio outputs only; the output format is {fmt.upper()}"
+        )
+
+
 def _warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
@@ -567,6 +608,9 @@ def apply_(
             sample_rate = check_sample_rate("--sample-rate", sample_rate)
         layer_files = tuple(split_layer_arg(text)[0] for text in layer_paths)
         jobs_list = _plan_jobs(inputs, output, output_dir, output_format, layer_files)
+        for text in _check_output_formats(jobs_list, output_format, subtype):
+            if not quiet:
+                _warn(text)
         overrides = {
             "stride": stride,
             "padding": padding,
