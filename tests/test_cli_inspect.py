@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -367,3 +369,19 @@ def test_cli_inspect_help_documents_every_json_field():
     assert "conv1d-inspect-layer/1" in text and "conv1d-inspect-signal/1" in text
     for key in LAYER_KEYS | KERNEL_KEYS | RESPONSE_KEYS | SIGNAL_KEYS | {"name", "channel"}:
         assert key in text, key
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_cli_inspect_stdout_full_disk_is_one_error_line(tmp_path, extra):
+    np.save(tmp_path / "x.npy", np.zeros((1, 4)))
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "conv1d_cli", "inspect", str(tmp_path / "x.npy"), *extra],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    assert proc.returncode == 1
+    assert proc.stderr == "Error: cannot write to stdout: No space left on device\n"

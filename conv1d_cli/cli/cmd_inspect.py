@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from conv1d_cli.cli._common import PaddingType, reported_errors
+from conv1d_cli.cli._common import PaddingType, reported_errors, write_stdout
 from conv1d_cli.errors import ConfigError
 from conv1d_cli.shapes import PADDING_MODES
 
@@ -155,9 +155,9 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
         else:
             report = _signal_report(file, opts)
     if opts["as_json"]:
-        click.echo(json.dumps(_json_safe(report), indent=2, allow_nan=False))
+        write_stdout(json.dumps(_json_safe(report), indent=2, allow_nan=False) + "\n")
     else:
-        click.echo(_layer_text(report) if layer_file else _signal_text(report), nl=False)
+        write_stdout(_layer_text(report) if layer_file else _signal_text(report))
     if opts["plot"] is not None:
         click.echo(f"wrote {opts['plot']}", err=True)
 
