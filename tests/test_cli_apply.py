@@ -601,7 +601,8 @@ def test_apply_csv_to_wav_without_any_rate_says_to_give_one(tmp_path):
     src.write_text("1\n2\n3\n4\n")
     layer = _layer_file(tmp_path / "l.npz", np.ones((1, 1, 2)))
     result = _run("-w", layer, src, "-o", tmp_path / "out.wav")
-    _assert_error(result, 2, "acc.csv", "no sample rate", "--sample-rate")
+    # Exit 1: the input lacks the rate (a WAV input would work), see apply --help.
+    _assert_error(result, 1, "acc.csv", "no sample rate", "--sample-rate")
     assert _leftovers(tmp_path, {"acc.csv", "l.npz"}) == []
 
 
@@ -823,3 +824,21 @@ def test_apply_output_format_contradicting_the_name_warns(tmp_path, stereo, smoo
     # No contradiction, no warning: same format, or a name without a known extension.
     assert _run("-w", smooth, path, "-o", tmp_path / "y.WAV", "--output-format", "wav").stderr == ""
     assert _run("-w", smooth, path, "-o", tmp_path / "y.out", "--output-format", "wav").stderr == ""
+
+
+def test_apply_exit_codes_rate_from_data_is_1_rate_option_is_2(tmp_path, rng):
+    x = rng.standard_normal((1, 300)).astype(np.float32)
+    src = _wav(tmp_path / "in.wav", x, rate=44101)
+    layer = _layer_file(tmp_path / "l.npz", np.ones((1, 1, 2)), stride=2)
+    result = _run("-w", layer, src, "-o", tmp_path / "o.wav")
+    _assert_error(result, 1, "in.wav", "44101 Hz / total stride 2", "--sample-rate")
+    result = _run("-w", layer, src, "-o", tmp_path / "o.wav", "--sample-rate", "22050.5")
+    _assert_error(result, 2, "--sample-rate", "whole number")
+    result = _run("-w", layer, src, "-o", tmp_path / "o.wav", "--sample-rate", "22050")
+    assert result.exit_code == 0, result.stderr
+    assert sf.info(str(tmp_path / "o.wav")).samplerate == 22050
+
+
+def test_apply_help_documents_exit_status():
+    text = CliRunner().invoke(cli, ["apply", "--help"]).stdout
+    assert "Exit status:" in text and "130 Ctrl-C" in text

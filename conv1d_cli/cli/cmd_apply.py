@@ -151,7 +151,9 @@ def _filter_file(
                 # stays PCM_16), else the format's best (FLOAT, or PCM_24 for FLAC).
                 subtype = signal_io.output_subtype(out_format, info.subtype)
             if rate is None and signal_io.output_subtype(out_format) is not None:
-                raise ConfigError(
+                # Exit 1, like a non-integer rate: the same command works with a WAV
+                # input, so it is this input that lacks something, not the invocation.
+                raise DataFileError(
                     f"{shown}: has no sample rate and the layers record none, but audio "
                     f"output needs one; give it with --sample-rate"
                 )
@@ -591,6 +593,17 @@ def apply_(
     and NPY ((C, L) or (N, C, L)) are streamed block by block in bounded
     memory. Each output is written to a temporary file and renamed into place
     only on success. '-' is stdin/stdout (give --input-format/--output-format).
+
+    \b
+    Exit status:
+        0    every output written
+        1    bad data or a failed run, including what depends on the input:
+             a CSV/NPY without a sample rate written as audio, or an input
+             rate / total stride that is not a whole number of Hz
+        2    wrong invocation: a bad or conflicting option (also a
+             --sample-rate that audio cannot store)
+        128+N  stopped by signal N (143 SIGTERM, 129 SIGHUP, 130 Ctrl-C);
+             nothing partial is left behind
 
     \b
     Example:
