@@ -5,7 +5,8 @@ Format (version 1)
 An ordinary NumPy ``.npz`` archive holding
 
 ``weight``
-    ``(out_channels, in_channels / groups, kernel_size)``, float32 or float64.
+    ``(out_channels, in_channels / groups, kernel_size)``, a real floating-point
+    dtype: float32 or float64 (float16 is read as float32, wider floats as float64).
 ``bias`` (optional)
     ``(out_channels,)``, same dtype as ``weight``.
 ``conv1d_config`` (optional)
@@ -228,8 +229,8 @@ def _check_float_array(name: str, array: np.ndarray, path: Path) -> np.ndarray:
             "O": "object",
         }.get(array.dtype.kind, "non-numeric")
         raise DataFileError(
-            f"{path}: {name} must be a real floating-point array (float32 or float64), "
-            f"got {kind} dtype {array.dtype}"
+            f"{path}: {name} must have a real floating-point dtype (float16/32/64; "
+            f"float16 is read as float32), got {kind} dtype {array.dtype}"
         )
     if array.dtype.itemsize < 4:
         array = array.astype(np.float32)

@@ -282,7 +282,7 @@ _BAD = {
     "nan": r"1 non-finite value\(s\)",
     "inf-bias": r"bias holds 1 non-finite",
     "bias-length": r"bias must have shape \(2,\)",
-    "bias-int": "bias must be a real floating-point",
+    "bias-int": r"bias must have a real floating-point dtype \(float16/32/64;",
     "groups-divide": "groups=3 in the config does not divide the 4 output channels",
     "padding-mode": "padding_mode must be one of",
     "bad-json": "not valid JSON",
@@ -324,6 +324,31 @@ def test_layerfile_never_unpickles(tmp_path, monkeypatch):
 def test_layerfile_float16_weights_widen_to_float32(tmp_path):
     np.savez(tmp_path / "h.npz", weight=np.ones((1, 1, 3), np.float16))
     assert load_layer(tmp_path / "h.npz").weight.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("dtype", "kind"), [(np.int32, "integer"), (np.uint8, "unsigned integer"), (bool, "boolean")]
+)
+def test_layerfile_non_float_weight_message_says_what_is_accepted(tmp_path, dtype, kind):
+    # float16 is accepted (widened): the message must not claim only float32/64 are.
+    np.savez(tmp_path / "w.npz", weight=np.ones((1, 1, 3), dtype))
+    with pytest.raises(DataFileError) as info:
+        load_layer(tmp_path / "w.npz")
+    assert str(info.value) == (
+        f"{tmp_path / 'w.npz'}: weight must have a real floating-point dtype (float16/32/64; "
+        f"float16 is read as float32), got {kind} dtype {np.dtype(dtype)}"
+    )
+
+
+def test_layerfile_float16_bias_widens_with_weight(tmp_path):
+    np.savez(
+        tmp_path / "h.npz",
+        weight=np.ones((2, 1, 3), np.float16),
+        bias=np.array([0.5, -1], np.float16),
+    )
+    layer = load_layer(tmp_path / "h.npz")
+    assert layer.weight.dtype == layer.bias.dtype == np.float32
+    assert layer.bias.tolist() == [0.5, -1.0]
 
 
 def test_layerfile_is_plain_zip_without_pickles(tmp_path):
