@@ -842,3 +842,9 @@ def test_apply_exit_codes_rate_from_data_is_1_rate_option_is_2(tmp_path, rng):
 def test_apply_help_documents_exit_status():
     text = CliRunner().invoke(cli, ["apply", "--help"]).stdout
     assert "Exit status:" in text and "130 Ctrl-C" in text
+
+
+def test_apply_help_does_not_overclaim_streaming():
+    text = " ".join(CliRunner().invoke(cli, ["apply", "--help"]).stdout.split())
+    assert "CSV and NPY on stdin are read whole" in text
+    assert "output to '-' (any format) is spooled to a temporary file" in text

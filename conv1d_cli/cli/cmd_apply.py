@@ -590,9 +590,14 @@ def apply_(
     """Filter INPUT files through the layer(s) given with -w.
 
     Audio (WAV, FLAC, OGG, AIFF, ...), CSV (rows = time, columns = channels)
-    and NPY ((C, L) or (N, C, L)) are streamed block by block in bounded
-    memory. Each output is written to a temporary file and renamed into place
-    only on success. '-' is stdin/stdout (give --input-format/--output-format).
+    and NPY ((C, L) or (N, C, L)) files are streamed block by block in bounded
+    memory. Memory grows with the signal only where it cannot be read twice:
+    CSV and NPY on stdin are read whole, and circular padding with a left pad
+    buffers the whole signal on a pipe or after the first layer. Each output
+    is written to a temporary file and renamed into place only on success;
+    output to '-' (any format) is spooled to a temporary file in $TMPDIR and
+    copied to stdout only on success. '-' is stdin/stdout (give
+    --input-format/--output-format).
 
     \b
     Exit status:
