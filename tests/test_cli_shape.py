@@ -735,7 +735,6 @@ def test_shape_wav_piped_from_sox(tmp_path: Path) -> None:
 
 
 def test_shape_real_files_through_signal_io(runner: CliRunner, tmp_path: Path) -> None:
-    pytest.importorskip("conv1d_cli.signal_io")
     batch = tmp_path / "batch.npy"
     np.save(batch, np.zeros((4, 2, 100), np.float32))
     layer = make_layer(tmp_path / "a.npz", 3, 2, 5, stride=2)
@@ -786,7 +785,6 @@ def test_shape_python_dash_m(tmp_path: Path) -> None:
 
 
 def test_shape_csv_from_stdin(runner: CliRunner) -> None:
-    pytest.importorskip("conv1d_cli.signal_io")
     data = "a,b\n" + "1,2\n" * 10
     result = runner.invoke(cli, ["shape", "-", "--input-format", "csv", "-k", "3", "--json"], data)
     assert result.exit_code == 0, result.stderr

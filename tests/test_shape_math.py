@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conv1d_cli import stream
 from conv1d_cli.core import conv1d
 from conv1d_cli.errors import ConfigError, Conv1dError, ShapeError
 from conv1d_cli.layer import Conv1d
@@ -389,7 +390,6 @@ def test_walk_chain_refuses_bad_arguments(kwargs: dict[str, Any], message: str) 
 
 def test_chain_min_input_length_agrees_with_streaming_chain_min_length() -> None:
     """conv1d apply's streaming layer searches the same minimum; the two must agree."""
-    stream = pytest.importorskip("conv1d_cli.stream")
     rnd = random.Random(13)
     for _ in range(150):
         layers, specs = [], []
