@@ -404,10 +404,12 @@ def read_coefficients(path: str | os.PathLike[str]) -> np.ndarray:
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "hp.txt"
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(tmp.name) / "hp.txt"
     >>> _ = path.write_text("# HP filter\\n# freq=10000\\n-0.25 0.5\\n-0.25\\n")
     >>> read_coefficients(path)
     array([-0.25,  0.5 , -0.25])
+    >>> tmp.cleanup()
     """
     path = Path(path)
     if not path.exists():
@@ -498,10 +500,12 @@ def read_npy(path: str | os.PathLike[str], name: str = "array") -> np.ndarray:
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "k.npy"
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(tmp.name) / "k.npy"
     >>> np.save(path, np.array([1, 2, 1]))
     >>> read_npy(path, "weight")
     array([1., 2., 1.])
+    >>> tmp.cleanup()
     """
     path = Path(path)
     if not path.exists():

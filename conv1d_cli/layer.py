@@ -289,10 +289,12 @@ class Conv1d:
         Examples
         --------
         >>> import tempfile, pathlib
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "layer.npz"
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = pathlib.Path(tmp.name) / "layer.npz"
         >>> Conv1d(1, 2, 3, seed=0).save(path)
         >>> Conv1d.load(path).weight.shape
         (2, 1, 3)
+        >>> tmp.cleanup()
         """
         from conv1d_cli.layerfile import save_layer
 

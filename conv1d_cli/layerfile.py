@@ -95,10 +95,12 @@ def save_layer(layer: Conv1d, path: str | os.PathLike[str], *, overwrite: bool =
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "layer.npz"
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(tmp.name) / "layer.npz"
     >>> save_layer(Conv1d(2, 4, 3, padding="same", seed=0), path)
     >>> load_layer(path)
     Conv1d(2, 4, kernel_size=(3,), padding='same')
+    >>> tmp.cleanup()
     """
     config = {
         "format": FORMAT_NAME,
@@ -363,10 +365,12 @@ def load_layer(path: str | os.PathLike[str], *, key: str | None = None, **overri
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "exported.npz"
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(tmp.name) / "exported.npz"
     >>> np.savez(path, **{"conv.weight": np.ones((1, 1, 3), np.float32)})
     >>> load_layer(path, padding="same")
     Conv1d(1, 1, kernel_size=(3,), padding='same', bias=False)
+    >>> tmp.cleanup()
     """
     unknown = sorted(set(overrides) - set(_OVERRIDES))
     if unknown:

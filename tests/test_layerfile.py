@@ -355,3 +355,15 @@ def test_layerfile_is_plain_zip_without_pickles(tmp_path):
     save_layer(Conv1d(1, 1, 3, seed=0), tmp_path / "l.npz")
     with zipfile.ZipFile(tmp_path / "l.npz") as z:
         assert sorted(z.namelist()) == ["bias.npy", "conv1d_config.npy", "weight.npy"]
+
+
+@pytest.mark.parametrize("module", ["design", "layer", "layerfile"])
+def test_layerfile_doctest_examples_remove_their_temp_dirs(module):
+    # The examples run on every test run: tempfile.mkdtemp() in them left a directory
+    # behind each time; TemporaryDirectory() plus cleanup() at the end does not.
+    import importlib
+    import inspect
+
+    source = inspect.getsource(importlib.import_module(f"conv1d_cli.{module}"))
+    assert "mkdtemp(" not in source
+    assert source.count("tempfile.TemporaryDirectory()") == source.count("tmp.cleanup()")
