@@ -40,6 +40,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from conv1d_cli import shapes
 from conv1d_cli.errors import ConfigError, DataFileError
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.shapes import Padding, check_int
@@ -196,19 +197,22 @@ def _check_window(window: Any, taps: int) -> None:
 
 
 def check_sample_rate(sample_rate: Any) -> float:
-    """Return ``sample_rate`` as a positive finite float, else raise ConfigError.
+    """Return ``sample_rate`` as a float, else raise ConfigError.
+
+    The one rule of :func:`conv1d_cli.shapes.check_sample_rate` (finite, > 0, at
+    most :data:`~conv1d_cli.shapes.MAX_SAMPLE_RATE`), naming the value
+    ``sample_rate``.
 
     Examples
     --------
     >>> check_sample_rate(48000)
     48000.0
+    >>> check_sample_rate(float("inf"))
+    Traceback (most recent call last):
+    ...
+    conv1d_cli.errors.ConfigError: sample_rate must be at most 2147483647 Hz, got inf
     """
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.number)):
-        raise ConfigError(f"sample_rate must be a positive number, got {sample_rate!r}")
-    rate = float(sample_rate)
-    if not math.isfinite(rate) or rate <= 0:
-        raise ConfigError(f"sample_rate must be a positive number, got {sample_rate!r}")
-    return rate
+    return shapes.check_sample_rate("sample_rate", sample_rate)
 
 
 def moving_average(taps: int) -> np.ndarray:

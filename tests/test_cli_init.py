@@ -263,7 +263,7 @@ def _no_traceback(result, code):
         (
             ["--design", "lowpass", "--cutoff", "100", "--sample-rate", "0", "--taps", "3"],
             2,
-            "sample_rate must be a positive",
+            "--sample-rate must be a positive number of Hz, got 0",
         ),
         (
             [
@@ -439,3 +439,15 @@ def test_cli_init_coefficients_from_stdin(tmp_path):
     assert load_layer(tmp_path / "l.npz").weight.tolist() == [[[3.0, 2.0, 1.0]]]
     empty = CliRunner().invoke(cli, ["init", str(tmp_path / "e.npz"), "--coefficients", "-"])
     assert empty.exit_code == 1 and "Error: <stdin>: holds no coefficients" in empty.stderr
+
+
+def test_cli_init_sample_rate_follows_the_one_rule(tmp_path):
+    # shapes.check_sample_rate names the option and caps the rate an audio file can hold.
+    result = CliRunner().invoke(
+        cli,
+        ["init", str(tmp_path / "x.npz"), "--kernel-size", "3", "--in-channels", "1",
+         "--out-channels", "1", "--sample-rate", "1e12"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "Error: --sample-rate must be at most 2147483647 Hz, got 1e+12" in result.stderr
+    assert not (tmp_path / "x.npz").exists()

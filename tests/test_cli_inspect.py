@@ -285,6 +285,10 @@ def test_cli_inspect_bad_invocations(lowpass, tmp_path):
     assert "--key" in fails(2, tmp_path / "x.npy", "--key", "a").stderr
     assert "--format only applies" in fails(2, lowpass, "--format", "wav").stderr
     assert "positive" in fails(2, lowpass, "--sample-rate", "-5").stderr
+    # The one sample-rate rule (shapes.check_sample_rate): also an upper limit.
+    assert "--sample-rate must be at most 2147483647 Hz, got 1e+12" in (
+        fails(2, lowpass, "--sample-rate", "1e12").stderr
+    )
     assert "Invalid value" in fails(2, lowpass, "--stride", "0").stderr
     assert (
         "not supported for strided"

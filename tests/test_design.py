@@ -351,3 +351,11 @@ def test_design_signal_stats_batched_silent_and_empty():
     assert stats.dc().tolist() == [0.0, 1.5]
     with pytest.raises(ValueError, match=r"expected a \(2, n\) or \(N, 2, n\) block"):
         stats.update(np.zeros((3, 4)))
+
+
+def test_design_check_sample_rate_is_the_shapes_rule():
+    from conv1d_cli.design import check_sample_rate
+
+    assert check_sample_rate(48000) == 48000.0
+    with pytest.raises(ConfigError, match="sample_rate must be at most 2147483647 Hz"):
+        design_fir("lowpass", 1000, 1e12, 31)

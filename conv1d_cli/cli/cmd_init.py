@@ -13,7 +13,7 @@ import click
 
 from conv1d_cli.cli._common import PaddingType, reported_errors
 from conv1d_cli.errors import ConfigError, DataFileError
-from conv1d_cli.shapes import PADDING_MODES
+from conv1d_cli.shapes import PADDING_MODES, check_sample_rate
 
 __all__ = ["init"]
 
@@ -247,6 +247,9 @@ def init(ctx: click.Context, layer: str, **opts: Any) -> None:
     what = "a random layer" if source == "random" else f"--design {opts['design']}"
     _require(ctx, required, what)
     with reported_errors():
+        if opts["sample_rate"] is not None:
+            # One rule for every sample rate (shapes.check_sample_rate), exit 2.
+            opts["sample_rate"] = check_sample_rate("--sample-rate", opts["sample_rate"])
         from conv1d_cli.atomic import check_not_same_file
         from conv1d_cli.layerfile import save_layer
 
@@ -291,7 +294,7 @@ def _build(source: str, opts: Any) -> Any:
             seed=seed,
             **common,
         )
-        layer.sample_rate = None if rate is None else design.check_sample_rate(rate)
+        layer.sample_rate = rate  # checked in init()
         layer.description = f"random init like torch.nn.Conv1d, seed {seed}"
         return layer
     if source == "weight":
@@ -378,8 +381,7 @@ def _from_weight_file(opts: Any, common: dict[str, Any]) -> Any:
         groups=groups,
         **common,
     )
-    rate = opts["sample_rate"]
-    layer.sample_rate = None if rate is None else design.check_sample_rate(rate)
+    layer.sample_rate = opts["sample_rate"]  # checked in init()
     layer.description = f"weight from {opts['weight']}" + (
         f", bias from {opts['bias_file']}" if opts["bias_file"] else ""
     )

@@ -16,7 +16,7 @@ import click
 
 from conv1d_cli.cli._common import PaddingType, reported_errors, write_stdout
 from conv1d_cli.errors import ConfigError
-from conv1d_cli.shapes import PADDING_MODES
+from conv1d_cli.shapes import PADDING_MODES, check_sample_rate
 
 __all__ = ["LAYER_SCHEMA", "SIGNAL_SCHEMA", "inspect_"]
 
@@ -130,13 +130,9 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
         conv1d inspect lowpass.npz --plot response.png
         conv1d inspect take1.wav --json
     """
-    if opts["sample_rate"] is not None and not (
-        math.isfinite(opts["sample_rate"]) and opts["sample_rate"] > 0
-    ):
-        raise click.BadParameter(
-            f"must be a positive number of Hz, got {opts['sample_rate']:g}",
-            param_hint="'--sample-rate'",
-        )
+    if opts["sample_rate"] is not None:
+        with reported_errors():  # one rule for every sample rate: exit 2 naming the option
+            opts["sample_rate"] = check_sample_rate("--sample-rate", opts["sample_rate"])
     if opts["plot"] == "-":
         raise click.UsageError("--plot needs a file name (an image is not written to stdout)")
     layer_file = _is_layer_file(file)

@@ -23,6 +23,7 @@ from conv1d_cli.shapes import (
     LayerSpec,
     Padding,
     TargetPadding,
+    check_sample_rate,
     paddings_for_target,
     walk_chain,
 )
@@ -140,7 +141,7 @@ _POSITIVE = CountType(1)
 )
 @click.option(
     "--sample-rate",
-    type=click.FloatRange(min=0, min_open=True),
+    type=float,
     help="Input sample rate in Hz (for inputs that have none).",
 )
 @click.option(
@@ -186,12 +187,9 @@ def shape(
         "padding_mode": padding_mode,
         "groups": groups,
     }
-    # click.FloatRange lets inf and nan through.
-    if sample_rate is not None and not sample_rate < float("inf"):
-        raise click.BadParameter(
-            f"expected a positive finite number, got {sample_rate}", param_hint="'--sample-rate'"
-        )
     with reported_errors():
+        if sample_rate is not None:
+            sample_rate = check_sample_rate("--sample-rate", sample_rate)
         if input_file is not None and length is not None:
             raise click.UsageError("give either --length or INPUT_FILE, not both")
         if input_file is None and length is None:
