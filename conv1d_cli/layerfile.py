@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import numbers
 import os
 from pathlib import Path
@@ -40,7 +41,7 @@ import numpy as np
 from conv1d_cli.atomic import atomic_path
 from conv1d_cli.errors import ConfigError, DataFileError
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.shapes import PADDING_WORDS, check_int, check_padding_mode, check_sample_rate
+from conv1d_cli.shapes import PADDING_WORDS, check_int, check_padding_mode
 
 __all__ = ["CONFIG_KEY", "FORMAT_NAME", "FORMAT_VERSION", "load_layer", "save_layer"]
 
@@ -324,7 +325,12 @@ def _check_sample_rate(value: Any) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigError(f"sample_rate must be a positive number or null, got {value!r}")
-    return check_sample_rate("sample_rate", value)
+    rate = float(value)
+    # Not shapes.check_sample_rate: its cap (what an audio file can store) is checked
+    # where a rate is written to audio; a layer file saved with any rate must load.
+    if not math.isfinite(rate) or rate <= 0:
+        raise ConfigError(f"sample_rate must be a positive finite number, got {value!r}")
+    return rate
 
 
 def load_layer(path: str | os.PathLike[str], *, key: str | None = None, **overrides: Any) -> Conv1d:
