@@ -21,6 +21,10 @@ Behaviour worth knowing
   from a pipe and raise :class:`~conv1d_cli.errors.DataFileError`. CSV and NPY on stdin
   are buffered in memory (then seekable, frames known). A stdin redirected from a regular
   file is seekable and behaves like a file; a terminal on stdin is refused.
+- Any other input path that is not a regular file (``<(cat x.csv)``, a named FIFO,
+  ``/dev/stdin`` on a pipe; see :func:`is_stream`) follows exactly the rules of ``-``: it
+  is opened once and never probed first (that would drain it), and without an extension
+  its format must be given.
 - stdout: output is spooled to an anonymous temporary file (in ``$TMPDIR``: disk, not
   memory) and copied to stdout only when the writer closes successfully, so soundfile never
   sees a pipe (it writes corrupt WAV/FLAC there) and a failed run prints nothing.
@@ -71,6 +75,7 @@ import dataclasses
 import io
 import os
 import shutil
+import stat
 import struct
 import sys
 import tempfile
@@ -93,6 +98,7 @@ __all__ = [
     "SignalReader",
     "SignalWriter",
     "detect_format",
+    "is_stream",
     "open_reader",
     "open_writer",
     "output_subtype",
@@ -320,6 +326,30 @@ class Signal:
 # opening sources
 
 
+def is_stream(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` must be read (or written) once, in order, like stdin / stdout.
+
+    That is ``"-"`` and every existing path that is neither a regular file nor a directory:
+    a bash process substitution ``<(...)`` (``/dev/fd/63``), a named FIFO, ``/dev/stdin``
+    on a pipe, a character device. Such a source is opened exactly once (probing it first
+    would consume the data) and follows the rules of ``-``: non-seekable audio streams, CSV
+    and NPY buffered in memory. Symlinks are followed; a missing path is not a stream.
+
+    Examples
+    --------
+    >>> is_stream("-"), is_stream("/dev/null"), is_stream("no-such-file.wav")
+    (True, True, False)
+    """
+    text = os.fspath(path)
+    if text == "-":
+        return True
+    try:
+        mode = os.stat(text).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def _stdin_binary() -> IO[bytes]:
     stream = sys.stdin
     if stream is None:
@@ -334,6 +364,23 @@ def _stdin_binary() -> IO[bytes]:
         )
     binary: IO[bytes] = stream.buffer if hasattr(stream, "buffer") else stream  # type: ignore[assignment]
     return binary
+
+
+def _open_stream(path: str) -> tuple[IO[bytes], bool]:
+    """Open a stream source (see :func:`is_stream`) once; return (stream, we_must_close)."""
+    if path == "-":
+        return _stdin_binary(), False
+    try:
+        fh = open(path, "rb")  # blocks until a FIFO has a writer, as ``cat`` does
+    except OSError as e:
+        raise DataFileError(f"{path}: cannot read: {e.strerror}") from e
+    terminal = False
+    with contextlib.suppress(OSError, ValueError):
+        terminal = fh.isatty()
+    if terminal:
+        fh.close()
+        raise DataFileError(f"{path}: is a terminal; give a signal file or pipe one in")
+    return fh, True
 
 
 def _is_seekable(stream: Any) -> bool:
@@ -362,10 +409,18 @@ def _check_input_path(path: str) -> None:
         raise DataFileError(f"{path}: cannot read: {e.strerror}") from e
 
 
-def _read_all_stdin() -> bytes:
-    data = _stdin_binary().read()
+def _read_all_stream(path: str) -> bytes:
+    """Read a stream source (``-``, FIFO, ``<(...)``) to its end, in one pass."""
+    stream, owned = _open_stream(path)
+    try:
+        data = stream.read()
+    except OSError as e:
+        raise DataFileError(f"{_shown(path)}: cannot read: {e.strerror}") from e
+    finally:
+        if owned:
+            stream.close()
     if not data:
-        raise DataFileError("<stdin>: input is empty")
+        raise DataFileError(f"{_shown(path)}: input is empty")
     return bytes(data)
 
 
@@ -476,29 +531,39 @@ def _sf_message(e: BaseException) -> str:
     return text.rstrip(".") or "unknown libsndfile error"
 
 
-def _open_soundfile(path: str, fmt: str) -> tuple[sf.SoundFile, bool]:
-    """Open an audio source; return (SoundFile, seekable)."""
+def _open_soundfile(path: str, fmt: str) -> tuple[sf.SoundFile, bool, IO[bytes] | None]:
+    """Open an audio source; return (SoundFile, seekable, stream the caller must close)."""
     if fmt == "raw":
         raise ConfigError(
             f"{_shown(path)}: headerless RAW input is not supported (it has no sample rate, "
             f"channel count or sample type); convert it to WAV first"
         )
     source: Any
-    if path == "-":
-        stream = _stdin_binary()
-        if _is_seekable(stream):
-            source = stream  # stdin redirected from a file, or an in-memory buffer
-        elif fmt not in _PIPE_READABLE:
-            raise DataFileError(
-                f"<stdin>: {fmt.upper()} cannot be read from a pipe; save it to a file first "
-                f"(or pipe WAV, AU or AIFF instead)"
-            )
-        else:
-            try:
-                source = stream.fileno()
-            except (AttributeError, OSError, io.UnsupportedOperation):
-                # a non-seekable Python stream without a descriptor: buffer it
-                source = io.BytesIO(_read_all_stdin())
+    owned: IO[bytes] | None = None
+    if is_stream(path):
+        stream, must_close = _open_stream(path)
+        owned = stream if must_close else None
+        try:
+            if _is_seekable(stream):
+                source = stream  # stdin redirected from a file, or an in-memory buffer
+            elif fmt not in _PIPE_READABLE:
+                raise DataFileError(
+                    f"{_shown(path)}: {fmt.upper()} cannot be read from a pipe; save it to a "
+                    f"file first (or pipe WAV, AU or AIFF instead)"
+                )
+            else:
+                try:
+                    source = stream.fileno()
+                except (AttributeError, OSError, io.UnsupportedOperation):
+                    # a non-seekable Python stream without a descriptor: buffer it
+                    data = stream.read()
+                    if not data:
+                        raise DataFileError(f"{_shown(path)}: input is empty") from None
+                    source = io.BytesIO(data)
+        except BaseException:
+            if owned is not None:
+                owned.close()
+            raise
     else:
         _check_input_path(path)
         source = path
@@ -507,11 +572,13 @@ def _open_soundfile(path: str, fmt: str) -> tuple[sf.SoundFile, bool]:
         if f is None:
             f = sf.SoundFile(source, "r")
     except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as e:
+        if owned is not None:
+            owned.close()
         raise DataFileError(
             f"{_shown(path)}: not a readable {fmt.upper()} audio file ({_sf_message(e)})"
         ) from e
     seekable = not isinstance(source, int) and bool(f.seekable())
-    return f, seekable
+    return f, seekable, owned
 
 
 def _audio_info(path: str, f: sf.SoundFile, seekable: bool) -> SignalInfo:
@@ -531,9 +598,16 @@ def _audio_info(path: str, f: sf.SoundFile, seekable: bool) -> SignalInfo:
 
 class _AudioReader(SignalReader):
     def __init__(self, path: str, fmt: str, dtype: np.dtype[Any]) -> None:
-        f, seekable = _open_soundfile(path, fmt)
-        super().__init__(_audio_info(path, f, seekable), dtype, seekable)
+        f, seekable, owned = _open_soundfile(path, fmt)
+        try:
+            info = _audio_info(path, f, seekable)
+        except BaseException:
+            if owned is not None:
+                owned.close()
+            raise
+        super().__init__(info, dtype, seekable)
         self._f = f
+        self._owned = owned
 
     def _block(self, frames: int) -> np.ndarray:
         try:
@@ -566,6 +640,8 @@ class _AudioReader(SignalReader):
 
     def _close(self) -> None:
         self._f.close()
+        if self._owned is not None:
+            self._owned.close()
 
 
 # ---------------------------------------------------------------------------------------
@@ -683,11 +759,11 @@ def _csv_layout(path: str, sample: _Lines) -> _CsvLayout:
 
 class _CsvReader(SignalReader):
     def __init__(self, path: str, dtype: np.dtype[Any]) -> None:
-        if path == "-":
+        if is_stream(path):  # read once: a second open of a pipe would find it drained
             try:
-                text = _read_all_stdin().decode("utf-8-sig")
+                text = _read_all_stream(path).decode("utf-8-sig")
             except UnicodeDecodeError as e:
-                raise DataFileError(f"<stdin>: not UTF-8 text (CSV) ({e.reason})") from e
+                raise DataFileError(f"{_shown(path)}: not UTF-8 text (CSV) ({e.reason})") from e
 
             def opener() -> IO[str]:
                 return io.StringIO(text, newline=None)
@@ -860,8 +936,9 @@ def _npy_layout(path: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Sign
 class _NpyReader(SignalReader):
     def __init__(self, path: str, dtype: np.dtype[Any]) -> None:
         source: Any
-        if path == "-":
-            source = io.BytesIO(_read_all_stdin())
+        stream = is_stream(path)
+        if stream:  # read once into memory, like stdin
+            source = io.BytesIO(_read_all_stream(path))
             shape, _, file_dtype = _npy_header(source, path)
             source.seek(0)
         else:
@@ -871,7 +948,7 @@ class _NpyReader(SignalReader):
             source = path
         info = _npy_layout(path, shape, file_dtype)
         try:
-            arr = np.load(source, mmap_mode=None if path == "-" else "r", allow_pickle=False)
+            arr = np.load(source, mmap_mode=None if stream else "r", allow_pickle=False)
         except (ValueError, OSError, EOFError) as e:
             raise DataFileError(f"{_shown(path)}: not a valid NPY file ({e})") from e
         if arr.ndim == 1:

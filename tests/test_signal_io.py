@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pickle
 import subprocess
 import sys
+import threading
+import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -980,3 +984,114 @@ def test_wavex_is_reported_as_wav(tmp_path: Path) -> None:
     sf.write(tmp_path / "x.wav", np.zeros((10, 4)), 8000, format="WAVEX", subtype="PCM_24")
     info = probe(tmp_path / "x.wav")
     assert (info.format, info.subtype, info.channels) == ("wav", "PCM_24", 4)
+
+
+# ---- inputs that are pipes but not "-": <(...), named FIFOs, /dev/stdin
+
+
+def _fifo_with_writer(tmp_path: Path, name: str, data: bytes) -> tuple[Path, Callable[[], None]]:
+    """A named FIFO and a thread that writes ``data`` into it once a reader opens it.
+
+    A reader that wrongly opens the FIFO a second time would block for ever; the thread
+    then keeps giving such opens an empty stream (EOF) until ``finish()`` (at most a few
+    seconds), so a regression fails instead of hanging the suite.
+    """
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    done = threading.Event()
+
+    def feed() -> None:
+        with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as fh:
+            fh.write(data)
+        deadline = time.monotonic() + 5
+        while not done.wait(0.05) and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):  # ENXIO: nobody is reading it now
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+
+    def finish() -> None:
+        done.set()
+        writer.join(10)
+
+    return fifo, finish
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("fmt", ["csv", "npy", "wav"])
+def test_fifo_input_is_read_once_like_stdin(tmp_path: Path, fmt: str) -> None:
+    x = np.array([[0.5, -0.25, 0.125, 0.0], [0.25, 0.5, -0.5, 0.75]])
+    write_signal(tmp_path / f"src.{fmt}", x, format=None, sample_rate=8000, subtype="PCM_16")
+    fifo, finish = _fifo_with_writer(tmp_path, f"in.{fmt}", (tmp_path / f"src.{fmt}").read_bytes())
+    sig = read_signal(fifo)
+    finish()
+    np.testing.assert_array_equal(sig.data, x)
+    assert sig.info.channels == 2 and sig.info.frames == 4
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_fifo_input_without_extension_needs_a_format(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(FormatError, match="give the format explicitly"):
+        open_reader(fifo)
+    fifo2, finish = _fifo_with_writer(tmp_path, "pipe2", b"a,b\n1,2\n3,4\n")
+    with open_reader(fifo2, "csv") as reader:
+        assert reader.info.column_names == ("a", "b") and reader.info.frames == 2
+        np.testing.assert_array_equal(reader.read(10), [[1, 3], [2, 4]])
+    finish()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_fifo_wav_input_is_not_seekable(tmp_path: Path) -> None:
+    x = np.array([[0.5, -0.25, 0.125]])
+    write_signal(tmp_path / "src.wav", x, format=None, sample_rate=8000, subtype="PCM_16")
+    fifo, finish = _fifo_with_writer(tmp_path, "in.wav", (tmp_path / "src.wav").read_bytes())
+    with open_reader(fifo) as reader:
+        assert not reader.seekable and reader.info.frames is None
+        with pytest.raises(DataFileError, match="of a pipe"):
+            reader.head(1)
+        np.testing.assert_array_equal(reader.read(10), x)
+    finish()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_fifo_empty_input(tmp_path: Path) -> None:
+    fifo, finish = _fifo_with_writer(tmp_path, "in.csv", b"")
+    with pytest.raises(DataFileError, match=r"in\.csv: input is empty"):
+        read_signal(fifo)
+    finish()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs /dev/stdin and a shell FIFO")
+@pytest.mark.parametrize("fmt", ["csv", "npy"])
+def test_pipe_path_input_in_a_subprocess(tmp_path: Path, fmt: str) -> None:
+    x = np.arange(6.0).reshape(2, 3)
+    write_signal(tmp_path / f"src.{fmt}", x, format=None)
+    code = (
+        "import sys, numpy as np\n"
+        "from conv1d_cli.signal_io import read_signal\n"
+        f"sig = read_signal(sys.argv[1], {fmt!r})\n"
+        "sys.stdout.write(repr(sig.data.tolist()) + ' ' + repr(sig.info.frames))\n"
+    )
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/stdin"):
+        with open(tmp_path / f"src.{fmt}", "rb") as src:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", code, path],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=REPO,
+            )
+            data = src.read()
+            if path == "/dev/stdin":
+                out, err = proc.communicate(data, timeout=20)
+            else:
+                with open(fifo, "wb") as fh:
+                    fh.write(data)
+                out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err.decode()
+        assert out.decode() == "[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]] 3"
