@@ -179,6 +179,16 @@ def test_cli_inspect_plot_writes_png(lowpass, tmp_path):
     fails(2, lowpass, "--plot", lowpass)  # the layer itself is never overwritten
 
 
+def test_cli_inspect_plot_replaces_an_existing_image(lowpass, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "r.png"
+    out.write_bytes(b"old")
+    result = ok(lowpass, "--plot", out)
+    assert result.stderr == f"wrote {out}\n"
+    assert out.read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lp.npz", "r.png"]
+
+
 def test_cli_inspect_plot_refuses_stdout_and_unknown_image_format(lowpass, tmp_path):
     assert "needs a file name" in fails(2, lowpass, "--plot", "-").stderr
     pytest.importorskip("matplotlib")

@@ -415,7 +415,10 @@ def _plot(file: str, opts: Any) -> None:
     if count > 1:
         ax_mag.legend(fontsize=7, loc="best")
     fmt = Path(opts["plot"]).suffix.lower().lstrip(".") or "png"
-    with atomic_path(opts["plot"]) as tmp:
+    # A plot is regenerated output: replaced like apply's -o (never the layer itself,
+    # checked above), explicitly so that a change of atomic_path's default cannot
+    # turn a re-run into an error.
+    with atomic_path(opts["plot"], overwrite=True) as tmp:
         try:
             fig.savefig(tmp, format=fmt, metadata={"Software": None} if fmt == "png" else None)
         except ValueError as e:
