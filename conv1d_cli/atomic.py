@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,12 +62,25 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = True) -> It
     removed and the exception propagates; on success it is fsynced and renamed
     over ``target`` with :func:`os.replace`.
 
+    A symlink is resolved first: the file it points to is replaced (atomically, in
+    its own directory) and the link is kept. A target that exists but is not a
+    regular file -- a character device such as ``/dev/stdout`` or ``/dev/null``, a
+    FIFO, a socket -- is yielded itself: the caller writes straight into it (there
+    is nothing to protect and nothing to rename). A directory is refused before any
+    temporary file is created.
+
     Parameters
     ----------
     target : path-like
         Final path.
     overwrite : bool
         If false, refuse (``DataFileError``) when ``target`` already exists.
+
+    Raises
+    ------
+    DataFileError
+        ``target`` is a directory, its directory does not exist or is not writable,
+        or it exists and ``overwrite`` is false.
 
     Examples
     --------
@@ -78,24 +92,38 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = True) -> It
     'done'
     """
     target = Path(target)
-    if not overwrite and target.exists():
+    try:
+        st: os.stat_result | None = os.stat(target)  # follows symlinks, /proc magic links too
+    except OSError:
+        st = None  # missing (or unreadable: creating the temp file reports the real problem)
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise DataFileError(f"{target}: is a directory, expected an output file name")
+    if not overwrite and (st is not None or os.path.lexists(target)):
         raise DataFileError(f"{target}: already exists (use --force to overwrite)")
-    directory = target.parent
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        # a character device (/dev/stdout, /dev/null), FIFO or socket: there is no file
+        # to protect, and replacing it would break the pipe or the device node
+        yield target
+        return
+    # a symlink to a regular (or not yet existing) file is written at its real location,
+    # so the link stays a link and the file it names gets the data
+    real = Path(os.path.realpath(target))
+    directory = real.parent
     if not directory.is_dir():
         raise DataFileError(f"{target}: output directory {str(directory)!r} does not exist")
-    tmp = _create_temp(target)
+    tmp = _create_temp(real)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        if target.exists():
+        if st is not None:
             with contextlib.suppress(OSError):
-                os.chmod(tmp, os.stat(target).st_mode & 0o7777)
+                os.chmod(tmp, st.st_mode & 0o7777)
         else:
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
+        os.replace(tmp, real)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

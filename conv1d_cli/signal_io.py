@@ -1133,7 +1133,9 @@ class SignalWriter:
         self._atomic: contextlib.AbstractContextManager[Path] | None = None
         self._spool: IO[bytes] | None = None
         # where the encoder writes: a temp path next to the target, or an anonymous spool
-        if path == "-":
+        # for stdout and for outputs that are not regular files (/dev/stdout, a FIFO): the
+        # encoders seek (WAV/NPY headers), which a pipe or device cannot do
+        if is_stream(path):
             self._spool = tempfile.TemporaryFile()
             self.target: Path | IO[bytes] = self._spool
         else:
@@ -1221,6 +1223,14 @@ class SignalWriter:
         assert self._spool is not None
         self._spool.flush()
         self._spool.seek(0)
+        if self.path != "-":  # a device or FIFO named by its path: opened once, at the end
+            try:
+                with open(self.path, "wb") as device:
+                    shutil.copyfileobj(self._spool, device, 1 << 20)
+            except BrokenPipeError as e:
+                raise DataFileError(f"{self.path}: the reading end of the pipe was closed") from e
+            self._spool.close()
+            return
         with contextlib.suppress(AttributeError, ValueError, OSError):
             sys.stdout.flush()  # keep any text already printed in order
         out = getattr(sys.stdout, "buffer", sys.stdout)

@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import pickle
+import stat
 import subprocess
 import sys
 import threading
@@ -1095,3 +1096,60 @@ def test_pipe_path_input_in_a_subprocess(tmp_path: Path, fmt: str) -> None:
                 out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err.decode()
         assert out.decode() == "[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]] 3"
+
+
+# ---- outputs that are symlinks, devices or FIFOs
+
+
+def test_writer_through_a_symlink_updates_the_real_file(tmp_path: Path) -> None:
+    (tmp_path / "real.csv").write_text("old\n")
+    (tmp_path / "link.csv").symlink_to("real.csv")
+    write_signal(tmp_path / "link.csv", np.array([[1.0, 2.0]]), format=None)
+    assert (tmp_path / "link.csv").is_symlink()
+    assert (tmp_path / "real.csv").read_text() == "1.0\n2.0\n"
+    assert _leftovers(tmp_path) == ["link.csv", "real.csv"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("fmt", ["csv", "npy", "wav"])
+def test_writer_into_a_fifo_streams_a_complete_file(tmp_path: Path, fmt: str) -> None:
+    fifo = tmp_path / f"out.{fmt}"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def drain() -> None:
+        with open(fifo, "rb") as fh:
+            got.append(fh.read())
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    x = np.array([[0.5, -0.25, 0.125], [0.0, 0.75, -1.0]])
+    try:
+        write_signal(fifo, x, format=None, sample_rate=8000, subtype="PCM_16")
+    finally:
+        with contextlib.suppress(OSError):  # unblock the reader if nothing was written
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(5)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and _leftovers(tmp_path) == [f"out.{fmt}"]
+    (tmp_path / f"copy.{fmt}").write_bytes(got[0])
+    np.testing.assert_array_equal(read_signal(tmp_path / f"copy.{fmt}").data, x)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs /dev/stdout")
+def test_writer_to_dev_stdout_in_a_subprocess(tmp_path: Path) -> None:
+    # the guard keeps a regression from replacing the system's /dev/stdout (root can)
+    code = (
+        "import os, numpy as np\n"
+        "real_replace = os.replace\n"
+        "def guard(src, dst):\n"
+        "    assert not str(dst).startswith('/dev/'), dst\n"
+        "    real_replace(src, dst)\n"
+        "os.replace = guard\n"
+        "from conv1d_cli.signal_io import write_signal\n"
+        "write_signal('/dev/stdout', np.array([[0.5, -0.25]]), format='wav',\n"
+        "             sample_rate=8000, subtype='PCM_16')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    (tmp_path / "o.wav").write_bytes(result.stdout)
+    np.testing.assert_array_equal(read_signal(tmp_path / "o.wav").data, [[0.5, -0.25]])

@@ -1,0 +1,163 @@
+"""conv1d_cli.atomic: atomic publishing, symlinks, devices, FIFOs, directories, umask."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from conv1d_cli import atomic
+from conv1d_cli.atomic import atomic_path
+from conv1d_cli.errors import DataFileError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def test_atomic_path_publishes_on_success(tmp_path: Path) -> None:
+    out = tmp_path / "x.txt"
+    with atomic_path(out) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".txt" and tmp != out
+        tmp.write_text("done")
+        assert not out.exists()
+    assert out.read_text() == "done"
+    assert _names(tmp_path) == ["x.txt"]
+
+
+def test_atomic_path_failure_leaves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "x.txt"
+    out.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(out) as tmp:
+        tmp.write_text("new")
+        raise RuntimeError("boom")
+    assert out.read_text() == "old"
+    assert _names(tmp_path) == ["x.txt"]
+
+
+def test_atomic_path_writes_through_a_symlink_and_keeps_it(tmp_path: Path) -> None:
+    real = tmp_path / "real.csv"
+    real.write_text("old")
+    real.chmod(0o640)
+    link = tmp_path / "link.csv"
+    link.symlink_to("real.csv")
+    with atomic_path(link) as tmp:
+        assert tmp.parent == tmp_path
+        tmp.write_text("new")
+    assert link.is_symlink() and os.readlink(link) == "real.csv"
+    assert real.read_text() == "new"
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640  # the real file's mode is kept
+    assert _names(tmp_path) == ["link.csv", "real.csv"]
+
+
+def test_atomic_path_symlink_into_another_directory(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    real = tmp_path / "data" / "real.csv"
+    real.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    with atomic_path(link) as tmp:
+        assert tmp.parent == tmp_path / "data"  # same file system as the real target
+        tmp.write_text("new")
+    assert link.is_symlink() and real.read_text() == "new"
+
+
+def test_atomic_path_dangling_symlink_creates_its_target(tmp_path: Path) -> None:
+    link = tmp_path / "link.csv"
+    link.symlink_to("real.csv")
+    with atomic_path(link) as tmp:
+        tmp.write_text("new")
+    assert link.is_symlink() and (tmp_path / "real.csv").read_text() == "new"
+
+
+def test_atomic_path_writes_straight_to_a_character_device(tmp_path: Path) -> None:
+    with atomic_path("/dev/null") as tmp:
+        assert tmp == Path("/dev/null")
+        tmp.write_text("ignored")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)  # still the device
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_atomic_path_writes_into_a_fifo_instead_of_replacing_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def drain() -> None:
+        with open(fifo, "rb") as fh:
+            got.append(fh.read())
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        with atomic_path(fifo) as tmp:
+            assert tmp == fifo
+            tmp.write_bytes(b"1,2\n")
+    finally:
+        # unblock a reader still waiting for a writer (the FIFO was replaced before the fix)
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(5)
+    assert got == [b"1,2\n"]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert _names(tmp_path) == ["out.csv"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs /dev/stdout and /proc")
+@pytest.mark.parametrize("target", ["/dev/stdout", "LINK"])
+def test_atomic_path_to_stdout_device_reaches_the_pipe(tmp_path: Path, target: str) -> None:
+    via_link = target == "LINK"
+    if via_link:
+        (tmp_path / "out.txt").symlink_to("/proc/self/fd/1")
+        target = str(tmp_path / "out.txt")
+    # the guard keeps a regression from replacing the system's /dev/stdout (root can)
+    code = (
+        "import os, sys\n"
+        "real_replace = os.replace\n"
+        "def guard(src, dst):\n"
+        "    assert not str(dst).startswith('/dev/'), dst\n"
+        "    real_replace(src, dst)\n"
+        "os.replace = guard\n"
+        "from conv1d_cli.atomic import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as tmp:\n"
+        "    tmp.write_text('hello\\n')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, target],
+        capture_output=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout == b"hello\n"
+    assert _names(tmp_path) == (["out.txt"] if via_link else [])
+    if via_link:
+        assert (tmp_path / "out.txt").is_symlink()
+
+
+def test_atomic_path_directory_target_is_refused_before_any_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "emptydir"
+    target.mkdir()
+
+    def no_temp(target: Path) -> Path:
+        raise AssertionError("a temporary file was created")
+
+    monkeypatch.setattr(atomic, "_create_temp", no_temp)
+    with pytest.raises(DataFileError, match=r"emptydir: is a directory"), atomic_path(target):
+        pass
+    link = tmp_path / "dirlink"
+    link.symlink_to("emptydir")
+    with pytest.raises(DataFileError, match=r"dirlink: is a directory"), atomic_path(link):
+        pass
+    assert _names(tmp_path) == ["dirlink", "emptydir"]
