@@ -14,6 +14,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 from conv1d_cli.errors import ConfigError, DataFileError
 
@@ -24,6 +25,34 @@ __all__ = ["atomic_path", "check_not_same_file"]
 # the code that would remove it; this registry and the atexit hook close
 # that window.
 _PENDING: set[Path] = set()
+
+
+def _proc_umask() -> int | None:
+    """The umask from ``/proc/self/status`` (Linux >= 4.7), read without changing it."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split(":", 1)[1].strip(), 8)
+    return None
+
+
+def _umask_by_setting() -> int:
+    # Setting and restoring the umask is a process-wide window in which another
+    # thread's new file would get the wrong mode: done once, at import, before any
+    # --jobs thread exists.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK_AT_IMPORT: Final = _proc_umask() if _proc_umask() is not None else _umask_by_setting()
+
+
+def _read_umask() -> int:
+    """The current process umask, never changing it (import-time value off Linux)."""
+    mask = _proc_umask()
+    return _UMASK_AT_IMPORT if mask is None else mask
 
 
 @atexit.register
@@ -120,9 +149,7 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = True) -> It
             with contextlib.suppress(OSError):
                 os.chmod(tmp, st.st_mode & 0o7777)
         else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+            os.chmod(tmp, 0o666 & ~_read_umask())
         os.replace(tmp, real)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -161,3 +161,33 @@ def test_atomic_path_directory_target_is_refused_before_any_temp(
     with pytest.raises(DataFileError, match=r"dirlink: is a directory"), atomic_path(link):
         pass
     assert _names(tmp_path) == ["dirlink", "emptydir"]
+
+
+def test_atomic_path_never_changes_the_process_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # os.umask(0) then back is a process-wide window: a --jobs thread creating a file
+    # during it would get mode 0666
+    def forbidden(mask: int) -> int:
+        raise AssertionError("atomic_path changed the process umask")
+
+    current = os.umask(0o022)
+    os.umask(current)
+    monkeypatch.setattr(os, "umask", forbidden)
+    out = tmp_path / "new.txt"
+    with atomic_path(out) as tmp:
+        tmp.write_text("x")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~current
+
+
+def test_umask_read_at_import_matches_the_process() -> None:
+    current = os.umask(0o022)
+    os.umask(current)
+    assert atomic._read_umask() == current
+
+
+def test_umask_fallback_off_linux_uses_the_import_time_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(atomic, "_proc_umask", lambda: None)
+    assert atomic._read_umask() == atomic._UMASK_AT_IMPORT
