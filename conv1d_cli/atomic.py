@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
-from conv1d_cli.errors import ConfigError, DataFileError
+from conv1d_cli.errors import ConfigError, DataFileError, OutputExistsError
 
 __all__ = ["atomic_path", "check_not_same_file"]
 
@@ -109,7 +109,8 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = True) -> It
     ------
     DataFileError
         ``target`` is a directory, its directory does not exist or is not writable,
-        or it exists and ``overwrite`` is false.
+        or it exists and ``overwrite`` is false (then the subclass
+        :class:`~conv1d_cli.errors.OutputExistsError`).
 
     Examples
     --------
@@ -128,7 +129,7 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = True) -> It
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise DataFileError(f"{target}: is a directory, expected an output file name")
     if not overwrite and (st is not None or os.path.lexists(target)):
-        raise DataFileError(f"{target}: already exists (use --force to overwrite)")
+        raise OutputExistsError(f"{target}: already exists (pass overwrite=True)")
     if st is not None and not stat.S_ISREG(st.st_mode):
         # a character device (/dev/stdout, /dev/null), FIFO or socket: there is no file
         # to protect, and replacing it would break the pipe or the device node

@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "ShapeError",
     "DataFileError",
+    "OutputExistsError",
 ]
 
 
@@ -30,3 +31,10 @@ class ShapeError(Conv1dError):
 
 class DataFileError(Conv1dError):
     """A file could not be read or written, or it holds malformed data."""
+
+
+class OutputExistsError(DataFileError):
+    """An output file already exists and overwriting was not allowed (``overwrite=False``).
+
+    A separate class so the CLI can name its own switch (``--force``) in the message.
+    """

@@ -14,7 +14,7 @@ import pytest
 
 from conv1d_cli import atomic
 from conv1d_cli.atomic import atomic_path
-from conv1d_cli.errors import DataFileError
+from conv1d_cli.errors import DataFileError, OutputExistsError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -191,3 +191,28 @@ def test_umask_fallback_off_linux_uses_the_import_time_value(
 ) -> None:
     monkeypatch.setattr(atomic, "_proc_umask", lambda: None)
     assert atomic._read_umask() == atomic._UMASK_AT_IMPORT
+
+
+def test_atomic_path_existing_target_without_overwrite_speaks_python(tmp_path: Path) -> None:
+    out = tmp_path / "x.txt"
+    out.write_text("old")
+    with pytest.raises(OutputExistsError) as info, atomic_path(out, overwrite=False):
+        pass
+    assert isinstance(info.value, DataFileError)
+    assert str(info.value) == f"{out}: already exists (pass overwrite=True)"
+    assert "--force" not in str(info.value)
+    assert out.read_text() == "old" and _names(tmp_path) == ["x.txt"]
+    link = tmp_path / "dangling"
+    link.symlink_to("nowhere")
+    with pytest.raises(OutputExistsError), atomic_path(link, overwrite=False):
+        pass
+
+
+def test_layer_save_twice_says_overwrite_true(tmp_path: Path) -> None:
+    from conv1d_cli.layer import Conv1d
+
+    layer = Conv1d(1, 1, 3)
+    layer.save(tmp_path / "layer.npz")
+    with pytest.raises(OutputExistsError, match=r"already exists \(pass overwrite=True\)"):
+        layer.save(tmp_path / "layer.npz")
+    layer.save(tmp_path / "layer.npz", overwrite=True)
