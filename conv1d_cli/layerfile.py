@@ -88,9 +88,10 @@ def save_layer(layer: Conv1d, path: str | os.PathLike[str], *, overwrite: bool =
 
     Raises
     ------
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is false (a :class:`DataFileError`).
     DataFileError
-        If ``path`` exists (and ``overwrite`` is false) or cannot be written.
-        Nothing is left at ``path`` on failure.
+        If ``path`` cannot be written. Nothing is left at ``path`` on failure.
 
     Examples
     --------

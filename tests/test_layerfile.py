@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conv1d_cli.errors import ConfigError, DataFileError
+from conv1d_cli.errors import ConfigError, DataFileError, OutputExistsError
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.layerfile import CONFIG_KEY, load_layer, save_layer
 
@@ -74,7 +74,7 @@ def test_layerfile_save_writes_exact_name_without_npz_suffix(tmp_path):
 def test_layerfile_save_refuses_existing_file_unless_overwrite(tmp_path):
     path = tmp_path / "l.npz"
     path.write_bytes(b"precious")
-    with pytest.raises(DataFileError, match="already exists"):
+    with pytest.raises(OutputExistsError, match=r"already exists \(pass overwrite=True\)"):
         save_layer(Conv1d(1, 1, 3, seed=0), path)
     assert path.read_bytes() == b"precious"
     save_layer(Conv1d(1, 1, 3, seed=0), path, overwrite=True)

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from conv1d_cli.cli._common import PaddingType, reported_errors
-from conv1d_cli.errors import ConfigError, DataFileError
+from conv1d_cli.errors import ConfigError, DataFileError, OutputExistsError
 from conv1d_cli.shapes import PADDING_MODES, check_sample_rate
 
 __all__ = ["init"]
@@ -255,15 +255,15 @@ def init(ctx: click.Context, layer: str, **opts: Any) -> None:
 
         inputs = [p for p in (opts["coefficients"], opts["weight"], opts["bias_file"]) if p]
         check_not_same_file(layer, inputs)
-        if not opts["force"]:
-            from pathlib import Path
-
-            if Path(layer).exists() or Path(layer).is_symlink():
-                raise click.ClickException(f"{layer}: already exists (use --force to overwrite)")
         made = _build(source, opts)
         if opts["description"] is not None:
             made.description = opts["description"]
-        save_layer(made, layer, overwrite=opts["force"])
+        # save_layer refuses an existing file itself (no separate check to race with);
+        # only its message names the library's switch, so name ours.
+        try:
+            save_layer(made, layer, overwrite=opts["force"])
+        except OutputExistsError as e:
+            raise click.ClickException(f"{layer}: already exists (use --force to overwrite)") from e
     if not opts["quiet"]:
         extra = f" ({made.description})" if made.description else ""
         click.echo(f"wrote {layer}: {made!r}{extra}", err=True)
