@@ -1102,6 +1102,11 @@ class _Aborted(Exception):
     """Internal: tells atomic_path to discard the temporary file."""
 
 
+# what a failing write(2) / fsync / rename looks like: OSError from Python file objects
+# (ENOSPC, EFBIG, EIO, ...), LibsndfileError (a SoundFileError) from soundfile
+_WRITE_ERRORS: Final = (OSError, sf.SoundFileError)
+
+
 class SignalWriter:
     """Atomic streaming writer; use :func:`open_writer`. A context manager.
 
@@ -1163,11 +1168,8 @@ class SignalWriter:
                 f"{_shown(self.path, output=True)}: expected real numbers to write, "
                 f"got dtype {arr.dtype}"
             )
-        try:
+        with self._guarded():
             self._write(arr)
-        except BaseException:
-            self.abort()
-            raise
         self.frames += int(arr.shape[-1])
 
     def close(self) -> None:
@@ -1177,16 +1179,16 @@ class SignalWriter:
         if self._failed:
             self.abort()
             return
-        try:
+        with self._guarded():
             self._finish()
             if self._spool is not None:
                 self._copy_to_stdout()
-        except BaseException:
-            self.abort()
-            raise
         self._done = True
         if self._atomic is not None:
-            self._atomic.__exit__(None, None, None)
+            try:  # fsync + rename; atomic_path removes the temp file if they fail
+                self._atomic.__exit__(None, None, None)
+            except _WRITE_ERRORS as e:
+                raise self._write_error(e) from e
 
     def abort(self) -> None:
         """Discard everything written; nothing is published. Idempotent."""
@@ -1219,6 +1221,26 @@ class SignalWriter:
                 self.abort()
 
     # -- helpers
+    def _write_error(self, e: BaseException) -> DataFileError:
+        if isinstance(e, OSError):
+            reason = e.strerror or str(e) or type(e).__name__
+        else:
+            reason = _sf_message(e)
+        return DataFileError(f"{_shown(self.path, output=True)}: cannot write: {reason}")
+
+    @contextlib.contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """Abort (temp file removed, nothing published) on any error; OS/libsndfile write
+        failures (a full disk) become one DataFileError naming the output."""
+        try:
+            yield
+        except _WRITE_ERRORS as e:
+            self.abort()
+            raise self._write_error(e) from e
+        except BaseException:
+            self.abort()
+            raise
+
     def _copy_to_stdout(self) -> None:
         assert self._spool is not None
         self._spool.flush()
@@ -1368,15 +1390,16 @@ class _CsvWriter(SignalWriter):
         super().__init__(path, "csv", channels, None, on_clip)
         # a .tsv file name gets tabs; everything else (stdout too) gets commas
         self._sep = "\t" if path.lower().endswith(".tsv") else ","
-        self._fh: IO[bytes] = (
-            open(self.target, "wb") if isinstance(self.target, Path) else self.target
-        )
-        if column_names is not None:
-            line = io.StringIO()
-            csv.writer(line, delimiter=self._sep, lineterminator="\n").writerow(
-                [str(n) for n in column_names]
+        with self._guarded():
+            self._fh: IO[bytes] = (
+                open(self.target, "wb") if isinstance(self.target, Path) else self.target
             )
-            self._fh.write(line.getvalue().encode("utf-8"))
+            if column_names is not None:
+                line = io.StringIO()
+                csv.writer(line, delimiter=self._sep, lineterminator="\n").writerow(
+                    [str(n) for n in column_names]
+                )
+                self._fh.write(line.getvalue().encode("utf-8"))
 
     def _write(self, arr: np.ndarray) -> None:
         if arr.shape[-1] == 0:
@@ -1423,10 +1446,11 @@ class _NpyWriter(SignalWriter):
     ) -> None:
         super().__init__(path, "npy", channels, batch, on_clip)
         self._dtype = dtype
-        self._fh: IO[bytes] = (
-            open(self.target, "w+b") if isinstance(self.target, Path) else self.target
-        )
-        self._fh.write(_npy_header_bytes(self._shape(0), dtype, True))
+        with self._guarded():
+            self._fh: IO[bytes] = (
+                open(self.target, "w+b") if isinstance(self.target, Path) else self.target
+            )
+            self._fh.write(_npy_header_bytes(self._shape(0), dtype, True))
 
     def _shape(self, frames: int) -> tuple[int, ...]:
         if self.batch is None:

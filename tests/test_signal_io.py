@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import pickle
@@ -14,6 +15,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import pytest
@@ -1153,3 +1155,127 @@ def test_writer_to_dev_stdout_in_a_subprocess(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr.decode()
     (tmp_path / "o.wav").write_bytes(result.stdout)
     np.testing.assert_array_equal(read_signal(tmp_path / "o.wav").data, [[0.5, -0.25]])
+
+
+# ---- a full disk: one clear error, no traceback, no temp file left
+
+
+class _FullDisk(io.RawIOBase):
+    """Wraps a writer's file; every write after the first ``allow`` bytes fails (ENOSPC)."""
+
+    def __init__(self, inner: IO[bytes], allow: int = 0) -> None:
+        self.inner = inner
+        self.allow = allow
+
+    def write(self, data: Any) -> int:
+        if len(data) > self.allow:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.allow -= len(data)
+        return int(self.inner.write(data))
+
+    def seek(self, *args: Any) -> int:
+        return int(self.inner.seek(*args))
+
+    def tell(self) -> int:
+        return int(self.inner.tell())
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "npy"])
+def test_writer_full_disk_while_writing(tmp_path: Path, fmt: str) -> None:
+    writer = open_writer(tmp_path / f"o.{fmt}", format=None, channels=2)
+    writer._fh = _FullDisk(writer._fh)  # type: ignore[attr-defined]
+    with pytest.raises(DataFileError) as info:
+        writer.write(np.ones((2, 10)))
+    assert str(info.value) == f"{tmp_path / f'o.{fmt}'}: cannot write: No space left on device"
+    assert isinstance(info.value.__cause__, OSError)
+    assert _leftovers(tmp_path) == []
+
+
+def test_writer_full_disk_while_closing_npy(tmp_path: Path) -> None:
+    # the NPY header is rewritten at close: the failure comes from close()
+    writer = open_writer(tmp_path / "o.npy", format=None, channels=2)
+    writer.write(np.ones((2, 10)))
+    writer._fh = _FullDisk(writer._fh)  # type: ignore[attr-defined]
+    with pytest.raises(DataFileError, match=r"o\.npy: cannot write: No space left on device"):
+        writer.close()
+    assert _leftovers(tmp_path) == []
+
+
+def test_writer_full_disk_while_publishing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(DataFileError, match=r"o\.csv: cannot write: No space left on device"):
+        write_signal(tmp_path / "o.csv", np.ones((1, 3)), format=None)
+    assert _leftovers(tmp_path) == []
+
+
+def test_writer_libsndfile_error_while_writing_wav(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = open_writer(tmp_path / "o.wav", format=None, channels=1, sample_rate=8000)
+
+    def broken(data: Any) -> None:
+        raise sf.LibsndfileError(1, "Error writing: ")  # libsndfile's system error code
+
+    monkeypatch.setattr(writer._sf, "write", broken)  # type: ignore[attr-defined]
+    with pytest.raises(DataFileError, match=r"o\.wav: cannot write: "):
+        writer.write(np.zeros((1, 5)))
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_writer_to_dev_full_path() -> None:
+    with pytest.raises(DataFileError, match=r"^/dev/full: cannot write: No space left on device$"):
+        write_signal("/dev/full", np.zeros((1, 10)), format="csv")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_stdout_copy_to_dev_full(tmp_path: Path) -> None:
+    code = (
+        "import numpy as np\n"
+        "from conv1d_cli.errors import DataFileError\n"
+        "from conv1d_cli.signal_io import write_signal\n"
+        "try:\n"
+        "    write_signal('-', np.zeros((1, 10)), format='csv')\n"
+        "except DataFileError as e:\n"
+        "    raise SystemExit(f'caught: {e}')\n"
+    )
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [sys.executable, "-c", code], stdout=full, stderr=subprocess.PIPE, cwd=REPO, timeout=60
+        )
+    assert result.stderr.decode() == "caught: <stdout>: cannot write: No space left on device\n"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs RLIMIT_FSIZE and SIGXFSZ")
+@pytest.mark.parametrize("fmt", ["csv", "npy", "wav", "flac"])
+def test_writer_real_write_failure_via_file_size_limit(tmp_path: Path, fmt: str) -> None:
+    # a real failing write(2) (EFBIG past RLIMIT_FSIZE) through every encoder, libsndfile too
+    code = (
+        "import resource, signal, sys, numpy as np\n"
+        "from conv1d_cli.errors import DataFileError\n"
+        "from conv1d_cli.signal_io import write_signal\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
+        "x = np.random.default_rng(1).uniform(-0.9, 0.9, (2, 100000))\n"
+        "try:\n"
+        "    write_signal(sys.argv[1], x, format=None, sample_rate=8000)\n"
+        "except DataFileError as e:\n"
+        "    raise SystemExit(f'caught: {e}')\n"
+    )
+    target = tmp_path / f"big.{fmt}"
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(target)], capture_output=True, cwd=REPO, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.decode().startswith(f"caught: {target}: cannot write: "), result.stderr
+    assert _leftovers(tmp_path) == []
