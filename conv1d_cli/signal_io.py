@@ -33,8 +33,9 @@ Behaviour worth knowing
   Headerless RAW cannot be read (ConfigError). A file whose data chunk is cut short
   yields the frames that are there (libsndfile's behaviour); a cut header or a corrupt
   FLAC frame raises DataFileError. Zero-frame files raise DataFileError.
-- Integer PCM output is rounded (``np.rint``, half to even) and clipped here, then handed to
-  soundfile as int16/int32 so libsndfile's ``floor`` never applies; a value that rounds past
+- Integer PCM output is rounded (to nearest, exact ties away from zero, like C ``round``;
+  not NumPy's ties-to-even) and clipped here, then handed to soundfile as int16/int32 so
+  libsndfile's ``floor`` never applies; a value that rounds past
   the largest code (``1.0`` in PCM_16) counts as clipped; NaN is written as 0. Other
   non-float subtypes (ULAW, VORBIS, ...) are clipped to [-1, 1] here and quantised by
   libsndfile. FLOAT/DOUBLE are written as they are. Default subtype: :func:`output_subtype`.
@@ -1350,7 +1351,12 @@ class _AudioWriter(SignalWriter):
         self._sf.write(out)
 
     def _to_int(self, arr: np.ndarray) -> np.ndarray:
-        """Round to the subtype's grid, clip (counting), return (n, C) int16/int32 codes."""
+        """Round to the subtype's grid, clip (counting), return (n, C) int16/int32 codes.
+
+        Rounding is to the nearest code, exact ties away from zero (``100.5 -> 101``,
+        ``-100.5 -> -101``), as C's ``round()`` does; not NumPy's ties-to-even ``rint``.
+        A value that rounds past the largest code counts as clipped.
+        """
         bits, int_type, shift = _INT_PCM[self.subtype]
         # float32 holds every code up to 24 bits exactly (the scale is a power of two);
         # PCM_32 needs float64, as 2**31 - 1 is not a float32
@@ -1358,7 +1364,7 @@ class _AudioWriter(SignalWriter):
         scale = float(1 << (bits - 1))
         hi = scale - 1
         q = np.multiply(arr, scale, dtype=work)
-        np.rint(q, out=q)
+        _round_half_away(q)
         if q.size and not (q.max() <= hi and q.min() >= -scale):  # clipping or NaN: slow path
             with np.errstate(invalid="ignore"):
                 over = (q > hi) | (q < -scale)
@@ -1376,6 +1382,25 @@ class _AudioWriter(SignalWriter):
 
     def _discard(self) -> None:
         self._sf.close()
+
+
+def _round_half_away(q: np.ndarray) -> None:
+    """Round ``q`` in place to integers, exact ties away from zero.
+
+    ``trunc(q + copysign(0.5, q))`` would be wrong just below a tie (``0.49999997 + 0.5``
+    rounds up to ``1.0`` in float32); ``q - trunc(q)`` is exact, so the tie test is too.
+
+    Examples
+    --------
+    >>> q = np.array([0.5, 1.5, 2.5, -0.5, -2.5, 2.4, -2.6, np.nan])
+    >>> _round_half_away(q)
+    >>> q
+    array([ 1.,  2.,  3., -1., -3.,  2., -3., nan])
+    """
+    whole = np.trunc(q)
+    with np.errstate(invalid="ignore"):  # inf - inf: the inf stays inf below
+        up = np.abs(q - whole) >= 0.5
+    np.add(whole, np.copysign(up, q, dtype=q.dtype), out=q)
 
 
 class _CsvWriter(SignalWriter):
@@ -1509,7 +1534,9 @@ def open_writer(
     sample_rate : float, optional
         Required for audio; must be a whole number of Hz. Ignored for CSV/NPY.
     subtype : str, optional
-        Audio subtype; default :func:`output_subtype` (FLOAT, or PCM_24 for FLAC).
+        Audio subtype; default :func:`output_subtype` (FLOAT, or PCM_24 for FLAC). Integer
+        PCM subtypes get each value rounded to the nearest code, exact ties away from zero
+        (``100.5 -> 101``, ``-100.5 -> -101``; ``np.rint`` would give 100 and -100).
     on_clip : {"warn", "error", "clip"}
         For integer PCM (and other non-float audio subtypes): ``warn`` and ``clip`` clip and
         count in ``writer.clipped`` (reporting is the caller's job); ``error`` raises
