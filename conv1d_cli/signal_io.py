@@ -116,9 +116,10 @@ class ClipError(Conv1dError):
 class FormatError(ConfigError, DataFileError):
     """The format of a path cannot be told (unknown extension, or ``-`` without a format).
 
-    It is both a :class:`ConfigError` (the fix is an explicit ``--input-format`` /
-    ``--output-format``, so the CLI exits 2) and a :class:`DataFileError` (the file name is
-    what cannot be used).
+    It is both a :class:`ConfigError` (the fix is an explicit format, so the CLI exits 2)
+    and a :class:`DataFileError` (the file name is what cannot be used). The message says
+    "give the format explicitly" without naming an option: the library does not know
+    which one the caller has (``apply --input-format``, ``inspect --format``, ...).
     """
 
 
@@ -214,7 +215,7 @@ def detect_format(path: str | os.PathLike[str], explicit: str | None = None) -> 
     if text == "-":
         raise FormatError(
             "'-' (stdin/stdout) has no extension to tell the format from; "
-            "give it explicitly (e.g. --input-format wav / --output-format csv)"
+            "give the format explicitly"
         )
     ext = Path(text).suffix.lower().lstrip(".")
     name = _EXTENSION_ALIASES.get(ext, ext)
@@ -223,7 +224,7 @@ def detect_format(path: str | os.PathLike[str], explicit: str | None = None) -> 
         raise FormatError(
             f"{text}: cannot tell the signal format from {found}; expected .wav, .flac, "
             f".ogg, .aiff, .au, .csv, .npy or another soundfile format, "
-            f"or give the format explicitly (--input-format/--output-format)"
+            f"or give the format explicitly"
         )
     return name
 
