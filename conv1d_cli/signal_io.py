@@ -90,6 +90,7 @@ import soundfile as sf
 
 from conv1d_cli.atomic import atomic_path
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, ShapeError
+from conv1d_cli.shapes import check_int
 
 __all__ = [
     "ClipError",
@@ -270,9 +271,7 @@ def _check_dtype(dtype: Any) -> np.dtype[Any]:
 
 
 def _check_frames(frames: Any) -> int:
-    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 0:
-        raise ConfigError(f"frames must be an integer >= 0, not {frames!r}")
-    return int(frames)
+    return check_int("frames", frames, minimum=0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -1502,14 +1501,6 @@ class _NpyWriter(SignalWriter):
             self._fh.close()
 
 
-def _check_count(name: str, value: Any, *, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name} must be an integer >= 1, not {value!r}")
-    return int(value)
-
-
 def open_writer(
     path: str | os.PathLike[str],
     *,
@@ -1567,9 +1558,8 @@ def open_writer(
     fmt = detect_format(text, format)
     if on_clip not in _ON_CLIP:
         raise ConfigError(f"on_clip must be one of {list(_ON_CLIP)!r}, not {on_clip!r}")
-    nchan = _check_count("channels", channels)
-    assert nchan is not None
-    nbatch = _check_count("batch", batch, allow_none=True)
+    nchan = check_int("channels", channels)
+    nbatch = None if batch is None else check_int("batch", batch)
     dt = _check_dtype(dtype)
     if nbatch is not None and fmt != "npy":
         raise ConfigError(

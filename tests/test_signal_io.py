@@ -7,6 +7,7 @@ import errno
 import io
 import os
 import pickle
+import re
 import stat
 import subprocess
 import sys
@@ -586,8 +587,10 @@ def test_reader_bad_frames_and_dtype(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="dtype must be one of"):
         open_reader(tmp_path / "x.npy", dtype="int16")
     with open_reader(tmp_path / "x.npy") as r:
-        with pytest.raises(ConfigError, match="frames must be an integer >= 0"):
+        with pytest.raises(ConfigError, match=r"^frames must be >= 0, got -1$"):
             r.read(-1)
+        with pytest.raises(ConfigError, match=r"^frames must be an integer, got 2\.0$"):
+            r.head(2.0)  # type: ignore[arg-type]
 
 
 def test_csv_reader_works_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1304,3 +1307,24 @@ def test_writer_real_write_failure_via_file_size_limit(tmp_path: Path, fmt: str)
     assert result.returncode == 1
     assert result.stderr.decode().startswith(f"caught: {target}: cannot write: "), result.stderr
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"channels": 0}, "channels must be positive, got 0"),
+        ({"channels": True}, "channels must be an integer, got True"),
+        ({"channels": 2.0}, "channels must be an integer, got 2.0"),
+        ({"channels": 2, "batch": 0}, "batch must be positive, got 0"),
+        ({"channels": 2, "batch": "3"}, "batch must be an integer, got '3'"),
+    ],
+)
+def test_writer_counts_use_the_shared_integer_check(
+    tmp_path: Path, kwargs: dict, message: str
+) -> None:
+    # same wording as every other count in the library (shapes.check_int)
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        open_writer(tmp_path / "o.npy", format=None, **kwargs)
+    with open_writer(tmp_path / "o.npy", format=None, channels=np.int64(2), batch=np.int32(1)):
+        pass
+    assert _leftovers(tmp_path) == ["o.npy"]
