@@ -115,11 +115,13 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = True) -> It
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> out = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
+    >>> workdir = tempfile.TemporaryDirectory()
+    >>> out = pathlib.Path(workdir.name) / "x.txt"
     >>> with atomic_path(out) as tmp:
     ...     _ = tmp.write_text("done")
     >>> out.read_text()
     'done'
+    >>> workdir.cleanup()
     """
     target = Path(target)
     try:

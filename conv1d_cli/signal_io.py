@@ -57,7 +57,8 @@ Examples
 --------
 >>> import tempfile, pathlib
 >>> import numpy as np
->>> path = str(pathlib.Path(tempfile.mkdtemp()) / "tone.wav")
+>>> workdir = tempfile.TemporaryDirectory()
+>>> path = str(pathlib.Path(workdir.name) / "tone.wav")
 >>> x = np.array([[0.0, 0.25, -0.5], [0.5, 0.0, 0.125]])
 >>> write_signal(path, x, format="wav", sample_rate=8000, subtype="PCM_16")
 0
@@ -66,6 +67,7 @@ Examples
 ('wav', 'PCM_16', 2, 3)
 >>> np.array_equal(sig.data, x)
 True
+>>> workdir.cleanup()
 """
 
 from __future__ import annotations
@@ -1017,11 +1019,13 @@ def open_reader(
     --------
     >>> import tempfile, pathlib
     >>> import numpy as np
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.npy"
+    >>> workdir = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(workdir.name) / "x.npy"
     >>> np.save(path, np.arange(10.0).reshape(2, 5))
     >>> with open_reader(path) as r:
     ...     r.info.channels, r.read(3).shape, r.read(3).shape, r.read(3).shape
     (2, (2, 3), (2, 2), (2, 0))
+    >>> workdir.cleanup()
     """
     text = os.fspath(path)
     if text != "-" and os.path.isdir(text):
@@ -1045,11 +1049,13 @@ def probe(path: str | os.PathLike[str], format: str | None = None) -> SignalInfo
     --------
     >>> import tempfile, pathlib
     >>> import numpy as np
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "batch.npy"
+    >>> workdir = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(workdir.name) / "batch.npy"
     >>> np.save(path, np.zeros((4, 2, 100), np.float32))
     >>> info = probe(path)
     >>> info.format, info.batch, info.channels, info.frames, info.sample_rate
     ('npy', 4, 2, 100, None)
+    >>> workdir.cleanup()
     """
     with open_reader(path, format) as reader:
         return reader.info
@@ -1066,7 +1072,8 @@ def read_signal(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "acc.csv"
+    >>> workdir = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(workdir.name) / "acc.csv"
     >>> _ = path.write_text("# sensor A\\nx;y\\n1.5;2\\n-3;4e-1\\n")
     >>> sig = read_signal(path)
     >>> sig.data
@@ -1074,6 +1081,7 @@ def read_signal(
            [ 2. ,  0.4]])
     >>> sig.info.column_names
     ('x', 'y')
+    >>> workdir.cleanup()
     """
     with open_reader(path, format, dtype) as reader:
         info = reader.info
@@ -1544,7 +1552,8 @@ def open_writer(
     --------
     >>> import tempfile, pathlib
     >>> import numpy as np
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "y.csv"
+    >>> workdir = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(workdir.name) / "y.csv"
     >>> with open_writer(path, format=None, channels=2, column_names=["l", "r"]) as w:
     ...     w.write(np.array([[0.1, 0.2], [1.0, -2.5]]))
     ...     w.write(np.array([[1 / 3], [1e-300]]))
@@ -1553,6 +1562,7 @@ def open_writer(
     0.1,1.0
     0.2,-2.5
     0.3333333333333333,1e-300
+    >>> workdir.cleanup()
     """
     text = os.fspath(path)
     fmt = detect_format(text, format)
@@ -1609,12 +1619,14 @@ def write_signal(
     --------
     >>> import tempfile, pathlib
     >>> import numpy as np
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "loud.wav"
+    >>> workdir = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(workdir.name) / "loud.wav"
     >>> write_signal(path, np.array([[0.5, 1.5, -2.0]]), format=None, sample_rate=8000,
     ...              subtype="PCM_16")
     2
     >>> read_signal(path).data * 32768
     array([[ 16384.,  32767., -32768.]])
+    >>> workdir.cleanup()
     """
     data = signal_data.data if isinstance(signal_data, Signal) else np.asarray(signal_data)
     text = os.fspath(path)

@@ -216,3 +216,18 @@ def test_layer_save_twice_says_overwrite_true(tmp_path: Path) -> None:
     with pytest.raises(OutputExistsError, match=r"already exists \(pass overwrite=True\)"):
         layer.save(tmp_path / "layer.npz")
     layer.save(tmp_path / "layer.npz", overwrite=True)
+
+
+@pytest.mark.parametrize("module_name", ["conv1d_cli.atomic", "conv1d_cli.signal_io"])
+def test_doctests_leave_no_temporary_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module_name: str
+) -> None:
+    import doctest
+    import importlib
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    module = importlib.import_module(module_name)
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0
+    assert _names(tmp_path) == []
