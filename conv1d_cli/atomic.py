@@ -46,7 +46,10 @@ def _umask_by_setting() -> int:
     return mask
 
 
-_UMASK_AT_IMPORT: Final = _proc_umask() if _proc_umask() is not None else _umask_by_setting()
+_PROC_UMASK_AT_IMPORT = _proc_umask()
+_UMASK_AT_IMPORT: Final[int] = (
+    _umask_by_setting() if _PROC_UMASK_AT_IMPORT is None else _PROC_UMASK_AT_IMPORT
+)
 
 
 def _read_umask() -> int:
