@@ -33,7 +33,7 @@ Behaviour worth knowing
   Headerless RAW cannot be read (ConfigError). A file whose data chunk is cut short
   yields the frames that are there (libsndfile's behaviour); a cut header or a corrupt
   FLAC frame raises DataFileError. Zero-frame files raise DataFileError.
-- Integer PCM output is rounded (to nearest, exact ties away from zero, like C ``round``;
+- Integer PCM output is rounded (to nearest, exact ties upwards as SoX does;
   not NumPy's ties-to-even) and clipped here, then handed to soundfile as int16/int32 so
   libsndfile's ``floor`` never applies; a value that rounds past
   the largest code (``1.0`` in PCM_16) counts as clipped; NaN is written as 0. Other
@@ -1361,8 +1361,8 @@ class _AudioWriter(SignalWriter):
     def _to_int(self, arr: np.ndarray) -> np.ndarray:
         """Round to the subtype's grid, clip (counting), return (n, C) int16/int32 codes.
 
-        Rounding is to the nearest code, exact ties away from zero (``100.5 -> 101``,
-        ``-100.5 -> -101``), as C's ``round()`` does; not NumPy's ties-to-even ``rint``.
+        Rounding is to the nearest code, exact ties upwards (``100.5 -> 101``,
+        ``-100.5 -> -100``), as SoX does; not NumPy's ties-to-even ``rint``.
         A value that rounds past the largest code counts as clipped.
         """
         bits, int_type, shift = _INT_PCM[self.subtype]
@@ -1372,7 +1372,7 @@ class _AudioWriter(SignalWriter):
         scale = float(1 << (bits - 1))
         hi = scale - 1
         q = np.multiply(arr, scale, dtype=work)
-        _round_half_away(q)
+        _round_half_up(q)
         if q.size and not (q.max() <= hi and q.min() >= -scale):  # clipping or NaN: slow path
             with np.errstate(invalid="ignore"):
                 over = (q > hi) | (q < -scale)
@@ -1392,23 +1392,24 @@ class _AudioWriter(SignalWriter):
         self._sf.close()
 
 
-def _round_half_away(q: np.ndarray) -> None:
-    """Round ``q`` in place to integers, exact ties away from zero.
+def _round_half_up(q: np.ndarray) -> None:
+    """Round ``q`` in place to integers, exact ties upwards (towards +inf), as SoX does.
 
-    ``trunc(q + copysign(0.5, q))`` would be wrong just below a tie (``0.49999997 + 0.5``
-    rounds up to ``1.0`` in float32); ``q - trunc(q)`` is exact, so the tie test is too.
+    So ``conv1d apply`` and ``sox -D`` (no dither) write the same PCM codes.
+    ``floor(q + 0.5)`` would be wrong just below a tie (``0.49999997 + 0.5`` rounds up to
+    ``1.0`` in float32); ``q - floor(q)`` is exact, so the tie test is too.
 
     Examples
     --------
     >>> q = np.array([0.5, 1.5, 2.5, -0.5, -2.5, 2.4, -2.6, np.nan])
-    >>> _round_half_away(q)
+    >>> _round_half_up(q)
     >>> q
-    array([ 1.,  2.,  3., -1., -3.,  2., -3., nan])
+    array([ 1.,  2.,  3.,  0., -2.,  2., -3., nan])
     """
-    whole = np.trunc(q)
+    whole = np.floor(q)
     with np.errstate(invalid="ignore"):  # inf - inf: the inf stays inf below
-        up = np.abs(q - whole) >= 0.5
-    np.add(whole, np.copysign(up, q, dtype=q.dtype), out=q)
+        up = (q - whole) >= 0.5
+    np.add(whole, up, out=q, casting="unsafe")
 
 
 class _CsvWriter(SignalWriter):
@@ -1535,8 +1536,8 @@ def open_writer(
         Required for audio; must be a whole number of Hz. Ignored for CSV/NPY.
     subtype : str, optional
         Audio subtype; default :func:`output_subtype` (FLOAT, or PCM_24 for FLAC). Integer
-        PCM subtypes get each value rounded to the nearest code, exact ties away from zero
-        (``100.5 -> 101``, ``-100.5 -> -101``; ``np.rint`` would give 100 and -100).
+        PCM subtypes get each value rounded to the nearest code, exact ties upwards as in
+        SoX (``100.5 -> 101``, ``-100.5 -> -100``; ``np.rint`` would give 100 and -100).
     on_clip : {"warn", "error", "clip"}
         For integer PCM (and other non-float audio subtypes): ``warn`` and ``clip`` clip and
         count in ``writer.clipped`` (reporting is the caller's job); ``error`` raises

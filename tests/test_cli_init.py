@@ -181,6 +181,41 @@ def test_cli_init_coefficients_then_apply_matches_sox(tmp_path, taps):
     np.testing.assert_allclose(through_cli, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("taps", [4, 7])
+def test_cli_init_coefficients_pcm16_equals_sox_without_dither(tmp_path, taps):
+    """PCM in, PCM out: the very same codes as `sox -D`, exact ties included.
+
+    Dyadic taps on PCM_16 samples make many outputs land exactly on half a code, where
+    the rounding rule decides (SoX rounds ties upwards; so do we).
+    """
+    sox = shutil.which("sox")
+    if sox is None:
+        pytest.skip("sox is not installed")
+    soundfile = pytest.importorskip("soundfile")
+    rng = np.random.default_rng(taps)
+    codes = rng.integers(-12000, 12000, size=(4000, 2), dtype=np.int16)
+    soundfile.write(tmp_path / "in.wav", codes, 8000, subtype="PCM_16")
+    h = rng.integers(-8, 9, size=taps) / 32.0
+    coeffs = tmp_path / "h.txt"
+    coeffs.write_text("# dyadic taps\n" + "\n".join(repr(float(v)) for v in h) + "\n")
+    subprocess.run(
+        [sox, "-D", str(tmp_path / "in.wav"), str(tmp_path / "sox.wav"), "fir", str(coeffs)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    ok(tmp_path / "l.npz", "--coefficients", coeffs, "--channels", 2)
+    applied = CliRunner().invoke(
+        cli, ["apply", "-w", str(tmp_path / "l.npz"), str(tmp_path / "in.wav"),
+              "-o", str(tmp_path / "ours.wav"), "-q"],
+    )  # fmt: skip
+    assert applied.exit_code == 0, applied.stderr
+    expected, _ = soundfile.read(tmp_path / "sox.wav", dtype="int16")
+    ours, _ = soundfile.read(tmp_path / "ours.wav", dtype="int16")
+    assert soundfile.info(str(tmp_path / "ours.wav")).subtype == "PCM_16"
+    exact = np.convolve(codes[:, 0].astype(float), h)[(taps - 1) // 2 :][: len(codes)]
+    assert np.any(exact % 1 == 0.5)  # the test does exercise ties
+    np.testing.assert_array_equal(ours, expected)
+
+
 def test_cli_init_weight_and_bias_files(tmp_path):
     w = np.random.default_rng(0).normal(size=(4, 1, 3)).astype(np.float32)
     np.save(tmp_path / "w.npy", w)
