@@ -367,6 +367,25 @@ def test_cli_inspect_signal_from_stdin(tmp_path):
     assert report["file"] == "-" and report["frames"] == 3 and report["channels"] == 1
 
 
+def test_cli_inspect_signal_from_a_fifo_is_read_once(tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(fifo, "w") as f:
+            f.write("a,b,c\n1,2,3\n4,5,6\n")
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    report = json.loads(ok(fifo, "--format", "csv", "--json").stdout)
+    writer.join(timeout=10)
+    assert (report["channels"], report["frames"]) == (3, 2)
+    assert report["column_names"] == ["a", "b", "c"]
+
+
 @pytest.mark.parametrize("kind", ["missing", "directory", "garbage"])
 def test_cli_inspect_bad_signal_files(tmp_path, kind):
     path = tmp_path / "s.wav"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,9 @@ def _is_layer_file(path: str) -> bool:
     if Path(path).suffix.lower() == ".npz":
         return True
     try:
+        # Sniffing a pipe (<(...), a FIFO) would eat its first bytes: streams are signals.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
         with open(path, "rb") as f:
             return f.read(4) == b"PK\x03\x04"
     except OSError:
