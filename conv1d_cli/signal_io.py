@@ -92,7 +92,7 @@ import soundfile as sf
 
 from conv1d_cli.atomic import atomic_path
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, ShapeError
-from conv1d_cli.shapes import check_int
+from conv1d_cli.shapes import check_int, check_sample_rate
 
 __all__ = [
     "ClipError",
@@ -1295,12 +1295,10 @@ class _AudioWriter(SignalWriter):
         upper = fmt.upper()
         if sample_rate is None:
             raise ConfigError(f"{_shown(path, output=True)}: audio output needs a sample rate")
-        rate = float(sample_rate)
-        if not rate.is_integer() or rate <= 0:
-            raise ConfigError(
-                f"{_shown(path, output=True)}: audio sample rate must be a positive whole "
-                f"number of Hz, not {sample_rate!r}"
-            )
+        try:
+            rate = check_sample_rate("sample rate", sample_rate, integer=True)
+        except ConfigError as e:
+            raise ConfigError(f"{_shown(path, output=True)}: {e}") from None
         if subtype is None:
             chosen = output_subtype(fmt)
         else:

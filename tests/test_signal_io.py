@@ -1329,3 +1329,13 @@ def test_writer_counts_use_the_shared_integer_check(
     with open_writer(tmp_path / "o.npy", format=None, channels=np.int64(2), batch=np.int32(1)):
         pass
     assert _leftovers(tmp_path) == ["o.npy"]
+
+
+@pytest.mark.parametrize(
+    ("rate", "match"),
+    [(1e12, "at most 2147483647"), (44100.5, "whole number"), (0, "positive"), (-1, "positive")],
+)
+def test_audio_writer_sample_rate_checked_before_soundfile(tmp_path: Path, rate, match) -> None:
+    with pytest.raises(ConfigError, match=match):
+        write_signal(tmp_path / "x.wav", np.zeros((1, 4)), format=None, sample_rate=rate)
+    assert list(tmp_path.iterdir()) == []

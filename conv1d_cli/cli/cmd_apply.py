@@ -768,10 +768,10 @@ def _run(
 
 def _known_frames(source: str, opts: _Options) -> int | None:
     """Frame count for the progress bar (None for pipes and unknown lengths)."""
-    if source == "-":
-        return None
     from conv1d_cli import signal_io
 
+    if signal_io.is_stream(source):  # probing a pipe would consume it
+        return None
     try:
         frames = signal_io.probe(source, format=opts.input_format).frames
     except Conv1dError:
