@@ -1410,7 +1410,22 @@ def _round_half_up(q: np.ndarray) -> None:
     np.add(whole, up, out=q, casting="unsafe")
 
 
-class _CsvWriter(SignalWriter):
+class _ByteWriter(SignalWriter):
+    """A writer that owns a binary file handle ``_fh`` (the temp file, or the stdout spool)."""
+
+    _fh: IO[bytes]
+
+    def _finish(self) -> None:
+        self._fh.flush()
+        if self._fh is not self._spool:
+            self._fh.close()
+
+    def _discard(self) -> None:
+        if self._fh is not self._spool:
+            self._fh.close()
+
+
+class _CsvWriter(_ByteWriter):
     def __init__(
         self, path: str, channels: int, column_names: Sequence[str] | None, on_clip: str
     ) -> None:
@@ -1423,9 +1438,7 @@ class _CsvWriter(SignalWriter):
         # a .tsv file name gets tabs; everything else (stdout too) gets commas
         self._sep = "\t" if path.lower().endswith(".tsv") else ","
         with self._guarded():
-            self._fh: IO[bytes] = (
-                open(self.target, "wb") if isinstance(self.target, Path) else self.target
-            )
+            self._fh = open(self.target, "wb") if isinstance(self.target, Path) else self.target
             if column_names is not None:
                 line = io.StringIO()
                 csv.writer(line, delimiter=self._sep, lineterminator="\n").writerow(
@@ -1445,15 +1458,6 @@ class _CsvWriter(SignalWriter):
             text = (row * chunk.shape[1]) % tuple(chunk.T.ravel().tolist())
             self._fh.write(text.encode("ascii"))
 
-    def _finish(self) -> None:
-        self._fh.flush()
-        if self._fh is not self._spool:
-            self._fh.close()
-
-    def _discard(self) -> None:
-        if self._fh is not self._spool:
-            self._fh.close()
-
 
 def _npy_header_bytes(shape: tuple[int, ...], dtype: np.dtype[Any], fortran: bool) -> bytes:
     """A version-1.0 NPY header padded to exactly _NPY_HEADER_BYTES (rewritable in place)."""
@@ -1466,7 +1470,7 @@ def _npy_header_bytes(shape: tuple[int, ...], dtype: np.dtype[Any], fortran: boo
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body
 
 
-class _NpyWriter(SignalWriter):
+class _NpyWriter(_ByteWriter):
     """Streams time-major: the file is Fortran-ordered, its header is rewritten at close.
 
     ``np.load`` gives back the ``(C, L)`` / ``(N, C, L)`` array with the right values (it
@@ -1479,9 +1483,7 @@ class _NpyWriter(SignalWriter):
         super().__init__(path, "npy", channels, batch, on_clip)
         self._dtype = dtype
         with self._guarded():
-            self._fh: IO[bytes] = (
-                open(self.target, "w+b") if isinstance(self.target, Path) else self.target
-            )
+            self._fh = open(self.target, "w+b") if isinstance(self.target, Path) else self.target
             self._fh.write(_npy_header_bytes(self._shape(0), dtype, True))
 
     def _shape(self, frames: int) -> tuple[int, ...]:
@@ -1499,13 +1501,7 @@ class _NpyWriter(SignalWriter):
         self._fh.seek(0)
         self._fh.write(_npy_header_bytes(self._shape(self.frames), self._dtype, True))
         self._fh.seek(end)
-        self._fh.flush()
-        if self._fh is not self._spool:
-            self._fh.close()
-
-    def _discard(self) -> None:
-        if self._fh is not self._spool:
-            self._fh.close()
+        super()._finish()
 
 
 def open_writer(
