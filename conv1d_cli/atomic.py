@@ -135,7 +135,8 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = True) -> It
         raise DataFileError(f"{target}: is a directory, expected an output file name")
     if not overwrite and (st is not None or os.path.lexists(target)):
         raise OutputExistsError(f"{target}: already exists (pass overwrite=True)")
-    if st is not None and not stat.S_ISREG(st.st_mode):
+    shell_opened = os.path.abspath(target).startswith(("/dev/", "/proc/"))
+    if st is not None and (shell_opened or not stat.S_ISREG(st.st_mode)):
         # a character device (/dev/stdout, /dev/null), FIFO or socket: there is no file
         # to protect, and replacing it would break the pipe or the device node
         yield target
@@ -183,7 +184,10 @@ def check_not_same_file(
         if str(source) == "-":
             continue
         src = Path(source)
-        same = out.resolve() == src.resolve()
+        try:
+            same = out.resolve() == src.resolve()
+        except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop (Python < 3.13)
+            raise DataFileError(f"cannot resolve {str(output)!r} or {str(source)!r}: {e}") from e
         with contextlib.suppress(OSError):
             same = same or os.path.samefile(out, src)
         if same:

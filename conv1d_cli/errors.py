@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "ShapeError",
     "DataFileError",
+    "FormatError",
     "OutputExistsError",
 ]
 
@@ -37,4 +38,14 @@ class OutputExistsError(DataFileError):
     """An output file already exists and overwriting was not allowed (``overwrite=False``).
 
     A separate class so the CLI can name its own switch (``--force``) in the message.
+    """
+
+
+class FormatError(ConfigError, DataFileError):
+    """The format of a path cannot be told (unknown extension, or ``-`` without a format).
+
+    It is both a :class:`ConfigError` (the fix is an explicit format, so the CLI exits 2)
+    and a :class:`DataFileError` (the file name is what cannot be used). The message says
+    "give the format explicitly" without naming an option: the library does not know
+    which one the caller has; :func:`conv1d_cli.cli._common.reported_errors` adds it.
     """

@@ -91,7 +91,7 @@ import numpy as np
 import soundfile as sf
 
 from conv1d_cli.atomic import atomic_path
-from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, ShapeError
+from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, FormatError, ShapeError
 from conv1d_cli.shapes import check_int, check_sample_rate
 
 __all__ = [
@@ -103,6 +103,7 @@ __all__ = [
     "SignalWriter",
     "detect_format",
     "is_stream",
+    "names_open_file",
     "open_reader",
     "open_writer",
     "output_subtype",
@@ -114,16 +115,6 @@ __all__ = [
 
 class ClipError(Conv1dError):
     """Integer PCM output would clip and ``on_clip="error"`` was asked for (exit 1)."""
-
-
-class FormatError(ConfigError, DataFileError):
-    """The format of a path cannot be told (unknown extension, or ``-`` without a format).
-
-    It is both a :class:`ConfigError` (the fix is an explicit format, so the CLI exits 2)
-    and a :class:`DataFileError` (the file name is what cannot be used). The message says
-    "give the format explicitly" without naming an option: the library does not know
-    which one the caller has (``apply --input-format``, ``inspect --format``, ...).
-    """
 
 
 # ---------------------------------------------------------------------------------------
@@ -351,6 +342,22 @@ def is_stream(path: str | os.PathLike[str]) -> bool:
     except (OSError, ValueError):
         return False
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def names_open_file(path: str | os.PathLike[str]) -> bool:
+    """True for ``/dev/...`` and ``/proc/...`` paths (``/dev/stdout``, ``/dev/fd/3``).
+
+    Such a name stands for a file the shell already opened. Even when it leads to a
+    regular file (``conv1d ... -o /dev/stdout >> log.csv``) that file must be written
+    through the name, never replaced by a rename, which would drop what is in it.
+
+    Examples
+    --------
+    >>> names_open_file("/dev/stdout"), names_open_file("out.wav")
+    (True, False)
+    """
+    text = os.path.abspath(os.fspath(path))
+    return text.startswith(("/dev/", "/proc/"))
 
 
 def _stdin_binary() -> IO[bytes]:
@@ -1149,7 +1156,7 @@ class SignalWriter:
         # where the encoder writes: a temp path next to the target, or an anonymous spool
         # for stdout and for outputs that are not regular files (/dev/stdout, a FIFO): the
         # encoders seek (WAV/NPY headers), which a pipe or device cannot do
-        if is_stream(path):
+        if is_stream(path) or names_open_file(path):
             self._spool = tempfile.TemporaryFile()
             self.target: Path | IO[bytes] = self._spool
         else:
@@ -1256,7 +1263,8 @@ class SignalWriter:
         self._spool.seek(0)
         if self.path != "-":  # a device or FIFO named by its path: opened once, at the end
             try:
-                with open(self.path, "wb") as device:
+                # Append: a regular file behind /dev/stdout (`>> log`) keeps what it holds.
+                with open(self.path, "ab") as device:
                     shutil.copyfileobj(self._spool, device, 1 << 20)
             except BrokenPipeError as e:
                 raise DataFileError(f"{self.path}: the reading end of the pipe was closed") from e

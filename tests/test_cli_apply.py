@@ -848,3 +848,45 @@ def test_apply_help_does_not_overclaim_streaming():
     text = " ".join(CliRunner().invoke(cli, ["apply", "--help"]).stdout.split())
     assert "CSV and NPY on stdin are read whole" in text
     assert "output to '-' (any format) is spooled to a temporary file" in text
+
+
+def test_apply_to_dev_stdout_appends_to_the_file_behind_it(tmp_path, stereo, smooth):
+    """`-o /dev/stdout >> log.csv` must add to log.csv, never replace it by a rename."""
+    path, x = stereo
+    log = tmp_path / "log.csv"
+    log.write_text("keep me\n")
+    with open(log, "ab") as out:
+        proc = subprocess.run(
+            _cmd("-w", smooth, path, "-o", "/dev/stdout", "--output-format", "csv", "-q"),
+            stdout=out, stderr=subprocess.PIPE, env=_env(),
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = log.read_text().splitlines()
+    assert lines[0] == "keep me" and len(lines) == 1 + x.shape[1]
+    assert log.is_file() and not log.is_symlink()
+
+
+def test_apply_to_dev_stdout_keeps_the_input_format_like_dash(tmp_path, stereo, smooth):
+    path, x = stereo
+    with open(tmp_path / "out.wav", "wb") as out:
+        proc = subprocess.run(
+            _cmd("-w", smooth, path, "-o", "/dev/stdout"),
+            stdout=out, stderr=subprocess.PIPE, env=_env(),
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    y, rate = sf.read(tmp_path / "out.wav", always_2d=True, dtype="float32")
+    assert rate == RATE and y.shape == (x.shape[1], 2)
+
+
+def test_apply_output_symlink_loop_is_one_error_line(tmp_path, stereo, smooth):
+    path, _ = stereo
+    loop = tmp_path / "loop.wav"
+    loop.symlink_to(loop)
+    result = _run("-w", smooth, path, "-o", loop)
+    _assert_error(result, 1, "loop.wav")
+
+
+def test_apply_stdin_without_a_format_names_the_options(smooth, stereo):
+    path, _ = stereo
+    result = _run("-w", smooth, "-", "-o", "-", input=path.read_bytes())
+    _assert_error(result, 2, "--input-format")

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from conv1d_cli.errors import ConfigError, Conv1dError
+from conv1d_cli.errors import ConfigError, Conv1dError, FormatError
 from conv1d_cli.shapes import parse_padding
 
 __all__ = ["PaddingType", "reported_errors", "split_layer_arg", "write_stdout"]
@@ -35,13 +35,18 @@ class PaddingType(click.ParamType):
 
 
 @contextlib.contextmanager
-def reported_errors() -> Iterator[None]:
+def reported_errors(format_options: str | None = None) -> Iterator[None]:
     """Translate library errors: a bad option is exit 2, bad data or a failed run exit 1.
 
-    Anything else is a bug and propagates as a traceback.
+    ``format_options`` names the command's format option(s), added to a
+    :class:`FormatError` (the library cannot know them). Anything else is a bug and
+    propagates as a traceback.
     """
     try:
         yield
+    except FormatError as e:
+        hint = f" ({format_options})" if format_options else ""
+        raise click.UsageError(f"{e}{hint}") from e
     except ConfigError as e:
         raise click.UsageError(str(e)) from e
     except Conv1dError as e:

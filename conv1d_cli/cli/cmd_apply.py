@@ -139,10 +139,11 @@ def _filter_file(
             warnings = _rate_warnings(layers, names, info.sample_rate, shown)
             if opts.output_format is not None:
                 out_format = opts.output_format
-            elif job.target != "-":
-                out_format = signal_io.detect_format(job.target)
-            else:
+            elif signal_io.is_stream(job.target) or signal_io.names_open_file(job.target):
+                # '-', /dev/stdout, a FIFO: no extension to go by, keep the input's format
                 out_format = info.format
+            else:
+                out_format = signal_io.detect_format(job.target)
             subtype = opts.subtype
             if subtype is not None:
                 _check_subtype(subtype, out_format)
@@ -435,7 +436,7 @@ def _check_output_formats(
     explicit = None if output_format is None else signal_io.detect_format("-", output_format)
     for job in jobs_list:
         by_name = None
-        if job.target != "-":
+        if not (signal_io.is_stream(job.target) or signal_io.names_open_file(job.target)):
             with contextlib.suppress(Conv1dError):  # no/unknown extension: nothing to compare
                 by_name = signal_io.detect_format(job.target)
         fmt = explicit or by_name
@@ -617,7 +618,7 @@ def apply_(
         conv1d apply -w model.npz:encoder.conv -w model.npz:decoder.conv x.npy -o y.npy
         cat in.wav | conv1d apply -w lowpass.npz - --input-format wav -o - --output-format wav
     """
-    with reported_errors(), _signals_exit():
+    with reported_errors("--input-format / --output-format"), _signals_exit():
         from conv1d_cli.stream import check_chain, compute_dtype
 
         if sample_rate is not None:

@@ -147,7 +147,7 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
             raise click.UsageError(f"{names} only apply to layer files; {file} is read as a signal")
     elif opts["format_"] is not None:
         raise click.UsageError("--format only applies to signal files")
-    with reported_errors():
+    with reported_errors("--format"):
         if layer_file:
             report = _layer_report(file, opts)
             if opts["plot"] is not None:

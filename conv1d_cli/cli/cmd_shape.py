@@ -187,7 +187,7 @@ def shape(
         "padding_mode": padding_mode,
         "groups": groups,
     }
-    with reported_errors():
+    with reported_errors("--input-format"):
         if sample_rate is not None:
             sample_rate = check_sample_rate("--sample-rate", sample_rate)
         if input_file is not None and length is not None:
