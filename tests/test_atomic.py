@@ -106,6 +106,7 @@ def test_atomic_path_writes_into_a_fifo_instead_of_replacing_it(tmp_path: Path) 
         with contextlib.suppress(OSError):
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
         reader.join(5)
+    assert not reader.is_alive(), "the FIFO reader timed out"
     assert got == [b"1,2\n"]
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert _names(tmp_path) == ["out.csv"]
@@ -180,10 +181,15 @@ def test_atomic_path_never_changes_the_process_umask(
     assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~current
 
 
-def test_umask_read_at_import_matches_the_process() -> None:
-    current = os.umask(0o022)
-    os.umask(current)
-    assert atomic._read_umask() == current
+def test_umask_read_matches_the_process_with_an_unusual_mask(tmp_path: Path) -> None:
+    previous = os.umask(0o027)  # not the usual 022, so a hard-coded value cannot pass
+    try:
+        assert atomic._read_umask() == 0o027
+        with atomic_path(tmp_path / "new.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o640
 
 
 def test_umask_fallback_off_linux_uses_the_import_time_value(

@@ -1161,6 +1161,7 @@ def test_writer_into_a_fifo_streams_a_complete_file(tmp_path: Path, fmt: str) ->
         with contextlib.suppress(OSError):  # unblock the reader if nothing was written
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
         reader.join(5)
+    assert not reader.is_alive() and got, "the FIFO reader timed out"
     assert stat.S_ISFIFO(os.stat(fifo).st_mode) and _leftovers(tmp_path) == [f"out.{fmt}"]
     (tmp_path / f"copy.{fmt}").write_bytes(got[0])
     np.testing.assert_array_equal(read_signal(tmp_path / f"copy.{fmt}").data, x)
