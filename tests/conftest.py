@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +44,29 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{int(stats['errors'])} matching errors, "
             f"worst relative error {stats['worst']:.3g}"
         )
+
+
+@contextlib.contextmanager
+def drained_fifo(fifo: Path) -> Iterator[list[bytes]]:
+    """Make ``fifo`` and read it whole in a thread while the block writes into it.
+
+    Yields the list that receives what was read (one ``bytes``). On exit a reader
+    still waiting for a writer is unblocked, and a reader that never finished fails
+    the test clearly instead of hanging it.
+    """
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def drain() -> None:
+        with open(fifo, "rb") as fh:
+            got.append(fh.read())
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        yield got
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(5)
+    assert not reader.is_alive() and got, "the FIFO reader timed out"

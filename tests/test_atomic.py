@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
+from conftest import drained_fifo
 
 from conv1d_cli import atomic
 from conv1d_cli.atomic import atomic_path
@@ -88,25 +87,10 @@ def test_atomic_path_writes_straight_to_a_character_device(tmp_path: Path) -> No
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 def test_atomic_path_writes_into_a_fifo_instead_of_replacing_it(tmp_path: Path) -> None:
     fifo = tmp_path / "out.csv"
-    os.mkfifo(fifo)
-    got: list[bytes] = []
-
-    def drain() -> None:
-        with open(fifo, "rb") as fh:
-            got.append(fh.read())
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
+    with drained_fifo(fifo) as got:
         with atomic_path(fifo) as tmp:
             assert tmp == fifo
             tmp.write_bytes(b"1,2\n")
-    finally:
-        # unblock a reader still waiting for a writer (the FIFO was replaced before the fix)
-        with contextlib.suppress(OSError):
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        reader.join(5)
-    assert not reader.is_alive(), "the FIFO reader timed out"
     assert got == [b"1,2\n"]
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert _names(tmp_path) == ["out.csv"]

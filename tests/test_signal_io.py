@@ -21,6 +21,7 @@ from typing import IO, Any
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import drained_fifo
 
 from conv1d_cli import signal_io as sio
 from conv1d_cli.errors import ConfigError, DataFileError, ShapeError
@@ -1145,23 +1146,9 @@ def test_writer_through_a_symlink_updates_the_real_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["csv", "npy", "wav"])
 def test_writer_into_a_fifo_streams_a_complete_file(tmp_path: Path, fmt: str) -> None:
     fifo = tmp_path / f"out.{fmt}"
-    os.mkfifo(fifo)
-    got: list[bytes] = []
-
-    def drain() -> None:
-        with open(fifo, "rb") as fh:
-            got.append(fh.read())
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
     x = np.array([[0.5, -0.25, 0.125], [0.0, 0.75, -1.0]])
-    try:
+    with drained_fifo(fifo) as got:
         write_signal(fifo, x, format=None, sample_rate=8000, subtype="PCM_16")
-    finally:
-        with contextlib.suppress(OSError):  # unblock the reader if nothing was written
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        reader.join(5)
-    assert not reader.is_alive() and got, "the FIFO reader timed out"
     assert stat.S_ISFIFO(os.stat(fifo).st_mode) and _leftovers(tmp_path) == [f"out.{fmt}"]
     (tmp_path / f"copy.{fmt}").write_bytes(got[0])
     np.testing.assert_array_equal(read_signal(tmp_path / f"copy.{fmt}").data, x)
