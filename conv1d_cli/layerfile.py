@@ -29,10 +29,12 @@ unambiguous and chosen with ``key=`` otherwise. Nothing is ever unpickled.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import numbers
 import os
+import stat
 from pathlib import Path
 from typing import Any, Final
 
@@ -138,7 +140,10 @@ def _open_npz(path: Path, stack: contextlib.ExitStack) -> Any:
     if path.is_dir():
         raise DataFileError(f"{path}: is a directory, expected a layer .npz file")
     try:
-        f = stack.enter_context(open(path, "rb"))
+        f: Any = stack.enter_context(open(path, "rb"))
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            # A pipe (-w <(...), a FIFO): zip needs to seek, so read it whole; layers are small.
+            f = io.BytesIO(f.read())
         magic = f.read(6)
         f.seek(0)
     except OSError as e:

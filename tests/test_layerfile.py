@@ -376,3 +376,24 @@ def test_layerfile_rate_above_audio_limit_still_loads(tmp_path):
     layer.sample_rate = 1e12
     save_layer(layer, tmp_path / "l.npz")
     assert load_layer(tmp_path / "l.npz").sample_rate == 1e12
+
+
+def test_load_layer_from_a_pipe(tmp_path):
+    """-w <(...) or a FIFO: the archive is read once into memory (zip needs to seek)."""
+    import os
+    import threading
+
+    source = tmp_path / "l.npz"
+    save_layer(Conv1d.from_weights(np.ones((2, 1, 3)), groups=2, padding="same"), source)
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(fifo, "wb") as f:
+            f.write(source.read_bytes())
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    layer = load_layer(fifo)
+    writer.join(timeout=10)
+    assert layer.weight.shape == (2, 1, 3) and layer.groups == 2 and layer.padding == "same"
