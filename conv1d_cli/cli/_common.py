@@ -11,7 +11,13 @@ import click
 from conv1d_cli.errors import ConfigError, Conv1dError, FormatError
 from conv1d_cli.shapes import parse_padding
 
-__all__ = ["PaddingType", "reported_errors", "split_layer_arg", "write_stdout"]
+__all__ = [
+    "PaddingType",
+    "layer_display_name",
+    "reported_errors",
+    "split_layer_arg",
+    "write_stdout",
+]
 
 
 class PaddingType(click.ParamType):
@@ -65,6 +71,15 @@ def split_layer_arg(text: str) -> tuple[str, str | None]:
     if sep and head and tail and os.path.isfile(head) and not os.path.exists(text):
         return head, tail
     return text, None
+
+
+def layer_display_name(text: str, key: str | None) -> str:
+    """How messages call the layer of ``-w text``: ``model.npz:encoder.conv`` when keyed.
+
+    A key in ``text`` itself is shown as typed; otherwise ``--key`` is appended.
+    """
+    _, own_key = split_layer_arg(text)
+    return text if own_key is not None or key is None else f"{text}:{key}"
 
 
 def write_stdout(text: str) -> None:

@@ -13,7 +13,12 @@ from typing import Any
 
 import click
 
-from conv1d_cli.cli._common import PaddingType, reported_errors, split_layer_arg
+from conv1d_cli.cli._common import (
+    PaddingType,
+    layer_display_name,
+    reported_errors,
+    split_layer_arg,
+)
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, ShapeError
 from conv1d_cli.shapes import PADDING_MODES, check_sample_rate
 
@@ -373,12 +378,6 @@ def _tune_malloc() -> None:
         mallopt(m_trim_threshold, 64 << 20)
 
 
-def _layer_name(text: str, key: str | None) -> str:
-    """How messages call the layer of ``-w text``: ``model.npz:encoder.conv`` when keyed."""
-    _, own_key = split_layer_arg(text)
-    return text if own_key is not None or key is None else f"{text}:{key}"
-
-
 def _given_overrides(overrides: dict[str, Any]) -> str:
     """The override options as typed: ``--stride 2 --padding same``."""
     shown = []
@@ -400,7 +399,7 @@ def _load_layers(
     layers, names = [], []
     for text in layer_args:
         path, own_key = split_layer_arg(text)
-        name = _layer_name(text, key)
+        name = layer_display_name(text, key)
         try:
             layer = load_layer(path, key=own_key if own_key is not None else key, **overrides)
         except ConfigError as e:

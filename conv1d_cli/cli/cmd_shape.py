@@ -15,7 +15,13 @@ from typing import Any
 
 import click
 
-from conv1d_cli.cli._common import PaddingType, reported_errors, split_layer_arg, write_stdout
+from conv1d_cli.cli._common import (
+    PaddingType,
+    layer_display_name,
+    reported_errors,
+    split_layer_arg,
+    write_stdout,
+)
 from conv1d_cli.errors import ShapeError
 from conv1d_cli.shapes import (
     PADDING_MODES,
@@ -298,7 +304,7 @@ def _load_spec(text: str, key: str | None, hyper: dict[str, Any]) -> LayerSpec:
     path, own_key = split_layer_arg(text)
     chosen = own_key if own_key is not None else key
     layer = load_layer(path, key=chosen, **{k: v for k, v in hyper.items() if v is not None})
-    name = text if own_key is not None or key is None else f"{text}:{key}"
+    name = layer_display_name(text, key)
     return LayerSpec.from_layer(layer, name=name)
 
 
