@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -70,3 +71,15 @@ def drained_fifo(fifo: Path) -> Iterator[list[bytes]]:
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
         reader.join(5)
     assert not reader.is_alive() and got, "the FIFO reader timed out"
+
+
+def run_with_stdout_full(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m conv1d_cli ARGS`` with stdout on /dev/full (every write fails)."""
+    with open("/dev/full", "w") as full:
+        return subprocess.run(
+            [sys.executable, "-m", "conv1d_cli", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )

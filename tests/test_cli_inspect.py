@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import run_with_stdout_full
 
 from conv1d_cli.cli import cli
 from conv1d_cli.design import design_fir, kernel_layer
@@ -408,13 +408,6 @@ def test_cli_inspect_help_documents_every_json_field():
 @pytest.mark.parametrize("extra", [[], ["--json"]])
 def test_cli_inspect_stdout_full_disk_is_one_error_line(tmp_path, extra):
     np.save(tmp_path / "x.npy", np.zeros((1, 4)))
-    with open("/dev/full", "w") as full:
-        proc = subprocess.run(
-            [sys.executable, "-m", "conv1d_cli", "inspect", str(tmp_path / "x.npy"), *extra],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            check=False,
-        )
+    proc = run_with_stdout_full("inspect", str(tmp_path / "x.npy"), *extra)
     assert proc.returncode == 1
     assert proc.stderr == "Error: cannot write to stdout: No space left on device\n"

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from conftest import run_with_stdout_full
 
 from conv1d_cli.cli import cli
 from conv1d_cli.cli.cmd_shape import JSON_SCHEMA
@@ -823,15 +824,7 @@ def test_shape_layer_text_first_line_is_output_shape(runner: CliRunner, tmp_path
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 @pytest.mark.parametrize("extra", [[], ["--json"]])
 def test_shape_stdout_full_disk_is_one_error_line(extra: list[str]) -> None:
-    args = ["shape", "--length", "16000", "--kernel-size", "9", *extra]
-    with open("/dev/full", "w") as full:
-        proc = subprocess.run(
-            [sys.executable, "-m", "conv1d_cli", *args],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            check=False,
-        )
+    proc = run_with_stdout_full("shape", "--length", "16000", "--kernel-size", "9", *extra)
     assert proc.returncode == 1
     assert proc.stderr == "Error: cannot write to stdout: No space left on device\n"
 
