@@ -582,20 +582,6 @@ def _banded_rows(field: int, stride: int) -> int:
     return 32 if field <= 200 else 64
 
 
-def _direct(
-    xp: np.ndarray, weight: np.ndarray, stride: int, dilation: int, groups: int, length_out: int
-) -> np.ndarray:
-    """Valid cross-correlation of padded ``xp`` by GEMMs; returns (N, C_out, L_out)."""
-    return Correlator(weight, None, stride, dilation, groups, "direct")(xp)[..., :length_out]
-
-
-def _fft(
-    xp: np.ndarray, weight: np.ndarray, stride: int, dilation: int, groups: int, length_out: int
-) -> np.ndarray:
-    """Valid cross-correlation of padded ``xp`` by FFT overlap-save; (N, C_out, L_out)."""
-    return Correlator(weight, None, stride, dilation, groups, "fft")(xp)[..., :length_out]
-
-
 def _choose_method(
     n: int,
     c_in: int,
