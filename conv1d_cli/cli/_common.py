@@ -14,6 +14,8 @@ from conv1d_cli.shapes import parse_padding
 __all__ = [
     "PaddingType",
     "layer_display_name",
+    "override_options_text",
+    "refuse_chain_overrides",
     "reported_errors",
     "split_layer_arg",
     "write_stdout",
@@ -80,6 +82,42 @@ def layer_display_name(text: str, key: str | None) -> str:
     """
     _, own_key = split_layer_arg(text)
     return text if own_key is not None or key is None else f"{text}:{key}"
+
+
+def override_options_text(overrides: dict[str, Any]) -> str:
+    """The override options as typed: ``--stride 2 --padding same`` (``None`` = not given)."""
+    shown = []
+    for option, value in overrides.items():
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(map(str, value))
+        shown.append(f"--{option.replace('_', '-')} {value}")
+    return " ".join(shown)
+
+
+def refuse_chain_overrides(
+    overrides: dict[str, Any], layer_args: tuple[str, ...], key: str | None
+) -> None:
+    """Refuse ``--stride``/``--padding``/... with more than one ``-w`` (exit 2).
+
+    The options apply to every layer they are given for, and the layers of a chain
+    almost never share them (an encoder's stride 2 halves the decoder's output too),
+    so a chain would run, silently wrong. The message shows the fix: write the layer
+    that needs other values to its own file once with ``conv1d init --weight``.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given or len(layer_args) < 2:
+        return
+    names = ", ".join("--" + k.replace("_", "-") for k in given)
+    first = layer_display_name(layer_args[0], key)
+    rest = " ".join(f"-w {layer_display_name(text, key)}" for text in layer_args[1:])
+    raise click.UsageError(
+        f"{names} can override only a single -w layer file, not every layer of a chain "
+        f"of {len(layer_args)}; write a layer with its own values to a file once, e.g. "
+        f"'conv1d init layer1.npz --weight {first} {override_options_text(given)}', "
+        f"then chain the files: -w layer1.npz {rest}"
+    )
 
 
 def write_stdout(text: str) -> None:
