@@ -11,6 +11,8 @@ from click.testing import CliRunner
 
 from conv1d_cli.cli import cli
 from conv1d_cli.core import conv1d
+from conv1d_cli.layer import Conv1d
+from conv1d_cli.layerfile import load_layer, save_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERRIDES = ["--stride", "2", "--padding", "4"]
@@ -118,3 +120,110 @@ def test_apply_and_shape_share_the_refusal(model):
     applied = error_line(invoke("apply", *layers, *OVERRIDES, "x.npy", "-o", "y.npy"), 2)
     shaped = error_line(invoke("shape", *layers, *OVERRIDES, "-L", 1000), 2)
     assert applied == shaped
+
+
+def test_chain_of_init_files_matches_torch(tmp_path, model, signal_npy):
+    """The fix the message shows gives what PyTorch gives, (2, 500)."""
+    path, state = model
+    x_path, x = signal_npy
+    enc, dec, out = tmp_path / "enc.npz", tmp_path / "dec.npz", tmp_path / "y.npy"
+    assert invoke("init", enc, "--weight", f"{path}:encoder.conv", *OVERRIDES).exit_code == 0
+    result = invoke("init", dec, "--weight", path, "--key", "decoder.conv", "--padding", 1)
+    assert result.exit_code == 0, result.stderr
+    result = invoke("apply", "-w", enc, "-w", dec, x_path, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    y = np.load(out)
+    assert y.shape == (2, 500)
+    np.testing.assert_allclose(y, expected_chain(state, x), rtol=1e-4, atol=1e-4)
+
+
+# -- 2. init --weight MODEL.npz:KEY ------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["colon", "key"])
+def test_init_weight_from_state_dict_key(tmp_path, model, how):
+    path, state = model
+    target = tmp_path / "enc.npz"
+    weight = [f"{path}:encoder.conv"] if how == "colon" else [path, "--key", "encoder.conv"]
+    result = invoke("init", target, "--weight", *weight, *OVERRIDES)
+    assert result.exit_code == 0, result.stderr
+    layer = load_layer(target)  # self-describing: no key, no overrides needed
+    assert (layer.stride, layer.padding, layer.dilation, layer.groups) == (2, 4, 1, 1)
+    assert layer.dtype == np.float32
+    np.testing.assert_array_equal(layer.weight, state["encoder.conv.weight"])
+    np.testing.assert_array_equal(layer.bias, state["encoder.conv.bias"])
+    assert "encoder.conv" in layer.description
+
+
+def test_init_weight_npz_bias_options(tmp_path, model):
+    path, state = model
+    enc = f"{path}:encoder.conv"
+    assert invoke("init", tmp_path / "a.npz", "--weight", enc, "--no-bias").exit_code == 0
+    assert load_layer(tmp_path / "a.npz").bias is None
+    bias = tmp_path / "b.npy"
+    np.save(bias, np.arange(4.0))
+    assert invoke("init", tmp_path / "b.npz", "--weight", enc, "--bias-file", bias).exit_code == 0
+    np.testing.assert_array_equal(load_layer(tmp_path / "b.npz").bias, np.arange(4.0))
+    assert load_layer(tmp_path / "b.npz").dtype == np.float32  # the weight's dtype is kept
+    np.save(bias, np.arange(3.0))
+    line = error_line(invoke("init", tmp_path / "c.npz", "--weight", enc, "--bias-file", bias), 1)
+    assert str(bias) in line and "(4,)" in line and "(3,)" in line
+    # No bias in the file: --bias adds zeros, the default keeps none.
+    np.savez(tmp_path / "nobias.npz", **{"conv.weight": state["decoder.conv.weight"]})
+    assert invoke("init", tmp_path / "d.npz", "--weight", tmp_path / "nobias.npz").exit_code == 0
+    assert load_layer(tmp_path / "d.npz").bias is None
+    result = invoke("init", tmp_path / "e.npz", "--weight", tmp_path / "nobias.npz", "--bias")
+    assert result.exit_code == 0, result.stderr
+    np.testing.assert_array_equal(load_layer(tmp_path / "e.npz").bias, np.zeros(2))
+
+
+def test_init_weight_npz_dtype_and_layer_file_settings(tmp_path):
+    # A conv1d layer file keeps its own hyperparameters unless an option is typed.
+    source = tmp_path / "src.npz"
+    save_layer(Conv1d(2, 2, 5, padding="same", padding_mode="reflect", groups=2, seed=0), source)
+    result = invoke("init", tmp_path / "a.npz", "--weight", source, "--dtype", "float64")
+    assert result.exit_code == 0, result.stderr
+    copy = load_layer(tmp_path / "a.npz")
+    assert (copy.padding, copy.padding_mode, copy.groups, copy.dtype) == (
+        "same", "reflect", 2, np.float64,
+    )  # fmt: skip
+    assert invoke("init", tmp_path / "b.npz", "--weight", source, "--padding", 0).exit_code == 0
+    assert load_layer(tmp_path / "b.npz").padding_mode == "reflect"
+    assert load_layer(tmp_path / "b.npz").padding == 0
+
+
+def test_init_weight_npz_ambiguous_lists_candidates(tmp_path, model):
+    path, _ = model
+    line = error_line(invoke("init", tmp_path / "a.npz", "--weight", path), 1)
+    assert str(path) in line and "'decoder.conv'" in line and "'encoder.conv'" in line
+    line = error_line(invoke("init", tmp_path / "a.npz", "--weight", path, "--key", "mid"), 1)
+    assert "no weight for key 'mid'" in line
+    assert not (tmp_path / "a.npz").exists()
+
+
+def test_init_weight_npz_invocation_errors(tmp_path, model):
+    path, _ = model
+    enc = f"{path}:encoder.conv"
+
+    def init_error(*args: object) -> str:
+        return error_line(invoke("init", tmp_path / "a.npz", *args), 2)
+
+    assert "--channels" in init_error("--weight", enc, "--channels", 2)
+    line = init_error("--weight", enc, "--stride", 2, "--padding", "same")
+    assert "same" in line and "stride" in line
+    line = init_error("--key", "encoder.conv", "--kernel-size", 3)
+    assert "--key cannot be used with a random layer" in line
+    np.save(tmp_path / "w.npy", np.ones((1, 1, 3)))
+    line = init_error("--weight", tmp_path / "w.npy", "--key", "k")
+    assert "--key applies to an .npz --weight" in line
+    # The output may not replace the model it is read from (through FILE:KEY too).
+    line = error_line(invoke("init", path, "--weight", enc, "--force"), 2)
+    assert str(path) in line
+
+
+def test_init_help_documents_the_npz_weight():
+    result = invoke("init", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "--weight MODEL.npz:KEY" in text and "bias from KEY.bias" in text
+    assert "--no-bias drops it" in text

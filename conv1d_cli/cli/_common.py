@@ -13,6 +13,7 @@ from conv1d_cli.shapes import parse_padding
 
 __all__ = [
     "PaddingType",
+    "is_layer_archive",
     "layer_display_name",
     "override_options_text",
     "refuse_chain_overrides",
@@ -73,6 +74,36 @@ def split_layer_arg(text: str) -> tuple[str, str | None]:
     if sep and head and tail and os.path.isfile(head) and not os.path.exists(text):
         return head, tail
     return text, None
+
+
+def is_layer_archive(path: str) -> bool:
+    """Whether ``path`` is read as a layer archive rather than a signal or a ``.npy``.
+
+    True for the ``.npz``, ``.pt`` and ``.pth`` extensions and, whatever the name,
+    for a zip archive or a Python pickle (an old-style ``torch.save`` file): the
+    layer reader then explains what a PyTorch file is and how to export it, instead
+    of a signal reader complaining about an unknown format.
+    """
+    import os
+    import stat
+    from pathlib import Path
+
+    if path == "-":
+        return False
+    if Path(path).suffix.lower() in (".npz", ".pt", ".pth"):
+        return True
+    try:
+        # Sniffing a pipe (<(...), a FIFO) would eat its first bytes: streams are not sniffed.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    # Pickle protocols 2-5 start with PROTO (0x80) and the protocol number.
+    return head == b"PK\x03\x04" or (
+        head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+    )
 
 
 def layer_display_name(text: str, key: str | None) -> str:
