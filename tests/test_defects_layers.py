@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 
 from conv1d_cli.cli import cli
 from conv1d_cli.core import conv1d
+from conv1d_cli.errors import ConfigError, ShapeError
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.layerfile import load_layer, save_layer
 
@@ -227,3 +229,131 @@ def test_init_help_documents_the_npz_weight():
     text = " ".join(result.stdout.split())
     assert "--weight MODEL.npz:KEY" in text and "bias from KEY.bias" in text
     assert "--no-bias drops it" in text
+
+
+# -- 3. Conv1d.from_torch ------------------------------------------------------------------
+
+
+def _namespace(**overrides):
+    base = {
+        "weight": np.ones((2, 1, 3), np.float32),
+        "bias": np.array([0.5, -0.5], np.float32),
+        "stride": (1,),
+        "padding": (1,),
+        "dilation": (1,),
+        "groups": 2,
+        "padding_mode": "zeros",
+    }
+    return SimpleNamespace(**(base | overrides))
+
+
+class _FakeTensor:
+    """Enough of a torch Parameter: .numpy() refuses until detached."""
+
+    def __init__(self, array, detached=False):
+        self.array, self.detached = array, detached
+
+    def detach(self):
+        return _FakeTensor(self.array, detached=True)
+
+    def cpu(self):
+        return self
+
+    def numpy(self):
+        if not self.detached:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad")
+        return self.array
+
+
+def test_from_torch_duck_typed_without_torch(tmp_path):
+    conv = _namespace(weight=_FakeTensor(np.full((2, 1, 3), 2.0, np.float32)), padding="same")
+    layer = Conv1d.from_torch(conv)
+    assert (layer.stride, layer.padding, layer.dilation, layer.groups) == (1, "same", 1, 2)
+    assert layer.dtype == np.float32 and layer.bias.dtype == np.float32
+    x = np.array([[1.0, 2.0, 3.0], [0.0, 1.0, 0.0]], np.float32)
+    np.testing.assert_array_equal(layer(x), [[6.5, 12.5, 10.5], [1.5, 1.5, 1.5]])
+    # The one-line export round-trips through a layer file.
+    layer.save(tmp_path / "l.npz")
+    again = load_layer(tmp_path / "l.npz")
+    assert again.padding == "same" and again.groups == 2
+    # A copy: changing the module afterwards does not change the layer.
+    weight = np.ones((2, 1, 3), np.float32)
+    layer = Conv1d.from_torch(_namespace(weight=weight, bias=None, stride=2, padding=0))
+    weight[:] = 9
+    assert layer.bias is None and layer.stride == 2 and (layer.weight == 1).all()
+    assert Conv1d.from_torch(_namespace(weight=weight.astype(np.float16))).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "needles"),
+    [
+        ({"stride": None}, ConfigError, ["no 'stride'", "torch.nn.Conv1d"]),
+        ({"weight": np.ones((2, 3))}, ShapeError, ["3-D", "(2, 3)"]),
+        ({"weight": np.ones((2, 1, 3, 3))}, ShapeError, ["3-D", "(2, 1, 3, 3)"]),
+        ({"bias": np.ones(3)}, ShapeError, ["bias must have shape (2,)", "got shape (3,)"]),
+        ({"stride": (2, 2)}, ConfigError, ["stride must be one integer", "(2, 2)"]),
+        ({"padding_mode": "mirror"}, ConfigError, ["padding_mode", "mirror"]),
+        ({"groups": 3}, ConfigError, ["groups"]),
+        ({"weight": np.array([["a"]])}, ShapeError, ["weight", "real numeric"]),
+    ],
+)
+def test_from_torch_bad_objects(changes, error, needles):
+    conv = _namespace(**changes)
+    if changes.get("stride", 0) is None:
+        del conv.stride
+    with pytest.raises(error) as info:
+        Conv1d.from_torch(conv)
+    message = str(info.value)
+    assert "from_torch" in message
+    for needle in needles:
+        assert needle in message, (needle, message)
+
+
+def test_from_torch_missing_attributes_are_all_named():
+    with pytest.raises(ConfigError, match="no 'weight', 'bias', 'stride'"):
+        Conv1d.from_torch(object())
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"stride": 2, "padding": 3},
+        {"padding": "same", "dilation": 2},
+        {"padding": "same", "padding_mode": "reflect"},
+        {"padding": "valid", "bias": False},
+        {"groups": 2, "padding": 2, "padding_mode": "circular"},
+        {"stride": 3, "padding": 4, "padding_mode": "replicate", "dilation": 2},
+        {"groups": 4, "kernel_size": 4, "padding": "same", "padding_mode": "circular"},
+    ],
+)
+def test_from_torch_matches_torch_forward(tmp_path, kwargs):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    kwargs = {"kernel_size": 5} | kwargs
+    conv = torch.nn.Conv1d(4, 8, **kwargs)
+    x = torch.randn(3, 4, 40)
+    with torch.no_grad():
+        expected = conv(x).numpy()
+    layer = Conv1d.from_torch(conv)  # a Parameter that requires grad: detached here
+    assert layer.dtype == np.float32
+    np.testing.assert_allclose(layer(x.numpy()), expected, rtol=1e-5, atol=1e-5)
+    # The one-line export: the layer file alone reproduces the module.
+    layer.save(tmp_path / "conv.npz")
+    again = load_layer(tmp_path / "conv.npz")
+    np.testing.assert_allclose(again(x.numpy()), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.torch
+def test_from_torch_float64_module_stays_float64():
+    torch = pytest.importorskip("torch")
+    conv = torch.nn.Conv1d(1, 1, 3).double()
+    assert Conv1d.from_torch(conv).dtype == np.float64
+
+
+@pytest.mark.torch
+def test_from_torch_refuses_conv2d():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ShapeError, match="3-D"):
+        Conv1d.from_torch(torch.nn.Conv2d(1, 1, 3))
