@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +14,7 @@ from click.testing import CliRunner
 
 from conv1d_cli.cli import cli
 from conv1d_cli.core import conv1d
-from conv1d_cli.errors import ConfigError, ShapeError
+from conv1d_cli.errors import ConfigError, DataFileError, ShapeError
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.layerfile import load_layer, save_layer
 
@@ -357,3 +359,69 @@ def test_from_torch_refuses_conv2d():
     torch = pytest.importorskip("torch")
     with pytest.raises(ShapeError, match="3-D"):
         Conv1d.from_torch(torch.nn.Conv2d(1, 1, 3))
+
+
+# -- 4. torch.save files given as layers --------------------------------------------------
+
+
+def _hand_made_torch_zip(path: Path) -> Path:
+    """The layout of torch.save: NAME/data.pkl, NAME/data/0, NAME/version."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model/data.pkl", pickle.dumps({"weight": "never unpickled"}))
+        archive.writestr("model/data/0", b"\0" * 16)
+        archive.writestr("model/version", "3\n")
+    return path
+
+
+def _commands(path: Path, tmp_path: Path) -> list[list[object]]:
+    return [
+        ["apply", "-w", path, tmp_path / "x.npy", "-o", tmp_path / "y.npy"],
+        ["init", tmp_path / "out.npz", "--weight", path],
+        ["inspect", path],
+        ["shape", "-w", path, "-L", 100],
+    ]
+
+
+@pytest.mark.parametrize("name", ["model.pt", "model.pth", "weights.npz", "noextension"])
+def test_torch_zip_is_refused_with_how_to_export(tmp_path, name):
+    path = _hand_made_torch_zip(tmp_path / name)
+    np.save(tmp_path / "x.npy", np.zeros((1, 10)))
+    for command in _commands(path, tmp_path):
+        line = error_line(invoke(*command), 1)
+        assert str(path) in line and "torch.save" in line, (command, line)
+        assert "numpy.savez" in line and "Conv1d.from_torch" in line
+        assert "data/0" not in line  # not a list of the zip's members
+    assert not (tmp_path / "y.npy").exists() and not (tmp_path / "out.npz").exists()
+
+
+def test_old_style_pickle_is_refused(tmp_path):
+    path = tmp_path / "legacy.pt"
+    path.write_bytes(pickle.dumps({"weight": [1.0]}, protocol=2))
+    plain = tmp_path / "legacy"  # no extension: still found by its content
+    plain.write_bytes(path.read_bytes())
+    for candidate in (path, plain):
+        for command in _commands(candidate, tmp_path)[1:]:
+            line = error_line(invoke(*command), 1)
+            assert "pickle" in line and "numpy.savez" in line, (command, line)
+    with pytest.raises(DataFileError, match="never loads"):
+        load_layer(path)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("legacy", [False, True])
+def test_real_torch_save_file_is_refused(tmp_path, legacy):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "model.pt"
+    torch.save(
+        torch.nn.Conv1d(1, 1, 3).state_dict(), path, _use_new_zipfile_serialization=not legacy
+    )
+    for command in _commands(path, tmp_path)[1:]:
+        line = error_line(invoke(*command), 1)
+        assert "torch.save" in line and "numpy.savez" in line, (command, line)
+
+
+def test_npz_with_a_pkl_named_entry_is_still_a_layer(tmp_path):
+    # Only a data.pkl member marks torch.save; an npz entry named 'data.pkl' is 'data.pkl.npy'.
+    path = tmp_path / "l.npz"
+    np.savez(path, **{"weight": np.ones((1, 1, 3)), "data.pkl": np.zeros(1)})
+    assert load_layer(path).kernel_size == 3
