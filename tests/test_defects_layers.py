@@ -425,3 +425,14 @@ def test_npz_with_a_pkl_named_entry_is_still_a_layer(tmp_path):
     path = tmp_path / "l.npz"
     np.savez(path, **{"weight": np.ones((1, 1, 3)), "data.pkl": np.zeros(1)})
     assert load_layer(path).kernel_size == 3
+
+
+# -- 5. README -----------------------------------------------------------------------------
+
+
+def test_readme_documents_init_from_a_model_key_from_torch_and_the_refusal():
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert "conv1d init enc.npz --weight model.npz:encoder.conv --stride 2 --padding 4" in text
+    assert "Conv1d.from_torch(" in text
+    assert "override only a single `-w`" in text
+    assert "torch.save" in text
