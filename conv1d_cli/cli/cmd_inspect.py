@@ -27,7 +27,8 @@ SIGNAL_SCHEMA = "conv1d-inspect-signal/1"
 
 _EPILOG = f"""\b
 FILE is read as a layer when it ends in .npz or is a zip archive, else as a
-signal (WAV/FLAC/OGG/AIFF/..., CSV, NPY; '-' = stdin with --format).
+signal (WAV/FLAC/OGG/AIFF/..., CSV, NPY; '-' = stdin with --format). A
+torch.save file (.pt/.pth, a pickle) is refused, saying how to export it.
 
 \b
 Layer: shapes, every hyperparameter, parameter count, receptive field, the
