@@ -68,6 +68,41 @@ def torch_uniform(
     return values.reshape(shape)
 
 
+#: What :meth:`Conv1d.from_torch` reads from a module.
+_TORCH_ATTRIBUTES = ("weight", "bias", "stride", "padding", "dilation", "groups", "padding_mode")
+
+
+def _tensor_to_numpy(name: str, value: Any, what: str) -> np.ndarray:
+    """A torch tensor (or array-like) as a NumPy array, without importing torch."""
+    try:
+        # Parameters carry autograd state and may live on a GPU: .numpy() needs neither.
+        for step in ("detach", "cpu", "numpy"):
+            method = getattr(value, step, None)
+            if callable(method):
+                value = method()
+    except Exception as e:  # e.g. bfloat16, which NumPy has no dtype for
+        raise ShapeError(
+            f"from_torch: cannot turn the {what}'s {name} into a NumPy array ({e}); "
+            f"convert the module first, e.g. module.float()"
+        ) from e
+    array = _as_real_array(f"from_torch: {name} of the {what}", value)
+    if array.dtype == np.float16:
+        array = array.astype(np.float32)
+    return array
+
+
+def _single(name: str, value: Any) -> Any:
+    """PyTorch's ``(2,)`` as ``2``; a longer tuple is another convolution's."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ConfigError(
+                f"{name} must be one integer or a 1-tuple as in torch.nn.Conv1d, got "
+                f"{tuple(value)!r} (a 2-D or 3-D convolution?)"
+            )
+        return value[0]
+    return value
+
+
 class Conv1d:
     """A 1-D convolution layer with the interface of ``torch.nn.Conv1d``.
 
@@ -240,6 +275,84 @@ class Conv1d:
         self.weight = weight
         self.bias = bias
         return self
+
+    @classmethod
+    def from_torch(cls, module: Any) -> Conv1d:
+        """Copy a ``torch.nn.Conv1d`` (or any object shaped like one) into a layer.
+
+        Reads ``weight``, ``bias``, ``stride``, ``padding``, ``dilation``,
+        ``groups`` and ``padding_mode`` by duck typing: torch is never imported.
+        Tensors are detached and copied to the CPU; PyTorch's 1-tuples
+        (``stride=(2,)``) become integers. The dtype is kept (float32 stays
+        float32; float16 becomes float32). ``Conv1d.from_torch(conv).save(path)``
+        writes a layer file that ``conv1d apply -w`` uses with the module's
+        hyperparameters.
+
+        Parameters
+        ----------
+        module : torch.nn.Conv1d or object
+            Anything with those seven attributes. ``bias`` may be ``None``;
+            ``padding`` an integer, a 1-tuple or ``'same'``/``'valid'``.
+
+        Returns
+        -------
+        Conv1d
+            A copy: changing ``module`` afterwards does not change it.
+
+        Raises
+        ------
+        ConfigError
+            If an attribute is missing, or a hyperparameter is invalid or not
+            that of a 1-D convolution (e.g. ``stride=(2, 2)`` of a Conv2d).
+        ShapeError
+            If ``weight`` is not 3-D ``(out_channels, in_channels/groups,
+            kernel_size)`` real numbers, or ``bias`` does not match it.
+
+        Examples
+        --------
+        >>> from types import SimpleNamespace
+        >>> conv = SimpleNamespace(
+        ...     weight=np.ones((2, 1, 3), np.float32), bias=None, stride=(1,),
+        ...     padding="same", dilation=(1,), groups=2, padding_mode="zeros")
+        >>> layer = Conv1d.from_torch(conv)
+        >>> layer
+        Conv1d(2, 2, kernel_size=(3,), padding='same', groups=2, bias=False)
+        >>> layer(np.array([[1.0, 2.0, 3.0], [0.0, 1.0, 0.0]], np.float32))
+        array([[3., 6., 5.],
+               [1., 1., 1.]], dtype=float32)
+        """
+        what = type(module).__name__
+        missing = [name for name in _TORCH_ATTRIBUTES if not hasattr(module, name)]
+        if missing:
+            raise ConfigError(
+                f"from_torch needs a torch.nn.Conv1d (or an object with "
+                f"{', '.join(_TORCH_ATTRIBUTES)}); the {what} has no "
+                f"{', '.join(map(repr, missing))}"
+            )
+        weight = _tensor_to_numpy("weight", module.weight, what)
+        if weight.ndim != 3:
+            raise ShapeError(
+                f"from_torch: weight of the {what} must be 3-D (out_channels, "
+                f"in_channels/groups, kernel_size) as in torch.nn.Conv1d, got shape "
+                f"{weight.shape}"
+            )
+        raw_bias = module.bias
+        bias = None if raw_bias is None else _tensor_to_numpy("bias", raw_bias, what)
+        padding = module.padding
+        if isinstance(padding, (tuple, list)) and len(padding) == 1:
+            padding = padding[0]
+        try:
+            return cls.from_weights(
+                weight,
+                bias,
+                stride=_single("stride", module.stride),
+                padding=padding,
+                dilation=_single("dilation", module.dilation),
+                groups=module.groups,
+                padding_mode=module.padding_mode,
+            )
+        except (ConfigError, ShapeError) as e:
+            raise type(e)(f"from_torch ({what}): {e}") from e
 
     @property
     def in_channels(self) -> int:

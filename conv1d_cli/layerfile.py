@@ -35,6 +35,7 @@ import math
 import numbers
 import os
 import stat
+import zipfile
 from pathlib import Path
 from typing import Any, Final
 
@@ -131,6 +132,26 @@ def save_layer(layer: Conv1d, path: str | os.PathLike[str], *, overwrite: bool =
             raise DataFileError(f"{path}: cannot write layer file: {e}") from e
 
 
+#: How to get a layer out of PyTorch without conv1d unpickling anything.
+_TORCH_EXPORT: Final = (
+    'export the weights instead: numpy.savez("model.npz", **{k: v.cpu().numpy() for k, v '
+    "in model.state_dict().items()}), then use model.npz:KEY; or save one layer with "
+    'conv1d_cli.Conv1d.from_torch(model.conv).save("layer.npz")'
+)
+
+
+def _holds_torch_pickle(f: Any) -> bool:
+    """Whether the zip archive ``f`` is a ``torch.save`` file (a ``data.pkl`` member)."""
+    try:
+        with zipfile.ZipFile(f) as archive:  # closes only what it opened, not f
+            names = archive.namelist()
+    except Exception:
+        return False  # a broken archive: np.load reports it
+    finally:
+        f.seek(0)
+    return any(name == "data.pkl" or name.endswith("/data.pkl") for name in names)
+
+
 def _open_npz(path: Path, stack: contextlib.ExitStack) -> Any:
     """Open ``path`` as an npz archive whose file handle ``stack`` closes."""
     if str(path) == "-":
@@ -152,6 +173,17 @@ def _open_npz(path: Path, stack: contextlib.ExitStack) -> Any:
         raise DataFileError(
             f"{path}: is a single .npy array, not a layer .npz archive "
             f"(make one with: conv1d init LAYER.npz --weight {path})"
+        )
+    if magic[:1] == b"\x80" and magic[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        # Pickle protocol 2-5: torch.save(..., _use_new_zipfile_serialization=False).
+        raise DataFileError(
+            f"{path}: not a layer file but a Python pickle (an old-style torch.save file?), "
+            f"which conv1d never loads; {_TORCH_EXPORT}"
+        )
+    if magic.startswith(b"PK") and _holds_torch_pickle(f):
+        raise DataFileError(
+            f"{path}: not a layer file but a PyTorch torch.save file (a zip around a pickled "
+            f"data.pkl), which conv1d never unpickles; {_TORCH_EXPORT}"
         )
     if not magic.startswith(b"PK"):
         raise DataFileError(

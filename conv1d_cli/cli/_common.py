@@ -13,7 +13,10 @@ from conv1d_cli.shapes import parse_padding
 
 __all__ = [
     "PaddingType",
+    "is_layer_archive",
     "layer_display_name",
+    "override_options_text",
+    "refuse_chain_overrides",
     "reported_errors",
     "split_layer_arg",
     "write_stdout",
@@ -73,6 +76,36 @@ def split_layer_arg(text: str) -> tuple[str, str | None]:
     return text, None
 
 
+def is_layer_archive(path: str) -> bool:
+    """Whether ``path`` is read as a layer archive rather than a signal or a ``.npy``.
+
+    True for the ``.npz``, ``.pt`` and ``.pth`` extensions and, whatever the name,
+    for a zip archive or a Python pickle (an old-style ``torch.save`` file): the
+    layer reader then explains what a PyTorch file is and how to export it, instead
+    of a signal reader complaining about an unknown format.
+    """
+    import os
+    import stat
+    from pathlib import Path
+
+    if path == "-":
+        return False
+    if Path(path).suffix.lower() in (".npz", ".pt", ".pth"):
+        return True
+    try:
+        # Sniffing a pipe (<(...), a FIFO) would eat its first bytes: streams are not sniffed.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    # Pickle protocols 2-5 start with PROTO (0x80) and the protocol number.
+    return head == b"PK\x03\x04" or (
+        head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+    )
+
+
 def layer_display_name(text: str, key: str | None) -> str:
     """How messages call the layer of ``-w text``: ``model.npz:encoder.conv`` when keyed.
 
@@ -80,6 +113,42 @@ def layer_display_name(text: str, key: str | None) -> str:
     """
     _, own_key = split_layer_arg(text)
     return text if own_key is not None or key is None else f"{text}:{key}"
+
+
+def override_options_text(overrides: dict[str, Any]) -> str:
+    """The override options as typed: ``--stride 2 --padding same`` (``None`` = not given)."""
+    shown = []
+    for option, value in overrides.items():
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(map(str, value))
+        shown.append(f"--{option.replace('_', '-')} {value}")
+    return " ".join(shown)
+
+
+def refuse_chain_overrides(
+    overrides: dict[str, Any], layer_args: tuple[str, ...], key: str | None
+) -> None:
+    """Refuse ``--stride``/``--padding``/... with more than one ``-w`` (exit 2).
+
+    The options apply to every layer they are given for, and the layers of a chain
+    almost never share them (an encoder's stride 2 halves the decoder's output too),
+    so a chain would run, silently wrong. The message shows the fix: write the layer
+    that needs other values to its own file once with ``conv1d init --weight``.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given or len(layer_args) < 2:
+        return
+    names = ", ".join("--" + k.replace("_", "-") for k in given)
+    first = layer_display_name(layer_args[0], key)
+    rest = " ".join(f"-w {layer_display_name(text, key)}" for text in layer_args[1:])
+    raise click.UsageError(
+        f"{names} can override only a single -w layer file, not every layer of a chain "
+        f"of {len(layer_args)}; write a layer with its own values to a file once, e.g. "
+        f"'conv1d init layer1.npz --weight {first} {override_options_text(given)}', "
+        f"then chain the files: -w layer1.npz {rest}"
+    )
 
 
 def write_stdout(text: str) -> None:

@@ -16,6 +16,8 @@ import click
 from conv1d_cli.cli._common import (
     PaddingType,
     layer_display_name,
+    override_options_text,
+    refuse_chain_overrides,
     reported_errors,
     split_layer_arg,
 )
@@ -378,18 +380,6 @@ def _tune_malloc() -> None:
         mallopt(m_trim_threshold, 64 << 20)
 
 
-def _given_overrides(overrides: dict[str, Any]) -> str:
-    """The override options as typed: ``--stride 2 --padding same``."""
-    shown = []
-    for option, value in overrides.items():
-        if value is None:
-            continue
-        if isinstance(value, tuple):
-            value = ",".join(map(str, value))
-        shown.append(f"--{option.replace('_', '-')} {value}")
-    return " ".join(shown)
-
-
 def _load_layers(
     layer_args: tuple[str, ...], key: str | None, overrides: dict[str, Any]
 ) -> tuple[list[Any], list[str]]:
@@ -403,7 +393,7 @@ def _load_layers(
         try:
             layer = load_layer(path, key=own_key if own_key is not None else key, **overrides)
         except ConfigError as e:
-            given = _given_overrides(overrides)
+            given = override_options_text(overrides)
             if not given:
                 raise
             # The override is global, the failure is one layer's: say which, and why.
@@ -540,21 +530,32 @@ def _warn(message: str) -> None:
     "without its own :KEY.",
 )
 @click.option(
-    "--stride", type=click.IntRange(min=1), metavar="N", help="Override every layer's stride."
+    "--stride",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Override the layer's stride (a single -w only).",
 )
 @click.option(
     "--padding",
     type=PaddingType(),
-    help="Override padding: N, LEFT,RIGHT, same, valid, causal or full.",
+    help="Override the padding (a single -w only): N, LEFT,RIGHT, same, valid, causal, full.",
 )
 @click.option(
-    "--dilation", type=click.IntRange(min=1), metavar="N", help="Override every layer's dilation."
+    "--dilation",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Override the layer's dilation (a single -w only).",
 )
 @click.option(
-    "--groups", type=click.IntRange(min=1), metavar="N", help="Override every layer's groups."
+    "--groups",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Override the layer's groups (a single -w only).",
 )
 @click.option(
-    "--padding-mode", type=click.Choice(list(PADDING_MODES)), help="Override the padding mode."
+    "--padding-mode",
+    type=click.Choice(list(PADDING_MODES)),
+    help="Override the padding mode (a single -w only).",
 )
 @click.option(
     "--block-size",
@@ -624,11 +625,6 @@ def apply_(
             # One rule for every rate (shapes.check_sample_rate); whole Hz is checked
             # per output, since CSV and NPY outputs may take a fractional rate.
             sample_rate = check_sample_rate("--sample-rate", sample_rate)
-        layer_files = tuple(split_layer_arg(text)[0] for text in layer_paths)
-        jobs_list = _plan_jobs(inputs, output, output_dir, output_format, layer_files)
-        for text in _check_output_formats(jobs_list, output_format, subtype):
-            if not quiet:
-                _warn(text)
         overrides = {
             "stride": stride,
             "padding": padding,
@@ -636,6 +632,12 @@ def apply_(
             "groups": groups,
             "padding_mode": padding_mode,
         }
+        refuse_chain_overrides(overrides, layer_paths, key)
+        layer_files = tuple(split_layer_arg(text)[0] for text in layer_paths)
+        jobs_list = _plan_jobs(inputs, output, output_dir, output_format, layer_files)
+        for text in _check_output_formats(jobs_list, output_format, subtype):
+            if not quiet:
+                _warn(text)
         layers, names = _load_layers(layer_paths, key, overrides)
         check_chain(layers, names)
         opts = _Options(

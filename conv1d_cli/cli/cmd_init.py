@@ -11,7 +11,13 @@ from typing import Any
 
 import click
 
-from conv1d_cli.cli._common import PaddingType, reported_errors
+from conv1d_cli.cli._common import (
+    PaddingType,
+    is_layer_archive,
+    layer_display_name,
+    reported_errors,
+    split_layer_arg,
+)
 from conv1d_cli.errors import ConfigError, DataFileError, OutputExistsError
 from conv1d_cli.shapes import PADDING_MODES, check_sample_rate
 
@@ -42,7 +48,7 @@ _ALLOWED: dict[str, set[str]] = {
     "identity": {"design", "taps", "channels"},
     "delay": {"design", "delay", "channels"},
     "coefficients": {"coefficients", "correlation", "channels"},
-    "weight": {"weight", "bias_file", "groups", "channels"},
+    "weight": {"weight", "key", "bias_file", "groups", "channels"},
 }
 
 _EPILOG = """\b
@@ -65,6 +71,19 @@ Sources (exactly one):
                 K). --correlation keeps them as PyTorch correlation weights.
   --weight W.npy [--bias-file B.npy]: PyTorch weights, (C_out, C_in/groups, K)
                 or one 1-D kernel; used as they are (no flip), padding 0.
+  --weight MODEL.npz:KEY (or --weight MODEL.npz --key KEY): one layer of a
+                state_dict export (numpy.savez(**state_dict)) or of a layer
+                file: weight, and bias from KEY.bias when there is one
+                (--no-bias drops it, --bias-file replaces it, --bias adds
+                zeros when there is none). Hyperparameters are the layer
+                file's (PyTorch's defaults for an export) unless --stride,
+                --padding, --dilation, --groups or --padding-mode say
+                otherwise; the dtype is kept unless --dtype. This is how one
+                layer of a chain gets its own stride or padding:
+                  conv1d init enc.npz --weight model.npz:encoder.conv \\
+                      --stride 2 --padding 4
+                A torch.save file (.pt/.pth) is refused (conv1d never
+                unpickles): export with numpy.savez or Conv1d.from_torch.
 
 \b
 Designed kernels and coefficients make a depthwise layer: --channels C gives
@@ -170,7 +189,8 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
 @click.option(
     "--bias/--no-bias",
     default=None,
-    help="Add a bias [default: on for random layers (PyTorch), off otherwise (zeros if on)].",
+    help="Add a bias [default: on for random layers (PyTorch), the file's for an .npz "
+    "--weight, off otherwise (zeros if on)].",
 )
 @click.option(
     "--padding-mode", type=click.Choice(list(PADDING_MODES)), default="zeros", show_default=True
@@ -215,7 +235,16 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
     help="SoX fir / one-column CSV convolution taps ('-' = stdin).",
 )
 @click.option("--correlation", is_flag=True, help="Coefficients are correlation weights (no flip).")
-@click.option("--weight", metavar="FILE.npy", help="Weight array (PyTorch layout).")
+@click.option(
+    "--weight",
+    metavar="FILE.npy|MODEL.npz[:KEY]",
+    help="Weight array (PyTorch layout), or one layer of an .npz (see below).",
+)
+@click.option(
+    "--key",
+    metavar="KEY",
+    help="Layer prefix in an .npz --weight (e.g. encoder.conv), as apply's --key.",
+)
 @click.option("--bias-file", metavar="FILE.npy", help="Bias array (C_out,) for --weight.")
 @click.option("--description", metavar="TEXT", help="Free text stored in the layer.")
 @click.option("--force", is_flag=True, help="Overwrite an existing LAYER file.")
@@ -253,8 +282,15 @@ def init(ctx: click.Context, layer: str, **opts: Any) -> None:
         from conv1d_cli.atomic import check_not_same_file
         from conv1d_cli.layerfile import save_layer
 
-        inputs = [p for p in (opts["coefficients"], opts["weight"], opts["bias_file"]) if p]
+        weight_file = None if opts["weight"] is None else split_layer_arg(opts["weight"])[0]
+        inputs = [p for p in (opts["coefficients"], weight_file, opts["bias_file"]) if p]
         check_not_same_file(layer, inputs)
+        # Only what was typed overrides a layer read from an .npz (not init's defaults).
+        opts["explicit"] = {
+            name: opts[name]
+            for name in ("stride", "padding", "dilation", "groups", "padding_mode")
+            if _given(ctx, name)
+        }
         made = _build(source, opts)
         if opts["description"] is not None:
             made.description = opts["description"]
@@ -347,6 +383,11 @@ def _from_weight_file(opts: Any, common: dict[str, Any]) -> Any:
     from conv1d_cli import design
     from conv1d_cli.layer import Conv1d
 
+    path, own_key = split_layer_arg(opts["weight"])
+    if own_key is not None or opts["key"] is not None or is_layer_archive(path):
+        if opts["key"] is not None and path.lower().endswith(".npy"):
+            raise ConfigError(f"--key applies to an .npz --weight; {path} holds one array")
+        return _from_layer_archive(path, own_key, opts)
     weight = design.read_npy(opts["weight"], "weight")
     if weight.ndim == 1:
         weight = np.broadcast_to(weight, (opts["channels"] or 1, 1, weight.size))
@@ -385,4 +426,56 @@ def _from_weight_file(opts: Any, common: dict[str, Any]) -> Any:
     layer.description = f"weight from {opts['weight']}" + (
         f", bias from {opts['bias_file']}" if opts["bias_file"] else ""
     )
+    return layer
+
+
+def _from_layer_archive(path: str, own_key: str | None, opts: Any) -> Any:
+    """The layer of ``--weight MODEL.npz[:KEY]``, with init's options applied to it.
+
+    layerfile.load_layer does the reading (prefixed state_dict keys, the candidates
+    listed when the choice is ambiguous, torch.save files refused), so an export
+    means the same thing here as in ``apply -w``.
+    """
+    import numpy as np
+
+    from conv1d_cli import design
+    from conv1d_cli.layer import Conv1d
+    from conv1d_cli.layerfile import load_layer
+
+    if opts["channels"] is not None:
+        raise ConfigError(
+            "--channels applies to a 1-D .npy --weight; a layer from an .npz has its "
+            "channels (--groups sets its groups)"
+        )
+    shown = layer_display_name(opts["weight"], opts["key"])
+    key = own_key if own_key is not None else opts["key"]
+    loaded = load_layer(path, key=key, sample_rate=opts["sample_rate"], **opts["explicit"])
+    dtype = opts["dtype"] or loaded.dtype.name
+    weight = loaded.weight.astype(dtype)
+    bias = loaded.bias
+    if opts["bias_file"] is not None:
+        bias = design.read_npy(opts["bias_file"], "bias")
+        if bias.shape != (weight.shape[0],):
+            raise DataFileError(
+                f"{opts['bias_file']}: bias must have shape ({weight.shape[0]},) to match "
+                f"{shown} weight {weight.shape}, got shape {bias.shape}"
+            )
+    elif opts["bias"] is False:
+        bias = None
+    elif opts["bias"] and bias is None:
+        bias = np.zeros(weight.shape[0], dtype)
+    layer = Conv1d.from_weights(
+        weight,
+        None if bias is None else bias.astype(dtype),
+        stride=loaded.stride,
+        padding=loaded.padding,
+        dilation=loaded.dilation,
+        groups=loaded.groups,
+        padding_mode=loaded.padding_mode,
+    )
+    layer.sample_rate = loaded.sample_rate
+    # A layer file's own description says more than where it was copied from.
+    layer.description = loaded.description or f"layer from {shown}"
+    if opts["bias_file"] is not None:
+        layer.description += f", bias from {opts['bias_file']}"
     return layer

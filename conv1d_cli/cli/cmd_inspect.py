@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import click
 
-from conv1d_cli.cli._common import PaddingType, reported_errors, write_stdout
+from conv1d_cli.cli._common import PaddingType, is_layer_archive, reported_errors, write_stdout
 from conv1d_cli.errors import ConfigError
 from conv1d_cli.shapes import PADDING_MODES, check_sample_rate
 
@@ -28,7 +27,8 @@ SIGNAL_SCHEMA = "conv1d-inspect-signal/1"
 
 _EPILOG = f"""\b
 FILE is read as a layer when it ends in .npz or is a zip archive, else as a
-signal (WAV/FLAC/OGG/AIFF/..., CSV, NPY; '-' = stdin with --format).
+signal (WAV/FLAC/OGG/AIFF/..., CSV, NPY; '-' = stdin with --format). A
+torch.save file (.pt/.pth, a pickle) is refused, saying how to export it.
 
 \b
 Layer: shapes, every hyperparameter, parameter count, receptive field, the
@@ -80,21 +80,6 @@ Exit status: 0 ok; 1 unreadable or malformed file; 2 wrong invocation.
 _LAYER_ONLY = ("key", "plot", "stride", "padding", "dilation", "groups", "padding_mode")
 
 
-def _is_layer_file(path: str) -> bool:
-    if path == "-":
-        return False
-    if Path(path).suffix.lower() == ".npz":
-        return True
-    try:
-        # Sniffing a pipe (<(...), a FIFO) would eat its first bytes: streams are signals.
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False
-        with open(path, "rb") as f:
-            return f.read(4) == b"PK\x03\x04"
-    except OSError:
-        return False
-
-
 @click.command("inspect", epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("file", metavar="FILE")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schemas below) instead of text.")
@@ -139,7 +124,7 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
             opts["sample_rate"] = check_sample_rate("--sample-rate", opts["sample_rate"])
     if opts["plot"] == "-":
         raise click.UsageError("--plot needs a file name (an image is not written to stdout)")
-    layer_file = _is_layer_file(file)
+    layer_file = is_layer_archive(file)
     if not layer_file:
         stray = [n for n in _LAYER_ONLY if opts[n] is not None]
         if stray:

@@ -18,6 +18,7 @@ import click
 from conv1d_cli.cli._common import (
     PaddingType,
     layer_display_name,
+    refuse_chain_overrides,
     reported_errors,
     split_layer_arg,
     write_stdout,
@@ -208,10 +209,7 @@ def shape(
             for name, flag in (("--kernel-size", kernel_size), ("--out-channels", out_channels)):
                 if flag is not None:
                     raise click.UsageError(f"{name} cannot be used with -w (the layer file has it)")
-            given = [k for k, v in hyper.items() if v is not None]
-            if given and len(layers) > 1:
-                opts = ", ".join("--" + k.replace("_", "-") for k in given)
-                raise click.UsageError(f"{opts} can override only a single -w layer file")
+            refuse_chain_overrides(hyper, layers, key)
             specs = [_load_spec(text, key, hyper) for text in layers]
         else:
             if key is not None:
