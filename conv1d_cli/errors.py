@@ -15,6 +15,7 @@ __all__ = [
     "DataFileError",
     "FormatError",
     "OutputExistsError",
+    "BatchError",
 ]
 
 
@@ -49,3 +50,23 @@ class FormatError(ConfigError, DataFileError):
     "give the format explicitly" without naming an option: the library does not know
     which one the caller has; :func:`conv1d_cli.cli._common.reported_errors` adds it.
     """
+
+
+class BatchError(DataFileError):
+    """Some files of a batch failed (``keep_going=True``); the others were written.
+
+    Attributes
+    ----------
+    failures : list of (str, Conv1dError)
+        Each failed input and its error, in input order.
+    total : int
+        How many inputs the batch had.
+    """
+
+    def __init__(self, failures: list[tuple[str, Conv1dError]], total: int) -> None:
+        self.failures = failures
+        self.total = total
+        names = ", ".join(source for source, _ in failures)
+        super().__init__(
+            f"{len(failures)} of {total} input{'s' if total != 1 else ''} failed: {names}"
+        )

@@ -10,6 +10,7 @@ Entry points
 - :func:`read_signal` / :func:`write_signal` -- whole signals
 - :func:`open_reader` / :func:`open_writer` -- streaming, bounded memory, atomic output
 - :func:`output_subtype` -- the audio subtype an output gets
+- :func:`plan_output` -- an output's format, subtype, rate and columns (:class:`OutputSpec`)
 
 Behaviour worth knowing
 -----------------------
@@ -100,13 +101,17 @@ __all__ = [
     "Signal",
     "SignalInfo",
     "SignalReader",
+    "OutputSpec",
     "SignalWriter",
+    "check_output_subtype",
     "detect_format",
+    "is_audio_format",
     "is_stream",
     "names_open_file",
     "open_reader",
     "open_writer",
     "output_subtype",
+    "plan_output",
     "probe",
     "read_signal",
     "write_signal",
@@ -1584,6 +1589,214 @@ def open_writer(
     if fmt == "npy":
         return _NpyWriter(text, nchan, nbatch, dt, on_clip)
     return _AudioWriter(text, fmt, nchan, sample_rate, subtype, on_clip)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Everything needed to open one output: what :func:`plan_output` decides.
+
+    Attributes
+    ----------
+    path : str
+        Output file, or ``"-"`` for stdout.
+    format : str
+        Lower-case format name.
+    channels : int
+        ``C`` of every block written.
+    sample_rate : float, int or None
+        Output rate (``None`` for a rateless CSV/NPY output).
+    subtype : str or None
+        Audio subtype (``None`` for CSV and NPY).
+    column_names : tuple of str or None
+        CSV header, one name per channel.
+    batch : int or None
+        ``N`` of a batched NPY output.
+    dtype : str
+        Element type of an NPY output (the compute dtype).
+    on_clip : str
+        What to do with integer PCM values out of range.
+    """
+
+    path: str
+    format: str
+    channels: int
+    sample_rate: float | int | None
+    subtype: str | None
+    column_names: tuple[str, ...] | None
+    batch: int | None
+    dtype: str
+    on_clip: str = "warn"
+
+    def open(self) -> SignalWriter:
+        """Open the atomic streaming writer this spec describes (:func:`open_writer`)."""
+        return open_writer(
+            self.path,
+            format=self.format,
+            channels=self.channels,
+            sample_rate=self.sample_rate,
+            subtype=self.subtype,
+            on_clip=self.on_clip,
+            column_names=self.column_names,
+            batch=self.batch,
+            dtype=self.dtype,
+        )
+
+
+def is_audio_format(format: str) -> bool:
+    """True for formats written through soundfile (they need a whole-Hz sample rate).
+
+    Examples
+    --------
+    >>> is_audio_format("flac"), is_audio_format("csv")
+    (True, False)
+    """
+    return detect_format("-", format) in _AUDIO_FORMATS
+
+
+def _output_rate(
+    in_rate: float | None, total_stride: int, forced: float | None, source: str
+) -> float | int | None:
+    if forced is not None:
+        return int(forced) if float(forced).is_integer() else forced
+    if in_rate is None:
+        return None
+    rate = in_rate / total_stride
+    if total_stride > 1 and not float(rate).is_integer():
+        raise ShapeError(
+            f"{source}: output sample rate {in_rate:g} Hz / total stride {total_stride} = "
+            f"{rate:g} Hz is not an integer; set the output rate with --sample-rate"
+        )
+    return int(rate) if float(rate).is_integer() else rate
+
+
+def _check_audio_rate(rate: float, forced: bool, source: str) -> None:
+    """An audio file stores a whole number of Hz that fits a C int (libsndfile).
+
+    A bad forced rate is the invocation's fault (ConfigError, exit 2); a rate derived
+    from the input or a layer's design rate is the data's (ShapeError, exit 1).
+    """
+    if forced:
+        check_sample_rate("--sample-rate", rate, integer=True)
+        return
+    try:
+        check_sample_rate(f"{source}: output sample rate", rate, integer=True)
+    except ConfigError as e:
+        raise ShapeError(f"{e}; set the output rate with --sample-rate") from e
+
+
+def check_output_subtype(subtype: str, format: str) -> None:
+    """Refuse an audio subtype for a format that is not audio (ConfigError).
+
+    Examples
+    --------
+    >>> check_output_subtype("PCM_16", "wav")
+    >>> check_output_subtype("PCM_16", "csv")
+    Traceback (most recent call last):
+    ...
+    conv1d_cli.errors.ConfigError: --subtype applies to audio outputs only; the output format is CSV
+    """
+    if output_subtype(format) is None:
+        raise ConfigError(
+            f"--subtype applies to audio outputs only; the output format is {format.upper()}"
+        )
+
+
+def plan_output(
+    target: str,
+    info: SignalInfo,
+    *,
+    channels: int,
+    total_stride: int = 1,
+    rate_hint: float | None = None,
+    format: str | None = None,
+    subtype: str | None = None,
+    sample_rate: float | None = None,
+    on_clip: str = "warn",
+    dtype: Any = "float64",
+) -> OutputSpec:
+    """Decide the output's format, subtype, rate and columns from the input and options.
+
+    Parameters
+    ----------
+    target : str
+        Output path, ``"-"`` for stdout.
+    info : SignalInfo
+        The input's header facts.
+    channels : int
+        Output channels (the chain's last ``C_out``).
+    total_stride : int
+        Product of the chain's strides: output rate = input rate / ``total_stride``.
+    rate_hint : float, optional
+        The rate a rateless input (CSV/NPY) stands for, e.g. a designed layer's rate.
+    format, subtype : str, optional
+        Explicit output format / audio subtype; default from ``target``'s extension
+        (the input's format for a stream) and the input's subtype where the format has it.
+    sample_rate : float, optional
+        Forced output rate.
+    on_clip, dtype
+        Passed on to the writer (see :func:`open_writer`).
+
+    Returns
+    -------
+    OutputSpec
+
+    Raises
+    ------
+    ShapeError
+        The output rate is not a whole number of Hz where audio needs one.
+    DataFileError
+        Audio output of an input that has no rate, and none was given.
+
+    Examples
+    --------
+    >>> info = SignalInfo("in.wav", "wav", "PCM_16", 48000.0, 2, 1000)
+    >>> spec = plan_output("out.flac", info, channels=2, total_stride=2)
+    >>> spec.format, spec.subtype, spec.sample_rate
+    ('flac', 'PCM_16', 24000)
+    """
+    shown = _shown(info.path)
+    in_rate = info.sample_rate if info.sample_rate is not None else rate_hint
+    rate = _output_rate(in_rate, total_stride, sample_rate, shown)
+    if format is not None:
+        out_format = detect_format("-", format)
+    elif is_stream(target) or names_open_file(target):
+        # '-', /dev/stdout, a FIFO: no extension to go by, keep the input's format
+        out_format = info.format
+    else:
+        out_format = detect_format(target)
+    audio = output_subtype(out_format) is not None
+    if subtype is not None:
+        check_output_subtype(subtype, out_format)
+    else:
+        # The input's subtype where the output format has it (PCM_16 WAV -> FLAC
+        # stays PCM_16), else the format's best (FLOAT, or PCM_24 for FLAC).
+        subtype = output_subtype(out_format, info.subtype)
+    if audio and rate is None:
+        # Exit 1, like a non-integer rate: the same command works with a WAV
+        # input, so it is this input that lacks something, not the invocation.
+        raise DataFileError(
+            f"{shown}: has no sample rate and the layers record none, but audio "
+            f"output needs one; give it with --sample-rate"
+        )
+    if audio and rate is not None:
+        _check_audio_rate(rate, sample_rate is not None, shown)
+    columns = None
+    if info.column_names is not None:
+        # A headed CSV keeps its names when channels map one to one, else ch0...
+        columns = info.column_names
+        if channels != info.channels:
+            columns = tuple(f"ch{i}" for i in range(channels))
+    return OutputSpec(
+        path=target,
+        format=out_format,
+        channels=channels,
+        sample_rate=rate,
+        subtype=subtype,
+        column_names=columns,
+        batch=info.batch,
+        dtype=_check_dtype(dtype).name,
+        on_clip=on_clip,
+    )
 
 
 class _WholeNpyWriter(SignalWriter):

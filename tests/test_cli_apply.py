@@ -712,16 +712,16 @@ def test_apply_layer_design_rate_too_big_for_audio_is_a_data_error(tmp_path):
 
 
 def test_apply_ctrl_c_exits_130_and_removes_temp_files(tmp_path, stereo, smooth, monkeypatch):
-    from conv1d_cli.cli import cmd_apply
+    from conv1d_cli import pipeline
 
     path, _ = stereo
-    real_pump = cmd_apply._pump
+    real_pump = pipeline._pump
 
     def interrupted(reader, writer, *args):
         real_pump(reader, writer, *args)  # the temp file exists and holds data
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cmd_apply, "_pump", interrupted)
+    monkeypatch.setattr(pipeline, "_pump", interrupted)
     result = _run("-w", smooth, path, "-o", tmp_path / "o.wav")
     assert result.exit_code == 130, (result.stderr, result.exception)
     assert "Traceback" not in result.stderr

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from conv1d_cli.errors import ConfigError, Conv1dError, FormatError
+from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, FormatError
 from conv1d_cli.shapes import parse_padding
 
 __all__ = [
@@ -45,14 +45,21 @@ class PaddingType(click.ParamType):
 
 @contextlib.contextmanager
 def reported_errors(format_options: str | None = None) -> Iterator[None]:
-    """Translate library errors: a bad option is exit 2, bad data or a failed run exit 1.
+    """The one translation of library errors into exit codes and ``Error:`` lines.
 
-    ``format_options`` names the command's format option(s), added to a
-    :class:`FormatError` (the library cannot know them). Anything else is a bug and
-    propagates as a traceback.
+    A bad option is exit 2, bad data or a failed run exit 1. A :class:`BatchError`
+    (``--keep-going``) prints one ``Error:`` line per failed file, in input order,
+    then its summary. ``format_options`` names the command's format option(s), added
+    to a :class:`FormatError` (the library cannot know them). Anything else is a bug
+    and propagates as a traceback.
     """
     try:
         yield
+    except BatchError as e:
+        for _source, error in e.failures:
+            with contextlib.suppress(OSError, ValueError):
+                click.echo(f"Error: {error}", err=True)
+        raise click.ClickException(str(e)) from e
     except FormatError as e:
         hint = f" ({format_options})" if format_options else ""
         raise click.UsageError(f"{e}{hint}") from e

@@ -5,11 +5,9 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,304 +19,14 @@ from conv1d_cli.cli._common import (
     reported_errors,
     split_layer_arg,
 )
-from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, ShapeError
+from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError
 from conv1d_cli.shapes import PADDING_MODES, check_sample_rate
 
+if TYPE_CHECKING:
+    from conv1d_cli.layer import Conv1d
+    from conv1d_cli.pipeline import FileReport, FilterOptions, Job
+
 __all__ = ["apply_"]
-
-#: Samples (frames x channels x batch) per block by default: 2 MiB in float64.
-BLOCK_SAMPLES = 1 << 18
-#: Frames per block are kept within these bounds.
-BLOCK_FRAMES = (1 << 12, 1 << 17)
-
-
-def _block_frames(requested: int | None, channels: int, batch: int | None) -> int:
-    """Frames per read: as asked, else a fixed sample budget (memory independent of C)."""
-    if requested is not None:
-        return requested
-    per_frame = channels * (batch or 1)
-    return max(BLOCK_FRAMES[0], min(BLOCK_FRAMES[1], BLOCK_SAMPLES // max(1, per_frame)))
-
-
-@dataclass(frozen=True)
-class _Options:
-    method: str
-    dtype: Any
-    subtype: str | None
-    input_format: str | None
-    output_format: str | None
-    on_clip: str
-    quiet: bool
-    allow_nonfinite: bool
-    sample_rate: float | None
-    block_size: int | None
-
-
-@dataclass(frozen=True)
-class _Job:
-    source: str
-    target: str
-
-
-class _Cancelled(Exception):
-    """Another file failed or the user interrupted: stop this one (cleanly)."""
-
-
-def _named(error: Conv1dError, source: str, target: str) -> Conv1dError:
-    """Make sure the message names the file it is about (input, else output)."""
-    text = str(error)
-    if source in text or (source == "-" and "stdin" in text):
-        return error
-    if (target != "-" and target in text) or (target == "-" and "stdout" in text):
-        return error
-    shown = "<stdin>" if source == "-" else source
-    text = text.replace("the input", shown, 1) if text.startswith("the input") else text
-    if not text.startswith(shown):
-        text = f"{shown}: {text}"
-    named = type(error)(text)
-    named.__cause__ = error
-    return named
-
-
-def _extension(fmt: str) -> str:
-    return "." + fmt.lower()
-
-
-def _output_rate(
-    in_rate: float | None, total_stride: int, forced: float | None, source: str
-) -> float | int | None:
-    if forced is not None:
-        return int(forced) if float(forced).is_integer() else forced
-    if in_rate is None:
-        return None
-    rate = in_rate / total_stride
-    if total_stride > 1 and not float(rate).is_integer():
-        raise ShapeError(
-            f"{source}: output sample rate {in_rate:g} Hz / total stride {total_stride} = "
-            f"{rate:g} Hz is not an integer; set the output rate with --sample-rate"
-        )
-    return int(rate) if float(rate).is_integer() else rate
-
-
-def _check_audio_rate(rate: float, forced: bool, source: str) -> None:
-    """An audio file stores a whole number of Hz that fits a C int (libsndfile).
-
-    A bad --sample-rate is the invocation's fault (exit 2); a rate derived from
-    the input or a layer's design rate is the data's (exit 1).
-    """
-    if forced:
-        check_sample_rate("--sample-rate", rate, integer=True)
-        return
-    try:
-        check_sample_rate(f"{source}: output sample rate", rate, integer=True)
-    except ConfigError as e:
-        raise ShapeError(f"{e}; set the output rate with --sample-rate") from e
-
-
-def _filter_file(
-    job: _Job,
-    layers: list[Any],
-    names: list[str],
-    opts: _Options,
-    cancel: threading.Event,
-    progress: Callable[[int], None],
-) -> tuple[int, list[str]]:
-    """Stream one input through the chain into its output; returns (clip count, warnings)."""
-    from conv1d_cli import signal_io
-    from conv1d_cli.stream import StreamChain, chain_output_length, check_chain
-
-    src = job.source
-    shown = "<stdin>" if src == "-" else src
-    dtype = opts.dtype
-    try:
-        with signal_io.open_reader(src, format=opts.input_format, dtype=dtype.name) as reader:
-            info = reader.info
-            check_chain(layers, names, info.channels, source=shown)
-            if info.frames is not None:
-                chain_output_length(layers, info.frames, names, shown)
-            last = layers[-1]
-            total_stride = 1
-            for layer in layers:
-                total_stride *= layer.stride
-            # A CSV or NPY has no rate of its own: a designed layer's rate stands in.
-            in_rate = info.sample_rate if info.sample_rate is not None else layers[0].sample_rate
-            rate = _output_rate(in_rate, total_stride, opts.sample_rate, shown)
-            warnings = _rate_warnings(layers, names, info.sample_rate, shown)
-            if opts.output_format is not None:
-                out_format = opts.output_format
-            elif signal_io.is_stream(job.target) or signal_io.names_open_file(job.target):
-                # '-', /dev/stdout, a FIFO: no extension to go by, keep the input's format
-                out_format = info.format
-            else:
-                out_format = signal_io.detect_format(job.target)
-            subtype = opts.subtype
-            if subtype is not None:
-                _check_subtype(subtype, out_format)
-            if subtype is None:
-                # The input's subtype where the output format has it (PCM_16 WAV -> FLAC
-                # stays PCM_16), else the format's best (FLOAT, or PCM_24 for FLAC).
-                subtype = signal_io.output_subtype(out_format, info.subtype)
-            if rate is None and signal_io.output_subtype(out_format) is not None:
-                # Exit 1, like a non-integer rate: the same command works with a WAV
-                # input, so it is this input that lacks something, not the invocation.
-                raise DataFileError(
-                    f"{shown}: has no sample rate and the layers record none, but audio "
-                    f"output needs one; give it with --sample-rate"
-                )
-            if rate is not None and signal_io.output_subtype(out_format) is not None:
-                _check_audio_rate(rate, opts.sample_rate is not None, shown)
-            columns = None
-            if info.column_names is not None:
-                # A headed CSV keeps its names when channels map one to one, else ch0...
-                columns = info.column_names
-                if last.out_channels != info.channels:
-                    columns = tuple(f"ch{i}" for i in range(last.out_channels))
-            prefix = None
-            left = StreamChain.prefix_length(layers)
-            if left and reader.seekable and info.frames is not None and info.frames >= left:
-                # Circular padding starts with the END of the signal: read it first.
-                prefix = reader.tail(left)
-            chain = StreamChain(layers, method=opts.method, dtype=dtype, names=names, prefix=prefix)
-            with signal_io.open_writer(
-                job.target,
-                format=out_format,
-                channels=last.out_channels,
-                sample_rate=rate,
-                subtype=subtype,
-                on_clip=opts.on_clip,
-                column_names=columns,
-                batch=info.batch,
-                dtype=dtype.name,
-            ) as writer:
-                offset = _pump(reader, writer, chain, opts, cancel, progress, shown)
-                if offset == 0:
-                    raise DataFileError(f"{shown}: the signal is empty (0 samples)")
-                if info.frames is None:
-                    chain_output_length(layers, offset, names, shown)
-                writer.write(chain.finish())
-            return int(writer.clipped or 0), warnings
-    except Conv1dError as e:
-        raise _named(e, src, job.target) from e
-
-
-def _pump(
-    reader: Any,
-    writer: Any,
-    chain: Any,
-    opts: _Options,
-    cancel: threading.Event,
-    progress: Callable[[int], None],
-    shown: str,
-) -> int:
-    """Read -> filter -> write every block; returns the frames read.
-
-    Reading the next block and writing the previous one run in two helper threads
-    while this one filters (libsndfile and NumPy release the GIL), so decoding,
-    encoding and the FFTs overlap on two cores. At most one block waits on each
-    side, so memory stays bounded.
-    """
-    from concurrent.futures import Future, ThreadPoolExecutor
-
-    from conv1d_cli.stream import check_finite
-
-    reads = ThreadPoolExecutor(1, thread_name_prefix="conv1d-read")
-    writes = ThreadPoolExecutor(1, thread_name_prefix="conv1d-write")
-    pending_write: Future[None] | None = None
-    frames = _block_frames(opts.block_size, reader.info.channels, reader.info.batch)
-    next_block = reads.submit(reader.read, frames)
-    offset = 0
-    try:
-        while True:
-            if cancel.is_set():
-                raise _Cancelled
-            block = next_block.result()
-            n = block.shape[-1]
-            if n == 0:
-                break
-            next_block = reads.submit(reader.read, frames)
-            if not opts.allow_nonfinite:
-                check_finite(block if block.ndim == 3 else block[None], offset, shown)
-            out = chain.push(block)
-            if pending_write is not None:
-                pending_write.result()
-                pending_write = None
-            if out.shape[-1]:
-                pending_write = writes.submit(writer.write, out)
-            offset += n
-            progress(n)
-        if pending_write is not None:
-            pending_write.result()
-            pending_write = None
-    finally:
-        # Never leave a helper thread touching the reader or writer after we return
-        # (on an error the writer is aborted next and its temp file removed).
-        reads.shutdown(wait=True, cancel_futures=True)
-        writes.shutdown(wait=True, cancel_futures=True)
-    return offset
-
-
-def _plan_jobs(
-    inputs: tuple[str, ...],
-    output: str | None,
-    output_dir: str | None,
-    output_format: str | None,
-    layer_paths: tuple[str, ...] = (),
-) -> list[_Job]:
-    """Map inputs to outputs and refuse every invocation mistake before any work.
-
-    An output may be neither an input nor a layer file: ``-o lowpass.npz
-    --output-format npy`` would otherwise replace the filter with its output.
-    """
-    from conv1d_cli.atomic import check_not_same_file
-
-    def check_target(target: str) -> None:
-        check_not_same_file(target, list(inputs))
-        for layer in layer_paths:
-            try:
-                check_not_same_file(target, [layer])
-            except ConfigError as e:
-                raise ConfigError(
-                    f"output {target!r} is the same file as layer {layer!r} (-w); "
-                    f"refusing to overwrite a layer"
-                ) from e
-
-    if output is not None and output_dir is not None:
-        raise ConfigError("give either -o/--output or -d/--output-dir, not both")
-    if output is None and output_dir is None:
-        raise ConfigError("missing an output: -o OUTPUT (one input) or -d OUTDIR (any number)")
-    if inputs.count("-") > 1:
-        raise ConfigError("stdin ('-') can be read only once")
-    if output is not None:
-        if len(inputs) > 1:
-            raise ConfigError(
-                f"-o/--output takes one input, got {len(inputs)}; use -d/--output-dir "
-                f"for several inputs"
-            )
-        if output != "-" and Path(output).is_dir():
-            raise ConfigError(f"-o {output!r} is a directory; use -d/--output-dir for a folder")
-        check_target(output)
-        return [_Job(inputs[0], output)]
-    assert output_dir is not None
-    directory = Path(output_dir)
-    if directory.exists() and not directory.is_dir():
-        raise ConfigError(f"-d {output_dir!r} is not a directory")
-    if "-" in inputs:
-        raise ConfigError("stdin ('-') needs -o OUTPUT (an output directory needs file names)")
-    jobs: list[_Job] = []
-    seen: dict[str, str] = {}
-    for source in inputs:
-        src = Path(source)
-        suffix = _extension(output_format) if output_format else src.suffix
-        target = str(directory / (src.stem + suffix))
-        if target in seen:
-            raise ConfigError(
-                f"inputs {seen[target]!r} and {source!r} would both be written to {target!r}"
-            )
-        seen[target] = source
-        check_target(target)
-        jobs.append(_Job(source, target))
-    return jobs
-
 
 #: Signals that mean "stop now": kill/timeout/make -k (SIGTERM) and a closed terminal
 #: or dropped ssh session (SIGHUP). Both must remove the temp files like an error does.
@@ -409,45 +117,6 @@ def _load_layers(
         layers.append(layer)
         names.append(name)
     return layers, names
-
-
-def _check_output_formats(
-    jobs_list: list[_Job], output_format: str | None, subtype: str | None
-) -> list[str]:
-    """Refuse --subtype for non-audio outputs; warn when --output-format contradicts a name.
-
-    Only what the command line tells: a '-' output without --output-format takes
-    the input's format, which :func:`_filter_file` checks once it is known.
-    """
-    from conv1d_cli import signal_io
-
-    warnings = []
-    explicit = None if output_format is None else signal_io.detect_format("-", output_format)
-    for job in jobs_list:
-        by_name = None
-        if not (signal_io.is_stream(job.target) or signal_io.names_open_file(job.target)):
-            with contextlib.suppress(Conv1dError):  # no/unknown extension: nothing to compare
-                by_name = signal_io.detect_format(job.target)
-        fmt = explicit or by_name
-        if subtype is not None and fmt is not None:
-            _check_subtype(subtype, fmt)
-        if explicit is not None and by_name is not None and explicit != by_name:
-            # Not refused: a user may mean it (a WAV under a legacy name), but it is
-            # usually a typo that a file browser or the next tool will trip over.
-            warnings.append(
-                f"{job.target}: writing {explicit.upper()} (--output-format {output_format}) "
-                f"into a file named like {by_name.upper()}"
-            )
-    return warnings
-
-
-def _check_subtype(subtype: str, fmt: str) -> None:
-    from conv1d_cli import signal_io
-
-    if signal_io.output_subtype(fmt) is None:
-        raise ConfigError(
-            f"--subtype applies to audio outputs only; the output format is {fmt.upper()}"
-        )
 
 
 def _warn(message: str) -> None:
@@ -619,7 +288,10 @@ def apply_(
         cat in.wav | conv1d apply -w lowpass.npz - --input-format wav -o - --output-format wav
     """
     with reported_errors("--input-format / --output-format"), _signals_exit():
-        from conv1d_cli.stream import check_chain, compute_dtype
+        # Imported here, not at the top: the pipeline loads NumPy and soundfile, which
+        # `conv1d --help` must not pay for.
+        from conv1d_cli import pipeline
+        from conv1d_cli.stream import check_chain
 
         if sample_rate is not None:
             # One rule for every rate (shapes.check_sample_rate); whole Hz is checked
@@ -634,20 +306,19 @@ def apply_(
         }
         refuse_chain_overrides(overrides, layer_paths, key)
         layer_files = tuple(split_layer_arg(text)[0] for text in layer_paths)
-        jobs_list = _plan_jobs(inputs, output, output_dir, output_format, layer_files)
-        for text in _check_output_formats(jobs_list, output_format, subtype):
+        jobs_list = pipeline.plan_jobs(inputs, output, output_dir, output_format, layer_files)
+        for text in pipeline.check_output_formats(jobs_list, output_format, subtype):
             if not quiet:
                 _warn(text)
         layers, names = _load_layers(layer_paths, key, overrides)
         check_chain(layers, names)
-        opts = _Options(
+        opts = pipeline.FilterOptions(
             method=method,
-            dtype=compute_dtype(layers, dtype),
+            dtype=dtype,
             subtype=subtype,
             input_format=input_format,
             output_format=output_format,
             on_clip=on_clip,
-            quiet=quiet,
             allow_nonfinite=allow_nonfinite,
             sample_rate=sample_rate,
             block_size=block_size,
@@ -658,34 +329,17 @@ def apply_(
                 Path(output_dir).mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise DataFileError(f"-d {output_dir}: cannot create: {e.strerror}") from e
-        _run(jobs_list, layers, names, opts, jobs=jobs, keep_going=keep_going)
+        _run(jobs_list, layers, names, opts, workers=jobs, keep_going=keep_going, quiet=quiet)
 
 
-def _rate_warnings(
-    layers: list[Any], names: list[str], in_rate: float | None, source: str
-) -> list[str]:
-    """A layer designed for another sample rate filters the wrong frequencies: say so."""
-    found = []
-    rate = in_rate
-    for layer, name in zip(layers, names, strict=True):
-        if rate is not None and layer.sample_rate is not None and layer.sample_rate != rate:
-            found.append(
-                f"{name} was designed for {layer.sample_rate:g} Hz but gets {rate:g} Hz "
-                f"from {source}"
-            )
-        rate = None if rate is None else rate / layer.stride
-    return found
-
-
-def _report(job: _Job, result: tuple[int, list[str]], opts: _Options) -> None:
-    clipped, warnings = result
-    if opts.quiet:
-        return
-    for text in warnings:
+def _report(report: FileReport, on_clip: str) -> None:
+    for text in report.warnings:
         _warn(text)
-    if clipped and opts.on_clip == "warn":
-        shown = "<stdout>" if job.target == "-" else job.target
-        _warn(f"{shown}: clipped {clipped} sample{'s' if clipped != 1 else ''}")
+    if report.clipped and on_clip == "warn":
+        target = report.job.target
+        shown = "<stdout>" if target == "-" else target
+        count = report.clipped
+        _warn(f"{shown}: clipped {count} sample{'s' if count != 1 else ''}")
 
 
 def _progressbar(length: int | None, show: bool, label: str) -> Any:
@@ -695,87 +349,49 @@ def _progressbar(length: int | None, show: bool, label: str) -> Any:
 
 
 def _run(
-    jobs_list: list[_Job],
-    layers: list[Any],
+    jobs_list: list[Job],
+    layers: list[Conv1d],
     names: list[str],
-    opts: _Options,
+    opts: FilterOptions,
     *,
-    jobs: int,
+    workers: int,
     keep_going: bool,
+    quiet: bool,
 ) -> None:
-    stderr = sys.stderr
-    show = not opts.quiet and stderr.isatty()
-    cancel = threading.Event()
-    failures: list[tuple[_Job, Conv1dError]] = []
+    """Filter every file, showing progress on a terminal and each file's warnings."""
+    from conv1d_cli import pipeline
 
-    def fail(job: _Job, error: Conv1dError) -> None:
-        if not keep_going:
-            raise error
-        failures.append((job, error))
+    show = not quiet and sys.stderr.isatty()
+    total = len(jobs_list)
+    one_by_one = workers == 1 or total == 1
+    length = None
+    if total == 1 and show:
+        length = pipeline.known_frames(jobs_list[0].source, opts.input_format)
+    label = "filtering" if one_by_one else "files"
+    with _progressbar(length if one_by_one else total, show, label) as bar:
 
-    if jobs == 1 or len(jobs_list) == 1:
-        length = None
-        if len(jobs_list) == 1 and show:
-            length = _known_frames(jobs_list[0].source, opts)
-        with _progressbar(length, show, "filtering") as bar:
-            for i, job in enumerate(jobs_list):
-                tick = (lambda n: bar.update(n)) if bar is not None else (lambda n: None)
-                try:
-                    result = _filter_file(job, layers, names, opts, cancel, tick)
-                except Conv1dError as e:
-                    fail(job, e)
-                    continue
-                _report(job, result, opts)
-                if show and len(jobs_list) > 1:
-                    click.echo(f"[{i + 1}/{len(jobs_list)}] {job.target}", err=True)
-    else:
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+        def frames_done(job: Job) -> Callable[[int], None]:
+            if bar is None or not one_by_one:
+                return lambda n: None
+            return lambda n: bar.update(n)
 
-        # NumPy releases the GIL in BLAS and FFT, so threads overlap the heavy work.
-        pool = ThreadPoolExecutor(max_workers=jobs)
-        try:
-            futures = {
-                pool.submit(_filter_file, job, layers, names, opts, cancel, lambda n: None): job
-                for job in jobs_list
-            }
-            pending = set(futures)
-            with _progressbar(len(jobs_list), show, "files") as bar:
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        job = futures[future]
-                        try:
-                            result = future.result()
-                        except _Cancelled:
-                            continue
-                        except Conv1dError as e:
-                            fail(job, e)
-                            continue
-                        _report(job, result, opts)
-                        if bar is not None:
-                            bar.update(1)
-        finally:
-            # On an error, Ctrl-C or SIGTERM: stop the others and let them clean up
-            # their temporary files before we exit.
-            cancel.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-    if failures:
-        for _job, error in failures:
-            click.echo(f"Error: {error}", err=True)
-        raise DataFileError(
-            f"{len(failures)} of {len(jobs_list)} input{'s' if len(jobs_list) != 1 else ''} "
-            f"failed: {', '.join(job.source for job, _ in failures)}"
+        def file_done(index: int, report: FileReport) -> None:
+            if not quiet:
+                _report(report, opts.on_clip)
+            if not show:
+                return
+            if one_by_one and total > 1:
+                click.echo(f"[{index + 1}/{total}] {report.job.target}", err=True)
+            elif not one_by_one and bar is not None:
+                bar.update(1)
+
+        pipeline.run_jobs(
+            jobs_list,
+            layers,
+            names,
+            opts,
+            workers=workers,
+            keep_going=keep_going,
+            on_done=file_done,
+            progress=frames_done,
         )
-
-
-def _known_frames(source: str, opts: _Options) -> int | None:
-    """Frame count for the progress bar (None for pipes and unknown lengths)."""
-    from conv1d_cli import signal_io
-
-    if signal_io.is_stream(source):  # probing a pipe would consume it
-        return None
-    try:
-        frames = signal_io.probe(source, format=opts.input_format).frames
-    except Conv1dError:
-        return None  # the real read reports the problem
-    return frames

@@ -1,0 +1,86 @@
+"""conv1d_cli.pipeline: the engine under `conv1d apply`, used directly from Python."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conv1d_cli import Conv1d
+from conv1d_cli.errors import BatchError, ConfigError, DataFileError, ShapeError
+from conv1d_cli.pipeline import FilterOptions, Job, filter_file, plan_jobs, run_jobs
+from conv1d_cli.signal_io import SignalInfo, plan_output, read_signal, write_signal
+
+
+@pytest.fixture
+def signals(tmp_path):
+    rng = np.random.default_rng(7)
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"in{i}.csv"
+        write_signal(path, rng.standard_normal((2, 50 + 10 * i)), format=None)
+        paths.append(str(path))
+    return paths
+
+
+def test_filter_file_equals_the_one_shot_layer(tmp_path, signals):
+    layer = Conv1d(2, 3, 5, padding="same", seed=1, dtype="float64")
+    report = filter_file(
+        signals[0], str(tmp_path / "y.npy"), [layer], options=FilterOptions(block_size=7)
+    )
+    x = read_signal(signals[0]).data
+    y = read_signal(tmp_path / "y.npy").data
+    assert report.frames_in == 50 and report.clipped == 0 and report.warnings == []
+    np.testing.assert_allclose(y, layer(x), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_run_jobs_keep_going_reports_failures_in_input_order(tmp_path, signals, workers):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2\n3\n")
+    sources = [str(bad), signals[0], str(tmp_path / "missing.csv"), signals[1]]
+    jobs = plan_jobs(sources, None, str(tmp_path / "out"), "npy")
+    (tmp_path / "out").mkdir()
+    layer = Conv1d.from_weights(np.ones((2, 1, 3)), groups=2)
+    done = []
+    with pytest.raises(BatchError) as info:
+        run_jobs(
+            jobs,
+            [layer],
+            ["ones"],
+            workers=workers,
+            keep_going=True,
+            on_done=lambda i, r: done.append(i),
+        )
+    assert [source for source, _ in info.value.failures] == [sources[0], sources[2]]
+    assert str(info.value).startswith("2 of 4 inputs failed")
+    assert sorted(done) == [1, 3]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["in0.npy", "in1.npy"]
+
+
+def test_run_jobs_stops_at_the_first_failure_without_keep_going(tmp_path, signals):
+    jobs = [Job(str(tmp_path / "missing.csv"), str(tmp_path / "o.csv"))]
+    with pytest.raises(DataFileError, match="missing.csv"):
+        run_jobs(jobs, [Conv1d.from_weights(np.ones((2, 2, 1)))], ["l"])
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_plan_jobs_refuses_an_output_that_is_an_input(tmp_path, signals):
+    with pytest.raises(ConfigError, match="same file"):
+        plan_jobs([signals[0]], signals[0], None)
+
+
+def test_plan_output_decides_format_subtype_rate_and_columns():
+    wav = SignalInfo("in.wav", "wav", "PCM_16", 48000.0, 2, 1000)
+    spec = plan_output("out.flac", wav, channels=2, total_stride=2)
+    assert (spec.format, spec.subtype, spec.sample_rate) == ("flac", "PCM_16", 24000)
+    assert plan_output("-", wav, channels=1).format == "wav"  # a stream keeps the input's
+    csv = SignalInfo("in.csv", "csv", None, None, 2, 10, column_names=("x", "y"))
+    assert plan_output("o.csv", csv, channels=2).column_names == ("x", "y")
+    assert plan_output("o.csv", csv, channels=3).column_names == ("ch0", "ch1", "ch2")
+    assert plan_output("o.wav", csv, channels=2, rate_hint=8000.0).sample_rate == 8000
+    with pytest.raises(DataFileError, match="no sample rate"):
+        plan_output("o.wav", csv, channels=2)
+    with pytest.raises(ShapeError, match="not an integer"):
+        plan_output("o.wav", wav, channels=2, total_stride=7)
+    with pytest.raises(ConfigError, match="audio outputs only"):
+        plan_output("o.csv", wav, channels=2, subtype="PCM_16")
