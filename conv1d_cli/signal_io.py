@@ -17,8 +17,10 @@ Behaviour worth knowing
   extension or a bare ``-`` raises :class:`FormatError` (a ConfigError *and* a
   DataFileError: the CLI exits 2).
 - stdin: WAV, WAVEX, W64, AU, AIFF and OGG stream from a pipe (frame count unknown,
-  ``info.frames is None``, not seekable); FLAC and the other audio formats cannot be read
-  from a pipe and raise :class:`~conv1d_cli.errors.DataFileError`. CSV and NPY on stdin
+  ``info.frames is None``, not seekable); FLAC, RF64, CAF and the other audio formats
+  cannot be read from a pipe and raise :class:`~conv1d_cli.errors.DataFileError`. The
+  container is told from the first bytes (``RIFF``, ``RF64``, ``fLaC``, ...), not from
+  the format given: an RF64 recording named ``.wav`` is refused. CSV and NPY on stdin
   are buffered in memory (then seekable, frames known). A stdin redirected from a regular
   file is seekable and behaves like a file; a terminal on stdin is refused.
 - Any other input path that is not a regular file (``<(cat x.csv)``, a named FIFO,
@@ -82,6 +84,7 @@ import stat
 import struct
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,9 +149,34 @@ _FORMAT_ALIASES: Final = {"aif": "aiff", "tsv": "csv", "txt": "csv", "snd": "au"
 # we report "wav" so that "same format and subtype as the input" keeps e.g. PCM_24 for .wav
 _FORMAT_FAMILY: Final = {"wavex": "wav"}
 
-# audio formats libsndfile reads correctly from a pipe (checked with libsndfile 1.2.2:
-# FLAC loses sync, CAF reads 0 frames, RF64 drops frames)
+# audio containers libsndfile reads correctly from a pipe (checked with libsndfile 1.2.2
+# for every subtype: FLAC loses sync, CAF reads 0 frames, RF64 drops frames, SDS hangs)
 _PIPE_READABLE: Final = frozenset({"wav", "wavex", "w64", "au", "aiff", "ogg"})
+# ... except these subtypes, which libsndfile reads as 0 frames from a pipe, silently
+_PIPE_UNREADABLE_SUBTYPES: Final = frozenset(
+    {("AU", "G721_32"), ("AU", "G723_24"), ("AU", "G723_40")}
+)
+# What a pipe holds is told from its first bytes, never from --input-format or the name:
+# libsndfile decodes whatever container it finds there. (prefix, bytes 8-12 or b"", name)
+_MAGIC: Final = (
+    (b"RIFF", b"WAVE", "wav"),
+    (b"RIFX", b"WAVE", "wav"),  # big-endian WAV
+    (b"RF64", b"WAVE", "rf64"),
+    (b"BW64", b"WAVE", "rf64"),  # EBU Tech 3285 broadcast WAV over 4 GB
+    (b"riff\x2e\x91\xcf\x11", b"", "w64"),  # the first 8 bytes of W64's RIFF GUID
+    (b"FORM", b"AIFF", "aiff"),
+    (b"FORM", b"AIFC", "aiff"),
+    (b"FORM", b"8SVX", "svx"),
+    (b"FORM", b"16SV", "svx"),
+    (b".snd", b"", "au"),
+    (b"dns.", b"", "au"),  # little-endian AU
+    (b"OggS", b"", "ogg"),
+    (b"fLaC", b"", "flac"),
+    (b"caff", b"", "caf"),
+    (b"\x93NUMPY", b"", "npy"),
+)
+_SNIFF_BYTES: Final = 12
+_PIPE_FORMATS_TEXT: Final = "pipe WAV, AU or AIFF instead"
 
 _INT_PCM: Final = {
     # subtype: (bits of the sample grid, NumPy dtype handed to soundfile, left shift)
@@ -419,19 +447,25 @@ def _check_input_path(path: str) -> None:
         raise DataFileError(f"{path}: cannot read: {e.strerror}") from e
 
 
-def _read_all_stream(path: str) -> bytes:
-    """Read a stream source (``-``, FIFO, ``<(...)``) to its end, in one pass."""
-    stream, owned = _open_stream(path)
+def _read_bounded(stream: IO[bytes], path: str) -> bytes:
+    """Read ``stream`` to its end, refusing it (DataFileError) when it is empty."""
     try:
         data = stream.read()
     except OSError as e:
         raise DataFileError(f"{_shown(path)}: cannot read: {e.strerror}") from e
-    finally:
-        if owned:
-            stream.close()
     if not data:
         raise DataFileError(f"{_shown(path)}: input is empty")
     return bytes(data)
+
+
+def _read_all_stream(path: str) -> bytes:
+    """Read a stream source (``-``, FIFO, ``<(...)``) to its end, in one pass."""
+    stream, owned = _open_stream(path)
+    try:
+        return _read_bounded(stream, path)
+    finally:
+        if owned:
+            stream.close()
 
 
 class SignalReader:
@@ -541,35 +575,138 @@ def _sf_message(e: BaseException) -> str:
     return text.rstrip(".") or "unknown libsndfile error"
 
 
-def _open_soundfile(path: str, fmt: str) -> tuple[sf.SoundFile, bool, IO[bytes] | None]:
-    """Open an audio source; return (SoundFile, seekable, stream the caller must close)."""
+def _sniff_container(head: bytes) -> str | None:
+    """The container the first bytes of a stream announce (lower case), or None.
+
+    Examples
+    --------
+    >>> _sniff_container(b"RF64sizeWAVE"), _sniff_container(b"fLaC")
+    ('rf64', 'flac')
+    >>> _sniff_container(b"1.5,2;3,4") is None
+    True
+    """
+    for prefix, tag, name in _MAGIC:
+        if head.startswith(prefix) and (not tag or head[8:12] == tag):
+            return name
+    return None
+
+
+def _read_head(fd: int, size: int) -> bytes:
+    """Up to ``size`` bytes from ``fd``, fewer only at the end of the stream."""
+    head = b""
+    while len(head) < size:
+        chunk = os.read(fd, size - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def _check_pipe_container(path: str, fmt: str, head: bytes) -> None:
+    """Refuse, by what the bytes are, a stream libsndfile cannot decode from a pipe."""
+    where = _shown(path)
+    if not head:
+        raise DataFileError(f"{where}: input is empty")
+    found = _sniff_container(head)
+    if found in _PIPE_READABLE:
+        return
+    if found is None or found == "npy":
+        looks = " (it is an NPY array)" if found == "npy" else ""
+        raise DataFileError(
+            f"{where}: expected {fmt.upper()} audio on the pipe, found data starting with "
+            f"{head!r}{looks}, which is not WAV, W64, AU, AIFF or OGG (the audio that can be "
+            f"read from a pipe); save it to a file first"
+        )
+    declared = _FORMAT_FAMILY.get(fmt, fmt)
+    note = "" if found == declared else f" (the data is {found.upper()}, not {fmt.upper()})"
+    raise DataFileError(
+        f"{where}: {found.upper()} cannot be read from a pipe{note}; save it to a file "
+        f"first (or {_PIPE_FORMATS_TEXT})"
+    )
+
+
+class _Relay:
+    """A fresh pipe that replays the sniffed first bytes, then the rest of the source.
+
+    A pipe cannot give back what was read from it, and libsndfile must see the stream
+    from its first byte *and* as a pipe (through a Python file object it would try to
+    seek), so a daemon thread writes the sniffed bytes and then copies the source into
+    a new pipe whose read end libsndfile gets. Memory stays at one 64 KiB chunk.
+
+    Attributes
+    ----------
+    fd : int
+        The read end, for libsndfile.
+    error : OSError or None
+        A read error on the source; the relay then ends the stream early, so a reader
+        seeing the end must check this before taking it for the end of the signal.
+    """
+
+    def __init__(self, head: bytes, source: int, owned: IO[bytes] | None) -> None:
+        self.fd, write_end = os.pipe()
+        self.error: OSError | None = None
+        self._thread = threading.Thread(
+            target=self._pump, args=(head, source, write_end, owned), daemon=True
+        )
+        self._thread.start()
+
+    def _pump(self, head: bytes, source: int, write_end: int, owned: IO[bytes] | None) -> None:
+        try:
+            chunk = head
+            while chunk:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(write_end, view) :]
+                chunk = os.read(source, 1 << 16)
+        except BrokenPipeError:
+            pass  # the reader closed its end: it wants nothing more
+        except OSError as e:
+            self.error = e
+        finally:
+            os.close(write_end)
+            if owned is not None:  # closed here: the other thread may still be reading it
+                with contextlib.suppress(OSError):
+                    owned.close()
+
+    def close(self) -> None:
+        """Close the read end; a pump blocked writing then ends with EPIPE."""
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def _open_soundfile(path: str, fmt: str) -> tuple[sf.SoundFile, bool, IO[bytes] | _Relay | None]:
+    """Open an audio source; return (SoundFile, seekable, what the caller must close)."""
     if fmt == "raw":
         raise ConfigError(
             f"{_shown(path)}: headerless RAW input is not supported (it has no sample rate, "
             f"channel count or sample type); convert it to WAV first"
         )
     source: Any
-    owned: IO[bytes] | None = None
+    owned: IO[bytes] | _Relay | None = None
+    relay: _Relay | None = None
     if is_stream(path):
         stream, must_close = _open_stream(path)
         owned = stream if must_close else None
         try:
             if _is_seekable(stream):
                 source = stream  # stdin redirected from a file, or an in-memory buffer
-            elif fmt not in _PIPE_READABLE:
-                raise DataFileError(
-                    f"{_shown(path)}: {fmt.upper()} cannot be read from a pipe; save it to a "
-                    f"file first (or pipe WAV, AU or AIFF instead)"
-                )
             else:
                 try:
-                    source = stream.fileno()
+                    fd = stream.fileno()
                 except (AttributeError, OSError, io.UnsupportedOperation):
-                    # a non-seekable Python stream without a descriptor: buffer it
-                    data = stream.read()
-                    if not data:
-                        raise DataFileError(f"{_shown(path)}: input is empty") from None
+                    # a non-seekable Python stream without a descriptor: buffer it, and
+                    # take the same containers as from any other pipe
+                    data = _read_bounded(stream, path)
+                    _check_pipe_container(path, fmt, data[:_SNIFF_BYTES])
                     source = io.BytesIO(data)
+                else:
+                    try:
+                        head = _read_head(fd, _SNIFF_BYTES)
+                    except OSError as e:
+                        raise DataFileError(f"{_shown(path)}: cannot read: {e.strerror}") from e
+                    _check_pipe_container(path, fmt, head)
+                    relay = owned = _Relay(head, fd, owned)
+                    source = relay.fd
         except BaseException:
             if owned is not None:
                 owned.close()
@@ -587,6 +724,13 @@ def _open_soundfile(path: str, fmt: str) -> tuple[sf.SoundFile, bool, IO[bytes] 
         raise DataFileError(
             f"{_shown(path)}: not a readable {fmt.upper()} audio file ({_sf_message(e)})"
         ) from e
+    if relay is not None and (str(f.format), str(f.subtype)) in _PIPE_UNREADABLE_SUBTYPES:
+        f.close()
+        relay.close()
+        raise DataFileError(
+            f"{_shown(path)}: {f.format} with {f.subtype} samples cannot be read from a pipe "
+            f"(libsndfile finds no samples); save it to a file first (or {_PIPE_FORMATS_TEXT})"
+        )
     seekable = not isinstance(source, int) and bool(f.seekable())
     return f, seekable, owned
 
@@ -626,6 +770,12 @@ class _AudioReader(SignalReader):
             raise DataFileError(
                 f"{_shown(self.info.path)}: error reading audio ({_sf_message(e)})"
             ) from e
+        relay = self._owned if isinstance(self._owned, _Relay) else None
+        if relay is not None and relay.error is not None and len(data) < frames:
+            # the relay ended the stream because the source failed: not the real end
+            raise DataFileError(
+                f"{_shown(self.info.path)}: cannot read: {relay.error.strerror}"
+            ) from relay.error
         return np.ascontiguousarray(data.T)
 
     def _read(self, frames: int) -> np.ndarray:
