@@ -1303,6 +1303,7 @@ class SignalWriter:
         self._failed = False
         self._atomic: contextlib.AbstractContextManager[Path] | None = None
         self._spool: IO[bytes] | None = None
+        self._copying = False  # the spool is being copied to its destination
         # where the encoder writes: a temp path next to the target, or an anonymous spool
         # for stdout and for outputs that are not regular files (/dev/stdout, a FIFO): the
         # encoders seek (WAV/NPY headers), which a pipe or device cannot do
@@ -1369,7 +1370,8 @@ class SignalWriter:
             with contextlib.suppress(_Aborted):
                 self._atomic.__exit__(_Aborted, exc, None)
         if self._spool is not None:
-            self._spool.close()
+            with contextlib.suppress(OSError):  # flushing a doomed spool can fail (disk full)
+                self._spool.close()
 
     def __enter__(self) -> SignalWriter:
         return self
@@ -1392,6 +1394,12 @@ class SignalWriter:
             reason = e.strerror or str(e) or type(e).__name__
         else:
             reason = _sf_message(e)
+        if self._spool is not None and not self._copying:
+            # the output itself was not touched yet: say where the bytes were going
+            reason += (
+                f" (while spooling the output in {tempfile.gettempdir()}; "
+                f"point TMPDIR at a disk with room)"
+            )
         return DataFileError(f"{_shown(self.path, output=True)}: cannot write: {reason}")
 
     @contextlib.contextmanager
@@ -1409,6 +1417,7 @@ class SignalWriter:
 
     def _copy_to_stdout(self) -> None:
         assert self._spool is not None
+        self._copying = True
         self._spool.flush()
         self._spool.seek(0)
         if self.path != "-":  # a device or FIFO named by its path: opened once, at the end
@@ -1470,14 +1479,21 @@ class _AudioWriter(SignalWriter):
         assert chosen is not None
         self.subtype = chosen
         super().__init__(path, fmt, channels, None, on_clip)
+        # The stdout spool goes to libsndfile as a descriptor, as a file output goes as a
+        # path: through a Python file object (soundfile's virtual I/O) a failed write, e.g.
+        # $TMPDIR full, is only printed from a cffi callback and ends in an AssertionError.
+        target: str | int = (
+            str(self.target) if isinstance(self.target, Path) else self.target.fileno()
+        )
         try:
             self._sf = sf.SoundFile(
-                str(self.target) if isinstance(self.target, Path) else self.target,
+                target,
                 "w",
                 samplerate=int(rate),
                 channels=channels,
                 format=upper,
                 subtype=chosen,
+                closefd=False,
             )
         except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as e:
             self.abort()

@@ -168,3 +168,53 @@ def test_pipe_refuses_bytes_that_are_no_streamable_audio(tmp_path: Path) -> None
     _assert_one_error_line(
         proc.stderr, "<stdin>: expected WAV audio on the pipe", "b'0.5,1\\n0.25,2'"
     )
+
+
+# -- item 7: $TMPDIR full (here: a file size limit) while spooling -o - --------------------
+
+
+def _limit_file_size() -> None:
+    import resource
+
+    # 1 MiB for every file this process writes: the stdout spool hits it, SIGXFSZ is
+    # ignored by Python, so write() fails with EFBIG like on a full disk
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "csv", "npy"])
+def test_stdout_spool_that_cannot_grow_gives_one_error_line(tmp_path: Path, fmt: str) -> None:
+    rng = np.random.default_rng(7)
+    src = tmp_path / "big.wav"
+    sf.write(src, rng.uniform(-0.5, 0.5, (300_000, 2)), RATE, subtype="FLOAT")  # 2.4 MB
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    layer = _identity(tmp_path / "id.npz", 2)
+    proc = subprocess.run(
+        _cmd("apply", "-w", layer, src, "-o", "-", "--output-format", fmt),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_env(TMPDIR=str(spool_dir)),
+        preexec_fn=_limit_file_size,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    _assert_one_error_line(
+        proc.stderr, "<stdout>: cannot write: ", f"spooling the output in {spool_dir}"
+    )
+    assert list(spool_dir.iterdir()) == []
+
+
+def test_file_output_over_the_size_limit_matches_stdout_behaviour(tmp_path: Path) -> None:
+    src = tmp_path / "big.wav"
+    sf.write(src, np.zeros((300_000, 2)), RATE, subtype="FLOAT")
+    layer = _identity(tmp_path / "id.npz", 2)
+    proc = subprocess.run(
+        _cmd("apply", "-w", layer, src, "-o", tmp_path / "out.wav"),
+        stderr=subprocess.PIPE,
+        env=_env(),
+        preexec_fn=_limit_file_size,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    _assert_one_error_line(proc.stderr, "out.wav: cannot write: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.wav", "id.npz"]
