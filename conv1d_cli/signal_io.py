@@ -824,10 +824,20 @@ def _is_number(cell: str) -> bool:
 def _split(line: str, delimiter: str | None) -> list[str]:
     if delimiter is None:
         return line.split()
-    return next(csv.reader([line], delimiter=delimiter))
+    if '"' not in line:
+        # what csv.reader gives for a line without quotes, without its 128 KiB field
+        # limit (tried with the wrong delimiter, a wide row is one huge field)
+        return line.split(delimiter)
+    try:
+        return next(csv.reader([line], delimiter=delimiter))
+    except csv.Error:  # a quoted field over csv's limit: no number, so one bad cell
+        return [line]
 
 
 _CSV_READ_BYTES: Final = 1 << 20  # text read per batch of lines
+# Longest CSV line accepted, in characters: about 600,000 columns of 25-character numbers.
+# A longer "line" is a binary file or a stream without newlines, not a row of samples.
+_CSV_MAX_LINE: Final = 16 << 20
 
 
 @dataclass
@@ -863,6 +873,12 @@ def _line_batches(opener: Callable[[], IO[str]], path: str) -> Iterator[_Lines]:
                 ) from e
             if not raw:
                 return
+            if max(map(len, raw)) > _CSV_MAX_LINE:
+                number = base + next(i for i, line in enumerate(raw) if len(line) > _CSV_MAX_LINE)
+                raise DataFileError(
+                    f"{_shown(path)}: line {number} is longer than {_CSV_MAX_LINE >> 20} MiB, "
+                    f"the limit for one CSV row (about 600,000 columns); is it a CSV file?"
+                )
             keep = [i for i, line in enumerate(raw) if (t := line.lstrip()) and t[0] != "#"]
             lines = raw if len(keep) == len(raw) else [raw[i] for i in keep]
             yield _Lines([base + i for i in keep], lines)

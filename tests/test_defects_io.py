@@ -218,3 +218,97 @@ def test_file_output_over_the_size_limit_matches_stdout_behaviour(tmp_path: Path
     assert proc.returncode == 1
     _assert_one_error_line(proc.stderr, "out.wav: cannot write: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.wav", "id.npz"]
+
+
+# -- item 5: CSV rows wider than the csv module's 128 KiB field limit ---------------------
+
+WIDE = 20_000  # columns, i.e. channels: a tab-separated row of about 500 KB
+
+
+def _wide_tsv(path: Path) -> np.ndarray:
+    x = np.random.default_rng(5).random((2, WIDE))  # 2 rows (time), 20000 columns
+    np.savetxt(path, x, delimiter="\t")
+    return x
+
+
+def _depthwise_identity(path: Path, channels: int) -> Path:
+    weight = np.ones((channels, 1, 1))
+    save_layer(Conv1d.from_weights(weight, groups=channels), path, overwrite=True)
+    return path
+
+
+def test_wide_csv_rows_are_read_by_inspect_shape_and_apply(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from conv1d_cli.cli import cli
+
+    src = tmp_path / "w.tsv"
+    x = _wide_tsv(src)
+    layer = _depthwise_identity(tmp_path / "id.npz", WIDE)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["inspect", str(src)])
+    assert result.exit_code == 0, result.output
+    assert "channels     20000" in result.stdout
+    result = runner.invoke(cli, ["shape", "-w", str(layer), str(src)])
+    assert result.exit_code == 0, result.output
+    assert "(20000, 2)" in result.stdout
+    out = tmp_path / "out.tsv"
+    result = runner.invoke(cli, ["apply", "-w", str(layer), str(src), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.loadtxt(out, delimiter="\t", ndmin=2), x)
+
+
+def test_csv_line_over_the_limit_is_refused_naming_file_line_and_limit(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from conv1d_cli.cli import cli
+
+    src = tmp_path / "junk.csv"
+    with open(src, "w") as fh:
+        fh.write("a,b\n1,2\n")
+        fh.write("7" * (17 << 20) + "\n")  # one 17 MiB "number": no CSV row is that long
+    result = CliRunner().invoke(cli, ["inspect", str(src)])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {src}: line 3 is longer than 16 MiB, the limit for one CSV row "
+        f"(about 600,000 columns); is it a CSV file?\n"
+    )
+
+
+def test_quoted_csv_field_over_the_csv_module_limit_is_a_clean_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from conv1d_cli.cli import cli
+
+    src = tmp_path / "q.csv"
+    src.write_text('a,b\n1,2\n"' + "x" * 200_000 + '",3\n')
+    result = CliRunner().invoke(cli, ["inspect", str(src)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {src}: line 3") and "Traceback" not in result.output
+
+
+def test_keep_going_batch_survives_wide_and_overlong_csv_rows(tmp_path: Path) -> None:
+    # a real process with two jobs: the bad files fail one by one, the good ones are written
+    good = np.arange(20.0).reshape(10, 2)
+    for name in ("good1.csv", "good2.csv"):
+        np.savetxt(tmp_path / name, good, delimiter=",")
+    _wide_tsv(tmp_path / "wide.tsv")  # 20000 channels for a 2-channel layer
+    with open(tmp_path / "long.csv", "w") as fh:
+        fh.write("1," * (9 << 20) + "1\n")  # 18 MiB line
+    layer = _identity(tmp_path / "id.npz", 2)
+    out = tmp_path / "out"
+    inputs = [tmp_path / n for n in ("good1.csv", "wide.tsv", "long.csv", "good2.csv")]
+    proc = subprocess.run(
+        _cmd("apply", "-w", layer, *inputs, "-d", out, "--jobs", 2, "--keep-going", "-q"),
+        capture_output=True,
+        env=_env(),
+        timeout=120,
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err and "_csv.Error" not in err
+    assert "wide.tsv" in err and "long.csv: line 1 is longer than 16 MiB" in err
+    assert "2 of 4 inputs" in err
+    assert sorted(p.name for p in out.iterdir()) == ["good1.csv", "good2.csv"]
+    for name in ("good1.csv", "good2.csv"):
+        np.testing.assert_array_equal(np.loadtxt(out / name, delimiter=","), good)
