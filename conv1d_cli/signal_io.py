@@ -21,7 +21,9 @@ Behaviour worth knowing
   cannot be read from a pipe and raise :class:`~conv1d_cli.errors.DataFileError`. The
   container is told from the first bytes (``RIFF``, ``RF64``, ``fLaC``, ...), not from
   the format given: an RF64 recording named ``.wav`` is refused. CSV and NPY on stdin
-  are buffered in memory (then seekable, frames known). A stdin redirected from a regular
+  are buffered in memory (then seekable, frames known), at most :func:`pipe_limit` bytes
+  (``$CONV1D_PIPE_LIMIT``); an NPY header is checked (magic, version, dtype, shape and
+  declared size) before its data is read. A stdin redirected from a regular
   file is seekable and behaves like a file; a terminal on stdin is refused.
 - Any other input path that is not a regular file (``<(cat x.csv)``, a named FIFO,
   ``/dev/stdin`` on a pipe; see :func:`is_stream`) follows exactly the rules of ``-``: it
@@ -78,6 +80,7 @@ import contextlib
 import csv
 import dataclasses
 import io
+import math
 import os
 import shutil
 import stat
@@ -110,6 +113,7 @@ __all__ = [
     "open_reader",
     "open_writer",
     "output_subtype",
+    "pipe_limit",
     "probe",
     "read_signal",
     "write_signal",
@@ -176,6 +180,10 @@ _MAGIC: Final = (
     (b"\x93NUMPY", b"", "npy"),
 )
 _SNIFF_BYTES: Final = 12
+_PIPE_LIMIT_ENV: Final = "CONV1D_PIPE_LIMIT"
+_PIPE_LIMIT_DEFAULT: Final = 1 << 30
+_SIZE_SHIFTS: Final = {"K": 10, "M": 20, "G": 30, "T": 40}
+_NPY_MAX_HEADER: Final = 10000  # numpy's own bound (np.load's max_header_size)
 _PIPE_FORMATS_TEXT: Final = "pipe WAV, AU or AIFF instead"
 
 _INT_PCM: Final = {
@@ -447,15 +455,85 @@ def _check_input_path(path: str) -> None:
         raise DataFileError(f"{path}: cannot read: {e.strerror}") from e
 
 
+def _size(n: int) -> str:
+    """``n`` bytes in the largest binary unit that divides it (``"1 GiB"``, ``"1000 bytes"``)."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} bytes"
+
+
+def pipe_limit() -> int:
+    """Bytes a pipe input may hold in memory: ``$CONV1D_PIPE_LIMIT``, default 1 GiB.
+
+    CSV and NPY arriving on a pipe (``-``, ``<(...)``, a FIFO) are read whole, so an
+    endless or runaway producer would otherwise fill the memory. The variable takes
+    bytes with an optional binary suffix: ``500M``, ``4G``, ``2GiB``, ``123456``.
+
+    Raises
+    ------
+    ConfigError
+        The variable is set but is not a positive size.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["CONV1D_PIPE_LIMIT"] = "4G"
+    >>> pipe_limit() == 4 << 30
+    True
+    >>> del os.environ["CONV1D_PIPE_LIMIT"]
+    >>> pipe_limit() == _PIPE_LIMIT_DEFAULT
+    True
+    """
+    text = os.environ.get(_PIPE_LIMIT_ENV, "").strip()
+    if not text:
+        return _PIPE_LIMIT_DEFAULT
+    number = text.upper().removesuffix("B").removesuffix("I")
+    shift = 0
+    if number[-1:] in _SIZE_SHIFTS:
+        number, shift = number[:-1].strip(), _SIZE_SHIFTS[number[-1]]
+    if not number.isdigit() or int(number) == 0:
+        raise ConfigError(
+            f"{_PIPE_LIMIT_ENV}={text!r}: expected a size in bytes such as 500M or 4G"
+        )
+    return int(number) << shift
+
+
+def _too_much(path: str, what: str, limit: int) -> DataFileError:
+    return DataFileError(
+        f"{_shown(path)}: {what} more than the {_size(limit)} a pipe input may hold in "
+        f"memory; save it to a file first, or raise the limit with {_PIPE_LIMIT_ENV} "
+        f"(e.g. {_PIPE_LIMIT_ENV}=4G)"
+    )
+
+
 def _read_bounded(stream: IO[bytes], path: str) -> bytes:
-    """Read ``stream`` to its end, refusing it (DataFileError) when it is empty."""
+    """Read ``stream`` to its end, at most :func:`pipe_limit` bytes; refuse it empty."""
+    limit = pipe_limit()
+    chunks: list[bytes] = []
+    total = 0
     try:
-        data = stream.read()
+        while chunk := stream.read(min(1 << 20, limit + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise _too_much(path, "the input is", limit)
     except OSError as e:
         raise DataFileError(f"{_shown(path)}: cannot read: {e.strerror}") from e
-    if not data:
+    if not total:
         raise DataFileError(f"{_shown(path)}: input is empty")
-    return bytes(data)
+    return b"".join(chunks)
+
+
+def _read_upto(stream: IO[bytes], size: int) -> bytes:
+    """Up to ``size`` bytes of ``stream``, fewer only at its end."""
+    data = b""
+    while len(data) < size:
+        chunk = stream.read(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _read_all_stream(path: str) -> bytes:
@@ -1109,24 +1187,76 @@ def _npy_layout(path: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Sign
     )
 
 
+def _npy_stream_header(fh: IO[bytes], path: str) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """:func:`_npy_header` for a pipe: every length is checked before it is read.
+
+    numpy reads a declared header length (up to 4 GiB in version 2.0) before checking
+    it, and ``/dev/zero`` must fail on its magic, not after filling the memory.
+    """
+    where = _shown(path)
+    start = _read_upto(fh, 8)  # magic string and version
+    if not start:
+        raise DataFileError(f"{where}: input is empty")
+    try:
+        version = np.lib.format.read_magic(io.BytesIO(start))
+    except ValueError as e:
+        raise DataFileError(f"{where}: not a valid NPY file ({e})") from e
+    width = {(1, 0): 2, (2, 0): 4}.get(version)
+    if width is None:
+        raise DataFileError(f"{where}: not a valid NPY file (unsupported NPY version {version})")
+    field = _read_upto(fh, width)
+    length = int.from_bytes(field, "little") if len(field) == width else -1
+    if not 0 <= length <= _NPY_MAX_HEADER:
+        shown = "cut short" if length < 0 else f"{length} bytes long"
+        raise DataFileError(
+            f"{where}: not a valid NPY file (its header is {shown}; expected at most "
+            f"{_NPY_MAX_HEADER} bytes)"
+        )
+    return _npy_header(io.BytesIO(start + field + _read_upto(fh, length)), path)
+
+
+def _read_npy_stream(path: str) -> np.ndarray:
+    """Read an NPY array from a pipe: header first, its declared size bounded, then data."""
+    stream, owned = _open_stream(path)
+    try:
+        shape, fortran, file_dtype = _npy_stream_header(stream, path)
+        _npy_layout(path, shape, file_dtype)  # a bad dtype or shape fails before any data
+        nbytes = math.prod(shape) * file_dtype.itemsize
+        declared = f"the NPY header declares shape {shape} of {file_dtype} ({nbytes} bytes)"
+        limit = pipe_limit()
+        if nbytes > limit:
+            raise _too_much(path, f"{declared},", limit)
+        try:
+            data = _read_upto(stream, nbytes)
+        except OSError as e:
+            raise DataFileError(f"{_shown(path)}: cannot read: {e.strerror}") from e
+    finally:
+        if owned:
+            stream.close()
+    if len(data) < nbytes:
+        raise DataFileError(
+            f"{_shown(path)}: not a valid NPY file ({declared}, but the data ends after "
+            f"{len(data)} bytes)"
+        )
+    arr = np.frombuffer(data, dtype=file_dtype)
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
 class _NpyReader(SignalReader):
     def __init__(self, path: str, dtype: np.dtype[Any]) -> None:
-        source: Any
         stream = is_stream(path)
         if stream:  # read once into memory, like stdin
-            source = io.BytesIO(_read_all_stream(path))
-            shape, _, file_dtype = _npy_header(source, path)
-            source.seek(0)
+            arr = _read_npy_stream(path)
+            info = _npy_layout(path, arr.shape, arr.dtype)
         else:
             _check_input_path(path)
             with open(path, "rb") as fh:
                 shape, _, file_dtype = _npy_header(fh, path)
-            source = path
-        info = _npy_layout(path, shape, file_dtype)
-        try:
-            arr = np.load(source, mmap_mode=None if stream else "r", allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise DataFileError(f"{_shown(path)}: not a valid NPY file ({e})") from e
+            info = _npy_layout(path, shape, file_dtype)
+            try:
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError, EOFError) as e:
+                raise DataFileError(f"{_shown(path)}: not a valid NPY file ({e})") from e
         if arr.ndim == 1:
             arr = arr[None, :]
         super().__init__(info, dtype, True)

@@ -312,3 +312,116 @@ def test_keep_going_batch_survives_wide_and_overlong_csv_rows(tmp_path: Path) ->
     assert sorted(p.name for p in out.iterdir()) == ["good1.csv", "good2.csv"]
     for name in ("good1.csv", "good2.csv"):
         np.testing.assert_array_equal(np.loadtxt(out / name, delimiter=","), good)
+
+
+# -- item 8: pipe inputs are read with a bound; an NPY header is checked first ------------
+
+
+def _npy_header_only(shape: tuple[int, ...], descr: str = "<f8", version: int = 1) -> bytes:
+    import io
+
+    header = {"descr": descr, "fortran_order": False, "shape": shape}
+    buf = io.BytesIO()
+    if version == 1:
+        np.lib.format.write_array_header_1_0(buf, header)
+    else:
+        np.lib.format.write_array_header_2_0(buf, header)
+    return buf.getvalue()
+
+
+def _apply_stdin(tmp_path: Path, data: bytes, fmt: str, **env: str):
+    layer = _identity(tmp_path / "id.npz", 2)
+    return subprocess.run(
+        _cmd("apply", "-w", layer, "-", "--input-format", fmt, "-o", tmp_path / f"o.{fmt}"),
+        input=data,
+        capture_output=True,
+        env=_env(**env),
+        timeout=120,
+    )
+
+
+def test_npy_header_declaring_a_huge_array_is_refused_before_allocating(tmp_path: Path) -> None:
+    data = _npy_header_only((2, 10**12))
+    proc = _apply_stdin(tmp_path, data, "npy")
+    assert proc.returncode == 1
+    _assert_one_error_line(
+        proc.stderr,
+        "<stdin>: the NPY header declares shape (2, 1000000000000) of float64 "
+        "(16000000000000 bytes), more than the 1 GiB a pipe input may hold in memory",
+        "CONV1D_PIPE_LIMIT=4G",
+    )
+    assert not (tmp_path / "o.npy").exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_npy_header_only((2, 10), descr="|O"), "NPY holds object values"),
+        (_npy_header_only((2, 3, 4, 5)), "expected (L,), (C, L) or (N, C, L)"),
+        (_npy_header_only((2, 10)) + b"\0" * 72, "declares shape (2, 10) of float64 (160 bytes)"),
+        (b"\x93NUMPY\x02\x00\xff\xff\xff\xff", "its header is 4294967295 bytes long"),
+        (b"\x93NUMPY\x03\x00", "unsupported NPY version (3, 0)"),
+    ],
+)
+def test_npy_pipe_header_is_checked_first(tmp_path: Path, data: bytes, message: str) -> None:
+    proc = _apply_stdin(tmp_path, data, "npy")
+    assert proc.returncode == 1
+    _assert_one_error_line(proc.stderr, "<stdin>: ", message)
+
+
+def test_dev_zero_as_npy_fails_on_the_magic_at_once(tmp_path: Path) -> None:
+    layer = _identity(tmp_path / "id.npz", 2)
+    proc = subprocess.run(
+        _cmd("apply", "-w", layer, "/dev/zero", "--input-format", "npy", "-o", tmp_path / "o.npy"),
+        capture_output=True,
+        env=_env(),
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    _assert_one_error_line(proc.stderr, "/dev/zero: not a valid NPY file (the magic string")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "npy"])
+def test_endless_pipe_stops_at_the_limit_with_a_clear_error(tmp_path: Path, fmt: str) -> None:
+    layer = _identity(tmp_path / "id.npz", 2)
+    if fmt == "csv":
+        producer = subprocess.Popen(["yes", "1,2"], stdout=subprocess.PIPE)
+    else:  # a valid header for more data than the limit, then zeros for ever
+        header = tmp_path / "header.npy"
+        header.write_bytes(_npy_header_only((2, 10**12)))
+        producer = subprocess.Popen(["cat", header, "/dev/zero"], stdout=subprocess.PIPE)
+    try:
+        proc = subprocess.run(
+            _cmd("apply", "-w", layer, "-", "--input-format", fmt, "-o", tmp_path / "o"),
+            stdin=producer.stdout,
+            capture_output=True,
+            env=_env(CONV1D_PIPE_LIMIT="2M"),
+            timeout=120,
+        )
+    finally:
+        assert producer.stdout is not None
+        producer.stdout.close()
+        producer.kill()
+        producer.wait()
+    assert proc.returncode == 1
+    _assert_one_error_line(
+        proc.stderr, "<stdin>: ", "more than the 2 MiB a pipe input may hold in memory"
+    )
+
+
+def test_pipe_limit_can_be_raised_and_must_be_a_size(tmp_path: Path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.arange(20.0).reshape(2, 10))
+    proc = _apply_stdin(tmp_path, buf.getvalue(), "npy", CONV1D_PIPE_LIMIT="100")
+    assert proc.returncode == 1
+    _assert_one_error_line(proc.stderr, "more than the 100 bytes a pipe input may hold")
+    proc = _apply_stdin(tmp_path, buf.getvalue(), "npy", CONV1D_PIPE_LIMIT="1K")
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), np.arange(20.0).reshape(2, 10))
+    proc = _apply_stdin(tmp_path, buf.getvalue(), "npy", CONV1D_PIPE_LIMIT="lots")
+    assert proc.returncode == 2
+    assert "CONV1D_PIPE_LIMIT='lots': expected a size in bytes such as 500M or 4G" in (
+        proc.stderr.decode()
+    )
