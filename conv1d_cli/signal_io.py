@@ -18,9 +18,13 @@ Behaviour worth knowing
   extension or a bare ``-`` raises :class:`FormatError` (a ConfigError *and* a
   DataFileError: the CLI exits 2).
 - stdin: WAV, WAVEX, W64, AU, AIFF and OGG stream from a pipe (frame count unknown,
-  ``info.frames is None``, not seekable); FLAC and the other audio formats cannot be read
-  from a pipe and raise :class:`~conv1d_cli.errors.DataFileError`. CSV and NPY on stdin
-  are buffered in memory (then seekable, frames known). A stdin redirected from a regular
+  ``info.frames is None``, not seekable); FLAC, RF64, CAF and the other audio formats
+  cannot be read from a pipe and raise :class:`~conv1d_cli.errors.DataFileError`. The
+  container is told from the first bytes (``RIFF``, ``RF64``, ``fLaC``, ...), not from
+  the format given: an RF64 recording named ``.wav`` is refused. CSV and NPY on stdin
+  are buffered in memory (then seekable, frames known), at most :func:`pipe_limit` bytes
+  (``$CONV1D_PIPE_LIMIT``); an NPY header is checked (magic, version, dtype, shape and
+  declared size) before its data is read. A stdin redirected from a regular
   file is seekable and behaves like a file; a terminal on stdin is refused.
 - Any other input path that is not a regular file (``<(cat x.csv)``, a named FIFO,
   ``/dev/stdin`` on a pipe; see :func:`is_stream`) follows exactly the rules of ``-``: it
@@ -77,12 +81,14 @@ import contextlib
 import csv
 import dataclasses
 import io
+import math
 import os
 import shutil
 import stat
 import struct
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +117,7 @@ __all__ = [
     "open_reader",
     "open_writer",
     "output_subtype",
+    "pipe_limit",
     "plan_output",
     "probe",
     "read_signal",
@@ -151,9 +158,38 @@ _FORMAT_ALIASES: Final = {"aif": "aiff", "tsv": "csv", "txt": "csv", "snd": "au"
 # we report "wav" so that "same format and subtype as the input" keeps e.g. PCM_24 for .wav
 _FORMAT_FAMILY: Final = {"wavex": "wav"}
 
-# audio formats libsndfile reads correctly from a pipe (checked with libsndfile 1.2.2:
-# FLAC loses sync, CAF reads 0 frames, RF64 drops frames)
+# audio containers libsndfile reads correctly from a pipe (checked with libsndfile 1.2.2
+# for every subtype: FLAC loses sync, CAF reads 0 frames, RF64 drops frames, SDS hangs)
 _PIPE_READABLE: Final = frozenset({"wav", "wavex", "w64", "au", "aiff", "ogg"})
+# ... except these subtypes, which libsndfile reads as 0 frames from a pipe, silently
+_PIPE_UNREADABLE_SUBTYPES: Final = frozenset(
+    {("AU", "G721_32"), ("AU", "G723_24"), ("AU", "G723_40")}
+)
+# What a pipe holds is told from its first bytes, never from --input-format or the name:
+# libsndfile decodes whatever container it finds there. (prefix, bytes 8-12 or b"", name)
+_MAGIC: Final = (
+    (b"RIFF", b"WAVE", "wav"),
+    (b"RIFX", b"WAVE", "wav"),  # big-endian WAV
+    (b"RF64", b"WAVE", "rf64"),
+    (b"BW64", b"WAVE", "rf64"),  # EBU Tech 3285 broadcast WAV over 4 GB
+    (b"riff\x2e\x91\xcf\x11", b"", "w64"),  # the first 8 bytes of W64's RIFF GUID
+    (b"FORM", b"AIFF", "aiff"),
+    (b"FORM", b"AIFC", "aiff"),
+    (b"FORM", b"8SVX", "svx"),
+    (b"FORM", b"16SV", "svx"),
+    (b".snd", b"", "au"),
+    (b"dns.", b"", "au"),  # little-endian AU
+    (b"OggS", b"", "ogg"),
+    (b"fLaC", b"", "flac"),
+    (b"caff", b"", "caf"),
+    (b"\x93NUMPY", b"", "npy"),
+)
+_SNIFF_BYTES: Final = 12
+_PIPE_LIMIT_ENV: Final = "CONV1D_PIPE_LIMIT"
+_PIPE_LIMIT_DEFAULT: Final = 1 << 30
+_SIZE_SHIFTS: Final = {"K": 10, "M": 20, "G": 30, "T": 40}
+_NPY_MAX_HEADER: Final = 10000  # numpy's own bound (np.load's max_header_size)
+_PIPE_FORMATS_TEXT: Final = "pipe WAV, AU or AIFF instead"
 
 _INT_PCM: Final = {
     # subtype: (bits of the sample grid, NumPy dtype handed to soundfile, left shift)
@@ -424,19 +460,95 @@ def _check_input_path(path: str) -> None:
         raise DataFileError(f"{path}: cannot read: {e.strerror}") from e
 
 
+def _size(n: int) -> str:
+    """``n`` bytes in the largest binary unit that divides it (``"1 GiB"``, ``"1000 bytes"``)."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} bytes"
+
+
+def pipe_limit() -> int:
+    """Bytes a pipe input may hold in memory: ``$CONV1D_PIPE_LIMIT``, default 1 GiB.
+
+    CSV and NPY arriving on a pipe (``-``, ``<(...)``, a FIFO) are read whole, so an
+    endless or runaway producer would otherwise fill the memory. The variable takes
+    bytes with an optional binary suffix: ``500M``, ``4G``, ``2GiB``, ``123456``.
+
+    Raises
+    ------
+    ConfigError
+        The variable is set but is not a positive size.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["CONV1D_PIPE_LIMIT"] = "4G"
+    >>> pipe_limit() == 4 << 30
+    True
+    >>> del os.environ["CONV1D_PIPE_LIMIT"]
+    >>> pipe_limit() == _PIPE_LIMIT_DEFAULT
+    True
+    """
+    text = os.environ.get(_PIPE_LIMIT_ENV, "").strip()
+    if not text:
+        return _PIPE_LIMIT_DEFAULT
+    number = text.upper().removesuffix("B").removesuffix("I")
+    shift = 0
+    if number[-1:] in _SIZE_SHIFTS:
+        number, shift = number[:-1].strip(), _SIZE_SHIFTS[number[-1]]
+    if not number.isdigit() or int(number) == 0:
+        raise ConfigError(
+            f"{_PIPE_LIMIT_ENV}={text!r}: expected a size in bytes such as 500M or 4G"
+        )
+    return int(number) << shift
+
+
+def _too_much(path: str, what: str, limit: int) -> DataFileError:
+    return DataFileError(
+        f"{_shown(path)}: {what} more than the {_size(limit)} a pipe input may hold in "
+        f"memory; save it to a file first, or raise the limit with {_PIPE_LIMIT_ENV} "
+        f"(e.g. {_PIPE_LIMIT_ENV}=4G)"
+    )
+
+
+def _read_bounded(stream: IO[bytes], path: str) -> bytes:
+    """Read ``stream`` to its end, at most :func:`pipe_limit` bytes; refuse it empty."""
+    limit = pipe_limit()
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        while chunk := stream.read(min(1 << 20, limit + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise _too_much(path, "the input is", limit)
+    except OSError as e:
+        raise DataFileError(f"{_shown(path)}: cannot read: {e.strerror}") from e
+    if not total:
+        raise DataFileError(f"{_shown(path)}: input is empty")
+    return b"".join(chunks)
+
+
+def _read_upto(stream: IO[bytes], size: int) -> bytes:
+    """Up to ``size`` bytes of ``stream``, fewer only at its end."""
+    data = b""
+    while len(data) < size:
+        chunk = stream.read(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def _read_all_stream(path: str) -> bytes:
     """Read a stream source (``-``, FIFO, ``<(...)``) to its end, in one pass."""
     stream, owned = _open_stream(path)
     try:
-        data = stream.read()
-    except OSError as e:
-        raise DataFileError(f"{_shown(path)}: cannot read: {e.strerror}") from e
+        return _read_bounded(stream, path)
     finally:
         if owned:
             stream.close()
-    if not data:
-        raise DataFileError(f"{_shown(path)}: input is empty")
-    return bytes(data)
 
 
 class SignalReader:
@@ -546,35 +658,138 @@ def _sf_message(e: BaseException) -> str:
     return text.rstrip(".") or "unknown libsndfile error"
 
 
-def _open_soundfile(path: str, fmt: str) -> tuple[sf.SoundFile, bool, IO[bytes] | None]:
-    """Open an audio source; return (SoundFile, seekable, stream the caller must close)."""
+def _sniff_container(head: bytes) -> str | None:
+    """The container the first bytes of a stream announce (lower case), or None.
+
+    Examples
+    --------
+    >>> _sniff_container(b"RF64sizeWAVE"), _sniff_container(b"fLaC")
+    ('rf64', 'flac')
+    >>> _sniff_container(b"1.5,2;3,4") is None
+    True
+    """
+    for prefix, tag, name in _MAGIC:
+        if head.startswith(prefix) and (not tag or head[8:12] == tag):
+            return name
+    return None
+
+
+def _read_head(fd: int, size: int) -> bytes:
+    """Up to ``size`` bytes from ``fd``, fewer only at the end of the stream."""
+    head = b""
+    while len(head) < size:
+        chunk = os.read(fd, size - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def _check_pipe_container(path: str, fmt: str, head: bytes) -> None:
+    """Refuse, by what the bytes are, a stream libsndfile cannot decode from a pipe."""
+    where = _shown(path)
+    if not head:
+        raise DataFileError(f"{where}: input is empty")
+    found = _sniff_container(head)
+    if found in _PIPE_READABLE:
+        return
+    if found is None or found == "npy":
+        looks = " (it is an NPY array)" if found == "npy" else ""
+        raise DataFileError(
+            f"{where}: expected {fmt.upper()} audio on the pipe, found data starting with "
+            f"{head!r}{looks}, which is not WAV, W64, AU, AIFF or OGG (the audio that can be "
+            f"read from a pipe); save it to a file first"
+        )
+    declared = _FORMAT_FAMILY.get(fmt, fmt)
+    note = "" if found == declared else f" (the data is {found.upper()}, not {fmt.upper()})"
+    raise DataFileError(
+        f"{where}: {found.upper()} cannot be read from a pipe{note}; save it to a file "
+        f"first (or {_PIPE_FORMATS_TEXT})"
+    )
+
+
+class _Relay:
+    """A fresh pipe that replays the sniffed first bytes, then the rest of the source.
+
+    A pipe cannot give back what was read from it, and libsndfile must see the stream
+    from its first byte *and* as a pipe (through a Python file object it would try to
+    seek), so a daemon thread writes the sniffed bytes and then copies the source into
+    a new pipe whose read end libsndfile gets. Memory stays at one 64 KiB chunk.
+
+    Attributes
+    ----------
+    fd : int
+        The read end, for libsndfile.
+    error : OSError or None
+        A read error on the source; the relay then ends the stream early, so a reader
+        seeing the end must check this before taking it for the end of the signal.
+    """
+
+    def __init__(self, head: bytes, source: int, owned: IO[bytes] | None) -> None:
+        self.fd, write_end = os.pipe()
+        self.error: OSError | None = None
+        self._thread = threading.Thread(
+            target=self._pump, args=(head, source, write_end, owned), daemon=True
+        )
+        self._thread.start()
+
+    def _pump(self, head: bytes, source: int, write_end: int, owned: IO[bytes] | None) -> None:
+        try:
+            chunk = head
+            while chunk:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(write_end, view) :]
+                chunk = os.read(source, 1 << 16)
+        except BrokenPipeError:
+            pass  # the reader closed its end: it wants nothing more
+        except OSError as e:
+            self.error = e
+        finally:
+            os.close(write_end)
+            if owned is not None:  # closed here: the other thread may still be reading it
+                with contextlib.suppress(OSError):
+                    owned.close()
+
+    def close(self) -> None:
+        """Close the read end; a pump blocked writing then ends with EPIPE."""
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def _open_soundfile(path: str, fmt: str) -> tuple[sf.SoundFile, bool, IO[bytes] | _Relay | None]:
+    """Open an audio source; return (SoundFile, seekable, what the caller must close)."""
     if fmt == "raw":
         raise ConfigError(
             f"{_shown(path)}: headerless RAW input is not supported (it has no sample rate, "
             f"channel count or sample type); convert it to WAV first"
         )
     source: Any
-    owned: IO[bytes] | None = None
+    owned: IO[bytes] | _Relay | None = None
+    relay: _Relay | None = None
     if is_stream(path):
         stream, must_close = _open_stream(path)
         owned = stream if must_close else None
         try:
             if _is_seekable(stream):
                 source = stream  # stdin redirected from a file, or an in-memory buffer
-            elif fmt not in _PIPE_READABLE:
-                raise DataFileError(
-                    f"{_shown(path)}: {fmt.upper()} cannot be read from a pipe; save it to a "
-                    f"file first (or pipe WAV, AU or AIFF instead)"
-                )
             else:
                 try:
-                    source = stream.fileno()
+                    fd = stream.fileno()
                 except (AttributeError, OSError, io.UnsupportedOperation):
-                    # a non-seekable Python stream without a descriptor: buffer it
-                    data = stream.read()
-                    if not data:
-                        raise DataFileError(f"{_shown(path)}: input is empty") from None
+                    # a non-seekable Python stream without a descriptor: buffer it, and
+                    # take the same containers as from any other pipe
+                    data = _read_bounded(stream, path)
+                    _check_pipe_container(path, fmt, data[:_SNIFF_BYTES])
                     source = io.BytesIO(data)
+                else:
+                    try:
+                        head = _read_head(fd, _SNIFF_BYTES)
+                    except OSError as e:
+                        raise DataFileError(f"{_shown(path)}: cannot read: {e.strerror}") from e
+                    _check_pipe_container(path, fmt, head)
+                    relay = owned = _Relay(head, fd, owned)
+                    source = relay.fd
         except BaseException:
             if owned is not None:
                 owned.close()
@@ -592,6 +807,13 @@ def _open_soundfile(path: str, fmt: str) -> tuple[sf.SoundFile, bool, IO[bytes] 
         raise DataFileError(
             f"{_shown(path)}: not a readable {fmt.upper()} audio file ({_sf_message(e)})"
         ) from e
+    if relay is not None and (str(f.format), str(f.subtype)) in _PIPE_UNREADABLE_SUBTYPES:
+        f.close()
+        relay.close()
+        raise DataFileError(
+            f"{_shown(path)}: {f.format} with {f.subtype} samples cannot be read from a pipe "
+            f"(libsndfile finds no samples); save it to a file first (or {_PIPE_FORMATS_TEXT})"
+        )
     seekable = not isinstance(source, int) and bool(f.seekable())
     return f, seekable, owned
 
@@ -631,6 +853,12 @@ class _AudioReader(SignalReader):
             raise DataFileError(
                 f"{_shown(self.info.path)}: error reading audio ({_sf_message(e)})"
             ) from e
+        relay = self._owned if isinstance(self._owned, _Relay) else None
+        if relay is not None and relay.error is not None and len(data) < frames:
+            # the relay ended the stream because the source failed: not the real end
+            raise DataFileError(
+                f"{_shown(self.info.path)}: cannot read: {relay.error.strerror}"
+            ) from relay.error
         return np.ascontiguousarray(data.T)
 
     def _read(self, frames: int) -> np.ndarray:
@@ -679,10 +907,20 @@ def _is_number(cell: str) -> bool:
 def _split(line: str, delimiter: str | None) -> list[str]:
     if delimiter is None:
         return line.split()
-    return next(csv.reader([line], delimiter=delimiter))
+    if '"' not in line:
+        # what csv.reader gives for a line without quotes, without its 128 KiB field
+        # limit (tried with the wrong delimiter, a wide row is one huge field)
+        return line.split(delimiter)
+    try:
+        return next(csv.reader([line], delimiter=delimiter))
+    except csv.Error:  # a quoted field over csv's limit: no number, so one bad cell
+        return [line]
 
 
 _CSV_READ_BYTES: Final = 1 << 20  # text read per batch of lines
+# Longest CSV line accepted, in characters: about 600,000 columns of 25-character numbers.
+# A longer "line" is a binary file or a stream without newlines, not a row of samples.
+_CSV_MAX_LINE: Final = 16 << 20
 
 
 @dataclass
@@ -718,6 +956,12 @@ def _line_batches(opener: Callable[[], IO[str]], path: str) -> Iterator[_Lines]:
                 ) from e
             if not raw:
                 return
+            if max(map(len, raw)) > _CSV_MAX_LINE:
+                number = base + next(i for i, line in enumerate(raw) if len(line) > _CSV_MAX_LINE)
+                raise DataFileError(
+                    f"{_shown(path)}: line {number} is longer than {_CSV_MAX_LINE >> 20} MiB, "
+                    f"the limit for one CSV row (about 600,000 columns); is it a CSV file?"
+                )
             keep = [i for i, line in enumerate(raw) if (t := line.lstrip()) and t[0] != "#"]
             lines = raw if len(keep) == len(raw) else [raw[i] for i in keep]
             yield _Lines([base + i for i in keep], lines)
@@ -948,24 +1192,76 @@ def _npy_layout(path: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Sign
     )
 
 
+def _npy_stream_header(fh: IO[bytes], path: str) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """:func:`_npy_header` for a pipe: every length is checked before it is read.
+
+    numpy reads a declared header length (up to 4 GiB in version 2.0) before checking
+    it, and ``/dev/zero`` must fail on its magic, not after filling the memory.
+    """
+    where = _shown(path)
+    start = _read_upto(fh, 8)  # magic string and version
+    if not start:
+        raise DataFileError(f"{where}: input is empty")
+    try:
+        version = np.lib.format.read_magic(io.BytesIO(start))
+    except ValueError as e:
+        raise DataFileError(f"{where}: not a valid NPY file ({e})") from e
+    width = {(1, 0): 2, (2, 0): 4}.get(version)
+    if width is None:
+        raise DataFileError(f"{where}: not a valid NPY file (unsupported NPY version {version})")
+    field = _read_upto(fh, width)
+    length = int.from_bytes(field, "little") if len(field) == width else -1
+    if not 0 <= length <= _NPY_MAX_HEADER:
+        shown = "cut short" if length < 0 else f"{length} bytes long"
+        raise DataFileError(
+            f"{where}: not a valid NPY file (its header is {shown}; expected at most "
+            f"{_NPY_MAX_HEADER} bytes)"
+        )
+    return _npy_header(io.BytesIO(start + field + _read_upto(fh, length)), path)
+
+
+def _read_npy_stream(path: str) -> np.ndarray:
+    """Read an NPY array from a pipe: header first, its declared size bounded, then data."""
+    stream, owned = _open_stream(path)
+    try:
+        shape, fortran, file_dtype = _npy_stream_header(stream, path)
+        _npy_layout(path, shape, file_dtype)  # a bad dtype or shape fails before any data
+        nbytes = math.prod(shape) * file_dtype.itemsize
+        declared = f"the NPY header declares shape {shape} of {file_dtype} ({nbytes} bytes)"
+        limit = pipe_limit()
+        if nbytes > limit:
+            raise _too_much(path, f"{declared},", limit)
+        try:
+            data = _read_upto(stream, nbytes)
+        except OSError as e:
+            raise DataFileError(f"{_shown(path)}: cannot read: {e.strerror}") from e
+    finally:
+        if owned:
+            stream.close()
+    if len(data) < nbytes:
+        raise DataFileError(
+            f"{_shown(path)}: not a valid NPY file ({declared}, but the data ends after "
+            f"{len(data)} bytes)"
+        )
+    arr = np.frombuffer(data, dtype=file_dtype)
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
 class _NpyReader(SignalReader):
     def __init__(self, path: str, dtype: np.dtype[Any]) -> None:
-        source: Any
         stream = is_stream(path)
         if stream:  # read once into memory, like stdin
-            source = io.BytesIO(_read_all_stream(path))
-            shape, _, file_dtype = _npy_header(source, path)
-            source.seek(0)
+            arr = _read_npy_stream(path)
+            info = _npy_layout(path, arr.shape, arr.dtype)
         else:
             _check_input_path(path)
             with open(path, "rb") as fh:
                 shape, _, file_dtype = _npy_header(fh, path)
-            source = path
-        info = _npy_layout(path, shape, file_dtype)
-        try:
-            arr = np.load(source, mmap_mode=None if stream else "r", allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise DataFileError(f"{_shown(path)}: not a valid NPY file ({e})") from e
+            info = _npy_layout(path, shape, file_dtype)
+            try:
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError, EOFError) as e:
+                raise DataFileError(f"{_shown(path)}: not a valid NPY file ({e})") from e
         if arr.ndim == 1:
             arr = arr[None, :]
         super().__init__(info, dtype, True)
@@ -1158,6 +1454,7 @@ class SignalWriter:
         self._failed = False
         self._atomic: contextlib.AbstractContextManager[Path] | None = None
         self._spool: IO[bytes] | None = None
+        self._copying = False  # the spool is being copied to its destination
         # where the encoder writes: a temp path next to the target, or an anonymous spool
         # for stdout and for outputs that are not regular files (/dev/stdout, a FIFO): the
         # encoders seek (WAV/NPY headers), which a pipe or device cannot do
@@ -1224,7 +1521,8 @@ class SignalWriter:
             with contextlib.suppress(_Aborted):
                 self._atomic.__exit__(_Aborted, exc, None)
         if self._spool is not None:
-            self._spool.close()
+            with contextlib.suppress(OSError):  # flushing a doomed spool can fail (disk full)
+                self._spool.close()
 
     def __enter__(self) -> SignalWriter:
         return self
@@ -1247,6 +1545,12 @@ class SignalWriter:
             reason = e.strerror or str(e) or type(e).__name__
         else:
             reason = _sf_message(e)
+        if self._spool is not None and not self._copying:
+            # the output itself was not touched yet: say where the bytes were going
+            reason += (
+                f" (while spooling the output in {tempfile.gettempdir()}; "
+                f"point TMPDIR at a disk with room)"
+            )
         return DataFileError(f"{_shown(self.path, output=True)}: cannot write: {reason}")
 
     @contextlib.contextmanager
@@ -1264,6 +1568,7 @@ class SignalWriter:
 
     def _copy_to_stdout(self) -> None:
         assert self._spool is not None
+        self._copying = True
         self._spool.flush()
         self._spool.seek(0)
         if self.path != "-":  # a device or FIFO named by its path: opened once, at the end
@@ -1325,14 +1630,21 @@ class _AudioWriter(SignalWriter):
         assert chosen is not None
         self.subtype = chosen
         super().__init__(path, fmt, channels, None, on_clip)
+        # The stdout spool goes to libsndfile as a descriptor, as a file output goes as a
+        # path: through a Python file object (soundfile's virtual I/O) a failed write, e.g.
+        # $TMPDIR full, is only printed from a cffi callback and ends in an AssertionError.
+        target: str | int = (
+            str(self.target) if isinstance(self.target, Path) else self.target.fileno()
+        )
         try:
             self._sf = sf.SoundFile(
-                str(self.target) if isinstance(self.target, Path) else self.target,
+                target,
                 "w",
                 samplerate=int(rate),
                 channels=channels,
                 format=upper,
                 subtype=chosen,
+                closefd=False,
             )
         except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as e:
             self.abort()

@@ -262,7 +262,8 @@ def apply_(
     Audio (WAV, FLAC, OGG, AIFF, ...), CSV (rows = time, columns = channels)
     and NPY ((C, L) or (N, C, L)) files are streamed block by block in bounded
     memory. Memory grows with the signal only where it cannot be read twice:
-    CSV and NPY on stdin are read whole, and circular padding with a left pad
+    CSV and NPY on stdin are read whole (at most $CONV1D_PIPE_LIMIT bytes,
+    default 1G; e.g. CONV1D_PIPE_LIMIT=4G), and circular padding with a left pad
     buffers the whole signal on a pipe or after the first layer. Each output
     is written to a temporary file and renamed into place only on success;
     output to '-' (any format) is spooled to a temporary file in $TMPDIR and
