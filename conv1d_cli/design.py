@@ -40,7 +40,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from conv1d_cli import shapes
+from conv1d_cli import cells, shapes
 from conv1d_cli.errors import ConfigError, DataFileError
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.shapes import Padding, check_int
@@ -391,8 +391,9 @@ def read_coefficients(path: str | os.PathLike[str]) -> np.ndarray:
 
     Accepted: numbers separated by any whitespace, ``#`` comments to the end
     of a line (SoX), or one number per line with optional commas as in a
-    one-column CSV (a trailing empty field is fine); a single non-numeric
-    first line is taken as a header. Blank lines are skipped.
+    one-column CSV (a trailing empty field is fine); the first line may be
+    a single column name (``coefficient``, by the rule of :mod:`conv1d_cli.cells`),
+    anything else that is not a decimal number is an error. Blank lines are skipped.
 
     Returns
     -------
@@ -466,15 +467,18 @@ def parse_coefficients(data: bytes | str, source: str = "<stdin>") -> np.ndarray
             tokens = fields
         else:
             tokens = [t.strip('"').strip("'") for t in line.split()]
-        bad = [t for t in tokens if not _NUMBER.fullmatch(t)]
+        bad = [k for k, t in enumerate(tokens) if not _NUMBER.fullmatch(t)]
         if bad:
-            if not seen_data and len(tokens) == 1 and not _parses_as_float(tokens[0]):
-                seen_data = True  # a one-column CSV header such as "coefficient"
+            # Only a lone column name heads the file (a one-column CSV's "coefficient");
+            # a mistyped number such as "−0.25" or "O.25" must not pass as one.
+            if not seen_data and len(tokens) == 1 and cells.is_name(tokens[0]):
+                seen_data = True
                 header = raw.strip()
                 continue
             raise DataFileError(
-                f"{path}: line {number}: {bad[0]!r} is not a number (expected decimal "
-                f"coefficients separated by whitespace or one per CSV line, '#' comments)"
+                f"{path}: line {number}: {tokens[bad[0]]!r} is not a number (field {bad[0] + 1}; "
+                f"expected decimal coefficients separated by whitespace or one per CSV line, "
+                f"'#' comments, and at most a column name on the first line)"
             )
         seen_data = True
         values.extend(tokens)
@@ -485,14 +489,6 @@ def parse_coefficients(data: bytes | str, source: str = "<stdin>") -> np.ndarray
     if not np.isfinite(taps).all():
         raise DataFileError(f"{path}: coefficients overflow to infinity")
     return taps
-
-
-def _parses_as_float(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
 
 
 def read_npy(path: str | os.PathLike[str], name: str = "array") -> np.ndarray:

@@ -42,9 +42,10 @@ Behaviour worth knowing
 - CSV: rows are time, columns channels. UTF-8 (a BOM is dropped); blank lines and lines
   starting with ``#`` are skipped anywhere; the delimiter is the first of comma, semicolon,
   tab, whitespace that splits the first 20 rows into the same number (> 1) of columns; the
-  first row is a header when none of its cells is a number (safer than "any": a bad first
-  data row is then reported, not silently taken as names). Numbers are written with
-  ``%r`` (shortest exact text); ``.tsv`` outputs use tabs, others commas.
+  first row is a header when all its cells are column names by the rule of
+  :mod:`conv1d_cli.cells` (a mistyped number such as ``−0.5`` is an error naming the cell,
+  never a name). Numbers are written with ``%r`` (shortest exact text); ``.tsv`` outputs
+  use tabs, others commas.
 - NPY: ``(L,)`` reads as mono ``(1, L)``, ``(C, L)``, ``(N, C, L)`` batch; integer and
   float arrays (values as they are, no scaling); read through ``mmap_mode="r"`` and never
   with pickles. The streaming writer writes time-major (Fortran order) and rewrites the
@@ -90,6 +91,7 @@ from typing import IO, Any, Final
 import numpy as np
 import soundfile as sf
 
+from conv1d_cli import cells
 from conv1d_cli.atomic import atomic_path
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, FormatError, ShapeError
 from conv1d_cli.shapes import check_int, check_sample_rate
@@ -660,17 +662,6 @@ class _AudioReader(SignalReader):
 _DELIMITERS: Final = (",", ";", "\t", None)  # None = runs of whitespace
 
 
-def _is_number(cell: str) -> bool:
-    text = cell.strip().strip('"').strip()
-    if not text or "_" in text:  # float() accepts "1_0"; np.loadtxt does not
-        return False
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _split(line: str, delimiter: str | None) -> list[str]:
     if delimiter is None:
         return line.split()
@@ -759,12 +750,29 @@ def _csv_layout(path: str, sample: _Lines) -> _CsvLayout:
     first = [cell.strip() for cell in _split(lines[0], chosen)]
     header: tuple[str, ...] | None = None
     header_line: int | None = None
-    if not any(_is_number(cell) for cell in first):
+    try:
+        named = cells.is_header(first)
+    except cells.FieldError as e:
+        raise DataFileError(f"{_shown(path)}: line {sample.numbers[0]}, {e}") from e
+    if named:
         header = tuple(first)
         header_line = sample.numbers[0]
         if len(sample) == 1:
             raise DataFileError(f"{_shown(path)}: CSV has a header row but no data rows")
+    # The first data row sets the channel count: a bad cell there (a trailing comma's
+    # empty cell) is named now, before anyone reports a wrong number of channels.
+    row = 0 if header is None else 1
+    for column, cell in enumerate(_split(lines[row], chosen), 1):
+        if not cells.is_number(cell):
+            raise _bad_cell(path, sample.numbers[row], column, cell)
     return _CsvLayout(chosen, len(first), header, header_line)
+
+
+def _bad_cell(path: str, line: int, column: int, cell: str) -> DataFileError:
+    return DataFileError(
+        f"{_shown(path)}: line {line}, column {column}: expected a number, "
+        f"found {cells.describe(cell)}"
+    )
 
 
 class _CsvReader(SignalReader):
@@ -851,18 +859,15 @@ class _CsvReader(SignalReader):
         layout = self._layout
         where = _shown(self._path)
         for number, line in zip(chunk.numbers, chunk.lines, strict=True):
-            cells = _split(line.rstrip("\r\n"), layout.delimiter)
-            if len(cells) != layout.width:
+            fields = _split(line.rstrip("\r\n"), layout.delimiter)
+            if len(fields) != layout.width:
                 raise DataFileError(
-                    f"{where}: line {number} has {len(cells)} column(s), expected "
+                    f"{where}: line {number} has {len(fields)} column(s), expected "
                     f"{layout.width} (like the first row)"
                 ) from cause
-            for column, cell in enumerate(cells, 1):
-                if not _is_number(cell):
-                    shown = "an empty cell" if not cell.strip() else f"{cell.strip()!r}"
-                    raise DataFileError(
-                        f"{where}: line {number}, column {column}: expected a number, found {shown}"
-                    ) from cause
+            for column, cell in enumerate(fields, 1):
+                if not cells.is_number(cell):
+                    raise _bad_cell(self._path, number, column, cell) from cause
 
     def _read(self, frames: int) -> np.ndarray:
         blocks = []

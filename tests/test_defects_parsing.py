@@ -1,0 +1,141 @@
+"""Regressions for parsing and misleading messages (issue items 3, 11 and 12).
+
+Each test failed on the code before its fix: a mistyped first number taken as a header,
+raw NumPy warnings, wrong values or missing facts in messages, and statistics that
+overflowed for finite kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conv1d_cli import cells
+from conv1d_cli.cli import cli
+from conv1d_cli.design import parse_coefficients, read_coefficients
+from conv1d_cli.errors import DataFileError
+from conv1d_cli.layer import Conv1d
+from conv1d_cli.layerfile import save_layer
+from conv1d_cli.signal_io import read_signal
+
+MISTYPED = ["\u22120.25", "O.25", "0.25.", "0x1p-2"]
+
+
+def invoke(*args: object, input: bytes | str | None = None):
+    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
+
+
+# ---- item 3: a malformed first number is not a header ------------------------------
+
+
+@pytest.mark.parametrize("first", MISTYPED)
+def test_coefficients_mistyped_first_number_is_an_error(tmp_path, first):
+    path = tmp_path / "c.txt"
+    path.write_text(f"{first}\n0.5\n0.25\n", encoding="utf-8")
+    with pytest.raises(DataFileError) as info:
+        read_coefficients(path)
+    message = str(info.value)
+    assert str(path) in message and "line 1" in message and "field 1" in message
+    assert repr(first) in message
+
+
+@pytest.mark.parametrize("first", MISTYPED)
+def test_cli_init_coefficients_mistyped_first_number_exits_1(tmp_path, first):
+    (tmp_path / "c.txt").write_text(f"{first}\n0.5\n0.25\n", encoding="utf-8")
+    result = invoke("init", tmp_path / "l.npz", "--coefficients", tmp_path / "c.txt")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    assert f"line 1: {first!r} is not a number" in result.stderr
+    assert not (tmp_path / "l.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "taps"),
+    [
+        ("coefficient\n0.1\n0.2\n", [0.1, 0.2]),
+        ('"tap"\n1\n2\n', [1.0, 2.0]),
+        ("ch0,\n1,\n2,\n", [1.0, 2.0]),
+        ("1e-3\n-0.5\n+.5\n", [1e-3, -0.5, 0.5]),
+    ],
+)
+def test_coefficients_legit_header_and_numbers_still_load(text, taps):
+    np.testing.assert_array_equal(parse_coefficients(text, "c.txt"), taps)
+
+
+def test_coefficients_nan_first_line_is_a_number_not_a_header():
+    with pytest.raises(DataFileError, match="'nan' is not a number"):
+        parse_coefficients("nan\n0.5\n", "c.txt")
+
+
+@pytest.mark.parametrize("first", MISTYPED)
+def test_csv_mistyped_first_sample_is_an_error_not_a_column_name(tmp_path, first):
+    path = tmp_path / "s.csv"
+    path.write_text(f"{first}\n0.25\n1\n", encoding="utf-8")
+    with pytest.raises(DataFileError) as info:
+        read_signal(path)
+    message = str(info.value)
+    assert f"{path}: line 1, column 1: expected a number" in message
+    assert repr(first) in message
+
+
+def test_csv_mistyped_field_in_a_would_be_header_names_that_field(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("x,\u22120.5\n1,2\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match=r"line 1, column 2: .*found '\u22120.5'"):
+        read_signal(path)
+
+
+@pytest.mark.parametrize(
+    ("header", "names"),
+    [
+        ("ax,ay,az", ("ax", "ay", "az")),
+        ("time,x,y", ("time", "x", "y")),
+        ('"left","right","b,c"', ("left", "right", "b,c")),
+        ("ch0;ch1;ch2", ("ch0", "ch1", "ch2")),
+        ("time (s),accel [m/s^2],_z", ("time (s)", "accel [m/s^2]", "_z")),
+    ],
+)
+def test_csv_legit_headers_still_work(tmp_path, header, names):
+    delimiter = ";" if ";" in header else ","
+    path = tmp_path / "s.csv"
+    path.write_text(f"{header}\n" + delimiter.join(["1", "2", "3"]) + "\n", encoding="utf-8")
+    sig = read_signal(path)
+    assert sig.info.column_names == names
+    assert sig.data.ravel().tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("first", ["1e-3", "-0.5", "+.5", "nan", "inf"])
+def test_csv_numbers_in_first_row_are_data(tmp_path, first):
+    path = tmp_path / "s.csv"
+    path.write_text(f"{first}\n1\n", encoding="utf-8")
+    sig = read_signal(path)
+    assert sig.info.column_names is None and sig.info.frames == 2
+
+
+def test_cells_one_rule():
+    assert cells.is_header(["time", "x"]) and not cells.is_header(["1", "x"])
+    for bad in MISTYPED + ["", "x.1", "1x"]:
+        assert not cells.is_name(bad)
+    with pytest.raises(cells.FieldError) as info:
+        cells.is_header(["a", ""])
+    assert info.value.column == 2 and "an empty cell" in str(info.value)
+
+
+# ---- item 11g: a trailing comma is an empty cell, everywhere -----------------------
+
+
+@pytest.mark.parametrize("command", ["apply", "shape", "inspect"])
+def test_csv_trailing_comma_names_the_empty_cell_in_every_command(tmp_path, command):
+    (tmp_path / "t.csv").write_text("1,2,3,\n4,5,6,\n7,8,9,\n")
+    save_layer(Conv1d(3, 1, 1, seed=0), tmp_path / "r.npz")
+    args = {
+        "apply": ["apply", "-w", tmp_path / "r.npz", tmp_path / "t.csv", "-o", tmp_path / "o.csv"],
+        "shape": ["shape", "-w", tmp_path / "r.npz", tmp_path / "t.csv"],
+        "inspect": ["inspect", tmp_path / "t.csv"],
+    }[command]
+    result = invoke(*args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        f"Error: {tmp_path / 't.csv'}: line 1, column 4: expected a number, found an empty cell\n"
+    )
