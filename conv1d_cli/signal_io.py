@@ -1341,17 +1341,36 @@ class _AudioWriter(SignalWriter):
                 f"{channels} channels at {int(rate)} Hz ({_sf_message(e)})"
             ) from e
 
-    def _clip_report(self, x: np.ndarray, over: np.ndarray) -> None:
+    def _clip_report(
+        self, x: np.ndarray, over: np.ndarray, codes: tuple[np.ndarray, int, int] | None = None
+    ) -> None:
+        """Count the samples flagged in ``over``; with ``--on-clip error`` name the first.
+
+        ``codes`` is ``(rounded, lowest, highest)`` for integer PCM: a sample such as
+        0.99999 lies inside [-1, 1) yet rounds past the largest code, so the message
+        gives the code it rounds to, not a range the value is inside of.
+        """
         count = int(np.count_nonzero(over))
         if not count:
             return
         if self.on_clip == "error":
             t = int(np.argmax(over.any(axis=0)))
             c = int(np.argmax(over[:, t]))
+            value = float(x[c, t])  # repr below: the shortest text that is this value
+            found = f"is {value!r}, outside the {self.subtype} range [-1, 1]"
+            if codes is not None:
+                rounded, lowest, highest = codes
+                code = float(rounded[c, t])
+                if np.isfinite(code):
+                    found = (
+                        f"is {value!r}, which rounds to {self.subtype} code {int(code)}, "
+                        f"outside the codes [{lowest}, {highest}]"
+                    )
+                else:
+                    found = f"is {value!r}, outside the {self.subtype} codes [{lowest}, {highest}]"
             raise ClipError(
                 f"{_shown(self.path, output=True)}: sample {self.frames + t} of channel {c} "
-                f"is {float(x[c, t]):.6g}, outside the {self.subtype} range [-1, 1) "
-                f"(--on-clip error); no output was written"
+                f"{found} (--on-clip error); no output was written"
             )
         self.clipped += count
 
@@ -1382,12 +1401,15 @@ class _AudioWriter(SignalWriter):
         work = np.float32 if arr.dtype == np.float32 and bits <= 24 else np.float64
         scale = float(1 << (bits - 1))
         hi = scale - 1
-        q = np.multiply(arr, scale, dtype=work)
+        # A float32 near its largest value scales to inf: that is clipped below, like
+        # any other overflow, so NumPy's overflow warning would only be noise.
+        with np.errstate(over="ignore"):
+            q = np.multiply(arr, scale, dtype=work)
         _round_half_up(q)
         if q.size and not (q.max() <= hi and q.min() >= -scale):  # clipping or NaN: slow path
             with np.errstate(invalid="ignore"):
                 over = (q > hi) | (q < -scale)
-            self._clip_report(arr, over)
+            self._clip_report(arr, over, (q, -int(scale), int(hi)))
             np.clip(q, -scale, hi, out=q)
             q[np.isnan(q)] = 0.0  # NaN has no integer code; the CLI refuses NaN by default
         out = np.empty(q.shape[::-1], int_type)

@@ -139,3 +139,75 @@ def test_csv_trailing_comma_names_the_empty_cell_in_every_command(tmp_path, comm
     assert result.stderr == (
         f"Error: {tmp_path / 't.csv'}: line 1, column 4: expected a number, found an empty cell\n"
     )
+
+
+# ---- item 11a: overflow is conv1d's diagnosis, never a raw NumPy warning -----------
+
+
+def _layer(path, weight, dtype="float64"):
+    layer = Conv1d(1, 1, len(weight), bias=False, dtype=dtype, seed=0)
+    layer.weight[...] = np.asarray(weight, dtype=dtype).reshape(1, 1, -1)
+    save_layer(layer, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("weight", "dtype", "values"),
+    [([1e300], "float64", [1e10, 2e10]), ([3e38, 3e38], "float32", [1.0, 2.0, 3.0])],
+)
+@pytest.mark.parametrize("quiet", [[], ["-q"]])
+def test_apply_overflow_is_named_not_warned_by_numpy(tmp_path, weight, dtype, values, quiet):
+    layer = _layer(tmp_path / "huge.npz", weight, dtype)
+    (tmp_path / "x.csv").write_text("".join(f"{v!r}\n" for v in values))
+    result = invoke("apply", *quiet, "-w", layer, tmp_path / "x.csv", "-o", tmp_path / "y.csv")
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        f"Error: {tmp_path / 'x.csv'}: the layers' output overflows {dtype}: inf at channel 0, "
+        f"sample 0 (0-based); pass --allow-nonfinite to write non-finite values anyway\n"
+    )
+    assert not (tmp_path / "y.csv").exists()
+    x, y = tmp_path / "x.csv", tmp_path / "y.csv"
+    allowed = invoke("apply", "-q", "--allow-nonfinite", "-w", layer, x, "-o", y)
+    assert allowed.exit_code == 0 and allowed.stderr == ""
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_apply_cast_of_huge_float32_to_pcm_is_clipped_without_numpy_warning(tmp_path, quiet):
+    import soundfile as sf
+
+    layer = _layer(tmp_path / "huge.npz", [3e38], "float32")
+    sf.write(tmp_path / "x.wav", np.array([0.5, -0.5, 0.25]), 8000, subtype="PCM_16")
+    args = ["-q"] if quiet else []
+    result = invoke("apply", *args, "-w", layer, tmp_path / "x.wav", "-o", tmp_path / "y.wav")
+    assert result.exit_code == 0, result.output
+    expected = "" if quiet else f"warning: {tmp_path / 'y.wav'}: clipped 3 samples"
+    assert result.stderr.strip() == expected
+    assert sf.read(tmp_path / "y.wav", dtype="int16")[0].tolist() == [32767, -32768, 32767]
+
+
+# ---- item 11b: --on-clip error shows the value that is out of range ----------------
+
+
+@pytest.mark.parametrize(
+    ("value", "subtype", "found"),
+    [
+        # inside [-1, 1) yet rounding to 32768: the message must not claim otherwise
+        (32767.5 / 32768, "PCM_16", "is 0.9999847412109375, which rounds to PCM_16 code 32768, "
+         "outside the codes [-32768, 32767]"),
+        (1.5, "PCM_16", "is 1.5, which rounds to PCM_16 code 49152, outside the codes "
+         "[-32768, 32767]"),
+        (-1.5, "ULAW", "is -1.5, outside the ULAW range [-1, 1]"),
+    ],
+)  # fmt: skip
+def test_apply_on_clip_error_names_the_offending_value(tmp_path, value, subtype, found):
+    layer = _layer(tmp_path / "id.npz", [1.0])
+    (tmp_path / "x.csv").write_text(f"0.5\n{value!r}\n")
+    out = tmp_path / "y.wav"
+    result = invoke(
+        "apply", "-w", layer, tmp_path / "x.csv", "-o", out, "--sample-rate", "8000",
+        "--subtype", subtype, "--on-clip", "error",
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        f"Error: {out}: sample 1 of channel 0 {found} (--on-clip error); no output was written\n"
+    )

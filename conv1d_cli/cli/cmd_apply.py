@@ -193,10 +193,35 @@ def _filter_file(
                     raise DataFileError(f"{shown}: the signal is empty (0 samples)")
                 if info.frames is None:
                     chain_output_length(layers, offset, names, shown)
-                writer.write(chain.finish())
+                writer.write(_filtered(chain.finish, None, writer.frames, opts, shown))
             return int(writer.clipped or 0), warnings
     except Conv1dError as e:
         raise _named(e, src, job.target) from e
+
+
+def _filtered(
+    step: Callable[..., Any], block: Any, produced: int, opts: _Options, shown: str
+) -> Any:
+    """``step(block)`` (or ``step()``), with overflow diagnosed by conv1d, not by NumPy.
+
+    The input was checked finite, so NaN/Inf in the output means the layers overflowed
+    the compute dtype (weights of 1e200, float32 past 3.4e38). NumPy's RuntimeWarning
+    would name a line of core.py and ignore -q; the error below names the output sample.
+    """
+    import numpy as np
+
+    from conv1d_cli.stream import check_finite
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = step() if block is None else step(block)
+    if not opts.allow_nonfinite and out.shape[-1]:
+        check_finite(
+            out if out.ndim == 3 else out[None],
+            produced,
+            f"{shown}: the layers' output overflows {opts.dtype.name}",
+            anyway="write non-finite values anyway",
+        )
+    return out
 
 
 def _pump(
@@ -225,6 +250,7 @@ def _pump(
     frames = _block_frames(opts.block_size, reader.info.channels, reader.info.batch)
     next_block = reads.submit(reader.read, frames)
     offset = 0
+    produced = 0  # output frames so far (the writes may lag behind)
     try:
         while True:
             if cancel.is_set():
@@ -236,7 +262,8 @@ def _pump(
             next_block = reads.submit(reader.read, frames)
             if not opts.allow_nonfinite:
                 check_finite(block if block.ndim == 3 else block[None], offset, shown)
-            out = chain.push(block)
+            out = _filtered(chain.push, block, produced, opts, shown)
+            produced += out.shape[-1]
             if pending_write is not None:
                 pending_write.result()
                 pending_write = None
