@@ -579,11 +579,16 @@ def kernel_stats(weight: Any) -> dict[str, np.ndarray]:
     phase = np.full(w.shape[:-1], None, dtype=object)
     phase[antisymmetric] = "antisymmetric"
     phase[symmetric] = "symmetric"
-    with np.errstate(over="ignore", invalid="ignore"):  # huge taps: inf, quietly
+    # Sums of taps scaled by the peak, like np.linalg.norm: w * w of 1e200 taps is inf
+    # and of 1e-200 taps is 0, though the L2 norm itself is finite and nonzero. Only a
+    # sum truly past the float64 range (taps near 1e308) is inf.
+    scale = np.where(peak > 0, peak, 1.0)
+    unit = w / scale[..., None]
+    with np.errstate(over="ignore", invalid="ignore"):
         return {
-            "dc_gain": w.sum(axis=-1),
-            "l1_norm": np.abs(w).sum(axis=-1),
-            "l2_norm": np.sqrt((w * w).sum(axis=-1)),
+            "dc_gain": scale * unit.sum(axis=-1),
+            "l1_norm": scale * np.abs(unit).sum(axis=-1),
+            "l2_norm": scale * np.sqrt((unit * unit).sum(axis=-1)),
             "peak": peak,
             "linear_phase": phase,
         }
@@ -714,7 +719,9 @@ def _db(magnitude: np.ndarray) -> np.ndarray:
         return 20 * np.log10(magnitude)
 
 
-def response_summary(freqs: np.ndarray, response: np.ndarray, sample_rate: float) -> dict[str, Any]:
+def response_summary(
+    freqs: np.ndarray, response: np.ndarray, sample_rate: float, *, scale: float = 1.0
+) -> dict[str, Any]:
     """Summarise one kernel's magnitude response.
 
     Parameters
@@ -725,6 +732,10 @@ def response_summary(freqs: np.ndarray, response: np.ndarray, sample_rate: float
         One kernel's complex response.
     sample_rate : float
         Hz; frequencies in the result are in Hz.
+    scale : float, optional
+        ``response`` is that of the kernel divided by ``scale`` (e.g. its peak, so that
+        taps near 1e308 or 1e-300 give a finite, nonzero response); the gains in dB are
+        those of the kernel itself.
 
     Returns
     -------
@@ -746,7 +757,7 @@ def response_summary(freqs: np.ndarray, response: np.ndarray, sample_rate: float
     """
     rate = check_sample_rate(sample_rate)
     mag = np.abs(np.asarray(response))
-    db = _db(mag)
+    db = _db(mag) + 20 * math.log10(scale)
     hz = np.asarray(freqs) * rate
     peak_index = int(np.argmax(mag))
     peak_db = float(db[peak_index])

@@ -211,3 +211,32 @@ def test_apply_on_clip_error_names_the_offending_value(tmp_path, value, subtype,
     assert result.stderr == (
         f"Error: {out}: sample 1 of channel 0 {found} (--on-clip error); no output was written\n"
     )
+
+
+# ---- item 11c: statistics of finite kernels are finite -----------------------------
+
+
+@pytest.mark.parametrize("tap", [1e200, 1e-200, -1e-300])
+def test_kernel_stats_of_huge_and_tiny_kernels_are_finite(tap):
+    from conv1d_cli.design import kernel_stats
+
+    stats = kernel_stats(np.full((1, 1, 4), tap))
+    np.testing.assert_allclose(stats["l2_norm"][0, 0], 2 * abs(tap), rtol=1e-12)
+    np.testing.assert_allclose(stats["l1_norm"][0, 0], 4 * abs(tap), rtol=1e-12)
+    np.testing.assert_allclose(stats["dc_gain"][0, 0], 4 * tap, rtol=1e-12)
+
+
+@pytest.mark.parametrize("tap", [1e200, 1e-200, 1.5e308])
+def test_inspect_dc_gain_db_of_huge_and_tiny_kernels_is_finite(tmp_path, tap):
+    import json
+
+    layer = Conv1d(1, 1, 3, bias=False, dtype="float64", seed=0)
+    layer.weight[...] = tap
+    save_layer(layer, tmp_path / "k.npz")
+    result = invoke("inspect", "--json", "--sample-rate", "8000", tmp_path / "k.npz")
+    assert result.exit_code == 0, result.output
+    kernel = json.loads(result.stdout)["kernels"][0]
+    expected_db = 20 * np.log10(3.0) + 20 * np.log10(tap)
+    assert kernel["response"]["dc_db"] == pytest.approx(expected_db, abs=1e-6)
+    if tap < 1e300:  # 1.5e308 * sqrt(3) is past the float64 range: inf is the truth there
+        assert kernel["l2_norm"] == pytest.approx(np.sqrt(3) * tap, rel=1e-12)

@@ -217,8 +217,12 @@ def _kernel_entries(layer: Any, stats: Any, start: int, stop: int, left: int) ->
     outs, ins = np.divmod(flat, c_in_group)
     responses = None
     if rate is not None:
+        # Each kernel over its peak: taps near 1e308 would make the FFT overflow.
+        picked = weight[outs, ins].astype(np.float64)
+        scales = np.abs(picked).max(axis=-1)
+        scales[scales == 0] = 1.0
         freqs, responses = design.frequency_response(
-            weight[outs, ins][:, None, :], dilation=layer.dilation, left=left
+            (picked / scales[:, None])[:, None, :], dilation=layer.dilation, left=left
         )
     for i, (o, c) in enumerate(zip(outs.tolist(), ins.tolist(), strict=True)):
         entry: dict[str, Any] = {
@@ -234,7 +238,7 @@ def _kernel_entries(layer: Any, stats: Any, start: int, stop: int, left: int) ->
             "response": None,
         }
         if responses is not None:
-            summary = design.response_summary(freqs, responses[i, 0], rate)
+            summary = design.response_summary(freqs, responses[i, 0], rate, scale=float(scales[i]))
             for name in ("dc_db", "nyquist_db", "peak_db", "stopband_db"):
                 if summary[name] is not None:
                     summary[name] = _finite(summary[name])
