@@ -240,3 +240,72 @@ def test_inspect_dc_gain_db_of_huge_and_tiny_kernels_is_finite(tmp_path, tap):
     assert kernel["response"]["dc_db"] == pytest.approx(expected_db, abs=1e-6)
     if tap < 1e300:  # 1.5e308 * sqrt(3) is past the float64 range: inf is the truth there
         assert kernel["l2_norm"] == pytest.approx(np.sqrt(3) * tap, rel=1e-12)
+
+
+# ---- items 11d/11e: a CSV's rate comes from the first layer that records one --------
+
+
+def _designed(path, rate):
+    from conv1d_cli.design import kernel_layer, moving_average
+
+    layer = kernel_layer(moving_average(3), sample_rate=rate)
+    save_layer(layer, path)
+    return path
+
+
+def test_apply_csv_rate_is_implied_by_a_later_designed_layer(tmp_path):
+    import soundfile as sf
+
+    random = tmp_path / "r.npz"
+    save_layer(Conv1d(1, 1, 3, stride=2, seed=0), random)
+    lp8 = _designed(tmp_path / "lp8.npz", 8000.0)
+    (tmp_path / "x.csv").write_text("".join(f"{v}\n" for v in np.linspace(-0.5, 0.5, 40)))
+    result = invoke("apply", "-w", random, "-w", lp8, tmp_path / "x.csv", "-o", tmp_path / "y.wav")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    # layer 2 gets 8 kHz, so the input was at 16 kHz and the stride-2 output is at 8 kHz
+    assert sf.info(tmp_path / "y.wav").samplerate == 8000
+
+
+def test_apply_csv_without_any_rate_says_what_is_missing(tmp_path):
+    random = tmp_path / "r.npz"
+    save_layer(Conv1d(1, 1, 3, seed=0), random)
+    (tmp_path / "x.csv").write_text("0.1\n0.2\n0.3\n0.4\n")
+    result = invoke("apply", "-w", random, tmp_path / "x.csv", "-o", tmp_path / "y.wav")
+    assert result.exit_code == 1
+    assert "no layer records a design rate" in result.stderr
+    assert "--sample-rate" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["apply", "shape"])
+def test_csv_and_wav_chains_warn_the_same_rate_mismatch(tmp_path, command):
+    import soundfile as sf
+
+    lp16 = _designed(tmp_path / "lp16.npz", 16000.0)
+    lp8 = _designed(tmp_path / "lp8.npz", 8000.0)
+    x = np.linspace(-0.5, 0.5, 40)
+    (tmp_path / "x.csv").write_text("".join(f"{v}\n" for v in x))
+    sf.write(tmp_path / "x.wav", x, 16000, subtype="FLOAT")
+    found = {}
+    for name in ("x.csv", "x.wav"):
+        args = [command, "-w", lp16, "-w", lp8, tmp_path / name]
+        if command == "apply":
+            args += ["-o", tmp_path / f"y-{name}"]
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        found[name] = result.stderr
+    shown = {"apply": str(lp8), "shape": f"layer 2 ({lp8})"}[command]
+    expected = f"warning: {shown} was designed for 8000 Hz but gets 16000 Hz from "
+    assert found["x.wav"] == f"{expected}{tmp_path / 'x.wav'}\n"
+    assert found["x.csv"].startswith(f"{expected}{tmp_path / 'x.csv'} (it has no rate; ")
+    assert found["x.csv"].count("\n") == 1
+
+
+def test_rate_mismatch_rule_is_one_library_function():
+    from conv1d_cli.shapes import implied_input_rate, rate_mismatches
+
+    assert implied_input_rate([None, 8000.0], [2, 1]) == (16000.0, 1)
+    assert rate_mismatches([8000.0], [1], ["a"], 8000.0 * (1 + 1e-12), "x") == []
+    assert rate_mismatches([8000.0], [1], ["a"], 8001.0, "x") == [
+        "a was designed for 8000 Hz but gets 8001 Hz from x"
+    ]

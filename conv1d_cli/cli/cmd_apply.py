@@ -123,6 +123,7 @@ def _filter_file(
 ) -> tuple[int, list[str]]:
     """Stream one input through the chain into its output; returns (clip count, warnings)."""
     from conv1d_cli import signal_io
+    from conv1d_cli.shapes import implied_input_rate, rate_mismatches
     from conv1d_cli.stream import StreamChain, chain_output_length, check_chain
 
     src = job.source
@@ -138,10 +139,18 @@ def _filter_file(
             total_stride = 1
             for layer in layers:
                 total_stride *= layer.stride
-            # A CSV or NPY has no rate of its own: a designed layer's rate stands in.
-            in_rate = info.sample_rate if info.sample_rate is not None else layers[0].sample_rate
+            design_rates = [layer.sample_rate for layer in layers]
+            strides = [layer.stride for layer in layers]
+            in_rate, rate_source = info.sample_rate, shown
+            implied = implied_input_rate(design_rates, strides)
+            if in_rate is None and implied is not None:
+                # A CSV or NPY has no rate of its own: the first layer that records one
+                # stands in (scaled by the strides before it), and later layers are
+                # checked against it exactly as they would be for a WAV at that rate.
+                in_rate, first = implied
+                rate_source = f"{shown} (it has no rate; {names[first]}'s design rate stands in)"
             rate = _output_rate(in_rate, total_stride, opts.sample_rate, shown)
-            warnings = _rate_warnings(layers, names, info.sample_rate, shown)
+            warnings = rate_mismatches(design_rates, strides, names, in_rate, rate_source)
             if opts.output_format is not None:
                 out_format = opts.output_format
             elif signal_io.is_stream(job.target) or signal_io.names_open_file(job.target):
@@ -160,8 +169,8 @@ def _filter_file(
                 # Exit 1, like a non-integer rate: the same command works with a WAV
                 # input, so it is this input that lacks something, not the invocation.
                 raise DataFileError(
-                    f"{shown}: has no sample rate and the layers record none, but audio "
-                    f"output needs one; give it with --sample-rate"
+                    f"{shown}: has no sample rate and no layer records a design rate, but "
+                    f"audio output needs one; give it with --sample-rate"
                 )
             if rate is not None and signal_io.output_subtype(out_format) is not None:
                 _check_audio_rate(rate, opts.sample_rate is not None, shown)
@@ -684,22 +693,6 @@ def apply_(
             except OSError as e:
                 raise DataFileError(f"-d {output_dir}: cannot create: {e.strerror}") from e
         _run(jobs_list, layers, names, opts, jobs=jobs, keep_going=keep_going)
-
-
-def _rate_warnings(
-    layers: list[Any], names: list[str], in_rate: float | None, source: str
-) -> list[str]:
-    """A layer designed for another sample rate filters the wrong frequencies: say so."""
-    found = []
-    rate = in_rate
-    for layer, name in zip(layers, names, strict=True):
-        if rate is not None and layer.sample_rate is not None and layer.sample_rate != rate:
-            found.append(
-                f"{name} was designed for {layer.sample_rate:g} Hz but gets {rate:g} Hz "
-                f"from {source}"
-            )
-        rate = None if rate is None else rate / layer.stride
-    return found
 
 
 def _report(job: _Job, result: tuple[int, list[str]], opts: _Options) -> None:
