@@ -309,3 +309,31 @@ def test_rate_mismatch_rule_is_one_library_function():
     assert rate_mismatches([8000.0], [1], ["a"], 8001.0, "x") == [
         "a was designed for 8000 Hz but gets 8001 Hz from x"
     ]
+
+
+# ---- item 11f: a layer on a pipe is sniffed from the bytes read once ----------------
+
+
+def test_inspect_layer_given_as_process_substitution(tmp_path):
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is not installed")
+    layer = _designed(tmp_path / "lp8.npz", 8000.0)
+    command = f"{sys.executable} -m conv1d_cli inspect --json <(cat '{layer}')"
+    proc = subprocess.run([bash, "-c", command], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["schema"].startswith("conv1d-inspect-layer")
+    assert report["weight_shape"] == [1, 1, 3] and report["sample_rate"] == 8000.0
+    # a CSV on a pipe still needs --format, and with it is read as a signal
+    csv = tmp_path / "x.csv"
+    csv.write_text("0.5\n0.25\n")
+    command = f"{sys.executable} -m conv1d_cli inspect --json --format csv <(cat '{csv}')"
+    proc = subprocess.run([bash, "-c", command], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["frames"] == 2

@@ -80,6 +80,26 @@ Exit status: 0 ok; 1 unreadable or malformed file; 2 wrong invocation.
 _LAYER_ONLY = ("key", "plot", "stride", "padding", "dilation", "groups", "padding_mode")
 
 
+def _read_piped_layer(path: str) -> bytes | None:
+    """The bytes of a layer archive given as a pipe with no extension (``<(cat l.npz)``).
+
+    A pipe can be read only once, so it is read whole here and the zip magic sniffed
+    from those bytes, which then make the layer. Without an extension a signal on a
+    pipe needs --format, so nothing a signal reader could use is lost; a pipe named
+    like ``x.wav`` or ``x.npz`` goes by its extension instead.
+    """
+    from conv1d_cli.signal_io import is_stream
+
+    if path == "-" or Path(path).suffix or not is_stream(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None  # the signal reader names the failure
+    return data if data.startswith(b"PK\x03\x04") else None
+
+
 def _is_layer_file(path: str) -> bool:
     if path == "-":
         return False
@@ -139,7 +159,9 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
             opts["sample_rate"] = check_sample_rate("--sample-rate", opts["sample_rate"])
     if opts["plot"] == "-":
         raise click.UsageError("--plot needs a file name (an image is not written to stdout)")
-    layer_file = _is_layer_file(file)
+    piped = _read_piped_layer(file) if opts["format_"] is None else None
+    layer_file = piped is not None or _is_layer_file(file)
+    opts["data"] = piped
     if not layer_file:
         stray = [n for n in _LAYER_ONLY if opts[n] is not None]
         if stray:
@@ -182,6 +204,7 @@ def _load(file: str, opts: Any) -> Any:
     return load_layer(
         file,
         key=opts["key"],
+        data=opts["data"],
         stride=opts["stride"],
         padding=opts["padding"],
         dilation=opts["dilation"],
