@@ -1428,7 +1428,8 @@ class _AudioWriter(SignalWriter):
 def _round_half_up(q: np.ndarray) -> None:
     """Round ``q`` in place to integers, exact ties upwards (towards +inf), as SoX does.
 
-    So ``conv1d apply`` and ``sox -D`` (no dither) write the same PCM codes.
+    So ``conv1d apply`` and ``sox -D`` (no dither) write the same PCM codes, except
+    within about 1e-5 of a tie, where SoX's own float error decides (one code apart).
     ``floor(q + 0.5)`` would be wrong just below a tie (``0.49999997 + 0.5`` rounds up to
     ``1.0`` in float32); ``q - floor(q)`` is exact, so the tie test is too.
 

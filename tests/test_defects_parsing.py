@@ -337,3 +337,54 @@ def test_inspect_layer_given_as_process_substitution(tmp_path):
     proc = subprocess.run([bash, "-c", command], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["frames"] == 2
+
+
+# ---- item 12: the SoX parity claim, as measured ------------------------------------
+
+
+def test_readme_states_the_sox_pcm_claim_as_measured():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    text = " ".join(readme.split())
+    assert "the very same PCM_16 codes" not in text
+    assert "except within 1e-5 of a .5 tie" in text
+
+
+def test_apply_pcm16_codes_match_sox_on_noise_up_to_near_ties(tmp_path):
+    import shutil
+    import subprocess
+
+    import soundfile as sf
+    from test_cli_init import assert_pcm16_codes_match_sox
+
+    sox = shutil.which("sox")
+    if sox is None:
+        pytest.skip("sox is not installed")
+    rng = np.random.default_rng(12)
+    frames, taps = 200_000, 31
+    x = rng.uniform(-0.4, 0.4, size=(frames, 2))
+    sf.write(tmp_path / "in.wav", x, 8000, subtype="FLOAT")
+    h = rng.uniform(-0.3, 0.3, size=taps) / np.sqrt(taps)
+    (tmp_path / "h.txt").write_text("\n".join(repr(float(v)) for v in h) + "\n")
+    subprocess.run(
+        [sox, "-D", str(tmp_path / "in.wav"), "-b", "16", str(tmp_path / "sox.wav"),
+         "fir", str(tmp_path / "h.txt")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    layer = tmp_path / "l.npz"
+    made = invoke("init", layer, "--coefficients", tmp_path / "h.txt", "--channels", 2)
+    assert made.exit_code == 0, made.output
+    result = invoke(
+        "apply", "-q", "-w", layer, tmp_path / "in.wav", "-o", tmp_path / "ours.wav",
+        "--subtype", "PCM_16", "--dtype", "float64",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    expected, _ = sf.read(tmp_path / "sox.wav", dtype="int16")
+    ours, _ = sf.read(tmp_path / "ours.wav", dtype="int16")
+    x32, _ = sf.read(tmp_path / "in.wav", dtype="float64")
+    exact = 32768 * np.stack(
+        [np.convolve(x32[:, c], h)[(taps - 1) // 2 :][:frames] for c in (0, 1)], axis=1
+    )
+    differing = assert_pcm16_codes_match_sox(ours, expected, exact)
+    assert differing < 1e-4 * ours.size  # rare: about 7 per million samples were measured
