@@ -40,7 +40,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from conv1d_cli import shapes
+from conv1d_cli import cells, shapes
 from conv1d_cli.errors import ConfigError, DataFileError
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.shapes import Padding, check_int
@@ -391,8 +391,9 @@ def read_coefficients(path: str | os.PathLike[str]) -> np.ndarray:
 
     Accepted: numbers separated by any whitespace, ``#`` comments to the end
     of a line (SoX), or one number per line with optional commas as in a
-    one-column CSV (a trailing empty field is fine); a single non-numeric
-    first line is taken as a header. Blank lines are skipped.
+    one-column CSV (a trailing empty field is fine); the first line may be
+    a single column name (``coefficient``, by the rule of :mod:`conv1d_cli.cells`),
+    anything else that is not a decimal number is an error. Blank lines are skipped.
 
     Returns
     -------
@@ -466,15 +467,18 @@ def parse_coefficients(data: bytes | str, source: str = "<stdin>") -> np.ndarray
             tokens = fields
         else:
             tokens = [t.strip('"').strip("'") for t in line.split()]
-        bad = [t for t in tokens if not _NUMBER.fullmatch(t)]
+        bad = [k for k, t in enumerate(tokens) if not _NUMBER.fullmatch(t)]
         if bad:
-            if not seen_data and len(tokens) == 1 and not _parses_as_float(tokens[0]):
-                seen_data = True  # a one-column CSV header such as "coefficient"
+            # Only a lone column name heads the file (a one-column CSV's "coefficient");
+            # a mistyped number such as "−0.25" or "O.25" must not pass as one.
+            if not seen_data and len(tokens) == 1 and cells.is_name(tokens[0]):
+                seen_data = True
                 header = raw.strip()
                 continue
             raise DataFileError(
-                f"{path}: line {number}: {bad[0]!r} is not a number (expected decimal "
-                f"coefficients separated by whitespace or one per CSV line, '#' comments)"
+                f"{path}: line {number}: {tokens[bad[0]]!r} is not a number (field {bad[0] + 1}; "
+                f"expected decimal coefficients separated by whitespace or one per CSV line, "
+                f"'#' comments, and at most a column name on the first line)"
             )
         seen_data = True
         values.extend(tokens)
@@ -485,14 +489,6 @@ def parse_coefficients(data: bytes | str, source: str = "<stdin>") -> np.ndarray
     if not np.isfinite(taps).all():
         raise DataFileError(f"{path}: coefficients overflow to infinity")
     return taps
-
-
-def _parses_as_float(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
 
 
 def read_npy(path: str | os.PathLike[str], name: str = "array") -> np.ndarray:
@@ -583,11 +579,16 @@ def kernel_stats(weight: Any) -> dict[str, np.ndarray]:
     phase = np.full(w.shape[:-1], None, dtype=object)
     phase[antisymmetric] = "antisymmetric"
     phase[symmetric] = "symmetric"
-    with np.errstate(over="ignore", invalid="ignore"):  # huge taps: inf, quietly
+    # Sums of taps scaled by the peak, like np.linalg.norm: w * w of 1e200 taps is inf
+    # and of 1e-200 taps is 0, though the L2 norm itself is finite and nonzero. Only a
+    # sum truly past the float64 range (taps near 1e308) is inf.
+    scale = np.where(peak > 0, peak, 1.0)
+    unit = w / scale[..., None]
+    with np.errstate(over="ignore", invalid="ignore"):
         return {
-            "dc_gain": w.sum(axis=-1),
-            "l1_norm": np.abs(w).sum(axis=-1),
-            "l2_norm": np.sqrt((w * w).sum(axis=-1)),
+            "dc_gain": scale * unit.sum(axis=-1),
+            "l1_norm": scale * np.abs(unit).sum(axis=-1),
+            "l2_norm": scale * np.sqrt((unit * unit).sum(axis=-1)),
             "peak": peak,
             "linear_phase": phase,
         }
@@ -718,7 +719,9 @@ def _db(magnitude: np.ndarray) -> np.ndarray:
         return 20 * np.log10(magnitude)
 
 
-def response_summary(freqs: np.ndarray, response: np.ndarray, sample_rate: float) -> dict[str, Any]:
+def response_summary(
+    freqs: np.ndarray, response: np.ndarray, sample_rate: float, *, scale: float = 1.0
+) -> dict[str, Any]:
     """Summarise one kernel's magnitude response.
 
     Parameters
@@ -729,6 +732,10 @@ def response_summary(freqs: np.ndarray, response: np.ndarray, sample_rate: float
         One kernel's complex response.
     sample_rate : float
         Hz; frequencies in the result are in Hz.
+    scale : float, optional
+        ``response`` is that of the kernel divided by ``scale`` (e.g. its peak, so that
+        taps near 1e308 or 1e-300 give a finite, nonzero response); the gains in dB are
+        those of the kernel itself.
 
     Returns
     -------
@@ -750,7 +757,7 @@ def response_summary(freqs: np.ndarray, response: np.ndarray, sample_rate: float
     """
     rate = check_sample_rate(sample_rate)
     mag = np.abs(np.asarray(response))
-    db = _db(mag)
+    db = _db(mag) + 20 * math.log10(scale)
     hz = np.asarray(freqs) * rate
     peak_index = int(np.argmax(mag))
     peak_db = float(db[peak_index])

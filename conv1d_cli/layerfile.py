@@ -152,8 +152,10 @@ def _holds_torch_pickle(f: Any) -> bool:
     return any(name == "data.pkl" or name.endswith("/data.pkl") for name in names)
 
 
-def _open_npz(path: Path, stack: contextlib.ExitStack) -> Any:
-    """Open ``path`` as an npz archive whose file handle ``stack`` closes."""
+def _open_npz(path: Path, stack: contextlib.ExitStack, data: bytes | None = None) -> Any:
+    """Open ``path`` (or its bytes ``data``) as an npz archive whose handle ``stack`` closes."""
+    if data is not None:  # a pipe the caller has already read (to sniff it)
+        return _load_npz(io.BytesIO(data), data[:6], path, stack)
     if str(path) == "-":
         raise DataFileError("reading a layer file from stdin ('-') is not supported")
     if not path.exists():
@@ -169,6 +171,10 @@ def _open_npz(path: Path, stack: contextlib.ExitStack) -> Any:
         f.seek(0)
     except OSError as e:
         raise DataFileError(f"{path}: cannot read layer file: {e.strerror or e}") from e
+    return _load_npz(f, magic, path, stack)
+
+
+def _load_npz(f: Any, magic: bytes, path: Path, stack: contextlib.ExitStack) -> Any:
     if magic == b"\x93NUMPY":
         raise DataFileError(
             f"{path}: is a single .npy array, not a layer .npz archive "
@@ -371,7 +377,13 @@ def _check_sample_rate(value: Any) -> float | None:
     return rate
 
 
-def load_layer(path: str | os.PathLike[str], *, key: str | None = None, **overrides: Any) -> Conv1d:
+def load_layer(
+    path: str | os.PathLike[str],
+    *,
+    key: str | None = None,
+    data: bytes | None = None,
+    **overrides: Any,
+) -> Conv1d:
     """Read a layer file (or a plain/PyTorch-exported ``.npz``) into a :class:`Conv1d`.
 
     Parameters
@@ -382,6 +394,9 @@ def load_layer(path: str | os.PathLike[str], *, key: str | None = None, **overri
         Module prefix of the layer to load when the archive holds several
         (``"encoder.conv"`` selects ``encoder.conv.weight`` and
         ``encoder.conv.bias``).
+    data : bytes, optional
+        The file's content, already read: a pipe can be read only once, so a caller
+        that sniffed one passes its bytes here; ``path`` then only names it.
     **overrides
         ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode``,
         ``sample_rate``: replace the file's values (or PyTorch's defaults for a
@@ -418,7 +433,7 @@ def load_layer(path: str | os.PathLike[str], *, key: str | None = None, **overri
     given = {k: v for k, v in overrides.items() if v is not None}
     path = Path(path)
     with contextlib.ExitStack() as stack:
-        npz = _open_npz(path, stack)
+        npz = _open_npz(path, stack, data)
         names = list(npz.files)
         prefix = _choose_prefix(names, npz, path, key)
         weight = _read_array(npz, prefix + "weight", path)

@@ -41,13 +41,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
 from conv1d_cli import signal_io
 from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, DataFileError
 from conv1d_cli.layer import Conv1d
+from conv1d_cli.shapes import implied_input_rate, rate_mismatches
 from conv1d_cli.signal_io import SignalReader, SignalWriter
 from conv1d_cli.stream import (
     StreamChain,
@@ -67,7 +68,6 @@ __all__ = [
     "filter_file",
     "known_frames",
     "plan_jobs",
-    "rate_warnings",
     "run_jobs",
 ]
 
@@ -186,30 +186,6 @@ def block_frames(requested: int | None, channels: int, batch: int | None) -> int
         return requested
     per_frame = channels * (batch or 1)
     return max(BLOCK_FRAMES[0], min(BLOCK_FRAMES[1], BLOCK_SAMPLES // max(1, per_frame)))
-
-
-def rate_warnings(
-    layers: Sequence[Conv1d], names: Sequence[str], in_rate: float | None, source: str
-) -> list[str]:
-    """A layer designed for another sample rate filters the wrong frequencies: say so.
-
-    Examples
-    --------
-    >>> layer = Conv1d.from_weights(np.ones((1, 1, 3)))
-    >>> layer.sample_rate = 8000
-    >>> rate_warnings([layer], ["lp.npz"], 16000.0, "in.wav")
-    ['lp.npz was designed for 8000 Hz but gets 16000 Hz from in.wav']
-    """
-    found = []
-    rate = in_rate
-    for layer, name in zip(layers, names, strict=True):
-        if rate is not None and layer.sample_rate is not None and layer.sample_rate != rate:
-            found.append(
-                f"{name} was designed for {layer.sample_rate:g} Hz but gets {rate:g} Hz "
-                f"from {source}"
-            )
-        rate = None if rate is None else rate / layer.stride
-    return found
 
 
 def plan_jobs(
@@ -367,13 +343,22 @@ def filter_file(
             check_chain(layers, names, info.channels, source=shown)
             if info.frames is not None:
                 chain_output_length(layers, info.frames, names, shown)
+            design_rates = [layer.sample_rate for layer in layers]
+            strides = [layer.stride for layer in layers]
+            in_rate, rate_source = info.sample_rate, shown
+            implied = implied_input_rate(design_rates, strides)
+            if in_rate is None and implied is not None:
+                # A CSV or NPY has no rate of its own: the first layer that records one
+                # stands in (scaled by the strides before it), and later layers are
+                # checked against it exactly as they would be for a WAV at that rate.
+                in_rate, first = implied
+                rate_source = f"{shown} (it has no rate; {names[first]}'s design rate stands in)"
             spec = signal_io.plan_output(
                 job.target,
                 info,
                 channels=layers[-1].out_channels,
-                total_stride=math.prod(layer.stride for layer in layers),
-                # A CSV or NPY has no rate of its own: a designed layer's rate stands in.
-                rate_hint=layers[0].sample_rate,
+                total_stride=math.prod(strides),
+                rate_hint=in_rate,
                 format=opts.output_format,
                 subtype=opts.subtype,
                 sample_rate=opts.sample_rate,
@@ -387,14 +372,14 @@ def filter_file(
                 names=names,
                 prefix=_circular_prefix(reader, layers),
             )
-            warnings = rate_warnings(layers, names, info.sample_rate, shown)
+            warnings = rate_mismatches(design_rates, strides, names, in_rate, rate_source)
             with spec.open() as writer:
                 frames = _pump(reader, writer, chain, opts, cancel, progress, shown)
                 if frames == 0:
                     raise DataFileError(f"{shown}: the signal is empty (0 samples)")
                 if info.frames is None:
                     chain_output_length(layers, frames, names, shown)
-                writer.write(chain.finish())
+                writer.write(_filtered(chain.finish, None, writer.frames, opts, dtype, shown))
             return FileReport(job, frames, int(writer.clipped or 0), warnings)
     except Conv1dError as e:
         raise _named(e, job.source, job.target) from e
@@ -413,6 +398,32 @@ def _circular_prefix(reader: SignalReader, layers: Sequence[Conv1d]) -> np.ndarr
     if left and reader.seekable and frames is not None and frames >= left:
         return reader.tail(left)
     return None
+
+
+def _filtered(
+    step: Callable[..., np.ndarray],
+    block: np.ndarray | None,
+    produced: int,
+    opts: FilterOptions,
+    dtype: np.dtype[Any],
+    shown: str,
+) -> np.ndarray:
+    """``step(block)`` (or ``step()``), with overflow diagnosed by conv1d, not by NumPy.
+
+    The input was checked finite, so NaN/Inf in the output means the layers overflowed
+    the compute dtype (weights of 1e200, float32 past 3.4e38). NumPy's RuntimeWarning
+    would name a line of core.py and ignore -q; the error below names the output sample.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = step() if block is None else step(block)
+    if not opts.allow_nonfinite and out.shape[-1]:
+        check_finite(
+            out if out.ndim == 3 else out[None],
+            produced,
+            f"{shown}: the layers' output overflows {dtype.name}",
+            anyway="write non-finite values anyway",
+        )
+    return out
 
 
 def _pump(
@@ -437,6 +448,7 @@ def _pump(
     frames = block_frames(opts.block_size, reader.info.channels, reader.info.batch)
     next_block = reads.submit(reader.read, frames)
     offset = 0
+    produced = 0  # output frames so far (the writes may lag behind)
     try:
         while True:
             if cancel is not None and cancel.is_set():
@@ -448,7 +460,8 @@ def _pump(
             next_block = reads.submit(reader.read, frames)
             if not opts.allow_nonfinite:
                 check_finite(block if block.ndim == 3 else block[None], offset, shown)
-            out = chain.push(block)
+            out = _filtered(chain.push, block, produced, opts, chain.dtype, shown)
+            produced += out.shape[-1]
             if pending_write is not None:
                 pending_write.result()
                 pending_write = None

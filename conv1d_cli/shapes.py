@@ -45,6 +45,8 @@ __all__ = [
     "receptive_field",
     "resolve_padding",
     "walk_chain",
+    "implied_input_rate",
+    "rate_mismatches",
 ]
 
 #: torch padding_mode name -> the ``numpy.pad`` mode that implements it.
@@ -860,3 +862,70 @@ def check_sample_rate(name: str, value: object, *, integer: bool = False) -> flo
     if integer and not rate.is_integer():
         raise ConfigError(f"{name} must be a whole number of Hz for audio output, got {rate:g}")
     return rate
+
+
+def implied_input_rate(
+    design_rates: Sequence[float | None], strides: Sequence[int]
+) -> tuple[float, int] | None:
+    """The input sample rate a chain's design rates imply, for an input without one.
+
+    The first layer ``k`` (0-based) that records a design rate is taken to get the
+    rate it was designed for, so the chain's input is at that rate times the strides
+    of the layers before it (each stride divides the rate).
+
+    Returns
+    -------
+    tuple or None
+        ``(rate, k)``, or None when no layer records a rate.
+
+    Examples
+    --------
+    >>> implied_input_rate([None, 8000.0], [2, 1])
+    (16000.0, 1)
+    >>> implied_input_rate([None], [1]) is None
+    True
+    """
+    factor = 1
+    for index, (rate, stride) in enumerate(zip(design_rates, strides, strict=True)):
+        if rate is not None:
+            return float(rate) * factor, index
+        factor *= stride
+    return None
+
+
+def rate_mismatches(
+    design_rates: Sequence[float | None],
+    strides: Sequence[int],
+    names: Sequence[str],
+    input_rate: float | None,
+    source: str,
+) -> list[str]:
+    """Warnings for layers designed for another rate than the one they receive.
+
+    A filter designed for 8 kHz cuts at the wrong frequencies when fed 16 kHz: the
+    one rule ``apply`` and ``shape`` use. Rates within a relative 1e-9 are equal
+    (a rate may have gone through a division by a stride).
+
+    Parameters
+    ----------
+    design_rates, strides, names : sequences
+        Per layer: the recorded design rate (or None), the stride, a display name.
+    input_rate : float or None
+        The rate of the chain's input (None: nothing to compare).
+    source : str
+        Where the input rate comes from, for the message (a file name).
+
+    Examples
+    --------
+    >>> rate_mismatches([16000.0, 8000.0], [1, 1], ["layer 1", "layer 2"], 16000.0, "x.csv")
+    ['layer 2 was designed for 8000 Hz but gets 16000 Hz from x.csv']
+    """
+    found = []
+    rate = input_rate
+    for design, stride, name in zip(design_rates, strides, names, strict=True):
+        if rate is not None and design is not None and abs(rate - design) > 1e-9 * design:
+            found.append(
+                f"{name} was designed for {design:.10g} Hz but gets {rate:.10g} Hz from {source}"
+            )
+        rate = None if rate is None else rate / stride
+    return found

@@ -47,9 +47,10 @@ Behaviour worth knowing
 - CSV: rows are time, columns channels. UTF-8 (a BOM is dropped); blank lines and lines
   starting with ``#`` are skipped anywhere; the delimiter is the first of comma, semicolon,
   tab, whitespace that splits the first 20 rows into the same number (> 1) of columns; the
-  first row is a header when none of its cells is a number (safer than "any": a bad first
-  data row is then reported, not silently taken as names). Numbers are written with
-  ``%r`` (shortest exact text); ``.tsv`` outputs use tabs, others commas.
+  first row is a header when all its cells are column names by the rule of
+  :mod:`conv1d_cli.cells` (a mistyped number such as ``−0.5`` is an error naming the cell,
+  never a name). Numbers are written with ``%r`` (shortest exact text); ``.tsv`` outputs
+  use tabs, others commas.
 - NPY: ``(L,)`` reads as mono ``(1, L)``, ``(C, L)``, ``(N, C, L)`` batch; integer and
   float arrays (values as they are, no scaling); read through ``mmap_mode="r"`` and never
   with pickles. The streaming writer writes time-major (Fortran order) and rewrites the
@@ -97,6 +98,7 @@ from typing import IO, Any, Final
 import numpy as np
 import soundfile as sf
 
+from conv1d_cli import cells
 from conv1d_cli.atomic import atomic_path
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, FormatError, ShapeError
 from conv1d_cli.shapes import check_int, check_sample_rate
@@ -893,17 +895,6 @@ class _AudioReader(SignalReader):
 _DELIMITERS: Final = (",", ";", "\t", None)  # None = runs of whitespace
 
 
-def _is_number(cell: str) -> bool:
-    text = cell.strip().strip('"').strip()
-    if not text or "_" in text:  # float() accepts "1_0"; np.loadtxt does not
-        return False
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _split(line: str, delimiter: str | None) -> list[str]:
     if delimiter is None:
         return line.split()
@@ -1008,12 +999,29 @@ def _csv_layout(path: str, sample: _Lines) -> _CsvLayout:
     first = [cell.strip() for cell in _split(lines[0], chosen)]
     header: tuple[str, ...] | None = None
     header_line: int | None = None
-    if not any(_is_number(cell) for cell in first):
+    try:
+        named = cells.is_header(first)
+    except cells.FieldError as e:
+        raise DataFileError(f"{_shown(path)}: line {sample.numbers[0]}, {e}") from e
+    if named:
         header = tuple(first)
         header_line = sample.numbers[0]
         if len(sample) == 1:
             raise DataFileError(f"{_shown(path)}: CSV has a header row but no data rows")
+    # The first data row sets the channel count: a bad cell there (a trailing comma's
+    # empty cell) is named now, before anyone reports a wrong number of channels.
+    row = 0 if header is None else 1
+    for column, cell in enumerate(_split(lines[row], chosen), 1):
+        if not cells.is_number(cell):
+            raise _bad_cell(path, sample.numbers[row], column, cell)
     return _CsvLayout(chosen, len(first), header, header_line)
+
+
+def _bad_cell(path: str, line: int, column: int, cell: str) -> DataFileError:
+    return DataFileError(
+        f"{_shown(path)}: line {line}, column {column}: expected a number, "
+        f"found {cells.describe(cell)}"
+    )
 
 
 class _CsvReader(SignalReader):
@@ -1100,18 +1108,15 @@ class _CsvReader(SignalReader):
         layout = self._layout
         where = _shown(self._path)
         for number, line in zip(chunk.numbers, chunk.lines, strict=True):
-            cells = _split(line.rstrip("\r\n"), layout.delimiter)
-            if len(cells) != layout.width:
+            fields = _split(line.rstrip("\r\n"), layout.delimiter)
+            if len(fields) != layout.width:
                 raise DataFileError(
-                    f"{where}: line {number} has {len(cells)} column(s), expected "
+                    f"{where}: line {number} has {len(fields)} column(s), expected "
                     f"{layout.width} (like the first row)"
                 ) from cause
-            for column, cell in enumerate(cells, 1):
-                if not _is_number(cell):
-                    shown = "an empty cell" if not cell.strip() else f"{cell.strip()!r}"
-                    raise DataFileError(
-                        f"{where}: line {number}, column {column}: expected a number, found {shown}"
-                    ) from cause
+            for column, cell in enumerate(fields, 1):
+                if not cells.is_number(cell):
+                    raise _bad_cell(self._path, number, column, cell) from cause
 
     def _read(self, frames: int) -> np.ndarray:
         blocks = []
@@ -1653,17 +1658,36 @@ class _AudioWriter(SignalWriter):
                 f"{channels} channels at {int(rate)} Hz ({_sf_message(e)})"
             ) from e
 
-    def _clip_report(self, x: np.ndarray, over: np.ndarray) -> None:
+    def _clip_report(
+        self, x: np.ndarray, over: np.ndarray, codes: tuple[np.ndarray, int, int] | None = None
+    ) -> None:
+        """Count the samples flagged in ``over``; with ``--on-clip error`` name the first.
+
+        ``codes`` is ``(rounded, lowest, highest)`` for integer PCM: a sample such as
+        0.99999 lies inside [-1, 1) yet rounds past the largest code, so the message
+        gives the code it rounds to, not a range the value is inside of.
+        """
         count = int(np.count_nonzero(over))
         if not count:
             return
         if self.on_clip == "error":
             t = int(np.argmax(over.any(axis=0)))
             c = int(np.argmax(over[:, t]))
+            value = float(x[c, t])  # repr below: the shortest text that is this value
+            found = f"is {value!r}, outside the {self.subtype} range [-1, 1]"
+            if codes is not None:
+                rounded, lowest, highest = codes
+                code = float(rounded[c, t])
+                if np.isfinite(code):
+                    found = (
+                        f"is {value!r}, which rounds to {self.subtype} code {int(code)}, "
+                        f"outside the codes [{lowest}, {highest}]"
+                    )
+                else:
+                    found = f"is {value!r}, outside the {self.subtype} codes [{lowest}, {highest}]"
             raise ClipError(
                 f"{_shown(self.path, output=True)}: sample {self.frames + t} of channel {c} "
-                f"is {float(x[c, t]):.6g}, outside the {self.subtype} range [-1, 1) "
-                f"(--on-clip error); no output was written"
+                f"{found} (--on-clip error); no output was written"
             )
         self.clipped += count
 
@@ -1694,12 +1718,15 @@ class _AudioWriter(SignalWriter):
         work = np.float32 if arr.dtype == np.float32 and bits <= 24 else np.float64
         scale = float(1 << (bits - 1))
         hi = scale - 1
-        q = np.multiply(arr, scale, dtype=work)
+        # A float32 near its largest value scales to inf: that is clipped below, like
+        # any other overflow, so NumPy's overflow warning would only be noise.
+        with np.errstate(over="ignore"):
+            q = np.multiply(arr, scale, dtype=work)
         _round_half_up(q)
         if q.size and not (q.max() <= hi and q.min() >= -scale):  # clipping or NaN: slow path
             with np.errstate(invalid="ignore"):
                 over = (q > hi) | (q < -scale)
-            self._clip_report(arr, over)
+            self._clip_report(arr, over, (q, -int(scale), int(hi)))
             np.clip(q, -scale, hi, out=q)
             q[np.isnan(q)] = 0.0  # NaN has no integer code; the CLI refuses NaN by default
         out = np.empty(q.shape[::-1], int_type)
@@ -1718,7 +1745,8 @@ class _AudioWriter(SignalWriter):
 def _round_half_up(q: np.ndarray) -> None:
     """Round ``q`` in place to integers, exact ties upwards (towards +inf), as SoX does.
 
-    So ``conv1d apply`` and ``sox -D`` (no dither) write the same PCM codes.
+    So ``conv1d apply`` and ``sox -D`` (no dither) write the same PCM codes, except
+    within about 1e-5 of a tie, where SoX's own float error decides (one code apart).
     ``floor(q + 0.5)`` would be wrong just below a tie (``0.49999997 + 0.5`` rounds up to
     ``1.0`` in float32); ``q - floor(q)`` is exact, so the tie test is too.
 
@@ -2087,8 +2115,8 @@ def plan_output(
         # Exit 1, like a non-integer rate: the same command works with a WAV
         # input, so it is this input that lacks something, not the invocation.
         raise DataFileError(
-            f"{shown}: has no sample rate and the layers record none, but audio "
-            f"output needs one; give it with --sample-rate"
+            f"{shown}: has no sample rate and no layer records a design rate, but "
+            f"audio output needs one; give it with --sample-rate"
         )
     if audio and rate is not None:
         _check_audio_rate(rate, sample_rate is not None, shown)

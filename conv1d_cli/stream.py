@@ -257,10 +257,17 @@ def compute_dtype(layers: Sequence[Conv1d], dtype: Any = None) -> np.dtype[Any]:
     return np.dtype(np.float64)
 
 
-def check_finite(block: np.ndarray, offset: int = 0, source: str = "the input") -> None:
+def check_finite(
+    block: np.ndarray,
+    offset: int = 0,
+    source: str = "the input",
+    *,
+    anyway: str = "filter non-finite values anyway",
+) -> None:
     """Raise ``DataFileError`` naming the first NaN/Inf in a ``(N, C, n)`` block.
 
-    ``offset`` is the block's first sample index in the whole signal.
+    ``offset`` is the block's first sample index in the whole signal; ``anyway`` ends
+    the hint "pass --allow-nonfinite to ...".
 
     Examples
     --------
@@ -287,8 +294,7 @@ def check_finite(block: np.ndarray, offset: int = 0, source: str = "the input") 
     if block.shape[0] > 1:
         where = f"batch item {item}, {where}"
     raise DataFileError(
-        f"{source}: {value} at {where} (0-based); "
-        f"pass --allow-nonfinite to filter non-finite values anyway"
+        f"{source}: {value} at {where} (0-based); pass --allow-nonfinite to {anyway}"
     )
 
 

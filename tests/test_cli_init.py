@@ -181,12 +181,28 @@ def test_cli_init_coefficients_then_apply_matches_sox(tmp_path, taps):
     np.testing.assert_allclose(through_cli, expected, atol=1e-6)
 
 
+def assert_pcm16_codes_match_sox(ours, expected, exact):
+    """What holds against `sox -D` (measured: 413 of 57.6 M samples of noise differ).
+
+    Codes are equal except by at most one code, and only where the exact output (in
+    codes) is within 1e-5 of a .5 tie: there SoX's own float error (its FFT, its int32
+    intermediate) decides which way it rounds.
+    """
+    diff = ours.astype(np.int64) - expected.astype(np.int64)
+    assert np.abs(diff).max(initial=0) <= 1
+    off = diff != 0
+    assert np.all(np.abs(exact[off] % 1 - 0.5) <= 1e-5), exact[off]
+    return int(off.sum())
+
+
 @pytest.mark.parametrize("taps", [4, 7])
-def test_cli_init_coefficients_pcm16_equals_sox_without_dither(tmp_path, taps):
-    """PCM in, PCM out: the very same codes as `sox -D`, exact ties included.
+def test_cli_init_coefficients_pcm16_matches_sox_without_dither(tmp_path, taps):
+    """PCM in, PCM out: the codes of `sox -D`, exact ties included.
 
     Dyadic taps on PCM_16 samples make many outputs land exactly on half a code, where
-    the rounding rule decides (SoX rounds ties upwards; so do we).
+    the rounding rule decides (SoX rounds ties upwards; so do we). All the arithmetic
+    is exact here, so no code differs; near-ties of inexact outputs may (see
+    ``assert_pcm16_codes_match_sox``).
     """
     sox = shutil.which("sox")
     if sox is None:
@@ -211,9 +227,15 @@ def test_cli_init_coefficients_pcm16_equals_sox_without_dither(tmp_path, taps):
     expected, _ = soundfile.read(tmp_path / "sox.wav", dtype="int16")
     ours, _ = soundfile.read(tmp_path / "ours.wav", dtype="int16")
     assert soundfile.info(str(tmp_path / "ours.wav")).subtype == "PCM_16"
-    exact = np.convolve(codes[:, 0].astype(float), h)[(taps - 1) // 2 :][: len(codes)]
+    exact = np.stack(
+        [
+            np.convolve(codes[:, c].astype(float), h)[(taps - 1) // 2 :][: len(codes)]
+            for c in (0, 1)
+        ],
+        axis=1,
+    )
     assert np.any(exact % 1 == 0.5)  # the test does exercise ties
-    np.testing.assert_array_equal(ours, expected)
+    assert assert_pcm16_codes_match_sox(ours, expected, exact) == 0  # exact ties: all equal
 
 
 def test_cli_init_weight_and_bias_files(tmp_path):

@@ -565,7 +565,8 @@ def test_shape_design_rate_mismatch_warns(runner: CliRunner, tmp_path: Path) -> 
     result = run(runner, "-w", layer, "-L", 100, "--sample-rate", 48000)
     assert result.exit_code == 0
     assert result.stderr == (
-        f"Warning: layer 1 ({layer}) was made for 44100 Hz but its input is at 48000 Hz\n"
+        f"warning: layer 1 ({layer}) was designed for 44100 Hz but gets 48000 Hz "
+        f"from --sample-rate\n"
     )
 
 

@@ -80,6 +80,26 @@ Exit status: 0 ok; 1 unreadable or malformed file; 2 wrong invocation.
 _LAYER_ONLY = ("key", "plot", "stride", "padding", "dilation", "groups", "padding_mode")
 
 
+def _read_piped_layer(path: str) -> bytes | None:
+    """The bytes of a layer archive given as a pipe with no extension (``<(cat l.npz)``).
+
+    A pipe can be read only once, so it is read whole here and the zip magic sniffed
+    from those bytes, which then make the layer. Without an extension a signal on a
+    pipe needs --format, so nothing a signal reader could use is lost; a pipe named
+    like ``x.wav`` or ``x.npz`` goes by its extension instead.
+    """
+    from conv1d_cli.signal_io import is_stream
+
+    if path == "-" or Path(path).suffix or not is_stream(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None  # the signal reader names the failure
+    return data if data.startswith(b"PK\x03\x04") else None
+
+
 @click.command("inspect", epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("file", metavar="FILE")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schemas below) instead of text.")
@@ -124,7 +144,9 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
             opts["sample_rate"] = check_sample_rate("--sample-rate", opts["sample_rate"])
     if opts["plot"] == "-":
         raise click.UsageError("--plot needs a file name (an image is not written to stdout)")
-    layer_file = is_layer_archive(file)
+    piped = _read_piped_layer(file) if opts["format_"] is None else None
+    layer_file = piped is not None or is_layer_archive(file)
+    opts["data"] = piped
     if not layer_file:
         stray = [n for n in _LAYER_ONLY if opts[n] is not None]
         if stray:
@@ -167,6 +189,7 @@ def _load(file: str, opts: Any) -> Any:
     return load_layer(
         file,
         key=opts["key"],
+        data=opts["data"],
         stride=opts["stride"],
         padding=opts["padding"],
         dilation=opts["dilation"],
@@ -202,8 +225,12 @@ def _kernel_entries(layer: Any, stats: Any, start: int, stop: int, left: int) ->
     outs, ins = np.divmod(flat, c_in_group)
     responses = None
     if rate is not None:
+        # Each kernel over its peak: taps near 1e308 would make the FFT overflow.
+        picked = weight[outs, ins].astype(np.float64)
+        scales = np.abs(picked).max(axis=-1)
+        scales[scales == 0] = 1.0
         freqs, responses = design.frequency_response(
-            weight[outs, ins][:, None, :], dilation=layer.dilation, left=left
+            (picked / scales[:, None])[:, None, :], dilation=layer.dilation, left=left
         )
     for i, (o, c) in enumerate(zip(outs.tolist(), ins.tolist(), strict=True)):
         entry: dict[str, Any] = {
@@ -219,7 +246,7 @@ def _kernel_entries(layer: Any, stats: Any, start: int, stop: int, left: int) ->
             "response": None,
         }
         if responses is not None:
-            summary = design.response_summary(freqs, responses[i, 0], rate)
+            summary = design.response_summary(freqs, responses[i, 0], rate, scale=float(scales[i]))
             for name in ("dc_db", "nyquist_db", "peak_db", "stopband_db"):
                 if summary[name] is not None:
                     summary[name] = _finite(summary[name])

@@ -31,7 +31,9 @@ from conv1d_cli.shapes import (
     Padding,
     TargetPadding,
     check_sample_rate,
+    implied_input_rate,
     paddings_for_target,
+    rate_mismatches,
     walk_chain,
 )
 
@@ -219,6 +221,17 @@ def shape(
             specs = []
         source = _read_input(input_file, input_format) if input_file is not None else None
         rate = _input_rate(source, sample_rate)
+        from_file = source is not None and source["sample_rate"] is not None
+        rate_source = str(input_file) if from_file else "--sample-rate"
+        implied = implied_input_rate([s.sample_rate for s in specs], [s.stride for s in specs])
+        if rate is None and implied is not None:
+            # As in apply: an input without a rate gets the one the first designed
+            # layer implies, and the later layers are checked against it.
+            rate, first = implied
+            rate_source = (
+                f"{input_file or 'the input'} (it has no rate; layer {first + 1} "
+                f"({specs[first].name})'s design rate stands in)"
+            )
         if source is not None:
             in_length, channels, in_batch = source["length"], source["channels"], source["batch"]
             if in_channels is not None and channels is not None and in_channels != channels:
@@ -269,16 +282,14 @@ def shape(
         # Nothing on stdout when the input does not fit (`| head -1` must not read a
         # partial answer); how to pad for the target still helps, as a message.
         _print_target(report["target"], _to_stderr, numbers_mode=not layers)
-    for row in chain.layers:
-        design = row.spec.sample_rate
-        if row.sample_rate is not None and design is not None:
-            got = row.sample_rate * row.spec.stride  # the rate this layer receives
-            if abs(got - design) > 1e-9 * design:
-                click.echo(
-                    f"Warning: layer {row.index} ({row.spec.name}) was made for "
-                    f"{_hz(design)} Hz but its input is at {_hz(got)} Hz",
-                    err=True,
-                )
+    for text in rate_mismatches(
+        [s.sample_rate for s in chain.specs],
+        [s.stride for s in chain.specs],
+        [f"layer {i} ({s.name})" for i, s in enumerate(chain.specs, 1)],
+        rate,
+        rate_source,
+    ):
+        click.echo(f"warning: {text}", err=True)
     if not chain.ok:
         if not layers:  # numbers mode: there is only the one layer
             raise click.ClickException(str(chain.error))
