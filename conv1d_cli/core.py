@@ -713,6 +713,14 @@ def conv1d(
     the kernel is not flipped (``scipy.signal.convolve`` and SoX's ``fir``
     flip it). Where PyTorch refuses mixed dtypes, this promotes to float64.
 
+    A NaN or Inf input sample (padding copies included) reaches exactly the
+    outputs whose window holds it, whatever the method: those follow the
+    IEEE arithmetic of the direct sum (+-Inf, or NaN from Inf*0 or Inf-Inf),
+    every other output is what the method gives with the sample zeroed.
+    Non-finite weights or bias are not special-cased: they spoil only the
+    output channels that use them (each of whose outputs may then be NaN or
+    Inf, as in PyTorch), and NumPy may warn about the invalid products.
+
     Examples
     --------
     >>> conv1d(np.arange(1.0, 7.0)[None], np.array([[[1.0, 2.0, 3.0]]]))
@@ -747,6 +755,86 @@ def conv1d(
     else:
         out = correlator(pad1d(xb, plan.left, plan.right, plan.padding_mode))
     return out if plan.batched else out[0]
+
+
+# Elements per np.isfinite pass (bounds the boolean temporary on long signals)
+# and per gathered window buffer when non-finite samples are repaired.
+_FINITE_CHUNK: Final = 2**20
+_REPAIR_CHUNK: Final = 2**18
+
+
+def _nonfinite(x: np.ndarray) -> np.ndarray | None:
+    """Mask of the NaN/Inf samples of ``x``, or None (the common case) when all are finite."""
+    if x.dtype.kind != "f" or x.size == 0:
+        return None
+    # isfinite + all is cheaper than a sum (and raises no overflow warning);
+    # long signals are checked a slice at a time, stopping at the first bad one.
+    length = x.shape[-1]
+    step = max(1, _FINITE_CHUNK // max(1, x.size // length))
+    if all(np.isfinite(x[..., i : i + step]).all() for i in range(0, length, step)):
+        return None
+    return ~np.isfinite(x)
+
+
+def _repair_nonfinite(
+    out: np.ndarray, x: np.ndarray, bad: np.ndarray, left: int, corr: Correlator
+) -> None:
+    """Overwrite the outputs that non-finite samples reach with their exact direct sums.
+
+    ``out`` (N, C_out, L_out) was computed from ``x`` with the ``bad`` samples
+    zeroed, so every output whose window misses them is already what the
+    chosen method gives without them. An FFT (or a banded GEMM's zero band
+    entries, 0*Inf = NaN) would spread one Inf over whole frames, hence the
+    zeroing. Each reached output, for every output channel of the bad
+    sample's group, is recomputed here as the direct sum over its window of
+    the ORIGINAL samples, so IEEE arithmetic decides between +-Inf and NaN
+    (Inf*0, Inf-Inf) as it does in the definition. ``x`` is read as if
+    zero-padded by ``left`` on the left and as far as needed on the right
+    (the caller's padding; reflect/replicate/circular pads arrive already
+    materialised in ``x``, copies of a bad sample included).
+    """
+    n, c_in, length = x.shape
+    weight = corr.weight
+    c_out, c_in_group, kernel_size = weight.shape
+    groups, stride, dilation = corr.groups, corr.stride, corr.dilation
+    c_out_group = c_out // groups
+    length_out = out.shape[-1]
+    # Which (item, group, output) windows hold a bad sample: each bad sample at
+    # padded position p reaches output t through tap k iff t*stride + k*dilation = p.
+    item, group, pos = np.nonzero(bad.reshape(n, groups, c_in_group, length).any(axis=2))
+    reach = np.zeros((n, groups, length_out), bool)
+    taps = np.arange(kernel_size) * dilation
+    per = max(1, _REPAIR_CHUNK // kernel_size)
+    for b0 in range(0, item.size, per):
+        start = pos[b0 : b0 + per, None] + left - taps  # stride * t
+        t = start // stride
+        hit = (start >= 0) & (start % stride == 0) & (t < length_out)
+        rows = np.broadcast_to(np.arange(b0, b0 + start.shape[0])[:, None], hit.shape)[hit]
+        reach[item[rows], group[rows], t[hit]] = True
+    r_item, r_group, r_t = np.nonzero(reach)
+    dtype = out.dtype
+    wg = weight.astype(dtype, copy=False).reshape(groups, c_out_group, c_in_group * kernel_size)
+    bias = None if corr.bias is None else corr.bias.astype(dtype, copy=False)
+    channels = np.arange(c_in_group)[:, None]
+    per = max(1, _REPAIR_CHUNK // (c_in_group * kernel_size))
+    for r0 in range(0, r_t.size, per):
+        ni, gi, ti = r_item[r0 : r0 + per], r_group[r0 : r0 + per], r_t[r0 : r0 + per]
+        # Windows (r, C_in/G, K) of the original samples, zeros outside x.
+        idx = ti[:, None, None] * stride + taps - left
+        inside = (idx >= 0) & (idx < length)
+        rows = gi[:, None, None] * c_in_group + channels
+        win = x[ni[:, None, None], rows, idx.clip(0, length - 1)]
+        win = np.where(inside, win, 0).astype(dtype, copy=False).reshape(ti.size, -1)
+        res = np.empty((ti.size, c_out_group), dtype)
+        # einsum's own loops, not BLAS: no zero-skipping shortcut may hide an Inf*0.
+        with np.errstate(invalid="ignore", over="ignore"):
+            for g in np.unique(gi):
+                sel = gi == g
+                res[sel] = np.einsum("rd,od->ro", win[sel], wg[g])
+            cols = gi[:, None] * c_out_group + np.arange(c_out_group)
+            if bias is not None:
+                res += bias[cols]
+        out[ni[:, None], cols, ti[:, None]] = res
 
 
 class Correlator:
@@ -885,6 +973,11 @@ class Correlator:
                 f"block must be (N, {c_in_group * self.groups}, L) for weight {weight.shape} "
                 f"with groups={self.groups}, got shape {xp.shape}"
             )
+        bad = _nonfinite(xp)
+        if bad is not None:
+            out = self(np.where(bad, 0, xp))
+            _repair_nonfinite(out, xp, bad, 0, self)
+            return out
         n, c_in, padded = xp.shape
         length_out = self.output_length(padded)
         dtype = xp.dtype if xp.dtype == weight.dtype else np.result_type(xp.dtype, weight.dtype)
@@ -910,6 +1003,11 @@ class Correlator:
         multi-channel signal costs as much as a tenth of the GEMM); every other
         path pads first.
         """
+        bad = _nonfinite(x)
+        if bad is not None:
+            out = self._zero_padded(np.where(bad, 0, x), left, right)
+            _repair_nonfinite(out, x, bad, left, self)
+            return out
         n, c_in, length = x.shape
         padded = length + left + right
         length_out = self.output_length(padded)
