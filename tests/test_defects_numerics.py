@@ -13,6 +13,7 @@ and im2col gathers its columns without a Python loop over taps.
 from __future__ import annotations
 
 import contextlib
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reference import reference_conv1d
 
-from conv1d_cli import core
+from conv1d_cli import core, stream
 from conv1d_cli.cli import cli
 from conv1d_cli.core import Correlator, conv1d
 from conv1d_cli.layer import Conv1d
@@ -227,3 +228,55 @@ def test_nonfinite_weight_stays_in_its_output_channel(method: str, value: float)
     np.testing.assert_array_equal(y[others], y0[others])
     # Every output whose window lies on real samples is non-finite.
     assert not np.isfinite(y[1, 15:-15]).any()
+
+
+# -- item 10: huge padding streams, tiny blocks ---------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["zeros", "replicate"])
+def test_huge_padding_streams_in_bounded_memory(mode: str) -> None:
+    """padding=10**7 on 1000 samples: no pad (or its outputs) allocated at once."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 1000))
+    w = rng.standard_normal((1, 1, 5))
+    pad, stride = 10**7, 50  # 80 MB of float64 per padded side; the stride keeps it quick
+    kw = {"stride": stride, "padding_mode": mode}
+    layer = Conv1d.from_weights(w, rng.standard_normal(1), padding=pad, **kw)
+    # Windows wholly in a pad all give the same value, so a one-shot call with a
+    # pad of 50 (> the field) has every distinct output; output t of the stream
+    # is its output t - (pad - 50) / stride, clamped to its ends.
+    small = conv1d(x, w, layer.bias, padding=50, **kw)
+    tracemalloc.start()
+    try:
+        chain = StreamChain([layer])
+        parts = [chain.push(x[:, i : i + 4096]) for i in range(0, 1000, 4096)]
+        got = np.concatenate([*parts, chain.finish()], axis=-1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got.shape[-1] == (2 * pad + 1000 - 5) // stride + 1
+    t = np.arange(got.shape[-1]) - (pad - 50) // stride
+    np.testing.assert_allclose(got, small[:, t.clip(0, small.shape[-1] - 1)], rtol=1e-12)
+    assert peak < 32 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("method", ["direct", "fft"])
+def test_long_padding_fed_in_pieces_equals_one_shot(mode: str, method: str) -> None:
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((1, 3, 700))
+    w = rng.standard_normal((2, 3, 17))
+    left, right = (650, 699) if mode in ("reflect", "circular") else (5000, 3001)
+    kw = {"padding": (left, right), "dilation": 2, "stride": 3, "padding_mode": mode}
+    layer = Conv1d.from_weights(w, **kw)
+    prefix = x[..., -left:] if mode == "circular" else None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stream, "_PAD_PIECE_BYTES", 8 * 3 * 100)  # pad pieces of 100 frames
+        chain = StreamChain([layer], method=method, prefix=prefix)
+        parts = [p for i in range(0, 700, 64) for p in chain.push_pieces(x[..., i : i + 64])]
+        got = np.concatenate([*parts, *chain.finish_pieces()], axis=-1)
+    want = conv1d(x, w, **kw, method=method)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    if mode in ("zeros", "replicate"):
+        # Each 100-frame pad piece is one correlator call and one output piece.
+        assert max(p.shape[-1] for p in parts[:-1]) <= 100

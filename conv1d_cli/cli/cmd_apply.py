@@ -193,7 +193,8 @@ def _filter_file(
                     raise DataFileError(f"{shown}: the signal is empty (0 samples)")
                 if info.frames is None:
                     chain_output_length(layers, offset, names, shown)
-                writer.write(chain.finish())
+                for out in chain.finish_pieces():  # a long right pad, a piece at a time
+                    writer.write(out)
             return int(writer.clipped or 0), warnings
     except Conv1dError as e:
         raise _named(e, src, job.target) from e
@@ -236,12 +237,13 @@ def _pump(
             next_block = reads.submit(reader.read, frames)
             if not opts.allow_nonfinite:
                 check_finite(block if block.ndim == 3 else block[None], offset, shown)
-            out = chain.push(block)
-            if pending_write is not None:
-                pending_write.result()
-                pending_write = None
-            if out.shape[-1]:
-                pending_write = writes.submit(writer.write, out)
+            # Pieces: a long left pad completes many outputs at the first block.
+            for out in chain.push_pieces(block):
+                if pending_write is not None:
+                    pending_write.result()
+                    pending_write = None
+                if out.shape[-1]:
+                    pending_write = writes.submit(writer.write, out)
             offset += n
             progress(n)
         if pending_write is not None:
