@@ -13,9 +13,11 @@ and im2col gathers its columns without a Python loop over taps.
 from __future__ import annotations
 
 import contextlib
+import sys
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 
 import numpy as np
 import pytest
@@ -280,3 +282,68 @@ def test_long_padding_fed_in_pieces_equals_one_shot(mode: str, method: str) -> N
     if mode in ("zeros", "replicate"):
         # Each 100-frame pad piece is one correlator call and one output piece.
         assert max(p.shape[-1] for p in parts[:-1]) <= 100
+
+
+def _im2col_lines(run: Callable[[], object]) -> tuple[int, int]:
+    """(calls of core._im2col, Python lines it executed) while ``run()`` runs."""
+    code = core._im2col.__code__
+    counts = [0, 0]
+
+    def local(frame: FrameType, event: str, arg: object) -> object:
+        if event == "line":
+            counts[1] += 1
+        return local
+
+    def tracer(frame: FrameType, event: str, arg: object) -> object:
+        if event == "call" and frame.f_code is code:
+            counts[0] += 1
+            return local
+        return None
+
+    old = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        run()
+    finally:
+        sys.settrace(old)
+    return counts[0], counts[1]
+
+
+@pytest.mark.parametrize("block", [1, 3, 64])
+def test_tiny_blocks_long_kernel_no_python_loop_over_taps(block: int) -> None:
+    """--block-size 1 with 4097 taps: each call gathers its columns without a tap loop."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 200)).astype(np.float32)
+    w = rng.standard_normal((1, 1, 4097)).astype(np.float32)
+    layer = Conv1d.from_weights(w, padding="causal")
+    chain = StreamChain([layer], method="direct")
+    parts: list[np.ndarray] = []
+
+    def run() -> None:
+        parts.extend(chain.push(x[:, i : i + block]) for i in range(0, 200, block))
+        parts.append(chain.finish())
+
+    calls, lines = _im2col_lines(run)
+    got = np.concatenate(parts, axis=-1)
+    # Never a block larger than the user's: one output per sample pushed.
+    assert all(p.shape[-1] <= block for p in parts)
+    want = conv1d(x.astype(np.float64), w.astype(np.float64), padding="causal", method="direct")
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max())
+    assert calls > 0
+    assert lines / calls < 60, f"{lines / calls:.0f} lines per _im2col call"
+
+
+@pytest.mark.parametrize("padding", [0, 3, 40, 500])
+@pytest.mark.parametrize("stride", [1, 2, 7])
+def test_im2col_pad_free_edges_match_padded_copy(padding: int, stride: int) -> None:
+    """The masked gather of columns that reach into zero padding == reading a padded copy."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 4, 300))
+    w = rng.standard_normal((6, 2, 9))
+    kw = {"stride": stride, "dilation": 3, "groups": 2}
+    with forced("im2col"), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(core, "_IM2COL_CHUNK_BYTES", 4096)  # many chunks: edges inside some
+        got = conv1d(x, w, padding=padding, **kw, method="direct")
+        padded = np.pad(x, [(0, 0), (0, 0), (padding, padding)])
+        want = conv1d(padded, w, **kw, method="direct")
+    np.testing.assert_array_equal(got, want)
