@@ -785,55 +785,51 @@ def _nonfinite(x: np.ndarray) -> np.ndarray | None:
     return ~np.isfinite(x)
 
 
-def _repair_nonfinite(
-    out: np.ndarray, x: np.ndarray, bad: np.ndarray, left: int, corr: Correlator
-) -> None:
+def _repair_nonfinite(out: np.ndarray, xp: np.ndarray, bad: np.ndarray, corr: Correlator) -> None:
     """Overwrite the outputs that non-finite samples reach with their exact direct sums.
 
-    ``out`` (N, C_out, L_out) was computed from ``x`` with the ``bad`` samples
-    zeroed, so every output whose window misses them is already what the
-    chosen method gives without them. An FFT (or a banded GEMM's zero band
-    entries, 0*Inf = NaN) would spread one Inf over whole frames, hence the
-    zeroing. Each reached output, for every output channel of the bad
-    sample's group, is recomputed here as the direct sum over its window of
-    the ORIGINAL samples, so IEEE arithmetic decides between +-Inf and NaN
-    (Inf*0, Inf-Inf) as it does in the definition. ``x`` is read as if
-    zero-padded by ``left`` on the left and as far as needed on the right
-    (the caller's padding; reflect/replicate/circular pads arrive already
-    materialised in ``x``, copies of a bad sample included).
+    ``out`` (N, C_out, L_out) was computed from the padded block ``xp`` with
+    its ``bad`` samples zeroed, so every output whose window misses them is
+    already what the chosen method gives without them. An FFT (or a banded
+    GEMM's zero band entries, 0*Inf = NaN) would spread one Inf over whole
+    frames, hence the zeroing. Each reached output, for every output channel
+    of the bad sample's group, is recomputed here as the direct sum over its
+    window of the ORIGINAL samples, so IEEE arithmetic decides between +-Inf
+    and NaN (Inf*0, Inf-Inf) as it does in the definition. Padding copies of
+    a bad sample (reflect/replicate/circular) are bad samples of ``xp`` too.
     """
-    n, c_in, length = x.shape
+    n, c_in, padded = xp.shape
     weight = corr.weight
     c_out, c_in_group, kernel_size = weight.shape
     groups, stride, dilation = corr.groups, corr.stride, corr.dilation
     c_out_group = c_out // groups
     length_out = out.shape[-1]
-    # Which (item, group, output) windows hold a bad sample: each bad sample at
-    # padded position p reaches output t through tap k iff t*stride + k*dilation = p.
-    item, group, pos = np.nonzero(bad.reshape(n, groups, c_in_group, length).any(axis=2))
-    reach = np.zeros((n, groups, length_out), bool)
-    taps = np.arange(kernel_size) * dilation
-    per = max(1, _REPAIR_CHUNK // kernel_size)
-    for b0 in range(0, item.size, per):
-        start = pos[b0 : b0 + per, None] + left - taps  # stride * t
-        t = start // stride
-        hit = (start >= 0) & (start % stride == 0) & (t < length_out)
-        rows = np.broadcast_to(np.arange(b0, b0 + start.shape[0])[:, None], hit.shape)[hit]
-        reach[item[rows], group[rows], t[hit]] = True
+    # Bad samples per window by running sums along each residue class mod
+    # dilation: csum[i + d] = sum of hits[j] for j <= i, j = i (mod d), so the
+    # window starting at s holds csum[s + K*d] - csum[s] of them.
+    hits = bad.reshape(n, groups, c_in_group, padded).any(axis=2)
+    rows_d = -(-padded // dilation) + 1
+    csum = np.zeros((n, groups, rows_d * dilation), np.intp)
+    csum[..., dilation : dilation + padded] = hits
+    csum = csum.reshape(n, groups, rows_d, dilation).cumsum(axis=2).reshape(n, groups, -1)
+    starts = np.arange(length_out) * stride
+    reach = csum[..., starts + kernel_size * dilation] > csum[..., starts]
     r_item, r_group, r_t = np.nonzero(reach)
     dtype = out.dtype
     wg = weight.astype(dtype, copy=False).reshape(groups, c_out_group, c_in_group * kernel_size)
     bias = None if corr.bias is None else corr.bias.astype(dtype, copy=False)
-    channels = np.arange(c_in_group)[:, None]
+    s_n, s_c, s_t = xp.strides
+    windows = np.lib.stride_tricks.as_strided(
+        xp,
+        (n, groups, c_in_group, length_out, kernel_size),
+        (s_n, c_in_group * s_c, s_c, stride * s_t, dilation * s_t),
+        writeable=False,
+    )
     per = max(1, _REPAIR_CHUNK // (c_in_group * kernel_size))
     for r0 in range(0, r_t.size, per):
         ni, gi, ti = r_item[r0 : r0 + per], r_group[r0 : r0 + per], r_t[r0 : r0 + per]
-        # Windows (r, C_in/G, K) of the original samples, zeros outside x.
-        idx = ti[:, None, None] * stride + taps - left
-        inside = (idx >= 0) & (idx < length)
-        rows = gi[:, None, None] * c_in_group + channels
-        win = x[ni[:, None, None], rows, idx.clip(0, length - 1)]
-        win = np.where(inside, win, 0).astype(dtype, copy=False).reshape(ti.size, -1)
+        # (r, C_in/G, K): advanced indices around a slice put their axis first.
+        win = windows[ni, gi, :, ti, :].astype(dtype, copy=False).reshape(ti.size, -1)
         res = np.empty((ti.size, c_out_group), dtype)
         # einsum's own loops, not BLAS: no zero-skipping shortcut may hide an Inf*0.
         with np.errstate(invalid="ignore", over="ignore"):
@@ -985,7 +981,7 @@ class Correlator:
         bad = _nonfinite(xp)
         if bad is not None:
             out = self(np.where(bad, 0, xp))
-            _repair_nonfinite(out, xp, bad, 0, self)
+            _repair_nonfinite(out, xp, bad, self)
             return out
         n, c_in, padded = xp.shape
         length_out = self.output_length(padded)
@@ -1015,7 +1011,8 @@ class Correlator:
         bad = _nonfinite(x)
         if bad is not None:
             out = self._zero_padded(np.where(bad, 0, x), left, right)
-            _repair_nonfinite(out, x, bad, left, self)
+            # The windows are read from a padded copy: rare path, simple indexing.
+            _repair_nonfinite(out, pad1d(x, left, right), pad1d(bad, left, right), self)
             return out
         n, c_in, length = x.shape
         padded = length + left + right
