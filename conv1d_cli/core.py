@@ -285,29 +285,38 @@ def _im2col(
             chunk = -(-length_out // -(-length_out // chunk))
     rows = n if len(items) == 1 else 1
     cols = np.empty((rows, groups, c_in_group, kernel_size, chunk), xp.dtype)
+    field = dilation * (kernel_size - 1) + 1
+    taps = np.arange(kernel_size)[:, None] * dilation
     for item in items:
         xi = xp[item]
         oi = out[item]
+        s_n, s_g, s_c, s_t = xi.strides
         for t0 in range(0, length_out, chunk):
             steps = min(chunk, length_out - t0)
             c = cols if steps == chunk else np.empty((*cols.shape[:-1], steps), cols.dtype)
-            for k in range(kernel_size):
-                if left is None:
-                    start = t0 * stride + k * dilation
-                    c[:, :, :, k, :] = xi[..., start : start + (steps - 1) * stride + 1 : stride]
-                    continue
-                start = t0 * stride + k * dilation - left
-                # Columns j0 <= j < j1 read real samples, the others padding.
-                j0 = 0 if start >= 0 else min(steps, (stride - 1 - start) // stride)
-                j1 = max(j0, min(steps, (length - 1 - start) // stride + 1))
-                if j0 > 0:
-                    c[:, :, :, k, :j0] = 0
-                if j1 < steps:
-                    c[:, :, :, k, j1:] = 0
-                if j1 > j0:
-                    first = start + j0 * stride
-                    last = first + (j1 - j0 - 1) * stride
-                    c[:, :, :, k, j0:j1] = xi[..., first : last + 1 : stride]
+            # Column j reads xi[..., base + j*stride + k*dilation] for every tap k at
+            # once through one strided view (a Python loop over taps costs ~1 us a
+            # tap, which dominates a call of a few outputs: a tiny streaming block).
+            # With ``left`` given, columns lo <= j < hi read real samples only; the
+            # others reach into the padding and are gathered with a mask.
+            base = t0 * stride - (left or 0)
+            lo, hi = 0, steps
+            if left is not None:
+                lo = min(steps, max(0, -(base // stride)))
+                hi = max(lo, min(steps, (length - field - base) // stride + 1))
+            if hi > lo:
+                view = np.lib.stride_tricks.as_strided(
+                    xi[..., base + lo * stride :],
+                    (rows, groups, c_in_group, kernel_size, hi - lo),
+                    (s_n, s_g, s_c, dilation * s_t, stride * s_t),
+                    writeable=False,
+                )
+                np.copyto(c[..., lo:hi], view)
+            if lo > 0 or hi < steps:
+                edge = np.r_[0:lo, hi:steps]
+                idx = base + edge * stride + taps  # (K, columns)
+                inside = (idx >= 0) & (idx < length)
+                c[..., edge] = np.where(inside, xi[..., idx.clip(0, length - 1)], 0)
             np.matmul(w2, c.reshape(rows, groups, depth, steps), out=oi[..., t0 : t0 + steps])
 
 
@@ -713,6 +722,14 @@ def conv1d(
     the kernel is not flipped (``scipy.signal.convolve`` and SoX's ``fir``
     flip it). Where PyTorch refuses mixed dtypes, this promotes to float64.
 
+    A NaN or Inf input sample (padding copies included) reaches exactly the
+    outputs whose window holds it, whatever the method: those follow the
+    IEEE arithmetic of the direct sum (+-Inf, or NaN from Inf*0 or Inf-Inf),
+    every other output is what the method gives with the sample zeroed.
+    Non-finite weights or bias are not special-cased: they spoil only the
+    output channels that use them (each of whose outputs may then be NaN or
+    Inf, as in PyTorch), and NumPy may warn about the invalid products.
+
     Examples
     --------
     >>> conv1d(np.arange(1.0, 7.0)[None], np.array([[[1.0, 2.0, 3.0]]]))
@@ -747,6 +764,82 @@ def conv1d(
     else:
         out = correlator(pad1d(xb, plan.left, plan.right, plan.padding_mode))
     return out if plan.batched else out[0]
+
+
+# Elements per np.isfinite pass (bounds the boolean temporary on long signals)
+# and per gathered window buffer when non-finite samples are repaired.
+_FINITE_CHUNK: Final = 2**20
+_REPAIR_CHUNK: Final = 2**18
+
+
+def _nonfinite(x: np.ndarray) -> np.ndarray | None:
+    """Mask of the NaN/Inf samples of ``x``, or None (the common case) when all are finite."""
+    if x.dtype.kind != "f" or x.size == 0:
+        return None
+    # isfinite + all is cheaper than a sum (and raises no overflow warning);
+    # long signals are checked a slice at a time, stopping at the first bad one.
+    length = x.shape[-1]
+    step = max(1, _FINITE_CHUNK // max(1, x.size // length))
+    if all(np.isfinite(x[..., i : i + step]).all() for i in range(0, length, step)):
+        return None
+    return ~np.isfinite(x)
+
+
+def _repair_nonfinite(out: np.ndarray, xp: np.ndarray, bad: np.ndarray, corr: Correlator) -> None:
+    """Overwrite the outputs that non-finite samples reach with their exact direct sums.
+
+    ``out`` (N, C_out, L_out) was computed from the padded block ``xp`` with
+    its ``bad`` samples zeroed, so every output whose window misses them is
+    already what the chosen method gives without them. An FFT (or a banded
+    GEMM's zero band entries, 0*Inf = NaN) would spread one Inf over whole
+    frames, hence the zeroing. Each reached output, for every output channel
+    of the bad sample's group, is recomputed here as the direct sum over its
+    window of the ORIGINAL samples, so IEEE arithmetic decides between +-Inf
+    and NaN (Inf*0, Inf-Inf) as it does in the definition. Padding copies of
+    a bad sample (reflect/replicate/circular) are bad samples of ``xp`` too.
+    """
+    n, c_in, padded = xp.shape
+    weight = corr.weight
+    c_out, c_in_group, kernel_size = weight.shape
+    groups, stride, dilation = corr.groups, corr.stride, corr.dilation
+    c_out_group = c_out // groups
+    length_out = out.shape[-1]
+    # Bad samples per window by running sums along each residue class mod
+    # dilation: csum[i + d] = sum of hits[j] for j <= i, j = i (mod d), so the
+    # window starting at s holds csum[s + K*d] - csum[s] of them.
+    hits = bad.reshape(n, groups, c_in_group, padded).any(axis=2)
+    rows_d = -(-padded // dilation) + 1
+    csum = np.zeros((n, groups, rows_d * dilation), np.intp)
+    csum[..., dilation : dilation + padded] = hits
+    csum = csum.reshape(n, groups, rows_d, dilation).cumsum(axis=2).reshape(n, groups, -1)
+    starts = np.arange(length_out) * stride
+    reach = csum[..., starts + kernel_size * dilation] > csum[..., starts]
+    r_item, r_group, r_t = np.nonzero(reach)
+    dtype = out.dtype
+    wg = weight.astype(dtype, copy=False).reshape(groups, c_out_group, c_in_group * kernel_size)
+    bias = None if corr.bias is None else corr.bias.astype(dtype, copy=False)
+    s_n, s_c, s_t = xp.strides
+    windows = np.lib.stride_tricks.as_strided(
+        xp,
+        (n, groups, c_in_group, length_out, kernel_size),
+        (s_n, c_in_group * s_c, s_c, stride * s_t, dilation * s_t),
+        writeable=False,
+    )
+    per = max(1, _REPAIR_CHUNK // (c_in_group * kernel_size))
+    for r0 in range(0, r_t.size, per):
+        ni, gi, ti = r_item[r0 : r0 + per], r_group[r0 : r0 + per], r_t[r0 : r0 + per]
+        # (r, C_in/G, K): advanced indices around a slice put their axis first.
+        win = windows[ni, gi, :, ti, :].astype(dtype, copy=False).reshape(ti.size, -1)
+        res = np.empty((ti.size, c_out_group), dtype)
+        # einsum's own loops, not BLAS: no zero-skipping shortcut may hide an Inf*0.
+        with np.errstate(invalid="ignore", over="ignore"):
+            for g in np.unique(gi):
+                sel = gi == g
+                res[sel] = np.einsum("rd,od->ro", win[sel], wg[g])
+            cols = gi[:, None] * c_out_group + np.arange(c_out_group)
+            if bias is not None:
+                res += bias[cols]
+        out[ni[:, None], cols, ti[:, None]] = res
 
 
 class Correlator:
@@ -885,6 +978,11 @@ class Correlator:
                 f"block must be (N, {c_in_group * self.groups}, L) for weight {weight.shape} "
                 f"with groups={self.groups}, got shape {xp.shape}"
             )
+        bad = _nonfinite(xp)
+        if bad is not None:
+            out = self(np.where(bad, 0, xp))
+            _repair_nonfinite(out, xp, bad, self)
+            return out
         n, c_in, padded = xp.shape
         length_out = self.output_length(padded)
         dtype = xp.dtype if xp.dtype == weight.dtype else np.result_type(xp.dtype, weight.dtype)
@@ -910,6 +1008,12 @@ class Correlator:
         multi-channel signal costs as much as a tenth of the GEMM); every other
         path pads first.
         """
+        bad = _nonfinite(x)
+        if bad is not None:
+            out = self._zero_padded(np.where(bad, 0, x), left, right)
+            # The windows are read from a padded copy: rare path, simple indexing.
+            _repair_nonfinite(out, pad1d(x, left, right), pad1d(bad, left, right), self)
+            return out
         n, c_in, length = x.shape
         padded = length + left + right
         length_out = self.output_length(padded)

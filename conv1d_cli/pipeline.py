@@ -37,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -379,7 +379,9 @@ def filter_file(
                     raise DataFileError(f"{shown}: the signal is empty (0 samples)")
                 if info.frames is None:
                     chain_output_length(layers, frames, names, shown)
-                writer.write(_filtered(chain.finish, None, writer.frames, opts, dtype, shown))
+                # A long right pad comes a piece at a time.
+                for out in _checked(chain.finish_pieces(), writer.frames, opts, dtype, shown):
+                    writer.write(out)
             return FileReport(job, frames, int(writer.clipped or 0), warnings)
     except Conv1dError as e:
         raise _named(e, job.source, job.target) from e
@@ -400,30 +402,35 @@ def _circular_prefix(reader: SignalReader, layers: Sequence[Conv1d]) -> np.ndarr
     return None
 
 
-def _filtered(
-    step: Callable[..., np.ndarray],
-    block: np.ndarray | None,
+def _checked(
+    pieces: Iterator[np.ndarray],
     produced: int,
     opts: FilterOptions,
     dtype: np.dtype[Any],
     shown: str,
-) -> np.ndarray:
-    """``step(block)`` (or ``step()``), with overflow diagnosed by conv1d, not by NumPy.
+) -> Iterator[np.ndarray]:
+    """The chain's output ``pieces``, with overflow diagnosed by conv1d, not by NumPy.
 
     The input was checked finite, so NaN/Inf in the output means the layers overflowed
     the compute dtype (weights of 1e200, float32 past 3.4e38). NumPy's RuntimeWarning
     would name a line of core.py and ignore -q; the error below names the output sample.
+    ``produced`` is the output frames before the first piece (for that sample index).
+    Each piece is computed inside ``next()``, hence under the ``errstate``.
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = step() if block is None else step(block)
-    if not opts.allow_nonfinite and out.shape[-1]:
-        check_finite(
-            out if out.ndim == 3 else out[None],
-            produced,
-            f"{shown}: the layers' output overflows {dtype.name}",
-            anyway="write non-finite values anyway",
-        )
-    return out
+    while True:
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = next(pieces, None)
+        if out is None:
+            return
+        if not opts.allow_nonfinite and out.shape[-1]:
+            check_finite(
+                out if out.ndim == 3 else out[None],
+                produced,
+                f"{shown}: the layers' output overflows {dtype.name}",
+                anyway="write non-finite values anyway",
+            )
+        produced += out.shape[-1]
+        yield out
 
 
 def _pump(
@@ -460,13 +467,14 @@ def _pump(
             next_block = reads.submit(reader.read, frames)
             if not opts.allow_nonfinite:
                 check_finite(block if block.ndim == 3 else block[None], offset, shown)
-            out = _filtered(chain.push, block, produced, opts, chain.dtype, shown)
-            produced += out.shape[-1]
-            if pending_write is not None:
-                pending_write.result()
-                pending_write = None
-            if out.shape[-1]:
-                pending_write = writes.submit(writer.write, out)
+            # Pieces: a long left pad completes many outputs at the first block.
+            for out in _checked(chain.push_pieces(block), produced, opts, chain.dtype, shown):
+                produced += out.shape[-1]
+                if pending_write is not None:
+                    pending_write.result()
+                    pending_write = None
+                if out.shape[-1]:
+                    pending_write = writes.submit(writer.write, out)
             offset += n
             progress(n)
         if pending_write is not None:

@@ -12,6 +12,9 @@ different block width, observed at most 1 ulp; FFT within ~1e-7 of the peak in
 float32):
 
 - ``zeros``: ``left`` zeros before the first sample, ``right`` after the last.
+  Like every pad longer than ~1 MiB of samples, they are fed to the layer a
+  piece at a time (``push_pieces`` / ``finish_pieces`` yield the outputs as
+  they come), so ``padding=10**7`` costs no more memory than a short pad.
 - ``reflect`` / ``replicate``: the left pad is made from the first samples (the
   stage waits until it has ``left + 1`` / 1 of them); the right pad from the
   last samples, which the stage keeps as it goes.
@@ -55,6 +58,10 @@ __all__ = [
 
 #: Default frames per block: 2**16 keeps a stereo float64 block at 1 MiB.
 DEFAULT_BLOCK: Final = 1 << 16
+# Padding longer than this many bytes of samples is fed to the correlator a
+# piece at a time, like a signal read block by block: a pad of 10**7 zeros is
+# no reason to allocate 10**7 samples (or their outputs) at once.
+_PAD_PIECE_BYTES: Final = 2**20
 
 
 def _label(index: int, names: Sequence[str] | None) -> str:
@@ -298,6 +305,12 @@ def check_finite(
     )
 
 
+def _joined(pieces: Iterator[np.ndarray]) -> np.ndarray:
+    """The pieces of a ``*_pieces`` iterator as one array (there is always one at least)."""
+    parts = list(pieces)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+
+
 class LayerStage:
     """One layer as a streaming stage.
 
@@ -403,12 +416,14 @@ class LayerStage:
             else:
                 self._tail = np.concatenate([self._tail, block], axis=-1)[..., -keep:]
 
+    def _zeros(self, shape: tuple[int, ...]) -> np.ndarray:
+        # A read-only view: only the pieces fed to the correlator are ever copied.
+        return np.broadcast_to(np.zeros((), self.dtype), shape)
+
     def _left_pad(self, data: np.ndarray) -> np.ndarray:
         shape = (*data.shape[:2], self.left)
-        if self.left == 0:
-            return np.zeros(shape, self.dtype)
-        if self.mode == "zeros":
-            return np.zeros(shape, self.dtype)
+        if self.left == 0 or self.mode == "zeros":
+            return self._zeros(shape)
         if self.mode == "replicate":
             return np.broadcast_to(data[..., :1], shape)
         if self.mode == "reflect":
@@ -420,7 +435,7 @@ class LayerStage:
         assert self._batch is not None
         shape = (self._batch, self.in_channels, self.right)
         if self.right == 0 or self.mode == "zeros":
-            return np.zeros(shape, self.dtype)
+            return self._zeros(shape)
         if self.mode == "replicate":
             assert self._tail is not None
             return np.broadcast_to(self._tail[..., -1:], shape)
@@ -430,10 +445,30 @@ class LayerStage:
         assert self._head is not None
         return self._head
 
-    def _start(self, data: np.ndarray) -> np.ndarray:
+    def _pad_piece(self) -> int:
+        """Padding samples per correlator call: ~_PAD_PIECE_BYTES, and at least the field."""
+        assert self._batch is not None
+        per_frame = max(1, self._batch * self.in_channels * self.dtype.itemsize)
+        return max(self.field, _PAD_PIECE_BYTES // per_frame)
+
+    def _pad_in(self, pad: np.ndarray) -> Iterator[np.ndarray]:
+        """Append a long pad to the buffer a piece at a time, yielding the outputs of each."""
+        assert self._buf is not None
+        piece = self._pad_piece()
+        for i in range(0, pad.shape[-1], piece):
+            self._buf = np.concatenate([self._buf, pad[..., i : i + piece]], axis=-1)
+            yield self._drain()
+
+    def _start(self, data: np.ndarray) -> Iterator[np.ndarray]:
         self._started = True
-        self._buf = np.concatenate([self._left_pad(data), data], axis=-1)
-        return self._drain()
+        pad = self._left_pad(data)
+        if pad.shape[-1] <= self._pad_piece():
+            self._buf = np.concatenate([pad, data], axis=-1)
+        else:
+            self._buf = data[..., :0]
+            yield from self._pad_in(pad)
+            self._buf = np.concatenate([self._buf, data], axis=-1)
+        yield self._drain()
 
     def _drain(self) -> np.ndarray:
         buf = self._buf
@@ -482,26 +517,39 @@ class LayerStage:
     # -- public ------------------------------------------------------------
     def push(self, block: np.ndarray) -> np.ndarray:
         """Feed the next ``(N, C_in, n)`` samples; return the outputs now complete."""
+        return _joined(self.push_pieces(block))
+
+    def push_pieces(self, block: np.ndarray) -> Iterator[np.ndarray]:
+        """:meth:`push`, its outputs yielded in pieces of bounded size.
+
+        The first block of a stage with a long left pad completes a pad's
+        worth of outputs; they come a piece at a time, computed as they are
+        consumed. Exhaust the iterator before the next call.
+        """
         block = self._check_block(block)
         n = block.shape[-1]
         if n == 0:
-            return self._empty()
+            yield self._empty()
+            return
         self.samples_in += n
         self._remember_edges(block)
         if self.whole:
             self._pending.append(block)
-            return self._empty()
+            yield self._empty()
+            return
         if not self._started:
             self._pending.append(block)
             self._pending_len += n
             if self._pending_len < self._need:
-                return self._empty()
+                yield self._empty()
+                return
             data = np.concatenate(self._pending, axis=-1)
             self._pending = []
-            return self._start(data)
+            yield from self._start(data)
+            return
         assert self._buf is not None
         self._buf = np.concatenate([self._buf, block], axis=-1)
-        return self._drain()
+        yield self._drain()
 
     def finish(self) -> np.ndarray:
         """Return the last outputs (right padding included); the stage is then spent.
@@ -511,6 +559,10 @@ class LayerStage:
         ShapeError
             If the signal was empty or too short for the layer.
         """
+        return _joined(self.finish_pieces())
+
+    def finish_pieces(self) -> Iterator[np.ndarray]:
+        """:meth:`finish`, its outputs yielded in pieces of bounded size (a long right pad)."""
         if self._finished:
             raise RuntimeError("finish() called twice")
         self._finished = True
@@ -523,21 +575,25 @@ class LayerStage:
                 f"padding_mode {self.mode!r})"
             )
         if self.whole:
+            # Circular: both pads are at most the signal, which is buffered anyway.
             x = np.concatenate(self._pending, axis=-1)
             self._pending = []
             out = self._corr(pad1d(x, self.left, self.right, self.mode))
             self.samples_out += out.shape[-1]
-            return out
-        parts = []
+            yield out
+            return
         if not self._started:
             data = np.concatenate(self._pending, axis=-1)
             self._pending = []
-            parts.append(self._start(data))
+            yield from self._start(data)
         assert self._buf is not None
-        self._buf = np.concatenate([self._buf, self._right_pad()], axis=-1)
-        parts.append(self._drain())
+        pad = self._right_pad()
+        if pad.shape[-1] <= self._pad_piece():
+            self._buf = np.concatenate([self._buf, pad], axis=-1)
+            yield self._drain()
+        else:
+            yield from self._pad_in(pad)
         self._buf = None
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
 
 
 class StreamChain:
@@ -634,24 +690,38 @@ class StreamChain:
 
     def push(self, block: np.ndarray) -> np.ndarray:
         """Feed ``(C, n)`` or ``(N, C, n)`` samples; returns what the chain completed."""
-        out = self._in(block)
-        for stage in self.stages:
-            out = stage.push(out)
-        return self._out(out)
+        return _joined(self.push_pieces(block))
+
+    def push_pieces(self, block: np.ndarray) -> Iterator[np.ndarray]:
+        """:meth:`push`, the outputs yielded in pieces of bounded size.
+
+        See :meth:`LayerStage.push_pieces`; exhaust it before the next call.
+        """
+        for out in self._through(0, self._in(block)):
+            yield self._out(out)
+
+    def _through(self, first: int, block: np.ndarray) -> Iterator[np.ndarray]:
+        """Push ``block`` into stage ``first`` and each piece it yields on down the chain."""
+        if first == len(self.stages):
+            yield block
+            return
+        for piece in self.stages[first].push_pieces(block):
+            yield from self._through(first + 1, piece)
 
     def finish(self) -> np.ndarray:
         """Flush every stage in order; returns the chain's last outputs."""
+        return _joined(self.finish_pieces())
+
+    def finish_pieces(self) -> Iterator[np.ndarray]:
+        """:meth:`finish`, the outputs yielded in pieces of bounded size."""
         if self._ndim is None:
             raise ShapeError("the signal is empty (0 samples)")
         # One check of the whole chain gives the clearest message (layer + minimum).
         chain_output_length(self.layers, self.stages[0].samples_in, self.names, "the input")
-        out: np.ndarray | None = None
-        for stage in self.stages:
-            parts = [] if out is None else [stage.push(out)]
-            parts.append(stage.finish())
-            out = np.concatenate(parts, axis=-1)
-        assert out is not None
-        return self._out(out)
+        for i, stage in enumerate(self.stages):
+            for piece in stage.finish_pieces():
+                for out in self._through(i + 1, piece):
+                    yield self._out(out)
 
 
 def stream_filter(
@@ -673,7 +743,7 @@ def stream_filter(
     """
     chain = StreamChain(layers, method=method, dtype=dtype, prefix=prefix)
     for block in blocks:
-        out = chain.push(block)
-        if out.shape[-1]:
-            yield out
-    yield chain.finish()
+        for out in chain.push_pieces(block):
+            if out.shape[-1]:
+                yield out
+    yield from chain.finish_pieces()

@@ -51,6 +51,14 @@ def _source_index(i, length, mode):
     raise AssertionError(mode)
 
 
+def _exact_sum(terms):
+    """math.fsum, except that Inf + -Inf is NaN (IEEE) where fsum raises."""
+    try:
+        return math.fsum(terms)
+    except ValueError:  # "-inf + inf in fsum"
+        return math.nan
+
+
 def reference_conv1d(
     x,
     weight,
@@ -88,8 +96,9 @@ def reference_conv1d(
                     for k in range(kernel_size):
                         j = _source_index(t * stride + k * dilation - left, length, padding_mode)
                         if j is not None:
-                            terms.append(weight[o, c, k] * x[n, channel, j])
-                y[n, o, t] = math.fsum(terms)
+                            # Python floats: IEEE Inf*0 = NaN, without NumPy's warning.
+                            terms.append(float(weight[o, c, k]) * float(x[n, channel, j]))
+                y[n, o, t] = _exact_sum(terms)
     return y[0] if unbatched else y
 
 
