@@ -35,6 +35,7 @@ import math
 import numbers
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any, Final
 
@@ -43,7 +44,12 @@ import numpy as np
 from conv1d_cli.atomic import atomic_path
 from conv1d_cli.errors import ConfigError, DataFileError
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.shapes import PADDING_WORDS, check_int, check_padding_mode
+from conv1d_cli.shapes import (
+    MAX_SIZE,
+    PADDING_WORDS,
+    check_int,
+    check_padding_mode,
+)
 
 __all__ = ["CONFIG_KEY", "FORMAT_NAME", "FORMAT_VERSION", "load_layer", "save_layer"]
 
@@ -262,8 +268,18 @@ def _read_config(npz: Any, names: list[str], prefix: str, path: Path) -> dict[st
         )
     try:
         config = json.loads(str(raw))
+    except RecursionError as e:
+        raise DataFileError(
+            f"{path}: {key!r} is nested too deeply to read (a layer config is one flat JSON object)"
+        ) from e
     except json.JSONDecodeError as e:
         raise DataFileError(f"{path}: {key!r} is not valid JSON: {e}") from e
+    except ValueError as e:
+        # An integer literal longer than Python converts (sys.get_int_max_str_digits()).
+        raise DataFileError(
+            f"{path}: {key!r} holds an integer of more than {sys.get_int_max_str_digits()} "
+            f"digits; no hyperparameter may exceed {MAX_SIZE} (2**31 - 1)"
+        ) from e
     if not isinstance(config, dict):
         raise DataFileError(f"{path}: {key!r} must be a JSON object, got {type(config).__name__}")
     unknown = sorted(set(config) - set(_CONFIG_FIELDS))
@@ -288,7 +304,7 @@ def _read_config(npz: Any, names: list[str], prefix: str, path: Path) -> dict[st
     try:
         for name in ("stride", "dilation", "groups"):
             if name in config:
-                out[name] = check_int(name, config[name])
+                out[name] = check_int(name, config[name], maximum=MAX_SIZE)
         if "padding" in config:
             out["padding"] = _check_padding_value(config["padding"])
         if "padding_mode" in config:
@@ -316,14 +332,14 @@ def _check_padding_value(padding: Any) -> Any:
         return padding
     if isinstance(padding, (list, tuple)):
         if len(padding) == 1:
-            return check_int("padding", padding[0], minimum=0)
+            return check_int("padding", padding[0], minimum=0, maximum=MAX_SIZE)
         if len(padding) == 2:
             return (
-                check_int("padding[0] (left)", padding[0], minimum=0),
-                check_int("padding[1] (right)", padding[1], minimum=0),
+                check_int("padding[0] (left)", padding[0], minimum=0, maximum=MAX_SIZE),
+                check_int("padding[1] (right)", padding[1], minimum=0, maximum=MAX_SIZE),
             )
         raise ConfigError(f"padding must be an integer or a [left, right] pair, got {padding!r}")
-    return check_int("padding", padding, minimum=0)
+    return check_int("padding", padding, minimum=0, maximum=MAX_SIZE)
 
 
 def _check_sample_rate(value: Any) -> float | None:

@@ -20,7 +20,7 @@ from conv1d_cli.cli._common import (
     split_layer_arg,
 )
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, ShapeError
-from conv1d_cli.shapes import PADDING_MODES, check_sample_rate
+from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, check_sample_rate
 
 __all__ = ["apply_"]
 
@@ -123,7 +123,12 @@ def _filter_file(
 ) -> tuple[int, list[str]]:
     """Stream one input through the chain into its output; returns (clip count, warnings)."""
     from conv1d_cli import signal_io
-    from conv1d_cli.stream import StreamChain, chain_output_length, check_chain
+    from conv1d_cli.stream import (
+        StreamChain,
+        chain_output_length,
+        check_chain,
+        check_stage_memory,
+    )
 
     src = job.source
     shown = "<stdin>" if src == "-" else src
@@ -132,6 +137,7 @@ def _filter_file(
         with signal_io.open_reader(src, format=opts.input_format, dtype=dtype.name) as reader:
             info = reader.info
             check_chain(layers, names, info.channels, source=shown)
+            check_stage_memory(layers, names, info.batch, dtype)
             if info.frames is not None:
                 chain_output_length(layers, info.frames, names, shown)
             last = layers[-1]
@@ -540,7 +546,7 @@ def _warn(message: str) -> None:
     "without its own :KEY.",
 )
 @click.option(
-    "--stride", type=click.IntRange(min=1), metavar="N", help="Override every layer's stride."
+    "--stride", type=click.IntRange(1, MAX_SIZE), metavar="N", help="Override every layer's stride."
 )
 @click.option(
     "--padding",
@@ -548,10 +554,13 @@ def _warn(message: str) -> None:
     help="Override padding: N, LEFT,RIGHT, same, valid, causal or full.",
 )
 @click.option(
-    "--dilation", type=click.IntRange(min=1), metavar="N", help="Override every layer's dilation."
+    "--dilation",
+    type=click.IntRange(1, MAX_SIZE),
+    metavar="N",
+    help="Override every layer's dilation.",
 )
 @click.option(
-    "--groups", type=click.IntRange(min=1), metavar="N", help="Override every layer's groups."
+    "--groups", type=click.IntRange(1, MAX_SIZE), metavar="N", help="Override every layer's groups."
 )
 @click.option(
     "--padding-mode", type=click.Choice(list(PADDING_MODES)), help="Override the padding mode."

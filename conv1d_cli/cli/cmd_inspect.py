@@ -17,7 +17,7 @@ import click
 
 from conv1d_cli.cli._common import PaddingType, reported_errors, write_stdout
 from conv1d_cli.errors import ConfigError
-from conv1d_cli.shapes import PADDING_MODES, check_sample_rate
+from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, check_sample_rate
 
 __all__ = ["LAYER_SCHEMA", "SIGNAL_SCHEMA", "inspect_"]
 
@@ -114,14 +114,14 @@ def _is_layer_file(path: str) -> bool:
     metavar="N",
     help="Layer: kernels listed (and plotted, at most 16); 0 = all.",
 )
-@click.option("--stride", type=click.IntRange(min=1), metavar="N", help="Layer: override.")
+@click.option("--stride", type=click.IntRange(1, MAX_SIZE), metavar="N", help="Layer: override.")
 @click.option(
     "--padding",
     type=PaddingType(),
     help="Layer: override.",
 )
-@click.option("--dilation", type=click.IntRange(min=1), metavar="N", help="Layer: override.")
-@click.option("--groups", type=click.IntRange(min=1), metavar="N", help="Layer: override.")
+@click.option("--dilation", type=click.IntRange(1, MAX_SIZE), metavar="N", help="Layer: override.")
+@click.option("--groups", type=click.IntRange(1, MAX_SIZE), metavar="N", help="Layer: override.")
 @click.option("--padding-mode", type=click.Choice(list(PADDING_MODES)), help="Layer: override.")
 @click.option("--format", "format_", metavar="FORMAT", help="Signal: format (needed for '-').")
 @click.pass_context
