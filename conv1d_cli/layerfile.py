@@ -45,6 +45,8 @@ from conv1d_cli.atomic import atomic_path
 from conv1d_cli.errors import ConfigError, DataFileError
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.shapes import (
+    MAX_ARRAY_BYTES,
+    MAX_PARAMETERS,
     MAX_SIZE,
     PADDING_WORDS,
     check_int,
@@ -59,6 +61,10 @@ CONFIG_KEY: Final = "conv1d_config"
 FORMAT_NAME: Final = "conv1d-layer"
 #: Highest format version this code reads and the one it writes.
 FORMAT_VERSION: Final = 1
+#: Largest JSON config read, in bytes as stored (4 per character): ours are a few
+#: hundred. A bigger one is refused before it is decompressed or parsed, since a
+#: small compressed file can hold gigabytes of JSON that parse into far more.
+MAX_CONFIG_BYTES: Final = 1 << 20
 
 _CONFIG_FIELDS: Final = (
     "format",
@@ -172,9 +178,76 @@ def _open_npz(path: Path, stack: contextlib.ExitStack) -> Any:
         raise DataFileError(f"{path}: cannot read layer file: {e}") from e
 
 
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB"
+
+
+def _check_member_size(npz: Any, key: str, path: Path) -> None:
+    """Refuse an entry whose declared size is over the limits, before decompressing it.
+
+    A compressed ``.npz`` is a zip bomb in waiting: 1.5 MB of deflated zeros can
+    declare a 3 GB weight, which ``npz[key]`` would allocate and inflate before any
+    shape check runs. The ``.npy`` header (shape and dtype) is read from the member's
+    stream, which costs a few hundred bytes, and checked against
+    :data:`~conv1d_cli.shapes.MAX_PARAMETERS` / :data:`~conv1d_cli.shapes.MAX_ARRAY_BYTES`
+    (:data:`MAX_CONFIG_BYTES` for the JSON config); the zip directory's uncompressed
+    size must hold what the header declares.
+    """
+    names = npz.zip.namelist()
+    member = key + ".npy" if key + ".npy" in names else key
+    info = npz.zip.getinfo(member)
+    limit = MAX_CONFIG_BYTES if key.endswith(CONFIG_KEY) else MAX_ARRAY_BYTES
+    with npz.zip.open(member) as f:
+        if f.read(6) != np.lib.format.MAGIC_PREFIX:
+            # Not an .npy: numpy hands back the raw bytes, whose size the zip declares.
+            if info.file_size > limit:
+                raise DataFileError(
+                    f"{path}: entry {key!r} is {_gib(info.file_size)} uncompressed; "
+                    f"at most {_gib(limit)} is read"
+                )
+            return
+        version = (f.read(1)[0], f.read(1)[0])
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            # 3.0 only differs for structured dtypes with non-Latin-1 names: never a layer.
+            raise DataFileError(
+                f"{path}: entry {key!r} is a .npy of format version {version[0]}.{version[1]}; "
+                f"layer arrays are version 1.0 or 2.0"
+            )
+        header_end = f.tell()
+    count = 1
+    for n in shape:
+        count *= int(n)
+    nbytes = count * dtype.itemsize
+    shown = f"shape {tuple(int(n) for n in shape)} {dtype}"
+    if limit == MAX_CONFIG_BYTES and nbytes > limit:
+        raise DataFileError(
+            f"{path}: entry {key!r} declares {shown}, {nbytes} bytes; a layer's JSON "
+            f"config may be at most {MAX_CONFIG_BYTES} bytes (1 MiB)"
+        )
+    if count > MAX_PARAMETERS or nbytes > MAX_ARRAY_BYTES:
+        raise DataFileError(
+            f"{path}: entry {key!r} declares {shown}: {count} values, {_gib(nbytes)}; a "
+            f"layer file entry may hold at most {MAX_PARAMETERS} (2**28) values and "
+            f"{_gib(MAX_ARRAY_BYTES)}"
+        )
+    if dtype.kind != "O" and info.file_size < header_end + nbytes:
+        raise DataFileError(
+            f"{path}: entry {key!r} is truncated: its header declares {shown} "
+            f"({nbytes} bytes of data) but the archive holds "
+            f"{max(0, info.file_size - header_end)}"
+        )
+
+
 def _read_array(npz: Any, key: str, path: Path) -> np.ndarray:
     try:
+        _check_member_size(npz, key, path)
         return np.asarray(npz[key])
+    except DataFileError:
+        raise
     except ValueError as e:
         if "pickle" in str(e):
             raise DataFileError(

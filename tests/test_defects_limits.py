@@ -8,9 +8,11 @@ a small compressed layer file inflating to gigabytes before any check ran.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import tracemalloc
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +232,90 @@ def test_limits_are_the_documented_values() -> None:
     # The largest allowed values still work.
     assert LayerSpec(3, stride=MAX_SIZE, padding=MAX_SIZE).output_length(1) == 2
     assert check_parameter_count((1, 1, MAX_PARAMETERS), 8) == MAX_PARAMETERS
+
+
+# ---- item 10: compressed layer files whose members would inflate to gigabytes ----------
+
+
+def _npz_with_member(path: Path, name: str, header: dict[str, Any], body: bytes) -> Path:
+    """A deflated .npz whose member ``name`` has ``header`` and ``body`` (may be short)."""
+    npy = io.BytesIO()
+    np.lib.format.write_array_header_1_0(npy, header)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(name, npy.getvalue() + body)
+    return path
+
+
+def _load_measured(path: Path) -> tuple[BaseException, float, int]:
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(DataFileError) as info:
+            load_layer(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return info.value, time.perf_counter() - start, peak
+
+
+@pytest.mark.parametrize(
+    ("shape", "descr"),
+    [((1, 1, 2**29), "<f8"), ((2**16, 2**16, 1), "<f4"), ((1, 1, 3 * 10**8), "<f8")],
+    ids=["4 GiB float64", "2**32 float32 values", "2.4 GB (the reported file)"],
+)
+def test_compressed_weight_over_the_limit_is_refused_before_decompressing(
+    tmp_path: Path, shape: tuple[int, ...], descr: str
+) -> None:
+    header = {"descr": descr, "fortran_order": False, "shape": shape}
+    # 8 MiB of zeros deflate to ~8 KB: the archive is tiny, its claim is not.
+    path = _npz_with_member(tmp_path / "bomb.npz", "weight.npy", header, bytes(8 << 20))
+    assert path.stat().st_size < 100_000
+    error, seconds, peak = _load_measured(path)
+    assert "entry 'weight' declares shape" in str(error)
+    assert "a layer file entry may hold at most 268435456 (2**28) values and 2.0 GiB" in str(error)
+    assert str(path) in str(error)
+    assert seconds < 2
+    assert peak < 4 << 20  # not even the 8 MiB body was inflated
+
+
+def test_compressed_bomb_via_cli_is_one_error_line(tmp_path: Path) -> None:
+    header = {"descr": "<f8", "fortran_order": False, "shape": (1, 1, 2**29)}
+    path = _npz_with_member(tmp_path / "bomb.npz", "weight.npy", header, bytes(1 << 20))
+    for args in (["inspect", path], ["shape", "-w", path, "-L", 100]):
+        assert_one_error_line(invoke(*args), 1, str(path), "declares shape (1, 1, 536870912)")
+
+
+def test_compressed_real_savez_bomb_in_a_prefixed_state_dict(tmp_path: Path) -> None:
+    # Choosing among several prefixes reads each weight: that read is checked too.
+    header = {"descr": "<f4", "fortran_order": False, "shape": (2**15, 2**15, 1)}
+    path = _npz_with_member(tmp_path / "sd.npz", "a.weight.npy", header, bytes(1 << 20))
+    with zipfile.ZipFile(path, "a") as zf:
+        buf = io.BytesIO()
+        np.save(buf, np.ones(4, np.float32))
+        zf.writestr("b.weight.npy", buf.getvalue())
+    error, seconds, peak = _load_measured(path)
+    assert "entry 'a.weight'" in str(error)
+    assert peak < 4 << 20
+
+
+def test_member_smaller_than_its_header_claims_is_truncated_not_allocated(tmp_path: Path) -> None:
+    header = {"descr": "<f8", "fortran_order": False, "shape": (1, 1, 2**27)}  # 1 GiB: allowed
+    path = _npz_with_member(tmp_path / "short.npz", "weight.npy", header, bytes(1 << 20))
+    error, seconds, peak = _load_measured(path)
+    assert "entry 'weight' is truncated" in str(error)
+    assert peak < 4 << 20
+
+
+def test_compressed_huge_json_config_is_refused_before_parsing(tmp_path: Path) -> None:
+    # A 0-d unicode array of 64 MiB of JSON; the header says so up front.
+    header = {"descr": f"<U{16 << 20}", "fortran_order": False, "shape": ()}
+    path = tmp_path / "config.npz"
+    np.savez(path, weight=np.ones((1, 1, 3)))
+    npy = io.BytesIO()
+    np.lib.format.write_array_header_1_0(npy, header)
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("conv1d_config.npy", npy.getvalue() + bytes(1 << 20))
+    error, seconds, peak = _load_measured(path)
+    assert "'conv1d_config' declares shape () <U16777216" in str(error)
+    assert "at most 1048576 bytes (1 MiB)" in str(error)
+    assert peak < 4 << 20
