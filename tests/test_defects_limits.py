@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import time
 import tracemalloc
 import zipfile
@@ -40,6 +43,28 @@ HUGE_DIGITS = "9" * 5000
 
 
 # ---- helpers ---------------------------------------------------------------------------
+
+
+def run_with_closed_fd(fd: int, *args: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    """Run ``python -m conv1d_cli ARGS`` with fd 1 or 2 closed, as ``>&-`` / ``2>&-`` do.
+
+    The other stream is captured. The child closes the fd after subprocess has set
+    up its standard streams, so the interpreter starts with it closed.
+    """
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root))
+    pipe = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    pipe["stdout" if fd == 1 else "stderr"] = subprocess.DEVNULL
+    return subprocess.run(
+        [sys.executable, "-m", "conv1d_cli", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=lambda: os.close(fd),
+        check=False,
+        timeout=120,
+        **pipe,  # type: ignore[call-overload]
+    )
 
 
 def invoke(*args: Any) -> Result:
@@ -73,6 +98,117 @@ def files(tmp_path: Path) -> Path:
 def layer_with_config(path: Path, config_text: str) -> Path:
     np.savez(path, weight=np.ones((1, 1, 3)), conv1d_config=np.array(config_text))
     return path
+
+
+# ---- item 6: closed stdout / stderr ----------------------------------------------------
+
+STDOUT_COMMANDS = [
+    pytest.param(["apply", "-w", "layer.npz", "x.wav", "-o", "-"], id="apply -o -"),
+    pytest.param(
+        ["apply", "-w", "layer.npz", "x.wav", "-o", "/dev/stdout"], id="apply -o /dev/stdout"
+    ),
+    pytest.param(["apply", "-w", "layer.npz", "missing.wav", "-o", "-"], id="apply before reading"),
+    pytest.param(["inspect", "x.wav"], id="inspect signal"),
+    pytest.param(["inspect", "layer.npz", "--json"], id="inspect layer"),
+    pytest.param(["inspect", "missing.wav"], id="inspect before reading"),
+    pytest.param(["shape", "-L", "100", "-k", "3"], id="shape numbers"),
+    pytest.param(["shape", "-w", "layer.npz", "x.wav"], id="shape layer file"),
+]
+
+
+@pytest.mark.parametrize("args", STDOUT_COMMANDS)
+def test_closed_stdout_is_one_error_line_before_any_work(files: Path, args: list[str]) -> None:
+    done = run_with_closed_fd(1, *args, cwd=files)
+    stderr = done.stderr.decode()
+    assert done.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert stderr.count("\n") == 1 and stderr.startswith("Error: "), stderr
+    assert "stdout is closed; nothing to write to" in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "made"),
+    [
+        (["apply", "-w", "layer.npz", "x.wav", "-o", "out.wav"], "out.wav"),
+        (
+            ["init", "new.npz", *"--in-channels 1 --out-channels 2 --kernel-size 3".split()],
+            "new.npz",
+        ),
+    ],
+    ids=["apply to a file", "init"],
+)
+def test_closed_stdout_does_not_stop_commands_that_do_not_use_it(
+    files: Path, args: list[str], made: str
+) -> None:
+    done = run_with_closed_fd(1, *args, cwd=files)
+    assert done.returncode == 0, done.stderr.decode()
+    assert (files / made).stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "made"),
+    [
+        (["apply", "-w", "layer.npz", "x.wav", "-o", "out.wav"], "out.wav"),
+        (["apply", "-w", "layer.npz", "x.wav", "-o", "out.wav", "-q"], "out.wav"),
+        (["init", "new.npz", "--design", "moving-average", "--taps", "5"], "new.npz"),
+    ],
+    ids=["apply", "apply -q", "init"],
+)
+def test_closed_stderr_runs_normally(files: Path, args: list[str], made: str) -> None:
+    done = run_with_closed_fd(2, *args, cwd=files)
+    assert done.returncode == 0
+    assert done.stdout == b""
+    assert (files / made).stat().st_size > 0
+
+
+def test_closed_stderr_apply_to_stdout_writes_the_same_data(files: Path) -> None:
+    args = ["apply", "-w", "layer.npz", "x.npy", "-o", "-", "--output-format", "npy"]
+    closed = run_with_closed_fd(2, *args, cwd=files)
+    assert closed.returncode == 0
+    expected = Conv1d.load(files / "layer.npz")(np.load(files / "x.npy").astype(np.float32))
+    np.testing.assert_array_equal(np.load(io.BytesIO(closed.stdout)), expected)
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["apply", "-w", "layer.npz", "missing.wav", "-o", "out.wav"], 1),
+        (["apply", "-w", "layer.npz", "x.wav"], 2),
+        (["shape", "-L", "1", "-k", "3"], 1),
+        (["shape", "-L", "1"], 2),
+        (["shape", "--no-such-option"], 2),
+        (["inspect", "missing.wav"], 1),
+        (["init", "layer.npz", "--design", "moving-average", "--taps", "5"], 1),
+    ],
+    ids=[
+        "apply bad input",
+        "apply usage",
+        "shape too short",
+        "shape usage",
+        "parse error",
+        "inspect missing",
+        "init exists",
+    ],
+)
+def test_closed_stderr_failure_keeps_exit_code_and_stdout_clean(
+    files: Path, args: list[str], code: int
+) -> None:
+    # Click falls back to stdout when sys.stderr is None: the message must not land
+    # in the data stream.
+    done = run_with_closed_fd(2, *args, cwd=files)
+    assert done.returncode == code
+    assert done.stdout == b""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["shape", "-L", "100", "-k", "3"], ["inspect", "x.wav"]],
+    ids=["shape", "inspect"],
+)
+def test_closed_stderr_reports_still_go_to_stdout(files: Path, args: list[str]) -> None:
+    done = run_with_closed_fd(2, *args, cwd=files)
+    assert done.returncode == 0
+    assert done.stdout.splitlines()[0] in (b"98", b"x.wav: signal")
 
 
 # ---- item 9: huge values in layer files ------------------------------------------------

@@ -16,7 +16,9 @@ import click
 from conv1d_cli.cli._common import (
     PaddingType,
     layer_display_name,
+    names_stdout,
     reported_errors,
+    require_stdout,
     split_layer_arg,
 )
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, ShapeError
@@ -635,6 +637,8 @@ def apply_(
             sample_rate = check_sample_rate("--sample-rate", sample_rate)
         layer_files = tuple(split_layer_arg(text)[0] for text in layer_paths)
         jobs_list = _plan_jobs(inputs, output, output_dir, output_format, layer_files)
+        if any(names_stdout(job.target) for job in jobs_list):
+            require_stdout(f"-o {jobs_list[0].target}")
         for text in _check_output_formats(jobs_list, output_format, subtype):
             if not quiet:
                 _warn(text)

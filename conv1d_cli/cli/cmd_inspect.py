@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from conv1d_cli.cli._common import PaddingType, reported_errors, write_stdout
+from conv1d_cli.cli._common import PaddingType, reported_errors, require_stdout, write_stdout
 from conv1d_cli.errors import ConfigError
 from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, check_sample_rate
 
@@ -134,6 +134,7 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
         conv1d inspect lowpass.npz --plot response.png
         conv1d inspect take1.wav --json
     """
+    require_stdout()  # the report goes there: fail before reading anything
     if opts["sample_rate"] is not None:
         with reported_errors():  # one rule for every sample rate: exit 2 naming the option
             opts["sample_rate"] = check_sample_rate("--sample-rate", opts["sample_rate"])

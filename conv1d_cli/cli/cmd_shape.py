@@ -19,6 +19,7 @@ from conv1d_cli.cli._common import (
     PaddingType,
     layer_display_name,
     reported_errors,
+    require_stdout,
     split_layer_arg,
     write_stdout,
 )
@@ -199,6 +200,7 @@ def shape(
         conv1d shape -L 100 -k 5 --stride 2 --target-length 50
         conv1d shape -w lowpass.npz -w decimate.npz speech.wav
     """
+    require_stdout()  # the answer goes there: fail before reading anything
     hyper = {
         "stride": stride,
         "padding": padding,
