@@ -16,6 +16,7 @@ import numpy as np
 
 from conv1d_cli.errors import ConfigError, ShapeError
 from conv1d_cli.shapes import (
+    MAX_SIZE,
     PADDING_MODES,
     Padding,
     check_int,
@@ -23,6 +24,7 @@ from conv1d_cli.shapes import (
     check_padding_mode,
     check_size,
     output_length,
+    receptive_field,
     resolve_padding,
 )
 
@@ -108,7 +110,7 @@ def _as_real_array(name: str, value: Any) -> np.ndarray:
 # does) and hand anything else to the shapes.py checker, which then accepts
 # or raises exactly as before: same checks, same order, same messages.
 def _size_arg(name: str, value: Any) -> int:
-    if type(value) is int and value >= 1:
+    if type(value) is int and 1 <= value <= MAX_SIZE:
         return value  # type: ignore[no-any-return]
     return check_size(name, value)
 
@@ -125,8 +127,8 @@ def _plan(
 ) -> _Plan:
     stride = _size_arg("stride", stride)
     dilation = _size_arg("dilation", dilation)
-    if type(groups) is not int or groups < 1:
-        groups = check_int("groups", groups)
+    if type(groups) is not int or not 1 <= groups <= MAX_SIZE:
+        groups = check_int("groups", groups, maximum=MAX_SIZE)
     if type(padding_mode) is not str or padding_mode not in PADDING_MODES:
         padding_mode = check_padding_mode(padding_mode)
     if weight.ndim != 3:
@@ -147,7 +149,7 @@ def _plan(
             f"bias must have shape ({c_out},) to match weight {weight.shape}, "
             f"got shape {bias.shape}"
         )
-    if type(padding) is int and padding >= 0:  # type: ignore[operator]
+    if type(padding) is int and 0 <= padding <= MAX_SIZE:  # type: ignore[operator]
         left = right = padding  # type: ignore[assignment]
     else:
         left, right = resolve_padding(padding, kernel_size, dilation, stride)
@@ -165,6 +167,8 @@ def _plan(
     # Everything is a validated int by now: receptive_field/output_length's
     # formula directly; output_length itself only to raise its errors.
     field = dilation * (kernel_size - 1) + 1
+    if field > MAX_SIZE:
+        receptive_field(kernel_size, dilation)  # raises, naming the limit
     padded = length + left + right
     if length == 0 and x.ndim == 3 and x.shape[0] == 0 and padding_mode == "zeros":
         # PyTorch accepts an empty batch of empty signals when zero padding
@@ -223,10 +227,10 @@ def pad1d(x: np.ndarray, left: int, right: int, padding_mode: str = "zeros") -> 
     >>> pad1d(np.arange(1, 6), 2, 1, "reflect")
     array([3, 2, 1, 2, 3, 4, 5, 4])
     """
-    if type(left) is not int or left < 0:
-        left = check_int("left", left, minimum=0)
-    if type(right) is not int or right < 0:
-        right = check_int("right", right, minimum=0)
+    if type(left) is not int or not 0 <= left <= MAX_SIZE:
+        left = check_int("left", left, minimum=0, maximum=MAX_SIZE)
+    if type(right) is not int or not 0 <= right <= MAX_SIZE:
+        right = check_int("right", right, minimum=0, maximum=MAX_SIZE)
     mode = padding_mode
     if type(mode) is not str or mode not in PADDING_MODES:
         mode = check_padding_mode(padding_mode)

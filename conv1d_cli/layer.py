@@ -11,9 +11,11 @@ import numpy as np
 from conv1d_cli.core import _as_real_array, conv1d
 from conv1d_cli.errors import ConfigError, ShapeError
 from conv1d_cli.shapes import (
+    MAX_SIZE,
     Padding,
     check_int,
     check_padding_mode,
+    check_parameter_count,
     check_size,
     resolve_padding,
 )
@@ -159,10 +161,10 @@ class Conv1d:
         dtype: Any = "float32",
         seed: int | None = None,
     ) -> None:
-        in_channels = check_int("in_channels", in_channels)
-        out_channels = check_int("out_channels", out_channels)
+        in_channels = check_int("in_channels", in_channels, maximum=MAX_SIZE)
+        out_channels = check_int("out_channels", out_channels, maximum=MAX_SIZE)
         kernel_size = check_size("kernel_size", kernel_size)
-        groups = check_int("groups", groups)
+        groups = check_int("groups", groups, maximum=MAX_SIZE)
         if in_channels % groups:
             raise ConfigError(
                 f"in_channels must be divisible by groups, got in_channels="
@@ -175,6 +177,9 @@ class Conv1d:
             )
         self._set_hyperparameters(stride, padding, dilation, groups, padding_mode, kernel_size)
         resolved = _check_dtype(dtype)
+        shape = (out_channels, in_channels // groups, kernel_size)
+        # Before drawing: torch_uniform's temporaries are several times the weight.
+        check_parameter_count(shape, resolved.itemsize)
         if seed is None:
             seed = secrets.randbits(32)
         # torch.manual_seed accepts [-2**63, 2**64) and keeps seed mod 2**32.
@@ -187,7 +192,6 @@ class Conv1d:
         # kaiming_uniform_(a=sqrt(5)) computed in double exactly as PyTorch does.
         gain = math.sqrt(2.0 / (1 + math.sqrt(5) ** 2))
         bound = math.sqrt(3.0) * (gain / math.sqrt(fan_in))
-        shape = (out_channels, in_channels // groups, kernel_size)
         self.weight = torch_uniform(mt, shape, -bound, bound, resolved)
         self.bias: np.ndarray | None = None
         if bias:
@@ -205,7 +209,7 @@ class Conv1d:
     ) -> None:
         self.stride = check_size("stride", stride)
         self.dilation = check_size("dilation", dilation)
-        self.groups = check_int("groups", groups)
+        self.groups = check_int("groups", groups, maximum=MAX_SIZE)
         self.padding_mode = check_padding_mode(padding_mode)
         # Validates the spec (and 'same' with stride > 1) once, up front.
         resolve_padding(padding, kernel_size, self.dilation, self.stride)
@@ -247,14 +251,16 @@ class Conv1d:
         weight = _as_real_array("weight", weight)
         if weight.dtype.kind not in "biuf":
             raise ShapeError(f"weight must be a real float array, got dtype {weight.dtype}")
+        dtype = np.float32 if weight.dtype == np.float32 else np.float64
+        check_parameter_count(weight.shape, np.dtype(dtype).itemsize)  # before the copy
         # astype copies: the layer must not change when the caller's array does.
-        weight = weight.astype(np.float32 if weight.dtype == np.float32 else np.float64)
+        weight = weight.astype(dtype)
         if weight.ndim != 3 or 0 in weight.shape:
             raise ShapeError(
                 f"weight must be 3-D (out_channels, in_channels/groups, kernel_size) "
                 f"with no empty dimension, got shape {weight.shape}"
             )
-        groups = check_int("groups", groups)
+        groups = check_int("groups", groups, maximum=MAX_SIZE)
         if weight.shape[0] % groups:
             raise ConfigError(
                 f"out_channels must be divisible by groups, got out_channels="

@@ -35,6 +35,7 @@ import math
 import numbers
 import os
 import stat
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any, Final
@@ -44,7 +45,14 @@ import numpy as np
 from conv1d_cli.atomic import atomic_path
 from conv1d_cli.errors import ConfigError, DataFileError
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.shapes import PADDING_WORDS, check_int, check_padding_mode
+from conv1d_cli.shapes import (
+    MAX_ARRAY_BYTES,
+    MAX_PARAMETERS,
+    MAX_SIZE,
+    PADDING_WORDS,
+    check_int,
+    check_padding_mode,
+)
 
 __all__ = ["CONFIG_KEY", "FORMAT_NAME", "FORMAT_VERSION", "load_layer", "save_layer"]
 
@@ -54,6 +62,10 @@ CONFIG_KEY: Final = "conv1d_config"
 FORMAT_NAME: Final = "conv1d-layer"
 #: Highest format version this code reads and the one it writes.
 FORMAT_VERSION: Final = 1
+#: Largest JSON config read, in bytes as stored (4 per character): ours are a few
+#: hundred. A bigger one is refused before it is decompressed or parsed, since a
+#: small compressed file can hold gigabytes of JSON that parse into far more.
+MAX_CONFIG_BYTES: Final = 1 << 20
 
 _CONFIG_FIELDS: Final = (
     "format",
@@ -204,9 +216,76 @@ def _load_npz(f: Any, magic: bytes, path: Path, stack: contextlib.ExitStack) -> 
         raise DataFileError(f"{path}: cannot read layer file: {e}") from e
 
 
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB"
+
+
+def _check_member_size(npz: Any, key: str, path: Path) -> None:
+    """Refuse an entry whose declared size is over the limits, before decompressing it.
+
+    A compressed ``.npz`` is a zip bomb in waiting: 1.5 MB of deflated zeros can
+    declare a 3 GB weight, which ``npz[key]`` would allocate and inflate before any
+    shape check runs. The ``.npy`` header (shape and dtype) is read from the member's
+    stream, which costs a few hundred bytes, and checked against
+    :data:`~conv1d_cli.shapes.MAX_PARAMETERS` / :data:`~conv1d_cli.shapes.MAX_ARRAY_BYTES`
+    (:data:`MAX_CONFIG_BYTES` for the JSON config); the zip directory's uncompressed
+    size must hold what the header declares.
+    """
+    names = npz.zip.namelist()
+    member = key + ".npy" if key + ".npy" in names else key
+    info = npz.zip.getinfo(member)
+    limit = MAX_CONFIG_BYTES if key.endswith(CONFIG_KEY) else MAX_ARRAY_BYTES
+    with npz.zip.open(member) as f:
+        if f.read(6) != np.lib.format.MAGIC_PREFIX:
+            # Not an .npy: numpy hands back the raw bytes, whose size the zip declares.
+            if info.file_size > limit:
+                raise DataFileError(
+                    f"{path}: entry {key!r} is {_gib(info.file_size)} uncompressed; "
+                    f"at most {_gib(limit)} is read"
+                )
+            return
+        version = (f.read(1)[0], f.read(1)[0])
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            # 3.0 only differs for structured dtypes with non-Latin-1 names: never a layer.
+            raise DataFileError(
+                f"{path}: entry {key!r} is a .npy of format version {version[0]}.{version[1]}; "
+                f"layer arrays are version 1.0 or 2.0"
+            )
+        header_end = f.tell()
+    count = 1
+    for n in shape:
+        count *= int(n)
+    nbytes = count * dtype.itemsize
+    shown = f"shape {tuple(int(n) for n in shape)} {dtype}"
+    if limit == MAX_CONFIG_BYTES and nbytes > limit:
+        raise DataFileError(
+            f"{path}: entry {key!r} declares {shown}, {nbytes} bytes; a layer's JSON "
+            f"config may be at most {MAX_CONFIG_BYTES} bytes (1 MiB)"
+        )
+    if count > MAX_PARAMETERS or nbytes > MAX_ARRAY_BYTES:
+        raise DataFileError(
+            f"{path}: entry {key!r} declares {shown}: {count} values, {_gib(nbytes)}; a "
+            f"layer file entry may hold at most {MAX_PARAMETERS} (2**28) values and "
+            f"{_gib(MAX_ARRAY_BYTES)}"
+        )
+    if dtype.kind != "O" and info.file_size < header_end + nbytes:
+        raise DataFileError(
+            f"{path}: entry {key!r} is truncated: its header declares {shown} "
+            f"({nbytes} bytes of data) but the archive holds "
+            f"{max(0, info.file_size - header_end)}"
+        )
+
+
 def _read_array(npz: Any, key: str, path: Path) -> np.ndarray:
     try:
+        _check_member_size(npz, key, path)
         return np.asarray(npz[key])
+    except DataFileError:
+        raise
     except ValueError as e:
         if "pickle" in str(e):
             raise DataFileError(
@@ -300,8 +379,18 @@ def _read_config(npz: Any, names: list[str], prefix: str, path: Path) -> dict[st
         )
     try:
         config = json.loads(str(raw))
+    except RecursionError as e:
+        raise DataFileError(
+            f"{path}: {key!r} is nested too deeply to read (a layer config is one flat JSON object)"
+        ) from e
     except json.JSONDecodeError as e:
         raise DataFileError(f"{path}: {key!r} is not valid JSON: {e}") from e
+    except ValueError as e:
+        # An integer literal longer than Python converts (sys.get_int_max_str_digits()).
+        raise DataFileError(
+            f"{path}: {key!r} holds an integer of more than {sys.get_int_max_str_digits()} "
+            f"digits; no hyperparameter may exceed {MAX_SIZE} (2**31 - 1)"
+        ) from e
     if not isinstance(config, dict):
         raise DataFileError(f"{path}: {key!r} must be a JSON object, got {type(config).__name__}")
     unknown = sorted(set(config) - set(_CONFIG_FIELDS))
@@ -326,7 +415,7 @@ def _read_config(npz: Any, names: list[str], prefix: str, path: Path) -> dict[st
     try:
         for name in ("stride", "dilation", "groups"):
             if name in config:
-                out[name] = check_int(name, config[name])
+                out[name] = check_int(name, config[name], maximum=MAX_SIZE)
         if "padding" in config:
             out["padding"] = _check_padding_value(config["padding"])
         if "padding_mode" in config:
@@ -354,14 +443,14 @@ def _check_padding_value(padding: Any) -> Any:
         return padding
     if isinstance(padding, (list, tuple)):
         if len(padding) == 1:
-            return check_int("padding", padding[0], minimum=0)
+            return check_int("padding", padding[0], minimum=0, maximum=MAX_SIZE)
         if len(padding) == 2:
             return (
-                check_int("padding[0] (left)", padding[0], minimum=0),
-                check_int("padding[1] (right)", padding[1], minimum=0),
+                check_int("padding[0] (left)", padding[0], minimum=0, maximum=MAX_SIZE),
+                check_int("padding[1] (right)", padding[1], minimum=0, maximum=MAX_SIZE),
             )
         raise ConfigError(f"padding must be an integer or a [left, right] pair, got {padding!r}")
-    return check_int("padding", padding, minimum=0)
+    return check_int("padding", padding, minimum=0, maximum=MAX_SIZE)
 
 
 def _check_sample_rate(value: Any) -> float | None:

@@ -55,6 +55,7 @@ from conv1d_cli.stream import (
     chain_output_length,
     check_chain,
     check_finite,
+    check_stage_memory,
     compute_dtype,
 )
 
@@ -341,6 +342,7 @@ def filter_file(
         with reader_cm as reader:
             info = reader.info
             check_chain(layers, names, info.channels, source=shown)
+            check_stage_memory(layers, names, info.batch, dtype)
             if info.frames is not None:
                 chain_output_length(layers, info.frames, names, shown)
             design_rates = [layer.sample_rate for layer in layers]

@@ -36,7 +36,11 @@ __all__ = [
     "check_padding_mode",
     "check_pad_limits",
     "check_sample_rate",
+    "check_parameter_count",
+    "MAX_ARRAY_BYTES",
+    "MAX_PARAMETERS",
     "MAX_SAMPLE_RATE",
+    "MAX_SIZE",
     "chain_min_input_length",
     "min_input_length",
     "output_length",
@@ -62,9 +66,91 @@ PADDING_WORDS: Final[tuple[str, ...]] = ("same", "valid", "causal", "full")
 
 Padding = int | str | tuple[int, ...]
 
+# --- Limits: the one place that says how big anything may be ----------------------------
+#
+# Every hyperparameter goes through check_int/check_size below, and every weight array
+# through check_parameter_count, whether it comes from Python, a command-line option or
+# a layer file; the layer-file reader also checks each .npz member's declared size
+# against MAX_ARRAY_BYTES before decompressing it. So a value too big to allocate is a
+# ConfigError (or DataFileError) naming it, never a NumPy MemoryError or a traceback.
 
-def check_int(name: str, value: object, *, minimum: int = 1) -> int:
-    """Return ``value`` as an ``int`` if it is an integer ``>= minimum``.
+#: Largest kernel_size, stride, dilation, padding (each side), receptive field
+#: ``dilation * (kernel_size - 1) + 1``, channel count and groups: a C ``int``, the
+#: range PyTorch's kernels and libsndfile index with. It also keeps every product of
+#: two of them within int64, so NumPy index arithmetic cannot overflow.
+MAX_SIZE: Final[int] = 2**31 - 1
+#: Most weights one layer may have: 2**28, 1 GiB in float32 and 2 GiB in float64.
+#: Over 50 times the largest Conv1d of common speech and audio models, and small
+#: enough that making or loading one cannot exhaust a laptop's memory.
+MAX_PARAMETERS: Final[int] = 2**28
+#: Largest array a layer file may declare (weight, bias or config), checked from the
+#: member's header before it is decompressed: the largest weight, in float64.
+MAX_ARRAY_BYTES: Final[int] = MAX_PARAMETERS * 8
+
+
+def _show_int(value: int) -> str:
+    """``value`` for a message; a huge one by its size (``str()`` refuses > 4300 digits)."""
+    if value.bit_length() <= 200:
+        return str(value)
+    digits = int(value.bit_length() * 0.30103) + 1
+    return f"a {'negative ' if value < 0 else ''}number of about {digits} digits"
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB"
+
+
+def check_parameter_count(shape: Sequence[int], itemsize: int = 4, name: str = "weight") -> int:
+    """Refuse a weight array with more than :data:`MAX_PARAMETERS` elements.
+
+    Called before the array is allocated (``conv1d init``, :class:`conv1d_cli.Conv1d`;
+    layer files check the same limit from each entry's header), so that a typo such
+    as ``--in-channels 100000`` is a clear error instead of a NumPy ``MemoryError``
+    after minutes of swapping.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The array's shape.
+    itemsize : int
+        Bytes per element, for the size shown in the message (4 = float32).
+    name : str
+        What to call the array in the message.
+
+    Returns
+    -------
+    int
+        The number of elements.
+
+    Raises
+    ------
+    ConfigError
+
+    Examples
+    --------
+    >>> check_parameter_count((33, 16, 3))
+    1584
+    >>> check_parameter_count((100000, 100000, 100))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    conv1d_cli.errors.ConfigError: weight (100000, 100000, 100) would hold 1000000000000 ...
+    """
+    count = 1
+    for n in shape:
+        count *= int(n)
+    if count > MAX_PARAMETERS:
+        kind = {2: "float16", 4: "float32", 8: "float64"}.get(itemsize, f"{itemsize}-byte items")
+        shown = "(" + ", ".join(_show_int(int(n)) for n in shape) + ")"
+        raise ConfigError(
+            f"{name} {shown} would hold {_show_int(count)} parameters "
+            f"({_gib(count * itemsize)} in {kind}); at most {MAX_PARAMETERS} (2**28, "
+            f"{_gib(MAX_PARAMETERS * itemsize)} in {kind}) are allowed"
+        )
+    return count
+
+
+def check_int(name: str, value: object, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``value`` as an ``int`` if it is an integer ``>= minimum`` (and ``<= maximum``).
 
     Parameters
     ----------
@@ -74,6 +160,8 @@ def check_int(name: str, value: object, *, minimum: int = 1) -> int:
         The value to check. Booleans and floats are refused, even ``2.0``.
     minimum : int, optional
         Smallest accepted value (default 1).
+    maximum : int, optional
+        Largest accepted value (default: none); hyperparameters pass :data:`MAX_SIZE`.
 
     Returns
     -------
@@ -82,7 +170,7 @@ def check_int(name: str, value: object, *, minimum: int = 1) -> int:
     Raises
     ------
     ConfigError
-        If ``value`` is not an integer or is below ``minimum``.
+        If ``value`` is not an integer or is outside ``[minimum, maximum]``.
 
     Examples
     --------
@@ -94,7 +182,10 @@ def check_int(name: str, value: object, *, minimum: int = 1) -> int:
     value = int(value)
     if value < minimum:
         qualifier = "positive" if minimum == 1 else f">= {minimum}"
-        raise ConfigError(f"{name} must be {qualifier}, got {value}")
+        raise ConfigError(f"{name} must be {qualifier}, got {_show_int(value)}")
+    if maximum is not None and value > maximum:
+        limit = f"{MAX_SIZE} (2**31 - 1)" if maximum == MAX_SIZE else str(maximum)
+        raise ConfigError(f"{name} must be at most {limit}, got {_show_int(value)}")
     return value
 
 
@@ -103,6 +194,7 @@ def check_size(name: str, value: object, *, minimum: int = 1) -> int:
 
     ``torch.nn.functional.conv1d(stride=(2,))`` and ``nn.Conv1d(kernel_size=(3,))``
     are valid PyTorch, so ``kernel_size``, ``stride`` and ``dilation`` take them too.
+    At most :data:`MAX_SIZE`, like every hyperparameter.
 
     Examples
     --------
@@ -113,7 +205,7 @@ def check_size(name: str, value: object, *, minimum: int = 1) -> int:
         if len(value) != 1:
             raise ConfigError(f"{name} must be an integer or a 1-tuple, got {value!r}")
         value = value[0]
-    return check_int(name, value, minimum=minimum)
+    return check_int(name, value, minimum=minimum, maximum=MAX_SIZE)
 
 
 def check_padding_mode(padding_mode: object) -> str:
@@ -132,6 +224,14 @@ def check_padding_mode(padding_mode: object) -> str:
     return str(padding_mode)
 
 
+def _parse_digits(text: str) -> int:
+    # int() refuses more than 4300 digits (ValueError); anything past 20 is over
+    # MAX_SIZE anyway, so stand in a value just beyond the limit with the right sign.
+    if len(text.lstrip("-")) > 20:
+        return -1 if text.startswith("-") else MAX_SIZE + 1
+    return int(text)
+
+
 def parse_padding(text: str) -> Padding:
     """Parse a padding written on a command line.
 
@@ -148,10 +248,14 @@ def parse_padding(text: str) -> Padding:
         return text
     parts = [p.strip() for p in text.split(",")]
     # Plain ASCII digits only: int() would also take "1_0" and other scripts' digits.
-    numbers_ = [int(p) for p in parts if re.fullmatch(r"-?[0-9]+", p)]
+    numbers_ = [_parse_digits(p) for p in parts if re.fullmatch(r"-?[0-9]+", p)]
     if len(parts) in (1, 2) and len(numbers_) == len(parts):
         if any(n < 0 for n in numbers_):
             raise ConfigError(f"padding must not be negative, got {text!r}")
+        if any(n > MAX_SIZE for n in numbers_):
+            raise ConfigError(
+                f"padding must be at most {MAX_SIZE} (2**31 - 1) per side, got {text!r}"
+            )
         return numbers_[0] if len(parts) == 1 else (numbers_[0], numbers_[1])
     raise ConfigError(
         f"padding must be an integer, LEFT,RIGHT or one of {', '.join(PADDING_WORDS)}; got {text!r}"
@@ -189,7 +293,7 @@ def resolve_padding(
     kernel_size = check_size("kernel_size", kernel_size)
     dilation = check_size("dilation", dilation)
     stride = check_size("stride", stride)
-    total = dilation * (kernel_size - 1)
+    total = receptive_field(kernel_size, dilation) - 1
     if isinstance(padding, str):
         if padding == "valid":
             return 0, 0
@@ -210,29 +314,43 @@ def resolve_padding(
         )
     if isinstance(padding, (tuple, list)):
         if len(padding) == 1:
-            p = check_int("padding", padding[0], minimum=0)
+            p = check_int("padding", padding[0], minimum=0, maximum=MAX_SIZE)
             return p, p
         if len(padding) == 2:
             return (
-                check_int("padding[0] (left)", padding[0], minimum=0),
-                check_int("padding[1] (right)", padding[1], minimum=0),
+                check_int("padding[0] (left)", padding[0], minimum=0, maximum=MAX_SIZE),
+                check_int("padding[1] (right)", padding[1], minimum=0, maximum=MAX_SIZE),
             )
         raise ConfigError(
             f"padding must be an int, a 1-tuple or a (left, right) pair, got {padding!r}"
         )
-    p = check_int("padding", padding, minimum=0)
+    p = check_int("padding", padding, minimum=0, maximum=MAX_SIZE)
     return p, p
 
 
 def receptive_field(kernel_size: int, dilation: int = 1) -> int:
     """Samples one output sees: ``dilation * (kernel_size - 1) + 1``.
 
+    Raises
+    ------
+    ConfigError
+        If it exceeds :data:`MAX_SIZE`: the core keeps that many samples per
+        channel (and an FFT of the dilated kernel), so it is a limit like the others.
+
     Examples
     --------
     >>> receptive_field(3, dilation=4)
     9
     """
-    return check_size("dilation", dilation) * (check_size("kernel_size", kernel_size) - 1) + 1
+    kernel_size = check_size("kernel_size", kernel_size)
+    dilation = check_size("dilation", dilation)
+    field = dilation * (kernel_size - 1) + 1
+    if field > MAX_SIZE:
+        raise ConfigError(
+            f"the receptive field dilation * (kernel_size - 1) + 1 must be at most "
+            f"{MAX_SIZE} (2**31 - 1) samples, got {dilation} * ({kernel_size} - 1) + 1 = {field}"
+        )
+    return field
 
 
 def check_pad_limits(length: int, left: int, right: int, padding_mode: str) -> None:
@@ -406,12 +524,12 @@ class LayerSpec:
         set_(self, "kernel_size", check_size("kernel_size", self.kernel_size))
         set_(self, "stride", check_size("stride", self.stride))
         set_(self, "dilation", check_size("dilation", self.dilation))
-        set_(self, "groups", check_int("groups", self.groups))
+        set_(self, "groups", check_int("groups", self.groups, maximum=MAX_SIZE))
         set_(self, "padding_mode", check_padding_mode(self.padding_mode))
         for name in ("in_channels", "out_channels"):
             value = getattr(self, name)
             if value is not None:
-                value = check_int(name, value)
+                value = check_int(name, value, maximum=MAX_SIZE)
                 set_(self, name, value)
                 if value % self.groups:
                     raise ConfigError(
@@ -640,7 +758,7 @@ def walk_chain(
     specs = tuple(specs)
     length = check_int("length", length)
     if channels is not None:
-        channels = check_int("channels", channels)
+        channels = check_int("channels", channels, maximum=MAX_SIZE)
     if batch is not None:
         batch = check_int("batch", batch, minimum=0)
     if sample_rate is not None:

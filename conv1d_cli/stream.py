@@ -41,7 +41,13 @@ import numpy as np
 from conv1d_cli.core import METHODS, Correlator, pad1d
 from conv1d_cli.errors import ConfigError, DataFileError, ShapeError
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.shapes import LayerSpec, chain_min_input_length, min_input_length, output_length
+from conv1d_cli.shapes import (
+    MAX_ARRAY_BYTES,
+    LayerSpec,
+    chain_min_input_length,
+    min_input_length,
+    output_length,
+)
 
 __all__ = [
     "DEFAULT_BLOCK",
@@ -52,6 +58,7 @@ __all__ = [
     "chain_shapes",
     "check_chain",
     "check_finite",
+    "check_stage_memory",
     "compute_dtype",
     "stream_filter",
 ]
@@ -146,6 +153,51 @@ def check_chain(
                 f"{_label(i, names)} expects {want} input channels but "
                 f"{_label(i - 1, names)} produces {have}: "
                 f"{flow} -> [{_short(i, names)}] expects {want}"
+            )
+
+
+def check_stage_memory(
+    layers: Sequence[Conv1d],
+    names: Sequence[str] | None = None,
+    batch: int | None = None,
+    dtype: Any = np.float64,
+) -> None:
+    """Refuse a layer whose padding or receptive field alone is too big to hold.
+
+    Every hyperparameter is at most :data:`~conv1d_cli.shapes.MAX_SIZE`, but a
+    stage still materialises its ``left``/``right`` pads and ``field`` samples of
+    history for every row (batch x channel), and the FFT path a copy of the
+    dilated kernel (``field`` taps, float64) per kernel. Each of those must fit in
+    :data:`~conv1d_cli.shapes.MAX_ARRAY_BYTES` -- the same bound as a layer
+    file's largest entry -- so ``--padding 2000000000`` is refused here instead
+    of failing in NumPy with a ``MemoryError`` (or swapping) once data flows.
+
+    Raises
+    ------
+    ShapeError
+        Naming the layer, what it would hold and the limit.
+
+    Examples
+    --------
+    >>> layer = Conv1d.from_weights(np.ones((1, 1, 3)), padding=2**30)
+    >>> check_stage_memory([layer], ["big.npz"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    conv1d_cli.errors.ShapeError: layer 1 (big.npz): padding (1073741824, 1073741824) ...
+    """
+    itemsize = np.dtype(dtype).itemsize
+    rows = batch or 1
+    for i, layer in enumerate(layers):
+        left, right = layer.resolved_padding()
+        field = layer.dilation * (layer.kernel_size - 1) + 1
+        buffered = (left + right + field) * rows * layer.in_channels * itemsize
+        kernels = field * layer.out_channels * (layer.in_channels // layer.groups) * 8
+        if max(buffered, kernels) > MAX_ARRAY_BYTES:
+            raise ShapeError(
+                f"{_label(i, names)}: padding ({left}, {right}) and receptive field {field} "
+                f"need {max(buffered, kernels) / 2**30:,.1f} GiB of buffers "
+                f"({rows * layer.in_channels} row(s) of {np.dtype(dtype).name}); at most "
+                f"{MAX_ARRAY_BYTES / 2**30:,.1f} GiB are allowed"
             )
 
 

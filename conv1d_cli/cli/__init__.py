@@ -8,10 +8,12 @@ the command body, so ``conv1d --help`` and ``conv1d shape`` start fast.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
 
 from conv1d_cli._version import __version__
+from conv1d_cli.cli._common import guard_closed_streams
 
 __all__ = ["cli"]
 
@@ -28,6 +30,11 @@ _COMMANDS = {
 
 class _LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        # Before Click parses anything: a usage error is already a message to stderr.
+        guard_closed_streams()
+        return super().main(*args, **kwargs)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(_COMMANDS))

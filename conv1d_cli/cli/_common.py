@@ -17,7 +17,10 @@ __all__ = [
     "layer_display_name",
     "override_options_text",
     "refuse_chain_overrides",
+    "guard_closed_streams",
+    "names_stdout",
     "reported_errors",
+    "require_stdout",
     "split_layer_arg",
     "write_stdout",
 ]
@@ -158,6 +161,70 @@ def refuse_chain_overrides(
     )
 
 
+def guard_closed_streams() -> None:
+    """Put ``/dev/null`` on a closed fd 1 or 2 (``>&-``, ``2>&-``) before any work.
+
+    Python starts with ``sys.stdout`` / ``sys.stderr`` set to ``None`` when the fd
+    is closed, and Click then writes its error messages to *stdout* (its
+    ``get_text_stderr`` falls back), while ``sys.stderr.isatty()`` raises
+    ``AttributeError``. A free fd 1 or 2 is also a trap: the next file opened (an
+    input, a temporary output) takes it, and whatever writes to "stdout" or
+    "stderr" then writes into that file.
+
+    - stderr closed: messages have nowhere to go, so they go to ``/dev/null`` and
+      the command runs normally; its exit status still tells what happened.
+    - stdout closed: the fd is filled too, but ``sys.stdout`` stays ``None``: that
+      is how :func:`require_stdout` tells a command with nowhere to write its data.
+    """
+    import os
+    import sys
+
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
+            if name == "stderr" and sys.stderr is None:
+                # Lives until exit, like the sys.stderr Python would have made.
+                sys.stderr = open(fd, "w", closefd=False)
+
+
+def names_stdout(target: str) -> bool:
+    """True when an output name means fd 1: ``-``, ``/dev/stdout``, ``/dev/fd/1``, ...
+
+    Examples
+    --------
+    >>> names_stdout("-"), names_stdout("/dev/stdout"), names_stdout("out.wav")
+    (True, True, False)
+    """
+    import os
+
+    if target == "-":
+        return True
+    path = os.path.normpath(os.path.abspath(target))
+    return path in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", f"/proc/{os.getpid()}/fd/1")
+
+
+def require_stdout(what: str = "") -> None:
+    """Refuse to start a command whose data goes to a closed stdout (``>&-``): exit 1.
+
+    Called before any work, so nothing is read or computed for output that cannot
+    be written. ``what`` names the option that sends data there (``-o -``).
+    """
+    import sys
+
+    if sys.stdout is None:
+        where = f"{what}: " if what else ""
+        hint = " (give a file name instead)" if what else ""
+        raise click.ClickException(f"{where}stdout is closed; nothing to write to{hint}")
+
+
 def write_stdout(text: str) -> None:
     """Write ``text`` to stdout in one piece and flush it; a failed write is exit 1.
 
@@ -170,6 +237,7 @@ def write_stdout(text: str) -> None:
     import os
     import sys
 
+    require_stdout()
     try:
         sys.stdout.write(text)
         sys.stdout.flush()

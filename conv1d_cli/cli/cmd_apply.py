@@ -14,13 +14,15 @@ import click
 from conv1d_cli.cli._common import (
     PaddingType,
     layer_display_name,
+    names_stdout,
     override_options_text,
     refuse_chain_overrides,
     reported_errors,
+    require_stdout,
     split_layer_arg,
 )
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError
-from conv1d_cli.shapes import PADDING_MODES, check_sample_rate
+from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, check_sample_rate
 
 if TYPE_CHECKING:
     from conv1d_cli.layer import Conv1d
@@ -200,7 +202,7 @@ def _warn(message: str) -> None:
 )
 @click.option(
     "--stride",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_SIZE),
     metavar="N",
     help="Override the layer's stride (a single -w only).",
 )
@@ -211,13 +213,13 @@ def _warn(message: str) -> None:
 )
 @click.option(
     "--dilation",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_SIZE),
     metavar="N",
     help="Override the layer's dilation (a single -w only).",
 )
 @click.option(
     "--groups",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_SIZE),
     metavar="N",
     help="Override the layer's groups (a single -w only).",
 )
@@ -308,6 +310,8 @@ def apply_(
         refuse_chain_overrides(overrides, layer_paths, key)
         layer_files = tuple(split_layer_arg(text)[0] for text in layer_paths)
         jobs_list = pipeline.plan_jobs(inputs, output, output_dir, output_format, layer_files)
+        if any(names_stdout(job.target) for job in jobs_list):
+            require_stdout(f"-o {jobs_list[0].target}")
         for text in pipeline.check_output_formats(jobs_list, output_format, subtype):
             if not quiet:
                 _warn(text)

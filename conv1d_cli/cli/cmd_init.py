@@ -19,7 +19,7 @@ from conv1d_cli.cli._common import (
     split_layer_arg,
 )
 from conv1d_cli.errors import ConfigError, DataFileError, OutputExistsError
-from conv1d_cli.shapes import PADDING_MODES, check_sample_rate
+from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, check_sample_rate
 
 __all__ = ["init"]
 
@@ -170,19 +170,27 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
 
 @click.command("init", epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("layer", metavar="LAYER.npz")
-@click.option("--in-channels", type=click.IntRange(min=1), metavar="C", help="Random layer: C_in.")
-@click.option("--out-channels", type=click.IntRange(min=1), metavar="C", help="Random: C_out.")
-@click.option("--kernel-size", type=click.IntRange(min=1), metavar="K", help="Random: K.")
-@click.option("--stride", type=click.IntRange(min=1), metavar="N", default=1, show_default=True)
+@click.option(
+    "--in-channels", type=click.IntRange(1, MAX_SIZE), metavar="C", help="Random layer: C_in."
+)
+@click.option(
+    "--out-channels", type=click.IntRange(1, MAX_SIZE), metavar="C", help="Random: C_out."
+)
+@click.option("--kernel-size", type=click.IntRange(1, MAX_SIZE), metavar="K", help="Random: K.")
+@click.option(
+    "--stride", type=click.IntRange(1, MAX_SIZE), metavar="N", default=1, show_default=True
+)
 @click.option(
     "--padding",
     type=PaddingType(),
     help="Padding [default: 0; aligned for designed kernels and coefficients].",
 )
-@click.option("--dilation", type=click.IntRange(min=1), metavar="N", default=1, show_default=True)
+@click.option(
+    "--dilation", type=click.IntRange(1, MAX_SIZE), metavar="N", default=1, show_default=True
+)
 @click.option(
     "--groups",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_SIZE),
     metavar="N",
     help="Random or --weight layer [default: 1].",
 )
@@ -214,7 +222,7 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
 @click.option(
     "--sample-rate", type=float, metavar="FS", help="Sample rate in Hz (stored in the layer)."
 )
-@click.option("--taps", type=click.IntRange(min=1), metavar="K", help="Kernel length.")
+@click.option("--taps", type=click.IntRange(1, MAX_SIZE), metavar="K", help="Kernel length.")
 @click.option(
     "--window",
     default="hamming",
@@ -227,7 +235,10 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
     "--delay", type=int, metavar="SAMPLES", help="Delay kernel: shift (negative = advance)."
 )
 @click.option(
-    "--channels", type=click.IntRange(min=1), metavar="C", help="Channels filtered [default: 1]."
+    "--channels",
+    type=click.IntRange(1, MAX_SIZE),
+    metavar="C",
+    help="Channels filtered [default: 1].",
 )
 @click.option(
     "--coefficients",

@@ -14,9 +14,15 @@ from typing import Any
 
 import click
 
-from conv1d_cli.cli._common import PaddingType, is_layer_archive, reported_errors, write_stdout
+from conv1d_cli.cli._common import (
+    PaddingType,
+    is_layer_archive,
+    reported_errors,
+    require_stdout,
+    write_stdout,
+)
 from conv1d_cli.errors import ConfigError
-from conv1d_cli.shapes import PADDING_MODES, check_sample_rate
+from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, check_sample_rate
 
 __all__ = ["LAYER_SCHEMA", "SIGNAL_SCHEMA", "inspect_"]
 
@@ -119,14 +125,14 @@ def _read_piped_layer(path: str) -> bytes | None:
     metavar="N",
     help="Layer: kernels listed (and plotted, at most 16); 0 = all.",
 )
-@click.option("--stride", type=click.IntRange(min=1), metavar="N", help="Layer: override.")
+@click.option("--stride", type=click.IntRange(1, MAX_SIZE), metavar="N", help="Layer: override.")
 @click.option(
     "--padding",
     type=PaddingType(),
     help="Layer: override.",
 )
-@click.option("--dilation", type=click.IntRange(min=1), metavar="N", help="Layer: override.")
-@click.option("--groups", type=click.IntRange(min=1), metavar="N", help="Layer: override.")
+@click.option("--dilation", type=click.IntRange(1, MAX_SIZE), metavar="N", help="Layer: override.")
+@click.option("--groups", type=click.IntRange(1, MAX_SIZE), metavar="N", help="Layer: override.")
 @click.option("--padding-mode", type=click.Choice(list(PADDING_MODES)), help="Layer: override.")
 @click.option("--format", "format_", metavar="FORMAT", help="Signal: format (needed for '-').")
 @click.pass_context
@@ -139,6 +145,7 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
         conv1d inspect lowpass.npz --plot response.png
         conv1d inspect take1.wav --json
     """
+    require_stdout()  # the report goes there: fail before reading anything
     if opts["sample_rate"] is not None:
         with reported_errors():  # one rule for every sample rate: exit 2 naming the option
             opts["sample_rate"] = check_sample_rate("--sample-rate", opts["sample_rate"])

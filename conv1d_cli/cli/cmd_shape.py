@@ -20,11 +20,13 @@ from conv1d_cli.cli._common import (
     layer_display_name,
     refuse_chain_overrides,
     reported_errors,
+    require_stdout,
     split_layer_arg,
     write_stdout,
 )
 from conv1d_cli.errors import ShapeError
 from conv1d_cli.shapes import (
+    MAX_SIZE,
     PADDING_MODES,
     ChainShape,
     LayerSpec,
@@ -81,12 +83,17 @@ file, else [N, C, L]. Unknown values are null.
 
 
 class CountType(click.ParamType):
-    """An integer ``>= minimum``, with a message that says what was wrong."""
+    """An integer in ``[minimum, maximum]``, with a message that says what was wrong.
+
+    Hyperparameters take ``maximum=MAX_SIZE``, the limit every command shares;
+    lengths and the batch size are arithmetic only here and have none.
+    """
 
     name = "integer"
 
-    def __init__(self, minimum: int = 1) -> None:
+    def __init__(self, minimum: int = 1, maximum: int | None = None) -> None:
         self.minimum = minimum
+        self.maximum = maximum
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return "INTEGER"
@@ -99,7 +106,13 @@ class CountType(click.ParamType):
             # int() would also take "1_000" and Unicode digits; a count is plain ASCII digits.
             if not re.fullmatch(r"[+-]?[0-9]+", text):
                 self.fail(f"expected an integer, got {value!r}", param, ctx)
-            number = int(text)
+            try:
+                number = int(text)
+            except ValueError:  # more digits than Python converts (4300 by default)
+                self.fail(f"expected an integer, got one of {len(text)} digits", param, ctx)
+        if self.maximum is not None and number > self.maximum:
+            limit = f"{MAX_SIZE} (2**31 - 1)" if self.maximum == MAX_SIZE else str(self.maximum)
+            self.fail(f"expected at most {limit}, got {number}", param, ctx)
         if number < self.minimum:
             qualifier = (
                 "a positive integer" if self.minimum == 1 else f"an integer >= {self.minimum}"
@@ -109,6 +122,7 @@ class CountType(click.ParamType):
 
 
 _POSITIVE = CountType(1)
+_SIZE = CountType(1, MAX_SIZE)
 
 
 @click.command(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -118,10 +132,10 @@ _POSITIVE = CountType(1)
     type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
 )
 @click.option("-L", "--length", type=_POSITIVE, help="Input length in samples.")
-@click.option("-k", "--kernel-size", type=_POSITIVE, help="Kernel size K (numbers mode).")
-@click.option("-s", "--stride", type=_POSITIVE, help="Stride [default: 1].")
+@click.option("-k", "--kernel-size", type=_SIZE, help="Kernel size K (numbers mode).")
+@click.option("-s", "--stride", type=_SIZE, help="Stride [default: 1].")
 @click.option("-p", "--padding", type=PaddingType(), help="Padding [default: 0].")
-@click.option("-d", "--dilation", type=_POSITIVE, help="Dilation [default: 1].")
+@click.option("-d", "--dilation", type=_SIZE, help="Dilation [default: 1].")
 @click.option(
     "--padding-mode",
     type=click.Choice(list(PADDING_MODES)),
@@ -129,11 +143,11 @@ _POSITIVE = CountType(1)
 )
 @click.option(
     "--in-channels",
-    type=_POSITIVE,
+    type=_SIZE,
     help="Input channels [default: the first layer's; in numbers mode, groups].",
 )
-@click.option("--out-channels", type=_POSITIVE, help="Output channels [default: in-channels].")
-@click.option("-g", "--groups", type=_POSITIVE, help="Channel groups [default: 1].")
+@click.option("--out-channels", type=_SIZE, help="Output channels [default: in-channels].")
+@click.option("-g", "--groups", type=_SIZE, help="Channel groups [default: 1].")
 @click.option("-N", "--batch", type=CountType(0), help="Batch size [default: 1].")
 @click.option(
     "-w",
@@ -189,6 +203,7 @@ def shape(
         conv1d shape -L 100 -k 5 --stride 2 --target-length 50
         conv1d shape -w lowpass.npz -w decimate.npz speech.wav
     """
+    require_stdout()  # the answer goes there: fail before reading anything
     hyper = {
         "stride": stride,
         "padding": padding,
