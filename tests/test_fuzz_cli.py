@@ -652,7 +652,7 @@ def run_case(case: Case) -> tuple[Result | None, list[str]]:
             outdir = _option_value(args, "apply", "output_dir")
             if outdir is not None:
                 batch = (outdir, inputs)
-        problems = check(result, before, after, root, outputs, inputs, batch)
+        problems = check(result, before, after, root, outputs, inputs, batch, args)
     # The command line would print these on stderr (path:line: RuntimeWarning: ...):
     # internals leaking next to, or instead of, the one Error: line.
     for w in caught:
@@ -698,10 +698,14 @@ def check(
     outputs: set[str],
     inputs: set[str],
     batch: tuple[str, set[str]] | None = None,
+    args: list[str] | None = None,
 ) -> list[str]:
     """Broken promises of one run. ``batch`` is ``(OUTDIR, inputs)`` for ``apply -d``:
     a failed batch keeps the finished outputs of the files before the failure (and
-    the folder it made for them), never a partial or temporary file."""
+    the folder it made for them), never a partial or temporary file. A failure says
+    one ``Error:`` line (one per failed file, and a summary, with ``--keep-going``)
+    and prints nothing on stdout (but ``shape --json``, whose report has an error)."""
+    args = args or []
     problems: list[str] = []
     exc = result.exception
     if exc is not None and not isinstance(exc, SystemExit):
@@ -714,8 +718,13 @@ def check(
     if result.exit_code not in (0, 1, 2):
         problems.append(f"exit status {result.exit_code}")
     if result.exit_code != 0:
-        if not any(line.startswith("Error:") for line in result.stderr.splitlines()):
+        errors = sum(line.startswith("Error:") for line in result.stderr.splitlines())
+        if errors == 0:
             problems.append("failed without an 'Error:' line on stderr")
+        elif errors > 1 and "--keep-going" not in args:
+            problems.append(f"failed with {errors} 'Error:' lines on stderr")
+        if result.stdout_bytes and args[:1] != ["shape"]:
+            problems.append(f"exit {result.exit_code} but stdout got {result.stdout_bytes[:60]!r}")
         changed = sorted(
             k
             for k in before.keys() | after.keys()
