@@ -248,6 +248,13 @@ def gaussian(sigma: float, taps: int | None = None) -> np.ndarray:
     if not math.isfinite(sigma) or sigma <= 0:
         raise ConfigError(f"sigma must be a positive number of samples, got {sigma!r}")
     if taps is None:
+        # Checked as a float first: 4 * 1e308 is inf, which math.ceil cannot take.
+        width = 2 * 4 * float(sigma) + 1
+        if width > MAX_TAPS:
+            raise ConfigError(
+                f"sigma {sigma:g} needs a kernel of about {width:.3g} taps; at most "
+                f"{MAX_TAPS} (2**{MAX_TAPS.bit_length() - 1}) are made (give a smaller --sigma)"
+            )
         taps = _check_taps(2 * math.ceil(4 * sigma) + 1, "taps (2*ceil(4*sigma)+1)")
     taps = _check_taps(taps)
     n = np.arange(taps) - (taps - 1) / 2
@@ -700,16 +707,19 @@ def frequency_response(
     k = w.shape[-1]
     span = dilation * (k - 1) + 1
     if points is None:
-        # 8 bins per tap for short kernels, at most 2**16 + 1 (enough for a plot or a
-        # summary) unless the kernel itself is longer.
-        exponent = max(11, min(16, math.ceil(math.log2(8 * span))), math.ceil(math.log2(span)))
+        # 8 bins per tap of the dilated kernel, between 2**11 + 1 and 2**16 + 1 (enough
+        # for a plot or a summary) unless the undilated kernel itself is longer.
+        exponent = max(11, min(16, math.ceil(math.log2(8 * span))), math.ceil(math.log2(k)))
         points = 2**exponent + 1
     nfft = 2 * (points - 1)
-    if nfft < span:
-        raise ConfigError(f"points must be at least {span // 2 + 1} for this kernel")
-    stuffed = np.zeros(w.shape[:-1] + (span,))
-    stuffed[..., ::dilation] = w
-    spectrum = np.conj(np.fft.rfft(stuffed, n=nfft, axis=-1))
+    if nfft < k:
+        raise ConfigError(f"points must be at least {k // 2 + 1} for this kernel")
+    # Dilation by d maps H(f) to H(d*f): sample the undilated kernel's spectrum at
+    # d*i mod nfft instead of transforming a zero-stuffed kernel of d*(K-1)+1 taps,
+    # whose cost grows with the dilation (10**6 took seconds and hundreds of MB).
+    base = np.fft.fft(w, n=nfft, axis=-1)
+    index = (dilation * np.arange(points)) % nfft
+    spectrum = np.conj(base[..., index])
     freqs = np.arange(points) / nfft
     return freqs, spectrum * np.exp(-2j * np.pi * freqs * left)
 

@@ -139,7 +139,15 @@ def save_layer(layer: Conv1d, path: str | os.PathLike[str], *, overwrite: bool =
         # An open file object: np.savez would append ".npz" to a bare name.
         try:
             with open(tmp, "wb") as f:
-                np.savez(f, **arrays)  # type: ignore[arg-type]  # stubs type the kwargs as allow_pickle
+                if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    np.savez(f, **arrays)  # type: ignore[arg-type]  # stubs type the kwargs as allow_pickle
+                else:
+                    # A device or FIFO (/dev/null, /dev/stdout): zipfile seeks back to
+                    # write its directory, which such a file cannot do, so build the
+                    # archive in memory and write it through once.
+                    buffer = io.BytesIO()
+                    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+                    f.write(buffer.getbuffer())
         except OSError as e:
             raise DataFileError(f"{path}: cannot write layer file: {e}") from e
 

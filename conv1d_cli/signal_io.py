@@ -90,6 +90,7 @@ import struct
 import sys
 import tempfile
 import threading
+import tokenize
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -1165,7 +1166,7 @@ def _npy_header(fh: IO[bytes], path: str) -> tuple[tuple[int, ...], bool, np.dty
             header = fmt.read_array_header_2_0(fh)
         else:
             raise ValueError(f"unsupported NPY version {version}")
-    except (ValueError, OSError, EOFError, SyntaxError) as e:
+    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as e:
         raise DataFileError(f"{_shown(path)}: not a valid NPY file ({e})") from e
     shape, fortran, dtype = header
     return tuple(int(n) for n in shape), bool(fortran), dtype

@@ -162,8 +162,10 @@ def test_design_simple_kernels():
         gaussian(0.0)
     with pytest.raises(ConfigError, match="taps"):
         moving_average(0)
-    with pytest.raises(ConfigError, match=r"taps \(2\*ceil\(4\*sigma\)\+1\) must be at most"):
+    with pytest.raises(ConfigError, match=r"sigma 1e\+09 needs .* at most 16777216"):
         gaussian(1e9)
+    with pytest.raises(ConfigError, match=r"sigma 1e\+308 needs"):  # 4*sigma is inf
+        gaussian(1e308)
     with pytest.raises(ConfigError, match="must be at most 16777216"):
         delay(-(10**12))
     with pytest.raises(ConfigError, match="must be at most"):
@@ -359,3 +361,17 @@ def test_design_check_sample_rate_is_the_shapes_rule():
     assert check_sample_rate(48000) == 48000.0
     with pytest.raises(ConfigError, match="sample_rate must be at most 2147483647 Hz"):
         design_fir("lowpass", 1000, 1e12, 31)
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 3, 7])
+def test_frequency_response_of_a_dilated_kernel_equals_the_zero_stuffed_one(dilation):
+    # The response is sampled from the undilated kernel's spectrum (H(d*f)), so a huge
+    # dilation costs no more than a small one; it must equal transforming the
+    # zero-stuffed kernel, which is what the layer computes.
+    w = np.random.default_rng(dilation).standard_normal((2, 1, 7))
+    freqs, response = frequency_response(w, dilation=dilation, left=3)
+    nfft = 2 * (len(freqs) - 1)
+    stuffed = np.zeros((2, 1, dilation * 6 + 1))
+    stuffed[..., ::dilation] = w
+    expected = np.conj(np.fft.rfft(stuffed, n=nfft, axis=-1)) * np.exp(-6j * np.pi * freqs)
+    np.testing.assert_allclose(response, expected, rtol=0, atol=1e-12)

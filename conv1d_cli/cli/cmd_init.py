@@ -415,10 +415,10 @@ def _from_weight_file(opts: Any, common: dict[str, Any]) -> Any:
             f"(out_channels, in_channels/groups, kernel_size), got shape {weight.shape}"
         )
     dtype = opts["dtype"] or (weight.dtype.name if weight.dtype.kind == "f" else "float64")
-    weight = np.array(weight, dtype=dtype)
+    weight = _narrowed(weight, dtype, opts["weight"])
     bias = None
     if opts["bias_file"] is not None:
-        bias = design.read_npy(opts["bias_file"], "bias").astype(dtype)
+        bias = _narrowed(design.read_npy(opts["bias_file"], "bias"), dtype, opts["bias_file"])
         if bias.shape != (weight.shape[0],):
             raise DataFileError(
                 f"{opts['bias_file']}: bias must have shape ({weight.shape[0]},) to match "
@@ -438,6 +438,24 @@ def _from_weight_file(opts: Any, common: dict[str, Any]) -> Any:
         f", bias from {opts['bias_file']}" if opts["bias_file"] else ""
     )
     return layer
+
+
+def _narrowed(array: Any, dtype: str, source: str) -> Any:
+    """``array`` as ``dtype``; a value too large for it (1e308 as float32) is an error.
+
+    NumPy would turn it into inf with a RuntimeWarning, and the layer would then hold
+    a non-finite weight that no layer file accepts.
+    """
+    import numpy as np
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.array(array, dtype=dtype)
+    if not np.isfinite(out).all() and np.isfinite(array).all():
+        raise DataFileError(
+            f"{source}: values up to {float(np.max(np.abs(array))):.3g} do not fit {dtype} "
+            f"(largest {float(np.finfo(dtype).max):.3g}); give --dtype float64"
+        )
+    return out
 
 
 def _from_layer_archive(path: str, own_key: str | None, opts: Any) -> Any:
@@ -462,7 +480,7 @@ def _from_layer_archive(path: str, own_key: str | None, opts: Any) -> Any:
     key = own_key if own_key is not None else opts["key"]
     loaded = load_layer(path, key=key, sample_rate=opts["sample_rate"], **opts["explicit"])
     dtype = opts["dtype"] or loaded.dtype.name
-    weight = loaded.weight.astype(dtype)
+    weight = _narrowed(loaded.weight, dtype, shown)
     bias = loaded.bias
     if opts["bias_file"] is not None:
         bias = design.read_npy(opts["bias_file"], "bias")
@@ -477,7 +495,7 @@ def _from_layer_archive(path: str, own_key: str | None, opts: Any) -> Any:
         bias = np.zeros(weight.shape[0], dtype)
     layer = Conv1d.from_weights(
         weight,
-        None if bias is None else bias.astype(dtype),
+        None if bias is None else _narrowed(bias, dtype, opts["bias_file"] or shown),
         stride=loaded.stride,
         padding=loaded.padding,
         dilation=loaded.dilation,

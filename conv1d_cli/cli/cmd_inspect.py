@@ -308,6 +308,12 @@ def _layer_report(file: str, opts: Any) -> dict[str, Any]:
     }
 
 
+def _first_few(items: list[str], shown: int = 8) -> str:
+    """A readable line: a dilated comb has thousands of edges (--json lists them all)."""
+    more = f", ... ({len(items) - shown} more)" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
 def _db(value: float | None) -> str:
     return "-inf dB" if value is None else f"{round(value, 2) + 0.0:+.2f} dB"
 
@@ -368,10 +374,10 @@ def _layer_text(r: dict[str, Any]) -> str:
         lines += ["", f"frequency response at {rate:g} Hz (dB re gain 1)"]
         for k in r["kernels"]:
             s = k["response"]
-            edges = ", ".join(f"{f:.5g}" for f in s["minus3db_hz"]) or "none"
+            edges = _first_few([f"{f:.5g}" for f in s["minus3db_hz"]]) or "none"
             stop = "none"
             if s["stopband_db"] is not None:
-                ranges = ", ".join(f"{lo:.5g}-{hi:.5g}" for lo, hi in s["stopband_hz"])
+                ranges = _first_few([f"{lo:.5g}-{hi:.5g}" for lo, hi in s["stopband_hz"]])
                 stop = f"{_db(s['stopband_db'])} in {ranges} Hz"
             lines.append(
                 f"  {k['out_channel']:>4} <- {k['in_channel']:<4} DC {_db(s['dc_db'])}, "
