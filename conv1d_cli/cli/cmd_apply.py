@@ -50,6 +50,8 @@ class _Options:
     allow_nonfinite: bool
     sample_rate: float | None
     block_size: int | None
+    #: Read and write in helper threads while filtering (threads.Policy.overlap).
+    overlap: bool = True
 
 
 @dataclass(frozen=True)
@@ -213,14 +215,20 @@ def _pump(
     Reading the next block and writing the previous one run in two helper threads
     while this one filters (libsndfile and NumPy release the GIL), so decoding,
     encoding and the FFTs overlap on two cores. At most one block waits on each
-    side, so memory stays bounded.
+    side, so memory stays bounded. Without ``opts.overlap`` (one thread per file:
+    ``--jobs``, ``make -j``, ``--threads 1``) the same steps run in this thread.
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from conv1d_cli.stream import check_finite
 
-    reads = ThreadPoolExecutor(1, thread_name_prefix="conv1d-read")
-    writes = ThreadPoolExecutor(1, thread_name_prefix="conv1d-write")
+    reads: Any
+    writes: Any
+    if opts.overlap:
+        reads = ThreadPoolExecutor(1, thread_name_prefix="conv1d-read")
+        writes = ThreadPoolExecutor(1, thread_name_prefix="conv1d-write")
+    else:
+        reads = writes = _Inline()
     pending_write: Future[None] | None = None
     frames = _block_frames(opts.block_size, reader.info.channels, reader.info.batch)
     next_block = reads.submit(reader.read, frames)
@@ -253,6 +261,23 @@ def _pump(
         reads.shutdown(wait=True, cancel_futures=True)
         writes.shutdown(wait=True, cancel_futures=True)
     return offset
+
+
+class _Inline:
+    """An executor that runs each task when it is submitted (no helper thread)."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        from concurrent.futures import Future
+
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as e:  # delivered by .result(), as a thread pool would
+            future.set_exception(e)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
 
 
 def _plan_jobs(
@@ -520,7 +545,16 @@ def _warn(message: str) -> None:
     metavar="N",
     default=1,
     show_default=True,
-    help="Files filtered in parallel.",
+    help="Files filtered in parallel (each worker single-threaded).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    metavar="N",
+    default=None,
+    help="Compute threads per file: FFT workers and read/write overlap, capped at the "
+    "usable cores; BLAS always 1 [default: FFT 1, overlap on; 1 with --jobs > 1 or "
+    "make -j; see README 'Threads'].",
 )
 @click.option(
     "--keep-going", is_flag=True, help="Go on after a failed file; report all at the end."
@@ -575,6 +609,7 @@ def apply_(
     output_format: str | None,
     on_clip: str,
     jobs: int,
+    threads: int | None,
     keep_going: bool,
     quiet: bool,
     allow_nonfinite: bool,
@@ -618,6 +653,13 @@ def apply_(
         cat in.wav | conv1d apply -w lowpass.npz - --input-format wav -o - --output-format wav
     """
     with reported_errors("--input-format / --output-format"), _signals_exit():
+        # First, before anything imports NumPy (and with it BLAS, whose thread
+        # count is fixed when it loads): conv1d_cli.threads has the rules.
+        from conv1d_cli import threads as thread_policy
+
+        policy = thread_policy.decide(threads, jobs)
+        thread_policy.configure(policy)
+
         from conv1d_cli.stream import check_chain, compute_dtype
 
         if sample_rate is not None:
@@ -649,6 +691,7 @@ def apply_(
             allow_nonfinite=allow_nonfinite,
             sample_rate=sample_rate,
             block_size=block_size,
+            overlap=policy.overlap,
         )
         _tune_malloc()
         if output_dir is not None:
