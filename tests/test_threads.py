@@ -317,3 +317,66 @@ def test_threads_output_is_identical_for_any_thread_count(tmp_path):
                 assert proc.returncode == 0, proc.stderr
                 outputs.append(out.read_bytes())
             assert outputs[0] == outputs[1], (name, method)
+
+
+# -- --jobs: worker processes ------------------------------------------------------------
+
+
+def _subprocess_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in threads.BLAS_ENV_VARS}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def test_threads_jobs_warnings_in_input_order(tmp_path):
+    rng = np.random.default_rng(3)
+    gain = tmp_path / "gain.npz"
+    save_layer(Conv1d.from_weights(np.full((1, 1, 1), 4.0)), gain)
+    inputs = []
+    for i, n in enumerate((40_000, 2_000, 20_000, 1_000)):  # big first: finishes last
+        path = tmp_path / f"in{i}.wav"
+        sf.write(path, 0.5 * rng.standard_normal(n), 8000, subtype="PCM_16")
+        inputs.append(str(path))
+    cmd = [sys.executable, "-m", "conv1d_cli", "apply", "-w", str(gain), *inputs]
+    cmd += ["-d", str(tmp_path / "out"), "--jobs", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_subprocess_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    named = [line.split(": ")[1] for line in proc.stderr.splitlines()]
+    assert named == [str(tmp_path / "out" / f"in{i}.wav") for i in range(4)], proc.stderr
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_threads_jobs_signal_stops_workers_and_leaves_nothing(tmp_path, signame):
+    import signal
+    import time
+
+    signum = getattr(signal, signame)
+    rng = np.random.default_rng(5)
+    sources = []
+    for i in range(3):
+        path = tmp_path / f"long{i}.wav"
+        sf.write(path, 0.1 * rng.standard_normal((400_000, 2)), 8000, subtype="FLOAT")
+        sources.append(str(path))
+    layer = tmp_path / "l.npz"
+    save_layer(Conv1d.from_weights(rng.standard_normal((2, 2, 64))), layer)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "conv1d_cli", "apply", "-q", "-w", str(layer), *sources]
+    cmd += ["-d", str(out), "--jobs", "2", "--method", "direct", "--block-size", "64"]
+    # Its own process group, like a shell job: Ctrl-C reaches the workers too.
+    proc = subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, env=_subprocess_env(), start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (
+        out.is_dir() and sum(p.name.startswith(".") for p in out.iterdir()) >= 2
+    ):
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.02)
+    if signame == "SIGINT":
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)  # the parent alone, as kill/timeout/make do
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, err
+    assert b"Traceback" not in err
+    assert list(out.iterdir()) == []

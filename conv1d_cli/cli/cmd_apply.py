@@ -770,36 +770,47 @@ def _run(
                 if show and len(jobs_list) > 1:
                     click.echo(f"[{i + 1}/{len(jobs_list)}] {job.target}", err=True)
     else:
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+        from concurrent.futures import FIRST_COMPLETED, wait
 
-        # NumPy releases the GIL in BLAS and FFT, so threads overlap the heavy work.
-        pool = ThreadPoolExecutor(max_workers=jobs)
+        # Worker processes, not threads: each file's Python glue (and a CSV's
+        # parsing) holds the GIL, so threads of one process wait for each other;
+        # processes scale like `make -j`. Each worker is single-threaded
+        # (conv1d_cli.threads), and a shared event stops them all.
+        pool, cancel = _process_pool(jobs, opts)
         try:
             futures = {
-                pool.submit(_filter_file, job, layers, names, opts, cancel, lambda n: None): job
-                for job in jobs_list
+                pool.submit(_work, job, layers, names, opts): (i, job)
+                for i, job in enumerate(jobs_list)
             }
             pending = set(futures)
+            results: dict[int, tuple[_Job, tuple[int, list[str]] | None]] = {}
+            reported = 0
             with _progressbar(len(jobs_list), show, "files") as bar:
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
-                        job = futures[future]
+                        i, job = futures[future]
                         try:
-                            result = future.result()
+                            results[i] = (job, future.result())
                         except _Cancelled:
-                            continue
+                            results[i] = (job, None)
                         except Conv1dError as e:
                             fail(job, e)
-                            continue
-                        _report(job, result, opts)
+                            results[i] = (job, None)
                         if bar is not None:
                             bar.update(1)
+                    # Warnings in input order, whichever worker finished first.
+                    while reported in results:
+                        job, result = results.pop(reported)
+                        if result is not None:
+                            _report(job, result, opts)
+                        reported += 1
         finally:
             # On an error, Ctrl-C or SIGTERM: stop the others and let them clean up
             # their temporary files before we exit.
             cancel.set()
             pool.shutdown(wait=True, cancel_futures=True)
+        failures.sort(key=lambda item: jobs_list.index(item[0]))
     if failures:
         for _job, error in failures:
             click.echo(f"Error: {error}", err=True)
@@ -807,6 +818,60 @@ def _run(
             f"{len(failures)} of {len(jobs_list)} input{'s' if len(jobs_list) != 1 else ''} "
             f"failed: {', '.join(job.source for job, _ in failures)}"
         )
+
+
+#: The worker process's stop flag, set by the parent (or by a signal to the worker).
+_WORKER_CANCEL: Any = None
+
+
+def _process_pool(jobs: int, opts: _Options) -> tuple[Any, Any]:
+    """A pool of ``jobs`` single-threaded worker processes and their shared stop event.
+
+    forkserver where there is one: workers fork from a clean server process
+    (no threads of ours to copy), which has the filtering modules imported once.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from conv1d_cli import threads as thread_policy
+
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(["conv1d_cli.stream", "conv1d_cli.signal_io"])
+    cancel = ctx.Event()
+    policy = thread_policy.current() or thread_policy.decide(jobs=jobs)
+    pool = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(cancel, policy)
+    )
+    return pool, cancel
+
+
+def _init_worker(cancel: Any, policy: Any) -> None:
+    """Set up a worker: the parent's thread policy, and stop cleanly on a signal.
+
+    Ctrl-C reaches the whole process group: the worker ignores it and lets the
+    parent decide (it sets ``cancel``). SIGTERM/SIGHUP sent to a worker alone stop
+    its current file the same way, so its temporary file is removed.
+    """
+    global _WORKER_CANCEL
+    from conv1d_cli import threads as thread_policy
+
+    _WORKER_CANCEL = cancel
+    thread_policy.configure(policy)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, lambda *_: cancel.set())
+    _tune_malloc()
+
+
+def _work(job: _Job, layers: list[Any], names: list[str], opts: _Options) -> tuple[int, list[str]]:
+    """Filter one file in a worker process (see :func:`_process_pool`)."""
+    return _filter_file(job, layers, names, opts, _WORKER_CANCEL, _no_progress)
+
+
+def _no_progress(frames: int) -> None:
+    pass
 
 
 def _known_frames(source: str, opts: _Options) -> int | None:
