@@ -328,7 +328,8 @@ def _subprocess_env() -> dict[str, str]:
     return env
 
 
-def test_threads_jobs_warnings_in_input_order(tmp_path):
+@pytest.mark.parametrize("user_blas", [None, "1"])  # fork, else forkserver workers
+def test_threads_jobs_warnings_in_input_order(tmp_path, user_blas):
     rng = np.random.default_rng(3)
     gain = tmp_path / "gain.npz"
     save_layer(Conv1d.from_weights(np.full((1, 1, 1), 4.0)), gain)
@@ -339,7 +340,10 @@ def test_threads_jobs_warnings_in_input_order(tmp_path):
         inputs.append(str(path))
     cmd = [sys.executable, "-m", "conv1d_cli", "apply", "-w", str(gain), *inputs]
     cmd += ["-d", str(tmp_path / "out"), "--jobs", "2"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_subprocess_env(), timeout=120)
+    env = _subprocess_env()
+    if user_blas is not None:
+        env["OPENBLAS_NUM_THREADS"] = user_blas
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     named = [line.split(": ")[1] for line in proc.stderr.splitlines()]
     assert named == [str(tmp_path / "out" / f"in{i}.wav") for i in range(4)], proc.stderr
