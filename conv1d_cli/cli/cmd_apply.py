@@ -771,6 +771,7 @@ def _run(
                     click.echo(f"[{i + 1}/{len(jobs_list)}] {job.target}", err=True)
     else:
         from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
 
         # Worker processes, not threads: each file's Python glue (and a CSV's
         # parsing) holds the GIL, so threads of one process wait for each other;
@@ -797,6 +798,11 @@ def _run(
                         except Conv1dError as e:
                             fail(job, e)
                             results[i] = (job, None)
+                        except BrokenProcessPool as e:
+                            # Killed (OOM killer, kill -9): no file of that worker is sure.
+                            raise DataFileError(
+                                f"{job.source}: the worker process filtering it died ({e})"
+                            ) from e
                         if bar is not None:
                             bar.update(1)
                     # Warnings in input order, whichever worker finished first.
