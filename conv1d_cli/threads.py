@@ -25,7 +25,7 @@ Rules (:func:`decide`), first match wins:
    overlap threads when at least two cores are usable. Measured in
    ``benchmarks/README.md``: the streaming path is FFT and banded products
    on blocks, where a second BLAS or FFT thread buys nothing that the overlap
-   does not already use, and a spinning BLAS thread costs up to 15x.
+   does not already use, and a spinning BLAS thread cost up to 14x.
 
 The command line never gives BLAS more than one thread (unless the user's
 environment does): besides the spinning, OpenBLAS's GEMM rounds differently
@@ -58,6 +58,7 @@ from typing import Any
 __all__ = [
     "BLAS_ENV_VARS",
     "Policy",
+    "affinity_cpus",
     "available_cpus",
     "cgroup_cpu_limit",
     "configure",
@@ -66,6 +67,8 @@ __all__ = [
     "fft_workers",
     "limit",
     "make_is_parallel",
+    "parse_cfs",
+    "parse_cpu_max",
 ]
 
 #: Environment variables that set a BLAS/OpenMP thread count when the library loads.
