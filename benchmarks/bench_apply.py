@@ -1,10 +1,31 @@
-"""Benchmarks for ``conv1d apply`` (issue 5): bounded memory and speed against SoX.
+"""Benchmarks for ``conv1d apply``: bounded memory (issue 5), speed and threads (issue 11).
 
-1. Peak RSS: a 1-hour stereo 48 kHz PCM_16 WAV through a 1025-tap lowpass
-   (target < 100 MiB; the interpreter and imports alone are ~55 MiB).
-2. Whole-process wall time on a 10-minute stereo 48 kHz PCM_16 WAV with the same
-   1025-tap lowpass, against ``sox in.wav out.wav fir coeffs.txt`` (target: no
-   slower than sox).
+Scenarios (``--scenario``, repeatable; default all):
+
+``rss``
+    Peak RSS: a 1-hour stereo 48 kHz PCM_16 WAV through a 1025-tap lowpass
+    (target < 100 MiB; the interpreter and imports alone are ~55 MiB).
+``sox``
+    Whole-process wall time on a 10-minute stereo 48 kHz PCM_16 WAV with the same
+    1025-tap lowpass, against ``sox in.wav out.wav fir coeffs.txt`` (target: no
+    slower than sox).
+``single``
+    One process on an otherwise idle machine, K in 31, 101, 255, 1025, 4097 taps:
+    conv1d against ``sox -D in.wav out.wav fir taps.txt`` and FFmpeg's afir (the
+    command of FILTERING-NOTES.md: unit gain, stereo out), ratio per K.
+``batch``
+    8 ten-minute files, 101 taps: ``--jobs 1``, ``--jobs 2``, ``xargs -P2`` of
+    single-file runs, ``make -f examples/Makefile -j2``, against ``xargs -P2 sox``
+    and sox one file after another (targets: ``--jobs 2`` >= 1.7x faster than
+    ``--jobs 1 --threads 1``, and never slower).
+``busy``
+    One file beside one busy process (``sh -c 'while :; do :; done'``) against
+    the same run (``--threads 1``) with nothing beside it.
+
+Every contestant of a scenario runs once per round, interleaved, so background
+load hits all alike; the report gives medians and the median of the per-round
+ratios, plus the load average before and after. ``--quick`` runs a small version
+(1-minute files, 4 of them, K 101 and 1025, 2 rounds).
 
 The big WAVs are generated into a temporary directory (removed afterwards unless
 ``--keep``); nothing is written into the repository. Peak RSS and times are
@@ -13,20 +34,25 @@ measured on the child process with ``os.wait4`` (``ru_maxrss``, the same number
 
 Usage::
 
-    python benchmarks/bench_apply.py            # both benchmarks
+    python benchmarks/bench_apply.py            # every scenario
     python benchmarks/bench_apply.py --skip-rss --repeat 5
+    python benchmarks/bench_apply.py --scenario batch --scenario busy --repeat 3
+    python benchmarks/bench_apply.py --quick --keep /tmp/bench-inputs
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -115,19 +141,258 @@ def conv1d_cmd(layer: Path, src: Path, dst: Path) -> list[str]:
     ]
 
 
+SCENARIOS = ("rss", "sox", "single", "batch", "busy")
+SINGLE_TAPS = (31, 101, 255, 1025, 4097)
+BATCH_TAPS = 101
+BATCH_FILES = 8
+
+
+def make_fir(directory: Path, taps: int) -> tuple[Path, Path, Path]:
+    """A ``taps``-tap lowpass as a conv1d layer, a SoX coefficient file and an afir IR WAV."""
+    h = firwin(taps, 8000, fs=RATE)
+    layer = Conv1d.from_weights(
+        np.stack([h, h])[:, None, :].astype(np.float32), groups=2, padding="same"
+    )
+    layer.sample_rate = float(RATE)
+    layer_path = directory / f"lowpass{taps}.npz"
+    save_layer(layer, layer_path, overwrite=True)
+    coeffs = directory / f"taps{taps}.txt"
+    coeffs.write_text("\n".join(repr(float(v)) for v in h) + "\n")
+    ir = directory / f"ir{taps}.wav"
+    sf.write(ir, h.astype(np.float32), RATE, subtype="FLOAT")
+    return layer_path, coeffs, ir
+
+
+def ffmpeg_cmd(ffmpeg: str, src: Path, ir: Path, dst: Path) -> list[str]:
+    """FFmpeg afir with unit gain and stereo out (FILTERING-NOTES.md, ffmpeg 5.1)."""
+    graph = "[0:a][1:a]afir=irfmt=mono:gtype=none:wet=0.5,aformat=channel_layouts=stereo"
+    return [ffmpeg, "-y", "-loglevel", "error", "-i", str(src), "-i", str(ir)] + [
+        "-filter_complex",
+        graph,
+        "-c:a",
+        "pcm_s16le",
+        str(dst),
+    ]
+
+
+def wall(cmd: list[str] | str, env: dict[str, str] | None = None) -> float:
+    """Wall seconds of one command (a string runs in sh); fails loudly."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        cmd,
+        shell=isinstance(cmd, str),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd} failed ({proc.returncode}):\n{proc.stderr.decode()}")
+    return elapsed
+
+
+def rounds(contestants: dict[str, Callable[[], float]], repeat: int) -> dict[str, list[float]]:
+    """Run every contestant once per round, interleaved; their times per round."""
+    times: dict[str, list[float]] = {name: [] for name in contestants}
+    for _ in range(repeat):
+        for name, run_once in contestants.items():
+            times[name].append(run_once())
+    return times
+
+
+def report(title: str, times: dict[str, list[float]], peer: str) -> None:
+    """Medians, and each contestant's median per-round ratio to ``peer``."""
+    print(f"\n{title} (medians of {len(times[peer])} interleaved rounds)")
+    print(f"| contestant | median s | min s | ratio to {peer} (median per round) |")
+    print("|---|---|---|---|")
+    for name, values in times.items():
+        ratio = statistics.median(a / b for a, b in zip(values, times[peer], strict=True))
+        print(f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} | {ratio:.2f} |")
+
+
+def conv1d_env() -> dict[str, str]:
+    """The environment a user's shell would give: no thread variables of ours."""
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("MAKEFLAGS", None)
+    env.pop("MFLAGS", None)
+    return env
+
+
+THREAD_VARS = (
+    "OPENBLAS_NUM_THREADS",
+    "GOTO_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
+
+
+def make_inputs(directory: Path, count: int, seconds: int) -> list[Path]:
+    files = []
+    for i in range(count):
+        path = directory / f"in{seconds}s-{i}.wav"
+        if not path.exists():
+            print(f"generating {path.name} ...", flush=True)
+            make_wav(path, seconds, seed=i)
+        files.append(path)
+    return files
+
+
+def scenario_single(directory: Path, seconds: int, taps_list: tuple[int, ...], repeat: int) -> None:
+    src = make_inputs(directory, 1, seconds)[0]
+    sox, ffmpeg = shutil.which("sox"), shutil.which("ffmpeg")
+    env = conv1d_env()
+    for taps in taps_list:
+        layer, coeffs, ir = make_fir(directory, taps)
+        commands = {"conv1d apply": conv1d_cmd(layer, src, directory / "o-c.wav")}
+        if sox:
+            commands["sox -D fir"] = [sox, "-D", str(src), str(directory / "o-s.wav")] + [
+                "fir",
+                str(coeffs),
+            ]
+        if ffmpeg:
+            commands["ffmpeg afir"] = ffmpeg_cmd(ffmpeg, src, ir, directory / "o-f.wav")
+        contestants = {name: functools.partial(wall, cmd, env) for name, cmd in commands.items()}
+        times = rounds(contestants, repeat)
+        report(f"single: {seconds} s stereo 48 kHz PCM_16, {taps} taps", times, "conv1d apply")
+
+
+def scenario_batch(directory: Path, seconds: int, count: int, repeat: int) -> None:
+    files = make_inputs(directory, count, seconds)
+    layer, coeffs, _ = make_fir(directory, BATCH_TAPS)
+    sox = shutil.which("sox")
+    env = conv1d_env()
+    out = directory / "batch-out"
+    py = shlex.quote(sys.executable)
+    names = " ".join(shlex.quote(str(f)) for f in files)
+
+    def fresh() -> None:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+
+    def apply_many(*extra: str) -> Callable[[], float]:
+        def run_once() -> float:
+            fresh()
+            cmd = [*conv1d_cmd(layer, files[0], out)[:-3], *map(str, files), "-d", str(out)]
+            return wall([*cmd, *extra], env)
+
+        return run_once
+
+    def shell(line: str) -> Callable[[], float]:
+        def run_once() -> float:
+            fresh()
+            return wall(line, env)
+
+        return run_once
+
+    conv1d = f"{py} -m conv1d_cli apply -q -w {shlex.quote(str(layer))}"
+    contestants: dict[str, Callable[[], float]] = {
+        "conv1d --jobs 1 --threads 1": apply_many("--jobs", "1", "--threads", "1"),
+        "conv1d --jobs 1": apply_many("--jobs", "1"),
+        "conv1d --jobs 2": apply_many("--jobs", "2"),
+        "xargs -P2 conv1d (1 file each)": shell(
+            f"printf '%s\\n' {names} | xargs -P2 -I{{}} {conv1d} {{}} -d {shlex.quote(str(out))}"
+        ),
+        "make -j2 (examples/Makefile)": shell(
+            f"make -s -f {shlex.quote(str(ROOT / 'examples' / 'Makefile'))} -j2 "
+            f"CONV1D={shlex.quote(f'{py} -m conv1d_cli')} IN={shlex.quote(str(files[0].parent))} "
+            f"OUT={shlex.quote(str(out))} LAYER={shlex.quote(str(layer))} "
+            f"SOURCES={shlex.quote(names)}"
+        ),
+    }
+    if sox:
+        each = (
+            f"sox -D {{}} {shlex.quote(str(out))}/$(basename {{}}) fir {shlex.quote(str(coeffs))}"
+        )
+        contestants["xargs -P2 sox"] = shell(
+            f"printf '%s\\n' {names} | xargs -P2 -I{{}} sh -c {shlex.quote(each)}"
+        )
+        contestants["sox one after another"] = shell(
+            f'for f in {names}; do sox -D "$f" {shlex.quote(str(out))}/$(basename "$f") '
+            f"fir {shlex.quote(str(coeffs))}; done"
+        )
+    times = rounds(contestants, repeat)
+    title = f"batch: {count} files of {seconds} s stereo 48 kHz PCM_16, {BATCH_TAPS} taps"
+    report(title, times, "conv1d --jobs 1 --threads 1")
+    if sox:
+        report(title + ", against xargs -P2 sox", times, "xargs -P2 sox")
+
+
+def scenario_busy(directory: Path, seconds: int, repeat: int) -> None:
+    src = make_inputs(directory, 1, seconds)[0]
+    layer, _, _ = make_fir(directory, BATCH_TAPS)
+    env = conv1d_env()
+
+    def beside_spinner(*extra: str) -> Callable[[], float]:
+        def run_once() -> float:
+            spinner = subprocess.Popen(["sh", "-c", "while :; do :; done"])
+            try:
+                time.sleep(0.2)  # let it take its core
+                return wall([*conv1d_cmd(layer, src, directory / "o-b.wav"), *extra], env)
+            finally:
+                spinner.kill()
+                spinner.wait()
+
+        return run_once
+
+    contestants: dict[str, Callable[[], float]] = {
+        "--threads 1, nothing beside": lambda: wall(
+            [*conv1d_cmd(layer, src, directory / "o-i.wav"), "--threads", "1"], env
+        ),
+        "default, beside a busy process": beside_spinner(),
+        "--threads 1, beside a busy process": beside_spinner("--threads", "1"),
+    }
+    times = rounds(contestants, repeat)
+    report(
+        f"busy: {seconds} s stereo 48 kHz PCM_16, {BATCH_TAPS} taps",
+        times,
+        "--threads 1, nothing beside",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--scenario", action="append", choices=SCENARIOS, help="run only these (repeatable)"
+    )
     parser.add_argument("--skip-rss", action="store_true", help="skip the 1-hour RSS run")
     parser.add_argument("--skip-sox", action="store_true", help="skip the sox comparison")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs each (median reported)")
+    parser.add_argument(
+        "--quick", action="store_true", help="1-minute files, 4 of them, K 101 and 1025, 2 rounds"
+    )
     parser.add_argument("--keep", type=Path, help="generate into and keep this directory")
     args = parser.parse_args()
+    chosen = set(args.scenario or SCENARIOS)
+    if args.skip_rss:
+        chosen.discard("rss")
+    if args.skip_sox:
+        chosen.discard("sox")
+    seconds, count, taps_list, repeat = 600, BATCH_FILES, SINGLE_TAPS, args.repeat
+    if args.quick:
+        seconds, count, taps_list = 60, 4, (101, 1025)
+        repeat = min(repeat, 2)
+        chosen.discard("rss")
 
     directory = args.keep or Path(tempfile.mkdtemp(prefix="conv1d-bench-"))
     directory.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()
+    print(
+        f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
+        f"{len(os.sched_getaffinity(0))} usable CPUs",
+        flush=True,
+    )
     try:
         layer, coeffs = make_filter(directory)
-        if not args.skip_rss:
+        if "single" in chosen:
+            scenario_single(directory, seconds, taps_list, repeat)
+        if "batch" in chosen:
+            scenario_batch(directory, seconds, count, repeat)
+        if "busy" in chosen:
+            scenario_busy(directory, seconds, repeat)
+        if "rss" in chosen:
             hour = directory / "hour.wav"
             if not hour.exists():
                 print("generating 1-hour stereo 48 kHz PCM_16 WAV ...", flush=True)
@@ -137,7 +402,7 @@ def main() -> None:
                 f"1 h stereo 48 kHz, {TAPS} taps: peak RSS {rss:.1f} MiB "
                 f"(target < 100 MiB), wall {wall:.2f} s"
             )
-        if not args.skip_sox:
+        if "sox" in chosen:
             ten = directory / "ten.wav"
             if not ten.exists():
                 print("generating 10-minute stereo 48 kHz PCM_16 WAV ...", flush=True)
@@ -170,6 +435,8 @@ def main() -> None:
                 diff = np.abs(a.astype(int) - b.astype(int)).max()
                 print(f"  first 10 s: max |conv1d - sox| = {diff} LSB (sox adds dither by default)")
     finally:
+        load = os.getloadavg()
+        print(f"\nload average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         if args.keep is None:
             shutil.rmtree(directory, ignore_errors=True)
 

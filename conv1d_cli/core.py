@@ -8,7 +8,6 @@ flipped), exactly as in PyTorch.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -27,6 +26,7 @@ from conv1d_cli.shapes import (
     receptive_field,
     resolve_padding,
 )
+from conv1d_cli.threads import fft_workers
 
 __all__ = ["METHODS", "Correlator", "conv1d", "pad1d"]
 
@@ -460,17 +460,6 @@ def _fft_module() -> Any:
 _SCIPY_FFT: Any = None
 
 
-def _workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-# Threads for scipy.fft over independent frames (this process's CPUs).
-_WORKERS: Final = _workers()
-
-
 def _kernel_spectrum(weight: np.ndarray, groups: int, dilation: int, nfft: int) -> np.ndarray:
     """Spectrum of the dilated, reversed kernels (correlation = convolution with them).
 
@@ -506,7 +495,9 @@ def _overlap_save(
     a few MiB above the output whatever the length.
     """
     sfft = _fft_module()
-    workers = _WORKERS
+    # Read per call: the command line's thread policy, or threads.limit(), may
+    # change it after import (threads.py decides; never more than usable cores).
+    workers = fft_workers()
     n, c_in, padded = xp.shape
     c_out, length_out = out.shape[1:]
     c_in_group = c_in // groups

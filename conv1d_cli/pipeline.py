@@ -36,16 +36,29 @@ from __future__ import annotations
 
 import contextlib
 import math
+import multiprocessing
+import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
+from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import numpy as np
 
 from conv1d_cli import signal_io
+from conv1d_cli import threads as thread_policy
 from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, DataFileError
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.shapes import implied_input_rate, rate_mismatches
@@ -80,6 +93,12 @@ BLOCK_FRAMES: Final = (1 << 12, 1 << 17)
 Progress = Callable[[int], None]
 
 
+class StopFlag(Protocol):
+    """What :func:`filter_file` polls between blocks: a threading or multiprocessing Event."""
+
+    def is_set(self) -> bool: ...
+
+
 def _no_progress(frames: int) -> None:
     """The default progress callback: nothing to show."""
 
@@ -106,6 +125,9 @@ class FilterOptions:
         Forced output rate; default input rate / total stride.
     block_size : int or None
         Frames per block; default :func:`block_frames`.
+    overlap : bool
+        Read and write in helper threads while filtering (``threads.Policy.overlap``);
+        off, every step runs in the calling thread (one thread per file).
     """
 
     method: str = "auto"
@@ -117,6 +139,7 @@ class FilterOptions:
     allow_nonfinite: bool = False
     sample_rate: float | None = None
     block_size: int | None = None
+    overlap: bool = True
 
 
 @dataclass(frozen=True)
@@ -299,7 +322,7 @@ def filter_file(
     *,
     names: Sequence[str] | None = None,
     options: FilterOptions | None = None,
-    cancel: threading.Event | None = None,
+    cancel: StopFlag | None = None,
     progress: Progress = _no_progress,
 ) -> FileReport:
     """Stream one input through the chain into its output, in bounded memory.
@@ -317,8 +340,9 @@ def filter_file(
         How messages call each layer (default ``layer 1``, ...).
     options : FilterOptions, optional
         Formats, dtype, method, clipping, rate, block size.
-    cancel : threading.Event, optional
-        Set by another thread to stop this file between blocks (raises :class:`Cancelled`).
+    cancel : threading.Event or multiprocessing.Event, optional
+        Set by another thread or process to stop this file between blocks (raises
+        :class:`Cancelled`).
     progress : callable, optional
         Called with the number of frames after each block is read.
 
@@ -440,7 +464,7 @@ def _pump(
     writer: SignalWriter,
     chain: StreamChain,
     opts: FilterOptions,
-    cancel: threading.Event | None,
+    cancel: StopFlag | None,
     progress: Progress,
     shown: str,
 ) -> int:
@@ -449,10 +473,16 @@ def _pump(
     Reading the next block and writing the previous one run in two helper threads
     while this one filters (libsndfile and NumPy release the GIL), so decoding,
     encoding and the FFTs overlap on two cores. At most one block waits on each
-    side, so memory stays bounded.
+    side, so memory stays bounded. Without ``opts.overlap`` (one thread per file:
+    ``--jobs``, ``make -j``, ``--threads 1``) the same steps run in this thread.
     """
-    reads = ThreadPoolExecutor(1, thread_name_prefix="conv1d-read")
-    writes = ThreadPoolExecutor(1, thread_name_prefix="conv1d-write")
+    reads: ThreadPoolExecutor | _Inline
+    writes: ThreadPoolExecutor | _Inline
+    if opts.overlap:
+        reads = ThreadPoolExecutor(1, thread_name_prefix="conv1d-read")
+        writes = ThreadPoolExecutor(1, thread_name_prefix="conv1d-write")
+    else:
+        reads = writes = _Inline()
     pending_write: Future[None] | None = None
     frames = block_frames(opts.block_size, reader.info.channels, reader.info.batch)
     next_block = reads.submit(reader.read, frames)
@@ -490,6 +520,21 @@ def _pump(
     return offset
 
 
+class _Inline:
+    """An executor that runs each task when it is submitted (no helper thread)."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:  # delivered by .result(), as a thread pool would
+            future.set_exception(e)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        """Nothing runs in the background."""
+
+
 def run_jobs(
     jobs: Sequence[Job],
     layers: Sequence[Conv1d],
@@ -501,7 +546,7 @@ def run_jobs(
     on_done: Callable[[int, FileReport], None] | None = None,
     progress: Callable[[Job], Progress] | None = None,
 ) -> list[FileReport]:
-    """Filter every job, in input order or on ``workers`` threads.
+    """Filter every job, one after another or in ``workers`` worker processes.
 
     Parameters
     ----------
@@ -510,16 +555,20 @@ def run_jobs(
         The chain and how messages call its layers.
     options : FilterOptions, optional
     workers : int
-        Files filtered at once. NumPy, scipy.fft and libsndfile release the GIL, so
-        threads overlap the heavy work.
+        Files filtered at once, each in its own single-threaded worker process
+        (:mod:`conv1d_cli.threads`). Processes, not threads: each file's Python glue
+        (and a CSV's parsing) holds the GIL, so threads of one process wait for each
+        other, while processes scale like ``make -j``.
     keep_going : bool
         Go on after a failed file and raise one :class:`~conv1d_cli.errors.BatchError`
         listing every failure at the end; otherwise the first failure stops the run
         (and cancels the files under way, which leave nothing behind).
     on_done : callable, optional
-        Called as ``on_done(index, report)`` for each file that succeeded, as it completes.
+        Called as ``on_done(index, report)`` for each file that succeeded, in input
+        order whichever worker finished first, so what it prints is deterministic.
     progress : callable, optional
-        ``progress(job)`` returns the frame-progress callback for that job.
+        ``progress(job)`` returns the frame-progress callback for that job (only
+        where files are filtered in this process, ``workers=1``).
 
     Returns
     -------
@@ -527,39 +576,43 @@ def run_jobs(
         One per successful job, in input order.
     """
     opts = options or FilterOptions()
-    cancel = threading.Event()
     reports: dict[int, FileReport] = {}
     failures: list[tuple[int, Conv1dError]] = []
+    settled: set[int] = set()
+    next_reported = 0
 
-    def done(index: int, report: FileReport) -> None:
-        reports[index] = report
-        if on_done is not None:
-            on_done(index, report)
+    def settle(index: int, report: FileReport | None) -> None:
+        nonlocal next_reported
+        settled.add(index)
+        if report is not None:
+            reports[index] = report
+        while next_reported in settled:
+            if on_done is not None and next_reported in reports:
+                on_done(next_reported, reports[next_reported])
+            next_reported += 1
 
     def failed(index: int, error: Conv1dError) -> None:
         if not keep_going:
             raise error
         failures.append((index, error))
-
-    def one(index: int) -> FileReport:
-        job = jobs[index]
-        tick = progress(job) if progress is not None else _no_progress
-        return filter_file(
-            job, layers=layers, names=names, options=opts, cancel=cancel, progress=tick
-        )
+        settle(index, None)
 
     if workers == 1 or len(jobs) == 1:
-        for index in range(len(jobs)):
+        for index, job in enumerate(jobs):
+            tick = progress(job) if progress is not None else _no_progress
             try:
-                report = one(index)
+                report = filter_file(job, layers=layers, names=names, options=opts, progress=tick)
             except Conv1dError as e:
                 failed(index, e)
                 continue
-            done(index, report)
+            settle(index, report)
     else:
-        pool = ThreadPoolExecutor(max_workers=workers)
+        pool, cancel = _process_pool(min(workers, len(jobs)))
         try:
-            futures = {pool.submit(one, index): index for index in range(len(jobs))}
+            futures = {
+                pool.submit(_work, job, list(layers), list(names), opts): index
+                for index, job in enumerate(jobs)
+            }
             pending = set(futures)
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -568,11 +621,17 @@ def run_jobs(
                     try:
                         report = future.result()
                     except Cancelled:
+                        settle(index, None)
                         continue
                     except Conv1dError as e:
                         failed(index, e)
                         continue
-                    done(index, report)
+                    except BrokenProcessPool as e:
+                        # Killed (OOM killer, kill -9): no file of that worker is sure.
+                        raise DataFileError(
+                            f"{jobs[index].source}: the worker process filtering it died ({e})"
+                        ) from e
+                    settle(index, report)
         finally:
             # On an error, Ctrl-C or SIGTERM: stop the others and let them clean up
             # their temporary files before we return.
@@ -583,6 +642,57 @@ def run_jobs(
         failures.sort(key=lambda failure: failure[0])
         raise BatchError([(jobs[i].source, e) for i, e in failures], len(jobs))
     return [reports[i] for i in sorted(reports)]
+
+
+#: A worker process's stop flag, set by the parent (or by a signal to the worker).
+_WORKER_CANCEL: StopFlag | None = None
+
+
+def _process_pool(workers: int) -> tuple[ProcessPoolExecutor, MpEvent]:
+    """A pool of ``workers`` single-threaded worker processes and their shared stop event.
+
+    Workers fork from this process on Linux when it runs no other thread (BLAS
+    single-threaded, no pipeline threads yet), so nothing is copied mid-lock and
+    no worker pays an interpreter start and the NumPy/SciPy imports again
+    (~0.5 s measured). Otherwise they start from a forkserver (or spawn) with the
+    filtering modules preloaded.
+    """
+    policy = thread_policy.current() or thread_policy.decide(jobs=workers)
+    methods = multiprocessing.get_all_start_methods()
+    alone = threading.active_count() == 1 and policy.blas == 1
+    ctx: BaseContext
+    if sys.platform.startswith("linux") and "fork" in methods and alone:
+        ctx = multiprocessing.get_context("fork")
+    else:
+        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(["conv1d_cli.pipeline"])
+    cancel = ctx.Event()
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(cancel, policy)
+    )
+    return pool, cancel
+
+
+def _init_worker(cancel: MpEvent, policy: thread_policy.Policy) -> None:
+    """Set up a worker: the parent's thread policy, and stop cleanly on a signal.
+
+    Ctrl-C reaches the whole process group: the worker ignores it and lets the
+    parent decide (it sets ``cancel``). SIGTERM/SIGHUP sent to a worker alone stop
+    its current file the same way, so its temporary file is removed.
+    """
+    global _WORKER_CANCEL
+    _WORKER_CANCEL = cancel
+    thread_policy.configure(policy)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), lambda *_: cancel.set())
+
+
+def _work(job: Job, layers: list[Conv1d], names: list[str], opts: FilterOptions) -> FileReport:
+    """Filter one file in a worker process (see :func:`_process_pool`)."""
+    return filter_file(job, layers=layers, names=names, options=opts, cancel=_WORKER_CANCEL)
 
 
 def known_frames(source: str, input_format: str | None = None) -> int | None:

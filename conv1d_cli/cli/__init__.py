@@ -61,3 +61,8 @@ def cli() -> None:
         conv1d apply -w lowpass.npz in.wav -o out.wav
         conv1d shape --length 16000 --kernel-size 9 --stride 2
     """
+    # Before any subcommand imports NumPy, which loads BLAS and fixes its thread
+    # count for good: see conv1d_cli.threads (apply refines it with --threads/--jobs).
+    from conv1d_cli import threads
+
+    threads.configure(threads.decide())

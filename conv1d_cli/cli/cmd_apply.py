@@ -181,7 +181,16 @@ def _warn(message: str) -> None:
     metavar="N",
     default=1,
     show_default=True,
-    help="Files filtered in parallel.",
+    help="Files filtered in parallel (each worker a single-threaded process).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    metavar="N",
+    default=None,
+    help="Compute threads per file: FFT workers and read/write overlap, capped at the "
+    "usable cores; BLAS always 1 [default: FFT 1, overlap on; 1 with --jobs > 1 or "
+    "make -j; see README 'Threads'].",
 )
 @click.option(
     "--keep-going", is_flag=True, help="Go on after a failed file; report all at the end."
@@ -247,6 +256,7 @@ def apply_(
     output_format: str | None,
     on_clip: str,
     jobs: int,
+    threads: int | None,
     keep_going: bool,
     quiet: bool,
     allow_nonfinite: bool,
@@ -291,6 +301,13 @@ def apply_(
         cat in.wav | conv1d apply -w lowpass.npz - --input-format wav -o - --output-format wav
     """
     with reported_errors("--input-format / --output-format"), _signals_exit():
+        # First, before anything imports NumPy (and with it BLAS, whose thread
+        # count is fixed when it loads): conv1d_cli.threads has the rules.
+        from conv1d_cli import threads as thread_policy
+
+        policy = thread_policy.decide(threads, jobs)
+        thread_policy.configure(policy)
+
         # Imported here, not at the top: the pipeline loads NumPy and soundfile, which
         # `conv1d --help` must not pay for.
         from conv1d_cli import pipeline
@@ -327,6 +344,7 @@ def apply_(
             allow_nonfinite=allow_nonfinite,
             sample_rate=sample_rate,
             block_size=block_size,
+            overlap=policy.overlap,
         )
         _tune_malloc()
         if output_dir is not None:
