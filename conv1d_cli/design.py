@@ -399,8 +399,10 @@ def read_coefficients(path: str | os.PathLike[str]) -> np.ndarray:
     Accepted: numbers separated by any whitespace, ``#`` comments to the end
     of a line (SoX), or one number per line with optional commas as in a
     one-column CSV (a trailing empty field is fine); the first line may be
-    a single column name (``coefficient``, by the rule of :mod:`conv1d_cli.cells`),
-    anything else that is not a decimal number is an error. Blank lines are skipped.
+    a single column name (``coefficient``, by the rule of :mod:`conv1d_cli.cells`) in
+    a CSV (a ``.csv``/``.tsv`` name, or a quoted or comma-ended name); a SoX file
+    has no header, and anything else that is not a decimal number is an error. Blank
+    lines are skipped.
 
     Returns
     -------
@@ -476,16 +478,20 @@ def parse_coefficients(data: bytes | str, source: str = "<stdin>") -> np.ndarray
             tokens = [t.strip('"').strip("'") for t in line.split()]
         bad = [k for k, t in enumerate(tokens) if not _NUMBER.fullmatch(t)]
         if bad:
-            # Only a lone column name heads the file (a one-column CSV's "coefficient");
-            # a mistyped number such as "−0.25" or "O.25" must not pass as one.
-            if not seen_data and len(tokens) == 1 and cells.is_name(tokens[0]):
+            # Only a one-column CSV may start with a column name ("coefficient"); a SoX
+            # file has none (SoX reads none), so there a mistyped first tap such as
+            # "O" or "O.25" is an error, never a header that drops a tap.
+            csv_like = Path(path).suffix.lower() in (".csv", ".tsv") or any(
+                mark in raw for mark in (",", '"', "'")
+            )
+            if not seen_data and len(tokens) == 1 and csv_like and cells.is_name(tokens[0]):
                 seen_data = True
                 header = raw.strip()
                 continue
             raise DataFileError(
                 f"{path}: line {number}: {tokens[bad[0]]!r} is not a number (field {bad[0] + 1}; "
                 f"expected decimal coefficients separated by whitespace or one per CSV line, "
-                f"'#' comments, and at most a column name on the first line)"
+                f"'#' comments, and in a .csv at most a column name on the first line)"
             )
         seen_data = True
         values.extend(tokens)

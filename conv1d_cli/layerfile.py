@@ -172,6 +172,50 @@ def _holds_torch_pickle(f: Any) -> bool:
     return any(name == "data.pkl" or name.endswith("/data.pkl") for name in names)
 
 
+#: Most bytes read from a pipe given as a layer: the largest entry plus its config.
+MAX_PIPED_LAYER_BYTES: Final = MAX_ARRAY_BYTES + MAX_CONFIG_BYTES + (1 << 20)
+
+#: How the archives a layer may come in start: zip (npz), .npy, pickle protocol 2-5.
+_LAYER_MAGICS: Final = (
+    b"PK\x03\x04",
+    b"\x93NUM",
+    b"\x80\x02",
+    b"\x80\x03",
+    b"\x80\x04",
+    b"\x80\x05",
+)
+
+
+def read_piped_layer(f: Any, path: str | os.PathLike[str]) -> bytes:
+    """Read a layer arriving on a pipe (``-w <(...)``, a FIFO) whole, with a bound.
+
+    The first bytes are checked before anything else is read: ``/dev/zero`` or an
+    endless text producer is refused at once instead of filling the memory, and an
+    archive is read to at most :data:`MAX_PIPED_LAYER_BYTES`.
+
+    Raises
+    ------
+    DataFileError
+        Not the start of a layer archive, or longer than the bound.
+    """
+    head = f.read(4)
+    if not head.startswith(_LAYER_MAGICS) and head[:2] not in _LAYER_MAGICS:
+        raise DataFileError(
+            f"{path}: not a layer file (it starts with {head!r}; a layer .npz starts with 'PK')"
+        )
+    chunks = [head]
+    total = len(head)
+    while chunk := f.read(min(1 << 20, MAX_PIPED_LAYER_BYTES + 1 - total)):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > MAX_PIPED_LAYER_BYTES:
+            raise DataFileError(
+                f"{path}: a layer given as a pipe may hold at most "
+                f"{_gib(MAX_PIPED_LAYER_BYTES)}; save it to a file"
+            )
+    return b"".join(chunks)
+
+
 def _open_npz(path: Path, stack: contextlib.ExitStack, data: bytes | None = None) -> Any:
     """Open ``path`` (or its bytes ``data``) as an npz archive whose handle ``stack`` closes."""
     if data is not None:  # a pipe the caller has already read (to sniff it)
@@ -186,7 +230,7 @@ def _open_npz(path: Path, stack: contextlib.ExitStack, data: bytes | None = None
         f: Any = stack.enter_context(open(path, "rb"))
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             # A pipe (-w <(...), a FIFO): zip needs to seek, so read it whole; layers are small.
-            f = io.BytesIO(f.read())
+            f = io.BytesIO(read_piped_layer(f, path))
         magic = f.read(6)
         f.seek(0)
     except OSError as e:

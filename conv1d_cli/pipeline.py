@@ -141,6 +141,14 @@ class FilterOptions:
     block_size: int | None = None
     overlap: bool = True
 
+    def __post_init__(self) -> None:
+        if self.block_size is not None and (
+            isinstance(self.block_size, bool)
+            or not isinstance(self.block_size, int)
+            or self.block_size < 1
+        ):
+            raise ConfigError(f"block_size must be a positive integer, got {self.block_size!r}")
+
 
 @dataclass(frozen=True)
 class Job:
@@ -396,7 +404,7 @@ def filter_file(
                 method=opts.method,
                 dtype=dtype,
                 names=names,
-                prefix=_circular_prefix(reader, layers),
+                prefix=_circular_prefix(reader, layers, opts, shown),
             )
             warnings = rate_mismatches(design_rates, strides, names, in_rate, rate_source)
             with spec.open() as writer:
@@ -419,13 +427,23 @@ def _required(target: str | None) -> str:
     return target
 
 
-def _circular_prefix(reader: SignalReader, layers: Sequence[Conv1d]) -> np.ndarray | None:
-    """Circular padding starts with the END of the signal: read it first where we can."""
+def _circular_prefix(
+    reader: SignalReader, layers: Sequence[Conv1d], opts: FilterOptions, shown: str
+) -> np.ndarray | None:
+    """Circular padding starts with the END of the signal: read it first where we can.
+
+    Those samples enter the chain before the blocks that are checked finite, so they
+    are checked here: a NaN at the end must be named as the input's, not mistaken
+    for an overflow of the layers' output.
+    """
     left = StreamChain.prefix_length(layers)
     frames = reader.info.frames
-    if left and reader.seekable and frames is not None and frames >= left:
-        return reader.tail(left)
-    return None
+    if not (left and reader.seekable and frames is not None and frames >= left):
+        return None
+    prefix = reader.tail(left)
+    if not opts.allow_nonfinite:
+        check_finite(prefix if prefix.ndim == 3 else prefix[None], frames - left, shown)
+    return prefix
 
 
 def _checked(

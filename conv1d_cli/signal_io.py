@@ -1025,6 +1025,28 @@ def _bad_cell(path: str, line: int, column: int, cell: str) -> DataFileError:
     )
 
 
+def _narrowed(
+    values: np.ndarray, dtype: np.dtype[Any], where: Callable[[tuple[int, ...]], str]
+) -> np.ndarray:
+    """``values`` as a C-ordered ``dtype`` array; a finite value too large for it is an error.
+
+    A float64 NPY or CSV computed in float32 would otherwise turn 1e300 into inf with
+    a NumPy warning (past ``-q``), and the finite check would then blame the file for
+    an inf it does not hold. ``where`` names the position of a value for the message.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.array(values, dtype=dtype, order="C")
+    if dtype.itemsize < values.dtype.itemsize and values.dtype.kind == "f":
+        grown = np.isinf(out) & np.isfinite(values)
+        if grown.any():
+            at = tuple(int(i) for i in np.argwhere(grown)[0])
+            raise DataFileError(
+                f"{where(at)}: {float(values[at]):g} does not fit {dtype.name} (largest "
+                f"{float(np.finfo(dtype).max):.3g}); compute in float64 (--dtype float64)"
+            )
+    return out
+
+
 class _CsvReader(SignalReader):
     def __init__(self, path: str, dtype: np.dtype[Any]) -> None:
         if is_stream(path):  # read once: a second open of a pipe would find it drained
@@ -1103,7 +1125,12 @@ class _CsvReader(SignalReader):
             raise DataFileError(f"{_shown(self._path)}: malformed CSV ({e})") from e
         if arr.shape[1] != layout.width:
             self._locate_error(chunk, None)
-        return np.ascontiguousarray(arr.T, dtype=self._dtype)
+        out = _narrowed(
+            arr.T,
+            self._dtype,
+            lambda at: f"{_shown(self._path)}: line {chunk.numbers[at[-1]]}, column {at[0] + 1}",
+        )
+        return np.ascontiguousarray(out)
 
     def _locate_error(self, chunk: _Lines, cause: Exception | None) -> None:
         layout = self._layout
@@ -1275,7 +1302,11 @@ class _NpyReader(SignalReader):
         self._pos = 0
 
     def _slice(self, start: int, stop: int) -> np.ndarray:
-        return np.array(self._arr[..., start:stop], dtype=self._dtype, order="C")
+        return _narrowed(
+            self._arr[..., start:stop],
+            self._dtype,
+            lambda at: f"{_shown(self.info.path)}: channel {at[-2]}, sample {start + at[-1]}",
+        )
 
     def _read(self, frames: int) -> np.ndarray:
         start = self._pos
@@ -1995,17 +2026,19 @@ def is_audio_format(format: str) -> bool:
 
 
 def _output_rate(
-    in_rate: float | None, total_stride: int, forced: float | None, source: str
+    in_rate: float | None, total_stride: int, forced: float | None, source: str, audio: bool
 ) -> float | int | None:
+    """Input rate / total stride; an audio output needs it to be a whole number of Hz."""
     if forced is not None:
         return int(forced) if float(forced).is_integer() else forced
     if in_rate is None:
         return None
     rate = in_rate / total_stride
-    if total_stride > 1 and not float(rate).is_integer():
+    if audio and not float(rate).is_integer():
         raise ShapeError(
-            f"{source}: output sample rate {in_rate:g} Hz / total stride {total_stride} = "
-            f"{rate:g} Hz is not an integer; set the output rate with --sample-rate"
+            f"{source}: input sample rate {in_rate:g} Hz / total stride {total_stride} = "
+            f"{rate:g} Hz is not a whole number of Hz, which audio output needs; set the "
+            f"output rate with --sample-rate"
         )
     return int(rate) if float(rate).is_integer() else rate
 
@@ -2097,7 +2130,6 @@ def plan_output(
     """
     shown = _shown(info.path)
     in_rate = info.sample_rate if info.sample_rate is not None else rate_hint
-    rate = _output_rate(in_rate, total_stride, sample_rate, shown)
     if format is not None:
         out_format = detect_format("-", format)
     elif is_stream(target) or names_open_file(target):
@@ -2106,6 +2138,8 @@ def plan_output(
     else:
         out_format = detect_format(target)
     audio = output_subtype(out_format) is not None
+    # A CSV or NPY stores no rate, so only audio needs a whole number of Hz.
+    rate = _output_rate(in_rate, total_stride, sample_rate, shown, audio)
     if subtype is not None:
         check_output_subtype(subtype, out_format)
     else:

@@ -162,15 +162,17 @@ def check_stage_memory(
     batch: int | None = None,
     dtype: Any = np.float64,
 ) -> None:
-    """Refuse a layer whose padding or receptive field alone is too big to hold.
+    """Refuse a layer whose receptive field alone is too big to hold.
 
     Every hyperparameter is at most :data:`~conv1d_cli.shapes.MAX_SIZE`, but a
-    stage still materialises its ``left``/``right`` pads and ``field`` samples of
-    history for every row (batch x channel), and the FFT path a copy of the
-    dilated kernel (``field`` taps, float64) per kernel. Each of those must fit in
-    :data:`~conv1d_cli.shapes.MAX_ARRAY_BYTES` -- the same bound as a layer
-    file's largest entry -- so ``--padding 2000000000`` is refused here instead
-    of failing in NumPy with a ``MemoryError`` (or swapping) once data flows.
+    stage still holds ``field`` samples of history plus a piece of at least one
+    receptive field for every row (batch x channel), and the FFT path a copy of
+    the dilated kernel (``field`` taps, float64) per kernel. Each of those must fit
+    in :data:`~conv1d_cli.shapes.MAX_ARRAY_BYTES` -- the same bound as a layer
+    file's largest entry -- so a dilation of 2**30 is refused here instead of
+    failing in NumPy with a ``MemoryError`` (or swapping) once data flows. Padding
+    does not count: zero and replicate pads are fed a piece at a time, and reflect
+    and circular pads are bounded by the signal.
 
     Raises
     ------
@@ -179,23 +181,23 @@ def check_stage_memory(
 
     Examples
     --------
-    >>> layer = Conv1d.from_weights(np.ones((1, 1, 3)), padding=2**30)
+    >>> layer = Conv1d.from_weights(np.ones((1, 1, 3)), dilation=2**29)
     >>> check_stage_memory([layer], ["big.npz"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    conv1d_cli.errors.ShapeError: layer 1 (big.npz): padding (1073741824, 1073741824) ...
+    conv1d_cli.errors.ShapeError: layer 1 (big.npz): receptive field 1073741825 needs ...
+    >>> check_stage_memory([Conv1d.from_weights(np.ones((1, 1, 3)), padding=2**30)])
     """
     itemsize = np.dtype(dtype).itemsize
     rows = batch or 1
     for i, layer in enumerate(layers):
-        left, right = layer.resolved_padding()
         field = layer.dilation * (layer.kernel_size - 1) + 1
-        buffered = (left + right + field) * rows * layer.in_channels * itemsize
+        buffered = 2 * field * rows * layer.in_channels * itemsize
         kernels = field * layer.out_channels * (layer.in_channels // layer.groups) * 8
         if max(buffered, kernels) > MAX_ARRAY_BYTES:
             raise ShapeError(
-                f"{_label(i, names)}: padding ({left}, {right}) and receptive field {field} "
-                f"need {max(buffered, kernels) / 2**30:,.1f} GiB of buffers "
+                f"{_label(i, names)}: receptive field {field} "
+                f"needs {max(buffered, kernels) / 2**30:,.1f} GiB of buffers "
                 f"({rows * layer.in_channels} row(s) of {np.dtype(dtype).name}); at most "
                 f"{MAX_ARRAY_BYTES / 2**30:,.1f} GiB are allowed"
             )

@@ -436,3 +436,27 @@ def test_readme_documents_init_from_a_model_key_from_torch_and_the_refusal():
     assert "Conv1d.from_torch(" in text
     assert "override only a single `-w`" in text
     assert "torch.save" in text
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["shape", "-w", "/dev/zero", "--length", "10"],
+        ["inspect", "/dev/zero"],
+    ],
+)
+def test_an_endless_pipe_given_as_a_layer_is_refused_from_its_first_bytes(args):
+    # Pipes given as layers are read whole (zip needs to seek): the first bytes are
+    # sniffed before anything else is read, so /dev/zero cannot fill the memory.
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "conv1d_cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode in (1, 2), result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("Error:") == 1

@@ -318,11 +318,13 @@ def test_init_huge_random_layer_refused_before_allocating(tmp_path: Path) -> Non
     assert not out.exists()
 
 
-def test_apply_padding_within_limits_but_too_big_to_buffer(files: Path) -> None:
-    # 2e9 is a valid hyperparameter (<= 2**31 - 1), but its zeros would be 15 GiB.
+def test_apply_receptive_field_within_limits_but_too_big_to_buffer(files: Path) -> None:
+    # A dilation of 2**29 is a valid hyperparameter (field 2**30 + 1 <= 2**31 - 1), but
+    # each stage holds about two receptive fields of history per row: 16 GiB. (A huge
+    # padding is no longer refused: its zeros are fed a piece at a time.)
     out = files / "out.npy"
     result = invoke(
-        "apply", "-w", files / "layer.npz", files / "x.npy", "-o", out, "--padding", 2_000_000_000
+        "apply", "-w", files / "layer.npz", files / "x.npy", "-o", out, "--dilation", 2**29
     )
     assert_one_error_line(result, 1, "x.npy", "layer.npz", "GiB of buffers", "at most 2.0 GiB")
     assert not out.exists()

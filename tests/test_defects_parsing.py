@@ -60,7 +60,15 @@ def test_cli_init_coefficients_mistyped_first_number_exits_1(tmp_path, first):
     ],
 )
 def test_coefficients_legit_header_and_numbers_still_load(text, taps):
-    np.testing.assert_array_equal(parse_coefficients(text, "c.txt"), taps)
+    np.testing.assert_array_equal(parse_coefficients(text, "c.csv"), taps)
+
+
+@pytest.mark.parametrize("first", ["O", "coefficient", "h"])
+def test_sox_coefficient_file_has_no_header(first):
+    # SoX reads no header: in a .txt the first line is a tap, so a letter O typed for
+    # 0 is an error, not a column name that silently drops a tap.
+    with pytest.raises(DataFileError, match="line 1"):
+        parse_coefficients(f"{first}\n0.5\n0.25\n", "c.txt")
 
 
 def test_coefficients_nan_first_line_is_a_number_not_a_header():

@@ -208,7 +208,7 @@ def test_design_aligned_padding_values():
     ids=["sox", "whitespace", "csv-header", "csv-quoted", "bom-crlf", "comments"],
 )
 def test_design_read_coefficients_formats(tmp_path, text, expected):
-    path = tmp_path / "c.txt"
+    path = tmp_path / "c.csv"
     path.write_text(text, encoding="utf-8", newline="")
     np.testing.assert_array_equal(read_coefficients(path), expected)
 
@@ -218,7 +218,7 @@ def test_design_read_coefficients_formats(tmp_path, text, expected):
     [
         ("", "holds no coefficients"),
         ("# only a comment\n\n", "holds no coefficients"),
-        ("header\n", "holds no coefficients"),
+        ("header\n", r"line 1: 'header' is not a number"),  # a SoX file has no header
         ("0.1\nabc\n", r"line 2: 'abc' is not a number"),
         ("0.1, 0.2\n", "expected one column.*2 fields"),
         ("1 2 three\n", "'three' is not a number"),

@@ -80,7 +80,43 @@ def test_plan_output_decides_format_subtype_rate_and_columns():
     assert plan_output("o.wav", csv, channels=2, rate_hint=8000.0).sample_rate == 8000
     with pytest.raises(DataFileError, match="no sample rate"):
         plan_output("o.wav", csv, channels=2)
-    with pytest.raises(ShapeError, match="not an integer"):
+    with pytest.raises(ShapeError, match="not a whole number of Hz"):
         plan_output("o.wav", wav, channels=2, total_stride=7)
+    # A CSV stores no rate: 48000 / 7 is no reason to refuse it.
+    assert plan_output("o.csv", wav, channels=2, total_stride=7).format == "csv"
     with pytest.raises(ConfigError, match="audio outputs only"):
         plan_output("o.csv", wav, channels=2, subtype="PCM_16")
+
+
+def test_block_size_must_be_positive():
+    with pytest.raises(ConfigError, match="block_size"):
+        FilterOptions(block_size=0)
+
+
+def test_nan_at_the_end_of_a_circular_input_is_named_as_the_inputs(tmp_path):
+    # The circular prefix (the signal's last samples, read first) enters the chain
+    # before the checked blocks; its NaN must be reported at its own sample.
+    x = np.zeros((1, 1000))
+    x[0, 999] = np.nan
+    src = tmp_path / "x.npy"
+    np.save(src, x)
+    layer = Conv1d.from_weights(np.ones((1, 1, 5)), padding=2, padding_mode="circular")
+    with pytest.raises(DataFileError, match="sample 999") as info:
+        filter_file(
+            str(src), str(tmp_path / "y.npy"), [layer], options=FilterOptions(block_size=100)
+        )
+    assert "overflow" not in str(info.value)
+
+
+@pytest.mark.parametrize("suffix", ["npy", "csv"])
+def test_a_value_too_large_for_float32_is_named_not_turned_into_inf(tmp_path, suffix):
+    # A float64 file computed in float32: 1e300 used to become inf with a NumPy
+    # warning (past -q), then be reported as an inf the file does not hold.
+    src = tmp_path / f"x.{suffix}"
+    x = np.zeros((1, 10))
+    x[0, 5] = 1e300
+    write_signal(src, x, format=None)
+    layer = Conv1d.from_weights(np.ones((1, 1, 1), np.float32))
+    with pytest.raises(DataFileError, match=r"1e\+300 does not fit float32") as info:
+        filter_file(str(src), str(tmp_path / f"y.{suffix}"), [layer])
+    assert ("sample 5" if suffix == "npy" else "line 6") in str(info.value)  # no header

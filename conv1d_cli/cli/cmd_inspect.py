@@ -21,7 +21,7 @@ from conv1d_cli.cli._common import (
     require_stdout,
     write_stdout,
 )
-from conv1d_cli.errors import ConfigError
+from conv1d_cli.errors import ConfigError, DataFileError
 from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, check_sample_rate
 
 __all__ = ["LAYER_SCHEMA", "SIGNAL_SCHEMA", "inspect_"]
@@ -89,21 +89,22 @@ _LAYER_ONLY = ("key", "plot", "stride", "padding", "dilation", "groups", "paddin
 def _read_piped_layer(path: str) -> bytes | None:
     """The bytes of a layer archive given as a pipe with no extension (``<(cat l.npz)``).
 
-    A pipe can be read only once, so it is read whole here and the zip magic sniffed
-    from those bytes, which then make the layer. Without an extension a signal on a
-    pipe needs --format, so nothing a signal reader could use is lost; a pipe named
-    like ``x.wav`` or ``x.npz`` goes by its extension instead.
+    A pipe can be read only once, so its first bytes are sniffed here and, for a zip,
+    the rest read (bounded, by the layer reader's rule); those bytes then make the
+    layer. Without an extension a signal on a pipe needs --format, so nothing a
+    signal reader could use is lost; a pipe named like ``x.wav`` or ``x.npz`` goes by
+    its extension instead.
     """
+    from conv1d_cli.layerfile import read_piped_layer
     from conv1d_cli.signal_io import is_stream
 
     if path == "-" or Path(path).suffix or not is_stream(path):
         return None
     try:
         with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
+            return read_piped_layer(f, path)
+    except (OSError, DataFileError):
         return None  # the signal reader names the failure
-    return data if data.startswith(b"PK\x03\x04") else None
 
 
 @click.command("inspect", epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
