@@ -197,6 +197,40 @@ def test_audio_float32_dtype_read(tmp_path: Path, rng: np.random.Generator) -> N
     np.testing.assert_array_equal(sig.data, x.astype(np.float32))
 
 
+@pytest.mark.parametrize(
+    "fmt, subtype",
+    [
+        ("WAV", "PCM_16"),
+        ("WAV", "PCM_24"),
+        ("WAV", "PCM_32"),
+        ("WAV", "PCM_U8"),
+        ("AIFF", "PCM_S8"),
+        ("FLAC", "PCM_16"),
+        ("FLAC", "PCM_24"),
+        ("WAV", "FLOAT"),
+    ],
+)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_audio_integer_codes_decode_like_libsndfile_float(
+    tmp_path: Path, rng: np.random.Generator, fmt: str, subtype: str, dtype: str
+) -> None:
+    """Integer PCM is read as codes and scaled by us: bit for bit libsndfile's float."""
+    x = np.clip(rng.standard_normal((3000, 3)) * 0.5, -1.0, 1.0)
+    x[:5] = [-1.0, 1.0 - 2.0**-15, 0.5]
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(path, x, 48000, subtype=subtype, format=fmt)
+    want = sf.read(path, dtype=dtype, always_2d=True)[0].T
+    with open_reader(path, dtype=dtype) as reader:
+        assert reader.finite == (subtype != "FLOAT")
+        blocks = [reader.read(700) for _ in range(6)]
+        assert reader.read(700).shape == (3, 0)
+        head = reader.head(10)
+    got = np.concatenate(blocks, axis=-1)
+    assert got.dtype == dtype and all(b.flags.c_contiguous for b in blocks)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(head, want[:, :10])
+
+
 def test_audio_pcm16_rounds_instead_of_floor(tmp_path: Path) -> None:
     x = np.array([[8192.9, -8192.1, 100.5, 101.5, -0.4, 8192.5]]) / 32768
     write_signal(tmp_path / "r.wav", x, format=None, sample_rate=8000, subtype="PCM_16")

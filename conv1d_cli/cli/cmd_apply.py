@@ -234,7 +234,7 @@ def _pump(
             if n == 0:
                 break
             next_block = reads.submit(reader.read, frames)
-            if not opts.allow_nonfinite:
+            if not (opts.allow_nonfinite or reader.finite):  # integer PCM is always finite
                 check_finite(block if block.ndim == 3 else block[None], offset, shown)
             out = chain.push(block)
             if pending_write is not None:
