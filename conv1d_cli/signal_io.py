@@ -162,6 +162,7 @@ _FLOAT_SUBTYPES: Final = frozenset({"FLOAT", "DOUBLE"})
 _ON_CLIP: Final = ("warn", "error", "clip")
 _DTYPES: Final = ("float64", "float32")
 _CSV_CHUNK: Final = 8192  # lines parsed per vectorised chunk
+_ENCODE_CHUNK_SAMPLES: Final = 1 << 16  # PCM encoding: temporaries of 256-512 KiB
 _NPY_HEADER_BYTES: Final = 256  # reserved for a streamed NPY header (shape known at close)
 
 
@@ -1357,7 +1358,8 @@ class _AudioWriter(SignalWriter):
                 f"{channels} channels at {int(rate)} Hz ({_sf_message(e)})"
             ) from e
 
-    def _clip_report(self, x: np.ndarray, over: np.ndarray) -> None:
+    def _clip_report(self, x: np.ndarray, over: np.ndarray, offset: int = 0) -> None:
+        """Count the clipped samples ``over`` of ``x``, the block's columns from ``offset``."""
         count = int(np.count_nonzero(over))
         if not count:
             return
@@ -1365,7 +1367,8 @@ class _AudioWriter(SignalWriter):
             t = int(np.argmax(over.any(axis=0)))
             c = int(np.argmax(over[:, t]))
             raise ClipError(
-                f"{_shown(self.path, output=True)}: sample {self.frames + t} of channel {c} "
+                f"{_shown(self.path, output=True)}: sample {self.frames + offset + t} of "
+                f"channel {c} "
                 f"is {float(x[c, t]):.6g}, outside the {self.subtype} range [-1, 1) "
                 f"(--on-clip error); no output was written"
             )
@@ -1398,16 +1401,26 @@ class _AudioWriter(SignalWriter):
         work = np.float32 if arr.dtype == np.float32 and bits <= 24 else np.float64
         scale = float(1 << (bits - 1))
         hi = scale - 1
-        q = np.multiply(arr, scale, dtype=work)
-        _round_half_up(q)
-        if q.size and not (q.max() <= hi and q.min() >= -scale):  # clipping or NaN: slow path
-            with np.errstate(invalid="ignore"):
-                over = (q > hi) | (q < -scale)
-            self._clip_report(arr, over)
-            np.clip(q, -scale, hi, out=q)
-            q[np.isnan(q)] = 0.0  # NaN has no integer code; the CLI refuses NaN by default
-        out = np.empty(q.shape[::-1], int_type)
-        np.copyto(out, q.T, casting="unsafe")
+        channels, frames = arr.shape
+        out = np.empty((frames, channels), int_type)
+        # A chunk of frames at a time: bounded temporaries, reused from one to the next.
+        chunk = max(256, _ENCODE_CHUNK_SAMPLES // max(1, channels))
+        buf = np.empty((channels, min(chunk, frames)), work)
+        for t0 in range(0, frames, chunk):
+            x = arr[:, t0 : t0 + chunk]
+            q = buf[:, : x.shape[1]]
+            np.multiply(x, scale, out=q, dtype=work)
+            _round_half_up(q)
+            if not (q.max() <= hi and q.min() >= -scale):  # clipping or NaN: slow path
+                with np.errstate(invalid="ignore"):
+                    over = (q > hi) | (q < -scale)
+                self._clip_report(x, over, t0)
+                np.clip(q, -scale, hi, out=q)
+                q[np.isnan(q)] = 0.0  # NaN has no integer code; the CLI refuses NaN by default
+            # Channel by channel: a copy into the interleaved (n, C) codes as one
+            # transposed copy runs an inner loop of C elements, four times slower.
+            for c in range(channels):
+                np.copyto(out[t0 : t0 + q.shape[1], c], q[c], casting="unsafe")
         if shift:
             out <<= shift  # libsndfile takes the top bits of int16/int32 for 8/24-bit files
         return out

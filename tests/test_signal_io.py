@@ -310,6 +310,40 @@ def test_audio_clip_error_names_channel_and_sample_and_publishes_nothing(
     assert _leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_audio_pcm_encoding_in_chunks_equals_one_pass(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, dtype: str
+) -> None:
+    """Blocks are encoded a chunk of frames at a time: same codes, counts and sample index."""
+    x = (rng.standard_normal((3, 5000)) * 0.4).astype(dtype)
+    x[:, 100] = [0.5 / 32768, -2.5 / 32768, 1.0]
+    x[2, 4321] = -1.5
+    written = {}
+    for chunk in (1 << 20, 256):
+        monkeypatch.setattr(sio, "_ENCODE_CHUNK_SAMPLES", chunk)
+        path = tmp_path / f"c{chunk}.wav"
+        with open_writer(path, format=None, channels=3, sample_rate=8000, subtype="PCM_16") as w:
+            w.write(x)
+        written[chunk] = (sf.read(path, dtype="int16")[0], w.clipped)
+        with pytest.raises(ClipError, match=r"sample 4331 of channel 2 is -1\.5"):
+            with open_writer(
+                tmp_path / "e.wav",
+                format=None,
+                channels=3,
+                sample_rate=8000,
+                subtype="PCM_16",
+                on_clip="error",
+            ) as w:
+                w.write(np.zeros((3, 10), dtype))
+                w.write(np.where(np.arange(5000) < 4321, np.clip(x, -0.9, 0.9), x))
+    np.testing.assert_array_equal(written[256][0], written[1 << 20][0])
+    assert (
+        written[256][1]
+        == written[1 << 20][1]
+        == int(np.sum(x >= 1.0 - 0.5 / 32768)) + int(np.sum(x < -1.0 - 0.5 / 32768))
+    )
+
+
 def test_audio_clip_error_keeps_existing_target(tmp_path: Path) -> None:
     target = tmp_path / "c.wav"
     target.write_bytes(b"old contents")
