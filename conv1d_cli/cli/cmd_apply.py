@@ -24,19 +24,6 @@ from conv1d_cli.shapes import PADDING_MODES, check_sample_rate
 
 __all__ = ["apply_"]
 
-#: Samples (frames x channels x batch) per block by default: 2 MiB in float64.
-BLOCK_SAMPLES = 1 << 18
-#: Frames per block are kept within these bounds.
-BLOCK_FRAMES = (1 << 12, 1 << 17)
-
-
-def _block_frames(requested: int | None, channels: int, batch: int | None) -> int:
-    """Frames per read: as asked, else a fixed sample budget (memory independent of C)."""
-    if requested is not None:
-        return requested
-    per_frame = channels * (batch or 1)
-    return max(BLOCK_FRAMES[0], min(BLOCK_FRAMES[1], BLOCK_SAMPLES // max(1, per_frame)))
-
 
 @dataclass(frozen=True)
 class _Options:
@@ -217,12 +204,12 @@ def _pump(
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from conv1d_cli.stream import check_finite
+    from conv1d_cli.stream import block_frames, check_finite
 
     reads = ThreadPoolExecutor(1, thread_name_prefix="conv1d-read")
     writes = ThreadPoolExecutor(1, thread_name_prefix="conv1d-write")
     pending_write: Future[None] | None = None
-    frames = _block_frames(opts.block_size, reader.info.channels, reader.info.batch)
+    frames = block_frames(reader.info.channels, reader.info.batch, opts.block_size)
     next_block = reads.submit(reader.read, frames)
     offset = 0
     try:
@@ -561,7 +548,8 @@ def _warn(message: str) -> None:
     type=click.IntRange(min=1),
     metavar="FRAMES",
     default=None,
-    help="Frames per block [default: 2**18 samples / channels, at most 2**17 frames].",
+    help="Frames per block, as given (latency on a pipe) [default: 2**18 samples / "
+    "channels, 2**12 to 2**17 frames].",
 )
 def apply_(
     inputs: tuple[str, ...],
