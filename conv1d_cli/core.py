@@ -8,6 +8,7 @@ flipped), exactly as in PyTorch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -33,8 +34,11 @@ __all__ = ["METHODS", "Correlator", "conv1d", "pad1d"]
 #: Accepted values of ``method``.
 METHODS: Final[tuple[str, ...]] = ("auto", "direct", "fft")
 
-# --- Algorithm tuning (calibrated with benchmarks/bench.py on a 2-core AVX-512
-# machine, numpy on OpenBLAS; see _choose_method for the cost model). ---------
+# --- Algorithm tuning. The cost model prices ONE core (threads only divide
+# the work, and under make -j / --jobs each run gets one thread); its constants
+# are measured by benchmarks/calibrate.py with one BLAS thread and one FFT
+# worker (2-core AMD EPYC, Zen 4, numpy 2.4 on OpenBLAS with
+# OPENBLAS_CORETYPE=Haswell; see _choose_method for the model). -------------
 # im2col buffers are built in chunks of about this many bytes, so memory stays
 # bounded whatever the signal length (no K-fold copy of a long signal).
 _IM2COL_CHUNK_BYTES: Final = 4 * 2**20
@@ -51,12 +55,12 @@ _SMALL_ELEMENTS: Final = 2**18
 # Kernel spectra kept per Correlator (one per FFT size met).
 _SPECTRA_KEPT: Final = 4
 
-# Cost model, seconds per unit (see _choose_method).
-_GEMM_FLOP_S: Final = 1 / 150e9  # large float32 GEMM, ~75% of the measured roof
-_BANDED_FLOP_S: Final = 1 / 160e9  # the banded GEMM (long M, narrow N)
-_COPY_S: Final = 0.15e-9  # one element copied into an im2col buffer
-_FFT_S: Final = 0.11e-9  # one real sample x log2(nfft), per transform
-_MIX_S: Final = 0.6e-9  # one complex multiply-add per frequency bin
+# Cost model, seconds per unit on one core (see _choose_method).
+_GEMM_FLOP_S: Final = 1 / 100e9  # im2col GEMM (80-130 GFLOP/s measured on one core)
+_BANDED_FLOP_S: Final = 1 / 100e9  # the banded GEMM (long M, narrow N)
+_COPY_S: Final = 0.07e-9  # one element copied into an im2col buffer
+_FFT_S: Final = 0.09e-9  # one real sample x log2(nfft), per transform (float32)
+_MIX_S: Final = 0.2e-9  # one complex multiply-add per frequency bin
 _CALL_S: Final = 8e-6  # fixed cost of one chunk (Python + BLAS/FFT dispatch)
 
 
@@ -448,7 +452,7 @@ def _banded(
 
 
 def _fft_module() -> Any:
-    """scipy.fft, imported on first FFT use only (it costs ~0.15 s to import)."""
+    """scipy.fft, imported on first multi-threaded FFT only (it costs ~0.1 s to import)."""
     global _SCIPY_FFT
     if _SCIPY_FFT is None:
         import scipy.fft  # type: ignore[import-untyped,unused-ignore]
@@ -458,6 +462,31 @@ def _fft_module() -> Any:
 
 
 _SCIPY_FFT: Any = None
+
+
+def _transforms(workers: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """(rfft, irfft) along the last axis, forward-normalised and backward-normalised.
+
+    ``rfft`` divides by ``nfft`` and ``irfft`` divides by ``nfft`` again, so
+    :func:`_kernel_spectrum` multiplies the kernel's spectrum by ``nfft``
+    (powers of two: every scaling is exact, the result bit for bit that of
+    unnormalised transforms). Why this pairing: NumPy 2.x's pocketfft runs a
+    several times slower loop whenever its scale factor is the integer 1
+    (``rfft`` with norm "backward", ``irfft`` with norm "forward"), and the
+    other norms are as fast as scipy.fft on one thread. One thread needs no
+    scipy.fft, whose import (~0.1 s) is a fifth of a short run; several
+    threads (``workers``) need scipy.fft.
+    """
+    if workers <= 1:
+        return (
+            lambda a, n: np.fft.rfft(a, n, axis=-1, norm="forward"),
+            lambda a, n: np.fft.irfft(a, n, axis=-1),
+        )
+    sfft = _fft_module()
+    return (
+        lambda a, n: sfft.rfft(a, n, axis=-1, norm="forward", workers=workers),
+        lambda a, n: sfft.irfft(a, n, axis=-1, workers=workers, overwrite_x=True),
+    )
 
 
 def _kernel_spectrum(weight: np.ndarray, groups: int, dilation: int, nfft: int) -> np.ndarray:
@@ -470,7 +499,9 @@ def _kernel_spectrum(weight: np.ndarray, groups: int, dilation: int, nfft: int) 
     field = dilation * (kernel_size - 1) + 1
     taps = np.zeros((c_out, c_in_group, field), np.float64)
     taps[..., ::dilation] = weight
-    spectrum = np.fft.rfft(taps[..., ::-1], nfft)  # float64: exact enough to cast
+    # float64: exact enough to cast; times nfft for the normalisation of _transforms.
+    spectrum = np.fft.rfft(taps[..., ::-1], nfft)
+    spectrum *= nfft
     cdtype = np.result_type(weight.dtype, np.complex64)
     spectrum = spectrum.astype(cdtype).reshape(groups, c_out // groups, c_in_group, -1)
     if c_in_group == 1:
@@ -494,10 +525,10 @@ def _overlap_save(
     every stride-th. Frames are transformed a chunk at a time, so memory stays
     a few MiB above the output whatever the length.
     """
-    sfft = _fft_module()
     # Read per call: the command line's thread policy, or threads.limit(), may
     # change it after import (threads.py decides; never more than usable cores).
     workers = fft_workers()
+    rfft, irfft = _transforms(workers)
     n, c_in, padded = xp.shape
     c_out, length_out = out.shape[1:]
     c_in_group = c_in // groups
@@ -529,7 +560,7 @@ def _overlap_save(
         view = np.lib.stride_tricks.as_strided(
             src[..., base:], (n, c_in, f1 - f0, nfft), (s_n, s_c, step * s_t, s_t), writeable=False
         )
-        spec_x = sfft.rfft(view, axis=-1, workers=workers)
+        spec_x = rfft(view, nfft)
         nf = f1 - f0
         bins = spec_x.shape[-1]
         if c_in_group == 1:
@@ -545,7 +576,7 @@ def _overlap_save(
             stacked = stacked.reshape(groups, bins, c_in_group, n * nf)
             mixed = np.matmul(spectrum, stacked)
             spec_y = mixed.reshape(groups, bins, c_out_group, n, nf).transpose(3, 0, 2, 4, 1)
-        y = sfft.irfft(spec_y, nfft, axis=-1, workers=workers, overwrite_x=True)
+        y = irfft(spec_y, nfft)
         valid = y.reshape(n, c_out, nf, nfft)[..., field - 1 :]
         p0 = f0 * step
         if stride == 1:
@@ -562,8 +593,22 @@ def _overlap_save(
                 out[..., t0:t1] = flat[..., t0 * stride - p0 : (t1 - 1) * stride - p0 + 1 : stride]
 
 
+def _fft_slowdown(nfft: int) -> float:
+    """Transforms get dearer per sample as frames outgrow the caches.
+
+    Measured (float32, one core, benchmarks/calibrate.py): x1.03 at 2**13,
+    x1.15 at 2**14, x1.45 at 2**15, x2.6 at 2**16.
+    """
+    return 1 + 0.45 * (nfft / 2**15) ** 2
+
+
 def _fft_size(field: int, stride: int, length_out: int) -> int:
-    """FFT length minimising the modelled cost per output for this kernel."""
+    """FFT length minimising the modelled cost per output for this kernel.
+
+    Where two sizes cost within 2% of each other the larger wins: measured,
+    such near-ties went to the larger size or were even (255 taps on 8
+    channels: 4096 ~10% faster than 2048, on a stereo stream equal).
+    """
     span = (length_out - 1) * stride + 1
     whole = 1 << max(4, (span + field - 2).bit_length())  # one frame does it all
     best, best_cost = whole, math.inf
@@ -571,11 +616,11 @@ def _fft_size(field: int, stride: int, length_out: int) -> int:
     while nfft <= whole:
         step = nfft - field + 1
         frames = -(-span // step)
-        # Transforms, plus a penalty once a frame leaves the 2 MiB L2 cache.
-        cost = frames * (nfft * math.log2(nfft) * _FFT_S + _CALL_S / 64)
-        if nfft > 2**15:
-            cost *= 1.15
-        if cost < best_cost:
+        # Both transforms, the product with the kernel's spectrum and the
+        # frame's own overhead (~80 ns, matters for short frames).
+        transforms = 2 * nfft * math.log2(nfft) * _FFT_S * _fft_slowdown(nfft)
+        cost = frames * (transforms + nfft / 2 * _MIX_S + _CALL_S / 100)
+        if cost <= best_cost * 1.02:
             best, best_cost = nfft, cost
         nfft *= 2
     return best
@@ -603,8 +648,9 @@ def _choose_method(
     window) are the direct methods, ``"fft"`` (parameter: FFT length) the
     other. ``allowed`` restricts the choice to ``"direct"`` or ``"fft"``.
 
-    The model, in seconds (constants at the top of this module, calibrated on
-    the issue's workloads and a sweep of depthwise/FIR kernel lengths):
+    The model, in seconds of one core (constants at the top of this module,
+    measured by ``benchmarks/calibrate.py`` with one BLAS thread and one FFT
+    worker; more threads divide every method's work alike):
 
     - im2col (per-tap GEMMs instead from ``_PER_TAP_MIN_CHANNELS`` input
       channels per group): ``2*N*C_out*(C_in/G)*K*L_out`` flops at
@@ -623,7 +669,11 @@ def _choose_method(
     and for many short channels up to ~K=9, where the band's extra flops
     don't pay).
     Stride is paid in full by the FFT (it computes every stride-1 output),
-    which is why strided layers stay direct.
+    which is why strided layers stay direct. For a per-channel FIR (plain or
+    depthwise, e.g. stereo audio in 2**17-frame blocks) the model puts the
+    crossover from the banded GEMM to FFT at a receptive field of ~90, where
+    calibrate.py measures it (81: both equal; 101: FFT 13% faster), and its
+    FFT sizes come within 6% of the best measured one from 9 to 8193 taps.
     """
     if c_in_group == 1 and (field >= 12 or (field >= 5 and length_out >= 8192)):
         rows = _banded_rows(field, stride)
@@ -647,7 +697,7 @@ def _choose_method(
     step = nfft - field + 1
     frames = -(-((length_out - 1) * stride + 1) // step)
     bins = nfft // 2 + 1
-    transforms = (c_in + c_out) * nfft * math.log2(nfft) * _FFT_S
+    transforms = (c_in + c_out) * nfft * math.log2(nfft) * _FFT_S * _fft_slowdown(nfft)
     mixing = bins * c_out * c_in_group * _MIX_S * (1 if c_in_group == 1 else 0.25)
     fft_cost = n * frames * (transforms + mixing)
     fft_cost += out_elems * _COPY_S * stride + (frames // 8 + 1) * _CALL_S

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -65,6 +65,7 @@ from conv1d_cli.shapes import implied_input_rate, rate_mismatches
 from conv1d_cli.signal_io import SignalReader, SignalWriter
 from conv1d_cli.stream import (
     StreamChain,
+    block_frames,
     chain_output_length,
     check_chain,
     check_finite,
@@ -77,18 +78,12 @@ __all__ = [
     "FileReport",
     "FilterOptions",
     "Job",
-    "block_frames",
     "check_output_formats",
     "filter_file",
     "known_frames",
     "plan_jobs",
     "run_jobs",
 ]
-
-#: Samples (frames x channels x batch) per block by default: 2 MiB in float64.
-BLOCK_SAMPLES: Final = 1 << 18
-#: Frames per block are kept within these bounds unless the caller asks for a size.
-BLOCK_FRAMES: Final = (1 << 12, 1 << 17)
 
 Progress = Callable[[int], None]
 
@@ -124,7 +119,7 @@ class FilterOptions:
     sample_rate : float or None
         Forced output rate; default input rate / total stride.
     block_size : int or None
-        Frames per block; default :func:`block_frames`.
+        Frames per block; default :func:`conv1d_cli.stream.block_frames`.
     overlap : bool
         Read and write in helper threads while filtering (``threads.Policy.overlap``);
         off, every step runs in the calling thread (one thread per file).
@@ -202,22 +197,6 @@ def _named(error: Conv1dError, source: str, target: str) -> Conv1dError:
     named = type(error)(text)
     named.__cause__ = error
     return named
-
-
-def block_frames(requested: int | None, channels: int, batch: int | None) -> int:
-    """Frames per read: as asked, else a fixed sample budget (memory independent of C).
-
-    A requested size is never enlarged: on a pipe the block size is the latency.
-
-    Examples
-    --------
-    >>> block_frames(None, 2, None), block_frames(None, 512, None), block_frames(7, 2, None)
-    (131072, 4096, 7)
-    """
-    if requested is not None:
-        return requested
-    per_frame = channels * (batch or 1)
-    return max(BLOCK_FRAMES[0], min(BLOCK_FRAMES[1], BLOCK_SAMPLES // max(1, per_frame)))
 
 
 def plan_jobs(
@@ -502,7 +481,7 @@ def _pump(
     else:
         reads = writes = _Inline()
     pending_write: Future[None] | None = None
-    frames = block_frames(opts.block_size, reader.info.channels, reader.info.batch)
+    frames = block_frames(reader.info.channels, reader.info.batch, opts.block_size)
     next_block = reads.submit(reader.read, frames)
     offset = 0
     produced = 0  # output frames so far (the writes may lag behind)
@@ -515,7 +494,7 @@ def _pump(
             if n == 0:
                 break
             next_block = reads.submit(reader.read, frames)
-            if not opts.allow_nonfinite:
+            if not (opts.allow_nonfinite or reader.finite):  # integer PCM is always finite
                 check_finite(block if block.ndim == 3 else block[None], offset, shown)
             # Pieces: a long left pad completes many outputs at the first block.
             for out in _checked(chain.push_pieces(block), produced, opts, chain.dtype, shown):

@@ -206,6 +206,7 @@ _FLOAT_SUBTYPES: Final = frozenset({"FLOAT", "DOUBLE"})
 _ON_CLIP: Final = ("warn", "error", "clip")
 _DTYPES: Final = ("float64", "float32")
 _CSV_CHUNK: Final = 8192  # lines parsed per vectorised chunk
+_ENCODE_CHUNK_SAMPLES: Final = 1 << 16  # PCM encoding: temporaries of 256-512 KiB
 _NPY_HEADER_BYTES: Final = 256  # reserved for a streamed NPY header (shape known at close)
 
 
@@ -563,10 +564,14 @@ class SignalReader:
         Header facts.
     seekable : bool
         True when :meth:`head` and :meth:`tail` work (files, and buffered CSV/NPY stdin).
+    finite : bool
+        True when no value read can be NaN or infinite (integer PCM audio), so a
+        check for them can be skipped.
     """
 
     info: SignalInfo
     seekable: bool
+    finite: bool = False
 
     def __init__(self, info: SignalInfo, dtype: np.dtype[Any], seekable: bool) -> None:
         self.info = info
@@ -848,10 +853,24 @@ class _AudioReader(SignalReader):
         super().__init__(info, dtype, seekable)
         self._f = f
         self._owned = owned
+        # Integer PCM is read as its integer codes and scaled here: libsndfile's own
+        # float conversion of 16-bit WAV costs three times the integer read, and
+        # the result is the same to the bit (code * 2**-15 or 2**-31; PCM_32 in
+        # float32 rounds the code to float32 first, as libsndfile does).
+        self._codes: np.ndarray | None = None
+        pcm = _INT_PCM.get(info.subtype or "")
+        self.finite = pcm is not None
+        self._code_type = None if pcm is None else pcm[1]
+        self._code_scale = 0.0 if pcm is None else 2.0 ** (1 - 8 * np.dtype(pcm[1]).itemsize)
 
     def _block(self, frames: int) -> np.ndarray:
         try:
-            data = self._f.read(frames, dtype=self._dtype.name, always_2d=True)
+            if self._code_type is None:
+                data = self._f.read(frames, dtype=self._dtype.name, always_2d=True)
+            else:
+                if self._codes is None or len(self._codes) < frames:
+                    self._codes = np.empty((frames, self.info.channels), self._code_type)
+                data = self._f.read(out=self._codes[:frames])
         except (sf.SoundFileError, RuntimeError) as e:
             raise DataFileError(
                 f"{_shown(self.info.path)}: error reading audio ({_sf_message(e)})"
@@ -862,7 +881,12 @@ class _AudioReader(SignalReader):
             raise DataFileError(
                 f"{_shown(self.info.path)}: cannot read: {relay.error.strerror}"
             ) from relay.error
-        return np.ascontiguousarray(data.T)
+        if self._code_type is None:
+            return np.ascontiguousarray(data.T)
+        # One pass: convert, scale (exact, a power of two) and transpose to (C, n).
+        block = np.empty((self.info.channels, len(data)), self._dtype)
+        np.multiply(data.T, self._code_scale, out=block, dtype=self._dtype)
+        return block
 
     def _read(self, frames: int) -> np.ndarray:
         return self._block(frames)
@@ -1691,13 +1715,18 @@ class _AudioWriter(SignalWriter):
             ) from e
 
     def _clip_report(
-        self, x: np.ndarray, over: np.ndarray, codes: tuple[np.ndarray, int, int] | None = None
+        self,
+        x: np.ndarray,
+        over: np.ndarray,
+        codes: tuple[np.ndarray, int, int] | None = None,
+        offset: int = 0,
     ) -> None:
         """Count the samples flagged in ``over``; with ``--on-clip error`` name the first.
 
-        ``codes`` is ``(rounded, lowest, highest)`` for integer PCM: a sample such as
-        0.99999 lies inside [-1, 1) yet rounds past the largest code, so the message
-        gives the code it rounds to, not a range the value is inside of.
+        ``x`` holds the block's columns from ``offset``. ``codes`` is ``(rounded,
+        lowest, highest)`` for integer PCM: a sample such as 0.99999 lies inside
+        [-1, 1) yet rounds past the largest code, so the message gives the code it
+        rounds to, not a range the value is inside of.
         """
         count = int(np.count_nonzero(over))
         if not count:
@@ -1718,8 +1747,8 @@ class _AudioWriter(SignalWriter):
                 else:
                     found = f"is {value!r}, outside the {self.subtype} codes [{lowest}, {highest}]"
             raise ClipError(
-                f"{_shown(self.path, output=True)}: sample {self.frames + t} of channel {c} "
-                f"{found} (--on-clip error); no output was written"
+                f"{_shown(self.path, output=True)}: sample {self.frames + offset + t} of "
+                f"channel {c} {found} (--on-clip error); no output was written"
             )
         self.clipped += count
 
@@ -1750,19 +1779,29 @@ class _AudioWriter(SignalWriter):
         work = np.float32 if arr.dtype == np.float32 and bits <= 24 else np.float64
         scale = float(1 << (bits - 1))
         hi = scale - 1
-        # A float32 near its largest value scales to inf: that is clipped below, like
-        # any other overflow, so NumPy's overflow warning would only be noise.
-        with np.errstate(over="ignore"):
-            q = np.multiply(arr, scale, dtype=work)
-        _round_half_up(q)
-        if q.size and not (q.max() <= hi and q.min() >= -scale):  # clipping or NaN: slow path
-            with np.errstate(invalid="ignore"):
-                over = (q > hi) | (q < -scale)
-            self._clip_report(arr, over, (q, -int(scale), int(hi)))
-            np.clip(q, -scale, hi, out=q)
-            q[np.isnan(q)] = 0.0  # NaN has no integer code; the CLI refuses NaN by default
-        out = np.empty(q.shape[::-1], int_type)
-        np.copyto(out, q.T, casting="unsafe")
+        channels, frames = arr.shape
+        out = np.empty((frames, channels), int_type)
+        # A chunk of frames at a time: bounded temporaries, reused from one to the next.
+        chunk = max(256, _ENCODE_CHUNK_SAMPLES // max(1, channels))
+        buf = np.empty((channels, min(chunk, frames)), work)
+        for t0 in range(0, frames, chunk):
+            x = arr[:, t0 : t0 + chunk]
+            q = buf[:, : x.shape[1]]
+            # A float32 near its largest value scales to inf: that is clipped below, like
+            # any other overflow, so NumPy's overflow warning would only be noise.
+            with np.errstate(over="ignore"):
+                np.multiply(x, scale, out=q, dtype=work)
+            _round_half_up(q)
+            if not (q.max() <= hi and q.min() >= -scale):  # clipping or NaN: slow path
+                with np.errstate(invalid="ignore"):
+                    over = (q > hi) | (q < -scale)
+                self._clip_report(x, over, (q, -int(scale), int(hi)), t0)
+                np.clip(q, -scale, hi, out=q)
+                q[np.isnan(q)] = 0.0  # NaN has no integer code; the CLI refuses NaN by default
+            # Channel by channel: a copy into the interleaved (n, C) codes as one
+            # transposed copy runs an inner loop of C elements, four times slower.
+            for c in range(channels):
+                np.copyto(out[t0 : t0 + q.shape[1], c], q[c], casting="unsafe")
         if shift:
             out <<= shift  # libsndfile takes the top bits of int16/int32 for 8/24-bit files
         return out

@@ -50,11 +50,13 @@ from conv1d_cli.shapes import (
 )
 
 __all__ = [
-    "DEFAULT_BLOCK",
+    "BLOCK_FRAMES",
+    "BLOCK_SAMPLES",
     "LayerStage",
     "StreamChain",
     "chain_min_length",
     "chain_output_length",
+    "block_frames",
     "chain_shapes",
     "check_chain",
     "check_finite",
@@ -63,12 +65,38 @@ __all__ = [
     "stream_filter",
 ]
 
-#: Default frames per block: 2**16 keeps a stereo float64 block at 1 MiB.
-DEFAULT_BLOCK: Final = 1 << 16
 # Padding longer than this many bytes of samples is fed to the correlator a
 # piece at a time, like a signal read block by block: a pad of 10**7 zeros is
 # no reason to allocate 10**7 samples (or their outputs) at once.
 _PAD_PIECE_BYTES: Final = 2**20
+#: Samples (frames x channels x batch) per block when the caller does not choose:
+#: 1 MiB of float32. Measured on one core, filtering 10 minutes of stereo 48 kHz
+#: through 31 to 4097 taps, against 2**17 frames per block: 2**18 +5-10%, 2**16
+#: +0-25%, 2**15 +2-60%, 2**14 +15-150% (longer kernels suffer more: the FFT
+#: frames and the per-block work stop being amortised); decoding and encoding
+#: do not care from 2**16 on.
+BLOCK_SAMPLES: Final = 1 << 18
+#: Frames per block are kept within these bounds (whatever the channel count).
+BLOCK_FRAMES: Final = (1 << 12, 1 << 17)
+
+
+def block_frames(channels: int, batch: int | None = None, requested: int | None = None) -> int:
+    """Frames to read per block: ``requested`` as it is, else a fixed sample budget.
+
+    The one place that sizes streaming blocks. A block size the user asked
+    for is latency on a pipe, so it is never enlarged; the default keeps a
+    block at :data:`BLOCK_SAMPLES` samples whatever the channel count, so
+    memory does not grow with it.
+
+    Examples
+    --------
+    >>> block_frames(2), block_frames(64), block_frames(2, requested=100)
+    (131072, 4096, 100)
+    """
+    if requested is not None:
+        return requested
+    per_frame = max(1, channels * (batch or 1))
+    return max(BLOCK_FRAMES[0], min(BLOCK_FRAMES[1], BLOCK_SAMPLES // per_frame))
 
 
 def _label(index: int, names: Sequence[str] | None) -> str:

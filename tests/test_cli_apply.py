@@ -263,6 +263,26 @@ def test_apply_overrides_for_plain_weights(tmp_path, rng):
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected)
 
 
+@pytest.mark.parametrize("block", [None, 3, 100_000_000])
+def test_apply_reads_blocks_of_the_size_asked_never_more(
+    tmp_path, stereo, smooth, monkeypatch, block
+):
+    """--block-size is latency on a pipe: every read asks for exactly that many frames."""
+    path, _ = stereo
+    asked = []
+    real_read = signal_io.SignalReader.read
+
+    def read(self, frames):
+        asked.append(frames)
+        return real_read(self, frames)
+
+    monkeypatch.setattr(signal_io.SignalReader, "read", read)
+    extra = [] if block is None else ["--block-size", block]
+    result = _run("-w", smooth, path, "-o", tmp_path / "out.wav", *extra)
+    assert result.exit_code == 0, result.stderr
+    assert set(asked) == {1 << 17 if block is None else block}
+
+
 def test_apply_atomic_on_error_mid_write(tmp_path, stereo, smooth, monkeypatch):
     path, _ = stereo
     real_write = signal_io.SignalWriter.write

@@ -267,6 +267,37 @@ def test_methods_correlator_blockwise_equals_whole_signal() -> None:
     assert all(corr._cache[key] is value for key, value in cached.items())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2, 2, 2, 101, 9000, 2), (1, 3, 4, 40, 5000, 1)])
+def test_methods_fft_on_one_thread_equals_scipy_on_several(
+    monkeypatch: pytest.MonkeyPatch, shape: tuple, dtype: type
+) -> None:
+    """One worker runs numpy.fft, several scipy.fft: both exact, same result to rounding."""
+    n, c_in, c_out, k, length, groups = shape
+    rng = np.random.default_rng(11)
+    xp = rng.standard_normal((n, c_in, length)).astype(dtype)
+    w = rng.standard_normal((c_out, c_in // groups, k)).astype(dtype)
+    want = naive(xp, w, 1, 1, groups)
+    got = {}
+    for workers in (1, 2):
+        monkeypatch.setattr(core, "fft_workers", lambda workers=workers: workers)
+        out = np.empty((n, c_out, length - k + 1), dtype)
+        Correlator(w, groups=groups)._run("fft", 1024, xp, out)
+        assert_close(out, want, dtype)
+        got[workers] = out
+    assert_close(got[1], got[2].astype(np.float64), dtype)
+
+
+def test_methods_single_thread_fft_does_not_import_scipy() -> None:
+    code = (
+        "import sys, numpy as np, conv1d_cli.core as c; c.fft_workers = lambda: 1; "
+        "c.conv1d(np.ones((1, 1, 5000)), np.ones((1, 1, 500)), method='fft'); "
+        "print('scipy' in ' '.join(sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
+
+
 def test_methods_correlator_spectrum_cache_is_bounded() -> None:
     corr = Correlator(np.ones((1, 1, 20)), method="fft")
     for length in (40, 100, 300, 700, 1500, 3000, 7000):

@@ -197,6 +197,40 @@ def test_audio_float32_dtype_read(tmp_path: Path, rng: np.random.Generator) -> N
     np.testing.assert_array_equal(sig.data, x.astype(np.float32))
 
 
+@pytest.mark.parametrize(
+    "fmt, subtype",
+    [
+        ("WAV", "PCM_16"),
+        ("WAV", "PCM_24"),
+        ("WAV", "PCM_32"),
+        ("WAV", "PCM_U8"),
+        ("AIFF", "PCM_S8"),
+        ("FLAC", "PCM_16"),
+        ("FLAC", "PCM_24"),
+        ("WAV", "FLOAT"),
+    ],
+)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_audio_integer_codes_decode_like_libsndfile_float(
+    tmp_path: Path, rng: np.random.Generator, fmt: str, subtype: str, dtype: str
+) -> None:
+    """Integer PCM is read as codes and scaled by us: bit for bit libsndfile's float."""
+    x = np.clip(rng.standard_normal((3000, 3)) * 0.5, -1.0, 1.0)
+    x[:5] = [-1.0, 1.0 - 2.0**-15, 0.5]
+    path = tmp_path / f"x.{fmt.lower()}"
+    sf.write(path, x, 48000, subtype=subtype, format=fmt)
+    want = sf.read(path, dtype=dtype, always_2d=True)[0].T
+    with open_reader(path, dtype=dtype) as reader:
+        assert reader.finite == (subtype != "FLOAT")
+        blocks = [reader.read(700) for _ in range(6)]
+        assert reader.read(700).shape == (3, 0)
+        head = reader.head(10)
+    got = np.concatenate(blocks, axis=-1)
+    assert got.dtype == dtype and all(b.flags.c_contiguous for b in blocks)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(head, want[:, :10])
+
+
 def test_audio_pcm16_rounds_instead_of_floor(tmp_path: Path) -> None:
     x = np.array([[8192.9, -8192.1, 100.5, 101.5, -0.4, 8192.5]]) / 32768
     write_signal(tmp_path / "r.wav", x, format=None, sample_rate=8000, subtype="PCM_16")
@@ -274,6 +308,40 @@ def test_audio_clip_error_names_channel_and_sample_and_publishes_nothing(
             w.write(block)
     assert str(tmp_path / "c.wav") in str(info.value)
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_audio_pcm_encoding_in_chunks_equals_one_pass(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, dtype: str
+) -> None:
+    """Blocks are encoded a chunk of frames at a time: same codes, counts and sample index."""
+    x = (rng.standard_normal((3, 5000)) * 0.4).astype(dtype)
+    x[:, 100] = [0.5 / 32768, -2.5 / 32768, 1.0]
+    x[2, 4321] = -1.5
+    written = {}
+    for chunk in (1 << 20, 256):
+        monkeypatch.setattr(sio, "_ENCODE_CHUNK_SAMPLES", chunk)
+        path = tmp_path / f"c{chunk}.wav"
+        with open_writer(path, format=None, channels=3, sample_rate=8000, subtype="PCM_16") as w:
+            w.write(x)
+        written[chunk] = (sf.read(path, dtype="int16")[0], w.clipped)
+        with pytest.raises(ClipError, match=r"sample 4331 of channel 2 is -1\.5"):
+            with open_writer(
+                tmp_path / "e.wav",
+                format=None,
+                channels=3,
+                sample_rate=8000,
+                subtype="PCM_16",
+                on_clip="error",
+            ) as w:
+                w.write(np.zeros((3, 10), dtype))
+                w.write(np.where(np.arange(5000) < 4321, np.clip(x, -0.9, 0.9), x))
+    np.testing.assert_array_equal(written[256][0], written[1 << 20][0])
+    assert (
+        written[256][1]
+        == written[1 << 20][1]
+        == int(np.sum(x >= 1.0 - 0.5 / 32768)) + int(np.sum(x < -1.0 - 0.5 / 32768))
+    )
 
 
 def test_audio_clip_error_keeps_existing_target(tmp_path: Path) -> None:

@@ -173,17 +173,13 @@ def test_threads_limit_and_per_call_fft_workers(monkeypatch):
 
     monkeypatch.setattr(threads, "_CURRENT", None)
     seen: list[int] = []
-    real = core._fft_module()
+    real = core._transforms
 
-    class Spy:
-        def rfft(self, *args, workers, **kw):
-            seen.append(workers)
-            return real.rfft(*args, workers=workers, **kw)
+    def spy(workers: int):  # the worker count each FFT call is made with
+        seen.append(workers)
+        return real(workers)
 
-        def irfft(self, *args, workers, **kw):
-            return real.irfft(*args, workers=workers, **kw)
-
-    monkeypatch.setattr(core, "_fft_module", lambda: Spy())
+    monkeypatch.setattr(core, "_transforms", spy)
     x = np.ones((1, 1, 50_000))
     w = np.ones((1, 1, 301))
     with threads.limit(1) as policy:

@@ -242,7 +242,8 @@ def _warn(message: str) -> None:
     type=click.IntRange(min=1),
     metavar="FRAMES",
     default=None,
-    help="Frames per block [default: 2**18 samples / channels, at most 2**17 frames].",
+    help="Frames per block, as given (latency on a pipe) [default: 2**18 samples / "
+    "channels, 2**12 to 2**17 frames].",
 )
 def apply_(
     inputs: tuple[str, ...],
