@@ -452,22 +452,31 @@ def check_dither(jobs_list: Sequence[Job], options: FilterOptions) -> None:
     if options.dither is None:
         return
     for job in jobs_list:
-        fmt = subtype = None
+        source_format = fmt = None
         with contextlib.suppress(Conv1dError):  # unknown here: filter_file checks
+            source_format = signal_io.detect_format(job.source, options.input_format)
+        with contextlib.suppress(Conv1dError):  # no extension: a stream takes the input's
             fmt = signal_io.detect_format(job.target, options.output_format)
-        if (fmt is None or options.subtype is None) and not signal_io.is_stream(job.source):
-            try:
-                info = signal_io.probe(job.source, format=options.input_format)
-            except Conv1dError:
-                continue  # the real read reports the problem, with its exit status
-            fmt = fmt or info.format
-            subtype = info.subtype
+        fmt = fmt or source_format
         if fmt is None:
             continue
-        if signal_io.output_subtype(fmt) is None:
-            subtype = None
+        subtype = options.subtype
+        if subtype is None and signal_io.is_audio_format(fmt):
+            if source_format is None or (
+                signal_io.is_audio_format(source_format) and signal_io.is_stream(job.source)
+            ):
+                continue  # follows an input not open yet: filter_file checks
+            if signal_io.is_audio_format(source_format):
+                # The output keeps an audio input's subtype where it can: read the
+                # header (never a CSV's probe, which scans the file; it has no subtype).
+                try:
+                    subtype = signal_io.probe(job.source, format=options.input_format).subtype
+                except Conv1dError:
+                    continue  # the real read reports the problem, with its exit status
+        if signal_io.is_audio_format(fmt):
+            subtype = signal_io.output_subtype(fmt, subtype)
         else:
-            subtype = signal_io.output_subtype(fmt, options.subtype or subtype)
+            subtype = None
         _check_dither_subtype(job.target, fmt, subtype)
 
 

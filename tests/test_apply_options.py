@@ -458,3 +458,60 @@ def test_no_progress_with_quiet_or_when_stderr_is_not_a_terminal(tmp_path, three
             check=False,
         )
         assert piped.returncode == 0 and piped.stderr == b""
+
+
+def test_dither_follows_the_subtype_the_output_gets(tmp_path, loud_wav, float_wav, identity):
+    # A PCM_16 input keeps PCM_16 in a WAV output: dither needs no --subtype there.
+    src, _ = loud_wav
+    result = _run("-w", identity, src, "-o", tmp_path / "y.wav", "--dither", "tpdf")
+    assert result.exit_code == 0, result.stderr
+    # A FLAC output of a float input gets PCM_24: dithered at its own LSB.
+    exact, dithered = tmp_path / "e.flac", tmp_path / "d.flac"
+    assert _run("-w", identity, float_wav, "-o", exact).exit_code == 0
+    assert _run("-w", identity, float_wav, "-o", dithered, "--dither", "tpdf").exit_code == 0
+    codes = [sf.read(p, dtype="int32", always_2d=True)[0] >> 8 for p in (exact, dithered)]
+    assert np.abs(codes[1].astype(np.int64) - codes[0]).max() == 1
+    # A float WAV on stdin is known to be FLOAT only once it is open: still exit 2.
+    result = CliRunner().invoke(
+        cli,
+        ["apply", "-w", str(identity), "-", "--input-format", "wav", "-o", str(tmp_path / "s.wav"),
+         "--dither", "tpdf"],
+        input=float_wav.read_bytes(),
+    )  # fmt: skip
+    _assert_error(result, 2, "--dither applies to integer PCM", "WAV FLOAT")
+    assert not (tmp_path / "s.wav").exists()
+
+
+def test_dither_of_a_pcm16_wav_on_stdin_is_accepted(tmp_path, loud_wav, identity):
+    src, x = loud_wav
+    result = CliRunner().invoke(
+        cli,
+        ["apply", "-w", str(identity), "-", "--input-format", "wav", "-o", str(tmp_path / "s.wav"),
+         "--dither", "tpdf", "--seed", "0"],
+        input=src.read_bytes(),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    # Already on the PCM_16 grid: +-1 LSB of noise rounds back to the same codes... or a
+    # neighbour; never further.
+    diff = sf.read(tmp_path / "s.wav", always_2d=True)[0].T - x
+    assert np.abs(diff).max() <= 1 / 32768
+
+
+def test_eta_is_measured_from_the_first_block_not_from_the_start(monkeypatch):
+    import io
+
+    from conv1d_cli.cli import _progress
+
+    clock = [100.0]
+    monkeypatch.setattr(_progress.time, "monotonic", lambda: clock[0])
+    screen = io.StringIO()
+    display = _progress.Display([Job("in.wav", "out.wav")], screen)
+    display.update(JobProgress(0, 0, 100))
+    clock[0] += 20.0  # the first block pays for start-up: 20 s for 4 %
+    display.update(JobProgress(0, 4, 100))
+    for frames in range(8, 28, 4):  # then 4 % a second
+        clock[0] += 1.0
+        display.update(JobProgress(0, frames, 100))
+    # 24 % done, 76 % to go at 4 %/s: 19 s (counting the start-up would say 76 s).
+    assert screen.getvalue().rsplit("\r", 1)[-1].startswith("\x1b[Kfiltering [####")
+    assert "ETA 0:19" in screen.getvalue().rsplit("\r", 1)[-1]

@@ -362,16 +362,23 @@ def apply_(
     is written to a temporary file and renamed into place only on success;
     output to '-' (any format) is spooled to a temporary file in $TMPDIR and
     copied to stdout only on success. '-' is stdin/stdout (give
-    --input-format/--output-format).
+    --input-format/--output-format). --normalize does not stream (see below).
+
+    On a terminal (never with -q, nothing when stderr is a file or pipe),
+    stderr shows one progress line: the run's bar and ETA (measured from the
+    first block on), each file under way with how far it has come, for any
+    --jobs; and a "[i/N] OUTPUT" line as each file is written.
 
     \b
     Exit status:
         0    every output written
         1    bad data or a failed run, including what depends on the input:
              a CSV/NPY without a sample rate written as audio, or an input
-             rate / total stride that is not a whole number of Hz
+             rate / total stride that is not a whole number of Hz; an
+             existing output with --no-clobber (nothing is written)
         2    wrong invocation: a bad or conflicting option (also a
-             --sample-rate that audio cannot store)
+             --sample-rate that audio cannot store, --dither for an output
+             that is not integer PCM, --json with -o -)
         128+N  stopped by signal N (143 SIGTERM, 129 SIGHUP, 130 Ctrl-C);
              nothing partial is left behind
 
@@ -516,6 +523,11 @@ def _report_lines(report: FileReport, on_clip: str) -> list[str]:
     return lines
 
 
+def _rate(rate: float | None) -> float | int | None:
+    """48000, not 48000.0: one type for whole rates whichever way they were found."""
+    return int(rate) if rate is not None and float(rate).is_integer() else rate
+
+
 def _peak_dbfs(peak: float | None) -> float | None:
     if peak is None or peak == 0.0:
         return None
@@ -541,8 +553,8 @@ def _json_report(
                 "output": r.job.target,
                 "frames_in": r.frames_in,
                 "frames_out": r.frames_out,
-                "sample_rate_in": r.sample_rate_in,
-                "sample_rate_out": r.sample_rate_out,
+                "sample_rate_in": _rate(r.sample_rate_in),
+                "sample_rate_out": _rate(r.sample_rate_out),
                 "clipped": r.clipped,
                 "peak": r.peak,
                 "peak_dbfs": _peak_dbfs(r.peak),
