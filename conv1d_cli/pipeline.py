@@ -721,7 +721,14 @@ def _normalized(
     frames read, the output's writer and the gain applied in dB.
     """
     assert run.opts.normalize_db is not None
-    with tempfile.TemporaryDirectory(prefix="conv1d-normalize-") as spool_dir:
+    try:
+        spool_home = tempfile.TemporaryDirectory(prefix="conv1d-normalize-")
+    except OSError as e:
+        raise DataFileError(
+            f"--normalize: cannot create a spool for the filtered signal in "
+            f"{tempfile.gettempdir()}: {e.strerror or e}; point TMPDIR at a writable disk"
+        ) from e
+    with spool_home as spool_dir:
         spool = dataclasses.replace(
             spec,
             path=str(Path(spool_dir) / "filtered.npy"),
@@ -731,9 +738,17 @@ def _normalized(
             column_names=None,
             on_clip="clip",
         )
-        with spool.open() as raw:
-            first = _Leveled(raw, 1.0, None, None)
-            frames = run.filter_into(first)
+        try:
+            with spool.open() as raw:
+                first = _Leveled(raw, 1.0, None, None)
+                frames = run.filter_into(first)
+        except DataFileError as e:
+            if spool.path not in str(e):
+                raise  # about the input, not the spool
+            raise DataFileError(
+                f"{e} (--normalize spools the filtered signal in {tempfile.gettempdir()} "
+                f"before writing; point TMPDIR at a disk with room)"
+            ) from e
         peak = first.peak
         if peak is None or peak == 0.0:
             why = "silent (peak 0)" if peak == 0.0 else "not finite (NaN or Inf)"

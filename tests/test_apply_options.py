@@ -515,3 +515,28 @@ def test_eta_is_measured_from_the_first_block_not_from_the_start(monkeypatch):
     # 24 % done, 76 % to go at 4 %/s: 19 s (counting the start-up would say 76 s).
     assert screen.getvalue().rsplit("\r", 1)[-1].startswith("\x1b[Kfiltering [####")
     assert "ETA 0:19" in screen.getvalue().rsplit("\r", 1)[-1]
+
+
+def test_normalize_holds_blocks_not_the_signal(tmp_path):
+    import tracemalloc
+
+    from conv1d_cli.pipeline import filter_file
+
+    src = tmp_path / "long.npy"
+    x = np.lib.format.open_memmap(src, mode="w+", dtype=np.float64, shape=(2, 1_000_000))
+    x[:] = np.sin(np.arange(1_000_000) / 50.0)
+    x.flush()
+    del x
+    layer = Conv1d.from_weights(np.full((2, 2, 5), 0.1))
+    tracemalloc.start()
+    try:
+        filter_file(
+            str(src), str(tmp_path / "y.npy"), [layer],
+            options=FilterOptions(normalize_db=-3.0, block_size=4096, overlap=False),
+        )  # fmt: skip
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, peak  # the signal is 16 MB; a block is 64 kB
+    y = np.load(tmp_path / "y.npy", mmap_mode="r")
+    assert np.abs(y).max() == pytest.approx(10 ** (-3 / 20), rel=1e-14)
