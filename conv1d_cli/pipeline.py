@@ -8,8 +8,10 @@ decides how to show them.
 Entry points
 ------------
 - :func:`filter_file` -- stream one input file (or pipe) into one output
-- :func:`run_jobs` -- many files, one after another or on worker threads
+- :func:`run_jobs` -- many files, one after another or in worker processes, with
+  progress events (:class:`JobProgress`) for a display
 - :func:`plan_jobs` -- map inputs to outputs, refusing every invocation mistake first
+- :func:`existing_outputs` / :func:`check_dither` -- checks a caller runs before any work
 - :func:`conv1d_cli.stream.stream_filter` -- filter an iterator of blocks in memory
 
 Examples
@@ -35,11 +37,14 @@ array([[0.5, 1.5, 2.5]])
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import multiprocessing
 import signal
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
@@ -51,9 +56,10 @@ from concurrent.futures import (
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
+from multiprocessing.sharedctypes import RawArray
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 
@@ -78,7 +84,10 @@ __all__ = [
     "FileReport",
     "FilterOptions",
     "Job",
+    "JobProgress",
+    "check_dither",
     "check_output_formats",
+    "existing_outputs",
     "filter_file",
     "known_frames",
     "plan_jobs",
@@ -86,6 +95,10 @@ __all__ = [
 ]
 
 Progress = Callable[[int], None]
+#: How often the parent of worker processes looks at their progress counters (seconds).
+PROGRESS_POLL: Final = 0.1
+#: The dither kinds ``FilterOptions.dither`` takes.
+DITHERS: Final = ("tpdf",)
 
 
 class StopFlag(Protocol):
@@ -123,6 +136,22 @@ class FilterOptions:
     overlap : bool
         Read and write in helper threads while filtering (``threads.Policy.overlap``);
         off, every step runs in the calling thread (one thread per file).
+    gain_db : float
+        Gain applied to the chain's output before it is rounded or written (0 = none);
+        float outputs get it too.
+    normalize_db : float or None
+        Scale each output so that its sample peak is at this many dBFS (``-1`` puts the
+        peak at 10**(-1/20)). Needs the peak before the first sample is written, so the
+        filtered signal is spooled to a float NPY file in ``$TMPDIR`` (disk, not
+        memory) and encoded from there: this output does not stream. A silent output
+        (peak 0) is left as it is, with a warning. Exclusive with ``gain_db``.
+    dither : {'tpdf'} or None
+        Integer PCM outputs only: add triangular dither of +-1 LSB (the sum of two
+        uniform values in [-0.5, 0.5) LSB) before rounding. ``None`` rounds exactly.
+    seed : int or None
+        Seed of the dither: each file's noise comes from ``(seed, file index)``, so the
+        bytes do not depend on the block size or on the number of worker processes.
+        ``None`` draws fresh noise every run.
     """
 
     method: str = "auto"
@@ -135,8 +164,29 @@ class FilterOptions:
     sample_rate: float | None = None
     block_size: int | None = None
     overlap: bool = True
+    gain_db: float = 0.0
+    normalize_db: float | None = None
+    dither: str | None = None
+    seed: int | None = None
 
     def __post_init__(self) -> None:
+        if not math.isfinite(self.gain_db):
+            raise ConfigError(f"gain_db must be a finite number of dB, not {self.gain_db!r}")
+        if self.normalize_db is not None:
+            if not math.isfinite(self.normalize_db):
+                raise ConfigError(
+                    f"normalize_db must be a finite number of dBFS, not {self.normalize_db!r}"
+                )
+            if self.gain_db:
+                # Both set the level: a gain after normalising is a different target.
+                raise ConfigError(
+                    "gain_db and normalize_db both set the output level; give one "
+                    "(normalize_db=T with gain_db=G is normalize_db=T+G)"
+                )
+        if self.dither is not None and self.dither not in DITHERS:
+            raise ConfigError(f"dither must be one of {list(DITHERS)!r}, not {self.dither!r}")
+        if self.seed is not None and self.dither is None:
+            raise ConfigError("seed applies to dither only; give dither='tpdf' too")
         if self.block_size is not None and (
             isinstance(self.block_size, bool)
             or not isinstance(self.block_size, int)
@@ -166,12 +216,60 @@ class FileReport:
         Integer PCM samples clipped (``on_clip`` 'warn' or 'clip').
     warnings : list of str
         Things the user should know (a layer designed for another rate, ...).
+    frames_out : int
+        Frames written.
+    sample_rate_in, sample_rate_out : float or None
+        The input's rate (a CSV's or NPY's: the design rate standing in, else None) and
+        the output's.
+    peak : float or None
+        Largest ``|sample|`` written, after the gain and before dither, rounding and
+        clipping (so a value over 1 tells how much PCM was clipped); None if not finite.
+    gain_db : float
+        Gain applied: ``gain_db``, or what ``normalize_db`` found (0 for a silent output).
+    seconds : float
+        Wall-clock time of this file.
     """
 
     job: Job
     frames_in: int
     clipped: int
     warnings: list[str] = field(default_factory=list)
+    frames_out: int = 0
+    sample_rate_in: float | None = None
+    sample_rate_out: float | None = None
+    peak: float | None = None
+    gain_db: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """How far one file of :func:`run_jobs` has come: one event for a progress display.
+
+    Events come in the calling thread: when a file starts (``frames == 0``), after
+    blocks are read (every block in this process; with worker processes, what the
+    parent sees each :data:`PROGRESS_POLL` seconds) and when it ends.
+
+    Attributes
+    ----------
+    index : int
+        The job's position in ``jobs``.
+    frames : int
+        Input frames read so far.
+    total : int or None
+        Input frames of the file; None when its header does not say (a pipe).
+    finished : bool
+        The file is done: written, failed or cancelled.
+    failed : bool
+        It ended with an error (the one :func:`run_jobs` raises, or lists in its
+        :class:`~conv1d_cli.errors.BatchError`).
+    """
+
+    index: int
+    frames: int
+    total: int | None
+    finished: bool = False
+    failed: bool = False
 
 
 class Cancelled(Exception):
@@ -302,6 +400,87 @@ def check_output_formats(
     return warnings
 
 
+def existing_outputs(jobs_list: Sequence[Job]) -> list[Job]:
+    """The jobs whose output file exists already (for a no-clobber run), in input order.
+
+    Only names that would be created or replaced count: stdout and what is not a
+    regular file or a link (``/dev/null``, a FIFO) is written through, never replaced.
+
+    Examples
+    --------
+    >>> existing_outputs([Job("in.wav", "-"), Job("in.wav", "/dev/null")])
+    []
+    """
+    found = []
+    for job in jobs_list:
+        if signal_io.is_stream(job.target) or signal_io.names_open_file(job.target):
+            continue
+        path = Path(job.target)
+        if path.is_symlink() or path.exists():
+            found.append(job)
+    return found
+
+
+def check_dither(jobs_list: Sequence[Job], options: FilterOptions) -> None:
+    """Refuse dither for every output that will not be integer PCM, before any work.
+
+    What an output gets is known from the options and the names, except where it
+    follows the input (a ``-`` output takes the input's format, an audio output its
+    subtype): those inputs are probed (a header read), and a pipe input is left to
+    :func:`filter_file`, which checks again once the input is open.
+
+    Raises
+    ------
+    ConfigError
+        An output that is CSV, NPY, float or otherwise not integer PCM.
+    """
+    if options.dither is None:
+        return
+    for job in jobs_list:
+        source_format = fmt = None
+        with contextlib.suppress(Conv1dError):  # unknown here: filter_file checks
+            source_format = signal_io.detect_format(job.source, options.input_format)
+        with contextlib.suppress(Conv1dError):  # no extension: a stream takes the input's
+            fmt = signal_io.detect_format(job.target, options.output_format)
+        fmt = fmt or source_format
+        if fmt is None:
+            continue
+        subtype = options.subtype
+        if subtype is None and signal_io.is_audio_format(fmt):
+            if source_format is None or (
+                signal_io.is_audio_format(source_format) and signal_io.is_stream(job.source)
+            ):
+                continue  # follows an input not open yet: filter_file checks
+            if signal_io.is_audio_format(source_format):
+                # The output keeps an audio input's subtype where it can: read the
+                # header (never a CSV's probe, which scans the file; it has no subtype).
+                try:
+                    subtype = signal_io.probe(job.source, format=options.input_format).subtype
+                except Conv1dError:
+                    continue  # the real read reports the problem, with its exit status
+        if signal_io.is_audio_format(fmt):
+            subtype = signal_io.output_subtype(fmt, subtype)
+        else:
+            subtype = None
+        _check_dither_subtype(job.target, fmt, subtype)
+
+
+def _check_dither_subtype(target: str, fmt: str, subtype: str | None) -> None:
+    if signal_io.pcm_step(subtype) is not None:
+        return
+    shown = "<stdout>" if target == "-" else target
+    what = fmt.upper() if subtype is None else f"{fmt.upper()} {subtype}"
+    fix = (
+        "; give an integer subtype (--subtype PCM_16 or PCM_24) to dither"
+        if subtype is not None
+        else ""
+    )
+    raise ConfigError(
+        f"{shown}: --dither applies to integer PCM audio outputs only, and this output is "
+        f"{what} (written exactly, nothing to round){fix}"
+    )
+
+
 def filter_file(
     source: str | Job,
     target: str | None = None,
@@ -311,6 +490,8 @@ def filter_file(
     options: FilterOptions | None = None,
     cancel: StopFlag | None = None,
     progress: Progress = _no_progress,
+    on_start: Callable[[int | None], None] | None = None,
+    index: int = 0,
 ) -> FileReport:
     """Stream one input through the chain into its output, in bounded memory.
 
@@ -332,6 +513,12 @@ def filter_file(
         :class:`Cancelled`).
     progress : callable, optional
         Called with the number of frames after each block is read.
+    on_start : callable, optional
+        Called once the input's header is read and the output is planned, with the
+        input's frame count (None when unknown, e.g. a pipe).
+    index : int
+        The file's position in a batch: with ``options.seed`` its dither noise is drawn
+        from ``(seed, index)``.
 
     Returns
     -------
@@ -348,6 +535,7 @@ def filter_file(
     names = list(names) if names is not None else [f"layer {i + 1}" for i in range(len(layers))]
     shown = shown_source(job.source)
     dtype = compute_dtype(layers, opts.dtype)
+    started = time.perf_counter()
     try:
         reader_cm = signal_io.open_reader(job.source, format=opts.input_format, dtype=dtype.name)
         with reader_cm as reader:
@@ -378,6 +566,9 @@ def filter_file(
                 on_clip=opts.on_clip,
                 dtype=dtype.name,
             )
+            step = signal_io.pcm_step(spec.subtype)
+            if opts.dither is not None:
+                _check_dither_subtype(job.target, spec.format, spec.subtype)
             chain = StreamChain(
                 layers,
                 method=opts.method,
@@ -386,18 +577,191 @@ def filter_file(
                 prefix=_circular_prefix(reader, layers, opts, shown),
             )
             warnings = rate_mismatches(design_rates, strides, names, in_rate, rate_source)
-            with spec.open() as writer:
-                frames = _pump(reader, writer, chain, opts, cancel, progress, shown)
-                if frames == 0:
-                    raise DataFileError(f"{shown}: the signal is empty (0 samples)")
-                if info.frames is None:
-                    chain_output_length(layers, frames, names, shown)
-                # A long right pad comes a piece at a time.
-                for out in _checked(chain.finish_pieces(), writer.frames, opts, dtype, shown):
-                    writer.write(out)
-            return FileReport(job, frames, int(writer.clipped or 0), warnings)
+            rng = None
+            if opts.dither is not None:
+                # (seed, index): a file's noise does not depend on which worker runs it.
+                entropy = None if opts.seed is None else [opts.seed, index]
+                rng = np.random.default_rng(entropy)
+            if on_start is not None:
+                on_start(info.frames)
+            run = _Run(reader, chain, opts, cancel, progress, shown, layers, names, info.frames)
+            if opts.normalize_db is None:
+                gain = 10.0 ** (opts.gain_db / 20.0)
+                with spec.open() as raw:
+                    writer = _Leveled(raw, gain, step, rng)
+                    frames = run.filter_into(writer)
+                applied = opts.gain_db
+            else:
+                frames, writer, applied = _normalized(run, spec, step, rng, warnings)
+            return FileReport(
+                job,
+                frames,
+                int(writer.clipped or 0),
+                warnings,
+                frames_out=writer.frames,
+                sample_rate_in=in_rate,
+                sample_rate_out=spec.sample_rate,
+                peak=writer.peak,
+                gain_db=applied,
+                seconds=time.perf_counter() - started,
+            )
     except Conv1dError as e:
         raise _named(e, job.source, job.target) from e
+
+
+@dataclass
+class _Run:
+    """One file's reader and chain: what filtering it into a writer needs."""
+
+    reader: SignalReader
+    chain: StreamChain
+    opts: FilterOptions
+    cancel: StopFlag | None
+    progress: Progress
+    shown: str
+    layers: list[Conv1d]
+    names: list[str]
+    known_frames: int | None
+
+    def filter_into(self, writer: _Leveled) -> int:
+        """Every block through the chain into ``writer``; returns the frames read."""
+        frames = _pump(
+            self.reader, writer, self.chain, self.opts, self.cancel, self.progress, self.shown
+        )
+        if frames == 0:
+            raise DataFileError(f"{self.shown}: the signal is empty (0 samples)")
+        if self.known_frames is None:
+            chain_output_length(self.layers, frames, self.names, self.shown)
+        # A long right pad comes a piece at a time.
+        dtype = self.chain.dtype
+        for out in _checked(
+            self.chain.finish_pieces(), writer.frames, self.opts, dtype, self.shown
+        ):
+            writer.write(out)
+        return frames
+
+
+class _Leveled:
+    """The writer behind the chain: gain, then the peak is noted, then dither.
+
+    Dither noise is drawn time-major, one frame after another, so the same seed
+    gives the same noise whatever the block size.
+    """
+
+    def __init__(
+        self,
+        writer: SignalWriter,
+        gain: float,
+        step: float | None,
+        rng: np.random.Generator | None,
+    ) -> None:
+        self.writer = writer
+        self.gain = gain
+        self.step = step
+        self.rng = rng if step is not None else None
+        self._peak = 0.0
+
+    @property
+    def frames(self) -> int:
+        return self.writer.frames
+
+    @property
+    def clipped(self) -> int:
+        return self.writer.clipped
+
+    @property
+    def peak(self) -> float | None:
+        return self._peak if math.isfinite(self._peak) else None
+
+    def write(self, out: np.ndarray) -> None:
+        if self.gain != 1.0:
+            out = out * self.gain  # keeps float32 as float32 (NEP 50)
+        if out.size:
+            with np.errstate(invalid="ignore"):
+                hi, lo = float(out.max()), float(out.min())
+            if math.isnan(hi) or math.isnan(lo):
+                self._peak = math.nan
+            elif not math.isnan(self._peak):
+                self._peak = max(self._peak, hi, -lo)
+        if self.rng is not None and self.step is not None:
+            uniform = self.rng.random((out.shape[-1], out.shape[-2], 2))
+            # Sum of two uniforms in [-0.5, 0.5): triangular on (-1, 1) LSB, mean 0.
+            noise = (uniform.sum(axis=-1) - 1.0).T
+            # float64: a float32 sample cannot hold a fraction of a PCM_24 step near 1.
+            out = out.astype(np.float64) + noise * self.step
+        self.writer.write(out)
+
+
+def _normalized(
+    run: _Run,
+    spec: signal_io.OutputSpec,
+    step: float | None,
+    rng: np.random.Generator | None,
+    warnings: list[str],
+) -> tuple[int, _Leveled, float]:
+    """Filter into a float NPY spool, find the peak, then scale it into the output.
+
+    The spool is in ``$TMPDIR`` (removed whatever happens) and is read back block by
+    block through a memory map: the signal is never held in memory. Returns the
+    frames read, the output's writer and the gain applied in dB.
+    """
+    assert run.opts.normalize_db is not None
+    try:
+        spool_home = tempfile.TemporaryDirectory(prefix="conv1d-normalize-")
+    except OSError as e:
+        raise DataFileError(
+            f"--normalize: cannot create a spool for the filtered signal in "
+            f"{tempfile.gettempdir()}: {e.strerror or e}; point TMPDIR at a writable disk"
+        ) from e
+    with spool_home as spool_dir:
+        spool = dataclasses.replace(
+            spec,
+            path=str(Path(spool_dir) / "filtered.npy"),
+            format="npy",
+            sample_rate=None,
+            subtype=None,
+            column_names=None,
+            on_clip="clip",
+        )
+        try:
+            with spool.open() as raw:
+                first = _Leveled(raw, 1.0, None, None)
+                frames = run.filter_into(first)
+        except DataFileError as e:
+            if spool.path not in str(e):
+                raise  # about the input, not the spool
+            raise DataFileError(
+                f"{e} (--normalize spools the filtered signal in {tempfile.gettempdir()} "
+                f"before writing; point TMPDIR at a disk with room)"
+            ) from e
+        peak = first.peak
+        if peak is None or peak == 0.0:
+            why = "silent (peak 0)" if peak == 0.0 else "not finite (NaN or Inf)"
+            warnings.append(
+                f"{_shown_target(spec.path)}: the output is {why}; "
+                f"--normalize left its level as it is"
+            )
+            gain, applied = 1.0, 0.0
+        else:
+            target = 10.0 ** (run.opts.normalize_db / 20.0)
+            gain = target / peak
+            applied = 20.0 * math.log10(gain)
+        block = block_frames(spec.channels, spec.batch, run.opts.block_size)
+        with signal_io.open_reader(spool.path, format="npy", dtype=spec.dtype) as spooled:
+            with spec.open() as raw:
+                writer = _Leveled(raw, gain, step, rng)
+                while True:
+                    if run.cancel is not None and run.cancel.is_set():
+                        raise Cancelled
+                    data = spooled.read(block)
+                    if not data.shape[-1]:
+                        break
+                    writer.write(data)
+    return frames, writer, applied
+
+
+def _shown_target(target: str) -> str:
+    return "<stdout>" if target == "-" else target
 
 
 def _required(target: str | None) -> str:
@@ -458,7 +822,7 @@ def _checked(
 
 def _pump(
     reader: SignalReader,
-    writer: SignalWriter,
+    writer: SignalWriter | _Leveled,
     chain: StreamChain,
     opts: FilterOptions,
     cancel: StopFlag | None,
@@ -541,7 +905,7 @@ def run_jobs(
     workers: int = 1,
     keep_going: bool = False,
     on_done: Callable[[int, FileReport], None] | None = None,
-    progress: Callable[[Job], Progress] | None = None,
+    on_progress: Callable[[JobProgress], None] | None = None,
 ) -> list[FileReport]:
     """Filter every job, one after another or in ``workers`` worker processes.
 
@@ -563,9 +927,12 @@ def run_jobs(
     on_done : callable, optional
         Called as ``on_done(index, report)`` for each file that succeeded, in input
         order whichever worker finished first, so what it prints is deterministic.
-    progress : callable, optional
-        ``progress(job)`` returns the frame-progress callback for that job (only
-        where files are filtered in this process, ``workers=1``).
+    on_progress : callable, optional
+        Called with a :class:`JobProgress` as each file starts, advances and ends, in
+        the calling thread whatever ``workers`` is: worker processes add the frames
+        they read to shared counters (one addition per block), which this process
+        reads every :data:`PROGRESS_POLL` seconds. Meant for a progress display; it
+        must not raise.
 
     Returns
     -------
@@ -596,25 +963,48 @@ def run_jobs(
 
     if workers == 1 or len(jobs) == 1:
         for index, job in enumerate(jobs):
-            tick = progress(job) if progress is not None else _no_progress
+            tracker = _Tracker(index, on_progress)
             try:
-                report = filter_file(job, layers=layers, names=names, options=opts, progress=tick)
+                report = filter_file(
+                    job,
+                    layers=layers,
+                    names=names,
+                    options=opts,
+                    progress=tracker.advance,
+                    on_start=tracker.start,
+                    index=index,
+                )
             except Conv1dError as e:
+                tracker.finish(failed=True)
                 failed(index, e)
                 continue
+            tracker.finish()
             settle(index, report)
     else:
-        pool, cancel = _process_pool(min(workers, len(jobs)))
+        counters = _Counters(len(jobs)) if on_progress is not None else None
+        pool, cancel = _process_pool(min(workers, len(jobs)), counters)
         try:
             futures = {
-                pool.submit(_work, job, list(layers), list(names), opts): index
+                pool.submit(_work, job, list(layers), list(names), opts, index): index
                 for index, job in enumerate(jobs)
             }
             pending = set(futures)
             while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                finished, pending = wait(
+                    pending,
+                    timeout=None if counters is None else PROGRESS_POLL,
+                    return_when=FIRST_COMPLETED,
+                )
+                if counters is not None and on_progress is not None:
+                    # Finished files too: their last blocks may be unseen yet.
+                    for index in sorted(futures[f] for f in pending | finished):
+                        counters.poll(index, on_progress)
                 for future in finished:
                     index = futures[future]
+                    error = future.exception()
+                    if counters is not None and on_progress is not None:
+                        bad = isinstance(error, Conv1dError)
+                        counters.finish(index, on_progress, failed=bad)
                     try:
                         report = future.result()
                     except Cancelled:
@@ -641,11 +1031,73 @@ def run_jobs(
     return [reports[i] for i in sorted(reports)]
 
 
+class _Tracker:
+    """Turns one in-process file's start and block callbacks into :class:`JobProgress`."""
+
+    def __init__(self, index: int, emit: Callable[[JobProgress], None] | None) -> None:
+        self.index = index
+        self.emit = emit
+        self.frames = 0
+        self.total: int | None = None
+
+    def start(self, total: int | None) -> None:
+        self.total = total
+        if self.emit is not None:
+            self.emit(JobProgress(self.index, 0, total))
+
+    def advance(self, frames: int) -> None:
+        self.frames += frames
+        if self.emit is not None:
+            self.emit(JobProgress(self.index, self.frames, self.total))
+
+    def finish(self, failed: bool = False) -> None:
+        if self.emit is not None:
+            self.emit(JobProgress(self.index, self.frames, self.total, True, failed))
+
+
+#: ``_Counters.totals`` of a file no worker has started yet, and of an unknown length.
+_NOT_STARTED: Final = -2
+_UNKNOWN: Final = -1
+
+
+class _Counters:
+    """Progress of worker processes in shared memory: frames read and total per job.
+
+    Each slot is written by the one worker filtering that job (an aligned 64-bit
+    store, no lock needed) and read by the parent; a queue would cost a pickle and a
+    pipe write per block, these cost one addition.
+    """
+
+    def __init__(self, jobs: int) -> None:
+        self.frames = RawArray("q", jobs)
+        self.totals = RawArray("q", [_NOT_STARTED] * jobs)
+        self._seen: dict[int, tuple[int, int]] = {}
+
+    def poll(self, index: int, emit: Callable[[JobProgress], None]) -> None:
+        """Emit an event for ``index`` if it has changed since the last poll."""
+        total = self.totals[index]
+        if total == _NOT_STARTED:
+            return
+        now = (total, self.frames[index])
+        if self._seen.get(index) != now:
+            self._seen[index] = now
+            emit(JobProgress(index, now[1], None if total == _UNKNOWN else total))
+
+    def finish(self, index: int, emit: Callable[[JobProgress], None], failed: bool) -> None:
+        total = self.totals[index]
+        shown_total = None if total in (_NOT_STARTED, _UNKNOWN) else total
+        emit(JobProgress(index, self.frames[index], shown_total, True, failed))
+
+
 #: A worker process's stop flag, set by the parent (or by a signal to the worker).
 _WORKER_CANCEL: StopFlag | None = None
+#: A worker process's progress counters (None: nobody watches).
+_WORKER_COUNTERS: _Counters | None = None
 
 
-def _process_pool(workers: int) -> tuple[ProcessPoolExecutor, MpEvent]:
+def _process_pool(
+    workers: int, counters: _Counters | None = None
+) -> tuple[ProcessPoolExecutor, MpEvent]:
     """A pool of ``workers`` single-threaded worker processes and their shared stop event.
 
     Workers fork from this process on Linux when it runs no other thread (BLAS
@@ -666,20 +1118,26 @@ def _process_pool(workers: int) -> tuple[ProcessPoolExecutor, MpEvent]:
         ctx.set_forkserver_preload(["conv1d_cli.pipeline"])
     cancel = ctx.Event()
     pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(cancel, policy)
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(cancel, policy, counters),
     )
     return pool, cancel
 
 
-def _init_worker(cancel: MpEvent, policy: thread_policy.Policy) -> None:
+def _init_worker(
+    cancel: MpEvent, policy: thread_policy.Policy, counters: _Counters | None = None
+) -> None:
     """Set up a worker: the parent's thread policy, and stop cleanly on a signal.
 
     Ctrl-C reaches the whole process group: the worker ignores it and lets the
     parent decide (it sets ``cancel``). SIGTERM/SIGHUP sent to a worker alone stop
     its current file the same way, so its temporary file is removed.
     """
-    global _WORKER_CANCEL
+    global _WORKER_CANCEL, _WORKER_COUNTERS
     _WORKER_CANCEL = cancel
+    _WORKER_COUNTERS = counters
     thread_policy.configure(policy)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in ("SIGTERM", "SIGHUP"):
@@ -687,9 +1145,33 @@ def _init_worker(cancel: MpEvent, policy: thread_policy.Policy) -> None:
             signal.signal(getattr(signal, name), lambda *_: cancel.set())
 
 
-def _work(job: Job, layers: list[Conv1d], names: list[str], opts: FilterOptions) -> FileReport:
+def _work(
+    job: Job, layers: list[Conv1d], names: list[str], opts: FilterOptions, index: int
+) -> FileReport:
     """Filter one file in a worker process (see :func:`_process_pool`)."""
-    return filter_file(job, layers=layers, names=names, options=opts, cancel=_WORKER_CANCEL)
+    counters = _WORKER_COUNTERS
+    on_start: Callable[[int | None], None] | None = None
+    progress: Progress = _no_progress
+    if counters is not None:
+
+        def on_start(total: int | None) -> None:
+            counters.frames[index] = 0
+            # Written last: a total other than _NOT_STARTED tells the parent "started".
+            counters.totals[index] = _UNKNOWN if total is None else total
+
+        def progress(frames: int) -> None:
+            counters.frames[index] += frames
+
+    return filter_file(
+        job,
+        layers=layers,
+        names=names,
+        options=opts,
+        cancel=_WORKER_CANCEL,
+        progress=progress,
+        on_start=on_start,
+        index=index,
+    )
 
 
 def known_frames(source: str, input_format: str | None = None) -> int | None:

@@ -120,6 +120,7 @@ __all__ = [
     "open_reader",
     "open_writer",
     "output_subtype",
+    "pcm_step",
     "pipe_limit",
     "plan_output",
     "probe",
@@ -296,6 +297,23 @@ def output_subtype(format: str, preferred: str | None = None) -> str | None:
             return candidate
     default: str | None = sf.default_subtype(upper)
     return default
+
+
+def pcm_step(subtype: str | None) -> float | None:
+    """One code step (LSB) of an integer PCM subtype on the [-1, 1) float scale, else None.
+
+    The writers round ``x * 2**(bits - 1)`` to the nearest code, so dither of one LSB
+    is ``pcm_step`` in the units of the samples given to :meth:`SignalWriter.write`.
+
+    Examples
+    --------
+    >>> pcm_step("PCM_16") == 2.0**-15, pcm_step("PCM_U8"), pcm_step("FLOAT"), pcm_step(None)
+    (True, 0.0078125, None, None)
+    """
+    if subtype is None or subtype.upper() not in _INT_PCM:
+        return None
+    bits = _INT_PCM[subtype.upper()][0]
+    return 2.0 ** -(bits - 1)
 
 
 def _check_dtype(dtype: Any) -> np.dtype[Any]:

@@ -704,7 +704,8 @@ def check(
     a failed batch keeps the finished outputs of the files before the failure (and
     the folder it made for them), never a partial or temporary file. A failure says
     one ``Error:`` line (one per failed file, and a summary, with ``--keep-going``)
-    and prints nothing on stdout (but ``shape --json``, whose report has an error)."""
+    and prints nothing on stdout (but ``shape --json`` and ``apply --json``, whose
+    reports name the failure)."""
     args = args or []
     problems: list[str] = []
     exc = result.exception
@@ -723,7 +724,8 @@ def check(
             problems.append("failed without an 'Error:' line on stderr")
         elif errors > 1 and "--keep-going" not in args:
             problems.append(f"failed with {errors} 'Error:' lines on stderr")
-        if result.stdout_bytes and args[:1] != ["shape"]:
+        json_report = args[:1] == ["shape"] or (args[:1] == ["apply"] and "--json" in args)
+        if result.stdout_bytes and not json_report:
             problems.append(f"exit {result.exit_code} but stdout got {result.stdout_bytes[:60]!r}")
         changed = sorted(
             k

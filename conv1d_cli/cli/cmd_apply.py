@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,15 +22,51 @@ from conv1d_cli.cli._common import (
     reported_errors,
     require_stdout,
     split_layer_arg,
+    write_stdout,
 )
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError
 from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, check_sample_rate
 
 if TYPE_CHECKING:
     from conv1d_cli.layer import Conv1d
-    from conv1d_cli.pipeline import FileReport, FilterOptions, Job
+    from conv1d_cli.pipeline import FileReport, FilterOptions, Job, JobProgress
 
-__all__ = ["apply_"]
+__all__ = ["JSON_SCHEMA", "apply_"]
+
+#: ``schema`` of ``apply --json``; bumped only for incompatible changes.
+JSON_SCHEMA = "conv1d-apply/1"
+
+_EPILOG = f"""\b
+Level (after the chain, before rounding; float outputs too):
+  --gain DB          multiply by 10**(DB/20)
+  --normalize DBFS   scale each output so that its sample peak is at DBFS
+                     (-1: peak 0.891). Needs the peak before the first
+                     sample is written: the filtered signal is spooled as
+                     float NPY in $TMPDIR (disk, not memory) and encoded in a
+                     second pass, so this output does not stream. A silent
+                     output is left as it is, with a warning.
+  --dither tpdf      integer PCM outputs: add +-1 LSB triangular noise
+                     before rounding (SoX dithers by default; conv1d rounds
+                     exactly unless asked). --seed S makes it repeatable:
+                     each file's noise comes from (S, its position among the
+                     inputs), the same bytes for any --jobs or --block-size.
+                     Refused (exit 2) for float, CSV and NPY outputs.
+
+\b
+--json prints one object on stdout after the run (also when files failed,
+then exit 1; never with -o -, where stdout is the data); fields are only
+ever added within a schema ("schema": "{JSON_SCHEMA}"):
+  schema, ok (bool), seconds (wall clock of the run)
+  files[]     one per output written, in input order: input, output,
+              frames_in, frames_out, sample_rate_in, sample_rate_out
+              (Hz, null for a CSV/NPY without a rate), clipped (samples),
+              peak (largest |sample| after the gain, before rounding and
+              clipping; null if not finite), peak_dbfs, gain_db (applied:
+              --gain, or what --normalize found), seconds, warnings[]
+  failures[]  {{input, output, error}} per failed file
+  warnings[]  warnings about the run itself (not about one file)
+  totals      {{inputs, written, failed, frames_in, frames_out, clipped}}
+"""
 
 #: Signals that mean "stop now": kill/timeout/make -k (SIGTERM) and a closed terminal
 #: or dropped ssh session (SIGHUP). Both must remove the temp files like an error does.
@@ -125,7 +163,7 @@ def _warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
 
-@click.command("apply", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("apply", epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option(
     "-w",
@@ -196,6 +234,44 @@ def _warn(message: str) -> None:
     "--keep-going", is_flag=True, help="Go on after a failed file; report all at the end."
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no warnings.")
+@click.option(
+    "--gain",
+    type=float,
+    metavar="DB",
+    default=None,
+    help="Gain in dB after the chain, before rounding and clipping (e.g. -6).",
+)
+@click.option(
+    "--normalize",
+    type=float,
+    metavar="DBFS",
+    default=None,
+    help="Put each output's sample peak at DBFS (e.g. -1); spools, does not stream.",
+)
+@click.option(
+    "--dither",
+    type=click.Choice(["tpdf"]),
+    default=None,
+    help="Dither integer PCM outputs before rounding (+-1 LSB triangular) [default: none].",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    metavar="S",
+    default=None,
+    help="Seed of --dither: the same bytes on every run.",
+)
+@click.option(
+    "--no-clobber",
+    is_flag=True,
+    help="Refuse to replace an existing output file (checked for all before any work).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON report of the run on stdout (schema below).",
+)
 @click.option("--allow-nonfinite", is_flag=True, help="Pass NaN/Inf through instead of failing.")
 @click.option(
     "--sample-rate",
@@ -260,6 +336,12 @@ def apply_(
     threads: int | None,
     keep_going: bool,
     quiet: bool,
+    gain: float | None,
+    normalize: float | None,
+    dither: str | None,
+    seed: int | None,
+    no_clobber: bool,
+    as_json: bool,
     allow_nonfinite: bool,
     sample_rate: float | None,
     key: str | None,
@@ -281,16 +363,23 @@ def apply_(
     is written to a temporary file and renamed into place only on success;
     output to '-' (any format) is spooled to a temporary file in $TMPDIR and
     copied to stdout only on success. '-' is stdin/stdout (give
-    --input-format/--output-format).
+    --input-format/--output-format). --normalize does not stream (see below).
+
+    On a terminal (never with -q, nothing when stderr is a file or pipe),
+    stderr shows one progress line: the run's bar and ETA (measured from the
+    first block on), each file under way with how far it has come, for any
+    --jobs; and a "[i/N] OUTPUT" line as each file is written.
 
     \b
     Exit status:
         0    every output written
         1    bad data or a failed run, including what depends on the input:
              a CSV/NPY without a sample rate written as audio, or an input
-             rate / total stride that is not a whole number of Hz
+             rate / total stride that is not a whole number of Hz; an
+             existing output with --no-clobber (nothing is written)
         2    wrong invocation: a bad or conflicting option (also a
-             --sample-rate that audio cannot store)
+             --sample-rate that audio cannot store, --dither for an output
+             that is not integer PCM, --json with -o -)
         128+N  stopped by signal N (143 SIGTERM, 129 SIGHUP, 130 Ctrl-C);
              nothing partial is left behind
 
@@ -298,6 +387,7 @@ def apply_(
     Example:
         conv1d apply -w lowpass.npz in.wav -o out.wav
         conv1d apply -w a.npz -w b.npz data/*.csv -d filtered/ --jobs 2
+        conv1d apply -w boost.npz in.wav -o out.wav --normalize -1 --subtype PCM_16 --dither tpdf
         conv1d apply -w model.npz:encoder.conv -w model.npz:decoder.conv x.npy -o y.npy
         cat in.wav | conv1d apply -w lowpass.npz - --input-format wav -o - --output-format wav
     """
@@ -314,6 +404,7 @@ def apply_(
         from conv1d_cli import pipeline
         from conv1d_cli.stream import check_chain
 
+        _check_level_options(gain, normalize, dither, seed)
         if sample_rate is not None:
             # One rule for every rate (shapes.check_sample_rate); whole Hz is checked
             # per output, since CSV and NPY outputs may take a fractional rate.
@@ -329,8 +420,16 @@ def apply_(
         layer_files = tuple(split_layer_arg(text)[0] for text in layer_paths)
         jobs_list = pipeline.plan_jobs(inputs, output, output_dir, output_format, layer_files)
         if any(names_stdout(job.target) for job in jobs_list):
+            if as_json:
+                raise click.UsageError(
+                    f"--json prints its report on stdout, and -o {jobs_list[0].target} sends "
+                    f"the data there; write the output to a file, or drop --json"
+                )
             require_stdout(f"-o {jobs_list[0].target}")
-        for text in pipeline.check_output_formats(jobs_list, output_format, subtype):
+        if no_clobber:
+            _refuse_existing(pipeline.existing_outputs(jobs_list))
+        run_warnings = pipeline.check_output_formats(jobs_list, output_format, subtype)
+        for text in run_warnings:
             if not quiet:
                 _warn(text)
         layers, names = _load_layers(layer_paths, key, overrides)
@@ -346,30 +445,151 @@ def apply_(
             sample_rate=sample_rate,
             block_size=block_size,
             overlap=policy.overlap,
+            gain_db=gain or 0.0,
+            normalize_db=normalize,
+            dither=dither,
+            seed=seed,
         )
+        pipeline.check_dither(jobs_list, opts)
         _tune_malloc()
         if output_dir is not None:
             try:
                 Path(output_dir).mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise DataFileError(f"-d {output_dir}: cannot create: {e.strerror}") from e
-        _run(jobs_list, layers, names, opts, workers=jobs, keep_going=keep_going, quiet=quiet)
+        _run(
+            jobs_list,
+            layers,
+            names,
+            opts,
+            workers=jobs,
+            keep_going=keep_going,
+            quiet=quiet,
+            as_json=as_json,
+            run_warnings=run_warnings,
+        )
 
 
-def _report(report: FileReport, on_clip: str) -> None:
-    for text in report.warnings:
-        _warn(text)
+def _check_level_options(
+    gain: float | None, normalize: float | None, dither: str | None, seed: int | None
+) -> None:
+    """Refuse level options that cannot work together, before any work (exit 2)."""
+    for name, value, unit in (("--gain", gain, "dB"), ("--normalize", normalize, "dBFS")):
+        if value is not None and not math.isfinite(value):
+            raise click.BadParameter(
+                f"expected a finite number of {unit}, got {value!r}", param_hint=name
+            )
+    if gain is not None and normalize is not None:
+        raise click.UsageError(
+            f"--gain and --normalize both set the output level; give one "
+            f"(--normalize {normalize:g} --gain {gain:g} is --normalize {normalize + gain:g})"
+        )
+    if seed is not None and dither is None:
+        raise click.UsageError("--seed seeds the dither noise; give --dither tpdf too")
+
+
+def _refuse_existing(existing: list[Job]) -> None:
+    """--no-clobber: one ``Error:`` line naming every existing output, exit 1 as in ``init``."""
+    if not existing:
+        return
+    names = ", ".join(job.target for job in existing)
+    verb = "exists" if len(existing) == 1 else "exist"
+    raise click.ClickException(
+        f"{names}: already {verb} (--no-clobber; nothing was written, drop --no-clobber "
+        f"to overwrite)"
+    )
+
+
+def _clip_hint(report: FileReport) -> str:
+    """What to do about clipping: the gain that fits the peak, or a normalisation."""
+    peak = report.peak
+    if peak is not None and peak > 1.0:
+        # Rounded up to 0.1 dB, so the suggested gain really fits.
+        needed = math.ceil(20.0 * math.log10(peak) * 10.0) / 10.0
+        level = f" (peak {peak:.4g}, {20.0 * math.log10(peak):+.1f} dBFS)"
+        return f"{level}; lower the level with --gain -{needed:g} or --normalize -1"
+    return "; lower the level with --gain (e.g. --gain -6) or --normalize -1"
+
+
+def _report_lines(report: FileReport, on_clip: str) -> list[str]:
+    lines = [f"warning: {text}" for text in report.warnings]
     if report.clipped and on_clip == "warn":
         target = report.job.target
         shown = "<stdout>" if target == "-" else target
         count = report.clipped
-        _warn(f"{shown}: clipped {count} sample{'s' if count != 1 else ''}")
+        lines.append(
+            f"warning: {shown}: clipped {count} sample{'s' if count != 1 else ''}"
+            f"{_clip_hint(report)}"
+        )
+    return lines
 
 
-def _progressbar(length: int | None, show: bool, label: str) -> Any:
-    if not show or not length:
-        return contextlib.nullcontext(None)
-    return click.progressbar(length=length, label=label, file=sys.stderr, show_eta=True)
+def _rate(rate: float | None) -> float | int | None:
+    """48000, not 48000.0: one type for whole rates whichever way they were found."""
+    return int(rate) if rate is not None and float(rate).is_integer() else rate
+
+
+def _peak_dbfs(peak: float | None) -> float | None:
+    if peak is None or peak == 0.0:
+        return None
+    return 20.0 * math.log10(peak)
+
+
+def _json_report(
+    jobs_list: list[Job],
+    reports: dict[int, FileReport],
+    failures: dict[int, str],
+    run_warnings: list[str],
+    seconds: float,
+) -> str:
+    """The ``--json`` document (schema in the epilog; keys pinned by the tests)."""
+    import json
+
+    files = []
+    for index in sorted(reports):
+        r = reports[index]
+        files.append(
+            {
+                "input": r.job.source,
+                "output": r.job.target,
+                "frames_in": r.frames_in,
+                "frames_out": r.frames_out,
+                "sample_rate_in": _rate(r.sample_rate_in),
+                "sample_rate_out": _rate(r.sample_rate_out),
+                "clipped": r.clipped,
+                "peak": r.peak,
+                "peak_dbfs": _peak_dbfs(r.peak),
+                "gain_db": r.gain_db,
+                "seconds": round(r.seconds, 6),
+                "warnings": list(r.warnings),
+            }
+        )
+    failed = [
+        # index -1: a failure no file owns (a worker process died)
+        {
+            "input": jobs_list[i].source if i >= 0 else None,
+            "output": jobs_list[i].target if i >= 0 else None,
+            "error": message,
+        }
+        for i, message in sorted(failures.items())
+    ]
+    doc = {
+        "schema": JSON_SCHEMA,
+        "ok": not failed,
+        "seconds": round(seconds, 6),
+        "files": files,
+        "failures": failed,
+        "warnings": list(run_warnings),
+        "totals": {
+            "inputs": len(jobs_list),
+            "written": len(files),
+            "failed": len(failed),
+            "frames_in": sum(r.frames_in for r in reports.values()),
+            "frames_out": sum(r.frames_out for r in reports.values()),
+            "clipped": sum(r.clipped for r in reports.values()),
+        },
+    }
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
 
 def _run(
@@ -381,34 +601,42 @@ def _run(
     workers: int,
     keep_going: bool,
     quiet: bool,
+    as_json: bool = False,
+    run_warnings: list[str] | None = None,
 ) -> None:
     """Filter every file, showing progress on a terminal and each file's warnings."""
     from conv1d_cli import pipeline
+    from conv1d_cli.cli._progress import Display
+    from conv1d_cli.errors import BatchError
 
     show = not quiet and sys.stderr.isatty()
     total = len(jobs_list)
-    one_by_one = workers == 1 or total == 1
-    length = None
-    if total == 1 and show:
-        length = pipeline.known_frames(jobs_list[0].source, opts.input_format)
-    label = "filtering" if one_by_one else "files"
-    with _progressbar(length if one_by_one else total, show, label) as bar:
+    display = Display(jobs_list, sys.stderr) if show else None
+    reports: dict[int, FileReport] = {}
+    failed: set[int] = set()
+    started = time.perf_counter()
 
-        def frames_done(job: Job) -> Callable[[int], None]:
-            if bar is None or not one_by_one:
-                return lambda n: None
-            return lambda n: bar.update(n)
+    def say(text: str) -> None:
+        if display is not None:
+            display.message(text)
+        else:
+            click.echo(text, err=True)
 
-        def file_done(index: int, report: FileReport) -> None:
-            if not quiet:
-                _report(report, opts.on_clip)
-            if not show:
-                return
-            if one_by_one and total > 1:
-                click.echo(f"[{index + 1}/{total}] {report.job.target}", err=True)
-            elif not one_by_one and bar is not None:
-                bar.update(1)
+    def file_done(index: int, report: FileReport) -> None:
+        reports[index] = report
+        if display is not None and total > 1:
+            say(f"[{index + 1}/{total}] {report.job.target}")
+        if not quiet:
+            for line in _report_lines(report, opts.on_clip):
+                say(line)
 
+    def progress(event: JobProgress) -> None:
+        if event.failed:
+            failed.add(event.index)
+        if display is not None:
+            display.update(event)
+
+    try:
         pipeline.run_jobs(
             jobs_list,
             layers,
@@ -417,5 +645,31 @@ def _run(
             workers=workers,
             keep_going=keep_going,
             on_done=file_done,
-            progress=frames_done,
+            on_progress=progress if (display is not None or as_json) else None,
         )
+    except Conv1dError as e:
+        if display is not None:
+            display.close()
+        if as_json:
+            if isinstance(e, BatchError):
+                by_source = {job.source: i for i, job in enumerate(jobs_list)}
+                failures = {by_source[source]: str(err) for source, err in e.failures}
+            else:
+                failures = {i: str(e) for i in sorted(failed)[:1]} or {-1: str(e)}
+            _emit_json(jobs_list, reports, failures, run_warnings or [], started)
+        raise
+    if display is not None:
+        display.close()
+    if as_json:
+        _emit_json(jobs_list, reports, {}, run_warnings or [], started)
+
+
+def _emit_json(
+    jobs_list: list[Job],
+    reports: dict[int, FileReport],
+    failures: dict[int, str],
+    run_warnings: list[str],
+    started: float,
+) -> None:
+    seconds = time.perf_counter() - started
+    write_stdout(_json_report(jobs_list, reports, failures, run_warnings, seconds))
