@@ -45,6 +45,7 @@ __all__ = [
     "min_input_length",
     "output_length",
     "paddings_for_target",
+    "parse_frequency",
     "parse_padding",
     "receptive_field",
     "resolve_padding",
@@ -260,6 +261,71 @@ def parse_padding(text: str) -> Padding:
     raise ConfigError(
         f"padding must be an integer, LEFT,RIGHT or one of {', '.join(PADDING_WORDS)}; got {text!r}"
     )
+
+
+#: The forms :func:`parse_frequency` accepts, as error messages list them.
+FREQUENCY_FORMS: Final = "48000, 44.1k, 4kHz, 1.5 kHz, 2M or 1e3 Hz"
+
+# A number as Python's float writes it (ASCII only: no "_" separators, no inf/nan),
+# then an optional k (1e3) or M (1e6) and an optional "Hz" in any case.
+_FREQUENCY: Final = re.compile(
+    r"(?P<number>[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+    r"\s*(?P<prefix>[kKM]?)(?P<hz>[hH][zZ])?",
+    re.ASCII,
+)
+
+
+def parse_frequency(text: str, name: str = "frequency") -> float:
+    """Read a frequency written by a person: ``48000``, ``44.1k``, ``4kHz``, ``1.5 kHz``.
+
+    A number, then optionally ``k`` (x1000) or ``M`` (x1,000,000) and optionally
+    ``Hz`` (any case; ``KHZ`` is accepted, not read as something else). Spaces are
+    allowed around the number and between number and unit, as printed in data
+    sheets (quote them on a shell command line). Lower-case ``m`` is refused rather
+    than guessed: ``mHz`` is millihertz, ``MHz`` megahertz. The scaling is exact
+    in decimal (``44.1k`` is 44100.0, not 44100.00000000001). Only the syntax is
+    checked here; the option's own rule (positive, at most 2**31 - 1 Hz for a
+    sample rate, below Nyquist for a cutoff) is checked where it is used.
+
+    Parameters
+    ----------
+    text : str
+        The value as typed.
+    name : str
+        What to call it in the error message (the option, e.g. ``"--cutoff"``).
+
+    Returns
+    -------
+    float
+        The frequency in Hz.
+
+    Raises
+    ------
+    ConfigError
+        Not one of the accepted forms; the message names ``name`` and the forms.
+
+    Examples
+    --------
+    >>> [parse_frequency(t) for t in ["48000", "44.1k", "4kHz", "1.5 kHz", "2M", "1e3 Hz"]]
+    [48000.0, 44100.0, 4000.0, 1500.0, 2000000.0, 1000.0]
+    >>> parse_frequency("4 kHz "), parse_frequency("250hz"), parse_frequency(".5k")
+    (4000.0, 250.0, 500.0)
+    >>> parse_frequency("4m", "--cutoff")
+    Traceback (most recent call last):
+    ...
+    conv1d_cli.errors.ConfigError: --cutoff: expected a frequency such as 48000, 44.1k, 4kHz, 1.5 kHz, 2M or 1e3 Hz; got '4m'
+    """  # noqa: E501
+    from decimal import Decimal
+
+    match = _FREQUENCY.fullmatch(str(text).strip())
+    if match is None:
+        raise ConfigError(f"{name}: expected a frequency such as {FREQUENCY_FORMS}; got {text!r}")
+    scale = {"": 1, "k": 1000, "K": 1000, "M": 1000000}[match["prefix"]]
+    value = Decimal(match["number"]) * scale
+    try:
+        return float(value)
+    except OverflowError:  # pragma: no cover - float(Decimal) gives inf, not an error
+        return float("inf")
 
 
 def resolve_padding(

@@ -1342,6 +1342,9 @@ def open_reader(
     >>> workdir.cleanup()
     """
     text = os.fspath(path)
+    if text != "-" and not os.path.lexists(text):
+        # Before the format: a missing file is that, whatever its extension (as cat says).
+        raise DataFileError(f"{text}: no such file")
     if text != "-" and os.path.isdir(text):
         raise DataFileError(f"{text}: is a directory, expected a signal file")
     fmt = detect_format(text, format)

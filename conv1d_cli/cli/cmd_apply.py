@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from conv1d_cli.cli._common import (
+    CountType,
+    FrequencyType,
     PaddingType,
     layer_display_name,
     names_stdout,
@@ -199,9 +201,9 @@ def _warn(message: str) -> None:
 @click.option("--allow-nonfinite", is_flag=True, help="Pass NaN/Inf through instead of failing.")
 @click.option(
     "--sample-rate",
-    type=float,
-    metavar="HZ",
-    help="Output sample rate [default: input rate / total stride of the chain].",
+    type=FrequencyType(),
+    help="Output sample rate (48000, 44.1k, 4kHz...) [default: input rate / total "
+    "stride of the chain].",
 )
 @click.option(
     "--key",
@@ -211,7 +213,7 @@ def _warn(message: str) -> None:
 )
 @click.option(
     "--stride",
-    type=click.IntRange(1, MAX_SIZE),
+    type=CountType(1, MAX_SIZE),
     metavar="N",
     help="Override the layer's stride (a single -w only).",
 )
@@ -222,13 +224,13 @@ def _warn(message: str) -> None:
 )
 @click.option(
     "--dilation",
-    type=click.IntRange(1, MAX_SIZE),
+    type=CountType(1, MAX_SIZE),
     metavar="N",
     help="Override the layer's dilation (a single -w only).",
 )
 @click.option(
     "--groups",
-    type=click.IntRange(1, MAX_SIZE),
+    type=CountType(1, MAX_SIZE),
     metavar="N",
     help="Override the layer's groups (a single -w only).",
 )

@@ -8,7 +8,6 @@ given, with the imports inside the functions that need them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ from typing import Any
 import click
 
 from conv1d_cli.cli._common import (
+    CountType,
+    FrequencyType,
     PaddingType,
     layer_display_name,
     refuse_chain_overrides,
@@ -82,60 +83,25 @@ file, else [N, C, L]. Unknown values are null.
 """
 
 
-class CountType(click.ParamType):
-    """An integer in ``[minimum, maximum]``, with a message that says what was wrong.
-
-    Hyperparameters take ``maximum=MAX_SIZE``, the limit every command shares;
-    lengths and the batch size are arithmetic only here and have none.
-    """
-
-    name = "integer"
-
-    def __init__(self, minimum: int = 1, maximum: int | None = None) -> None:
-        self.minimum = minimum
-        self.maximum = maximum
-
-    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
-        return "INTEGER"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        else:
-            text = str(value).strip()
-            # int() would also take "1_000" and Unicode digits; a count is plain ASCII digits.
-            if not re.fullmatch(r"[+-]?[0-9]+", text):
-                self.fail(f"expected an integer, got {value!r}", param, ctx)
-            try:
-                number = int(text)
-            except ValueError:  # more digits than Python converts (4300 by default)
-                self.fail(f"expected an integer, got one of {len(text)} digits", param, ctx)
-        if self.maximum is not None and number > self.maximum:
-            limit = f"{MAX_SIZE} (2**31 - 1)" if self.maximum == MAX_SIZE else str(self.maximum)
-            self.fail(f"expected at most {limit}, got {number}", param, ctx)
-        if number < self.minimum:
-            qualifier = (
-                "a positive integer" if self.minimum == 1 else f"an integer >= {self.minimum}"
-            )
-            self.fail(f"expected {qualifier}, got {number}", param, ctx)
-        return number
-
-
 _POSITIVE = CountType(1)
 _SIZE = CountType(1, MAX_SIZE)
+_CHANNELS = CountType(1, MAX_SIZE, metavar="C")
 
 
 @click.command(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument(
-    "input_file",
-    required=False,
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    "input_file", required=False, metavar="[INPUT_FILE]", type=click.Path(path_type=Path)
 )
 @click.option("-L", "--length", type=_POSITIVE, help="Input length in samples.")
-@click.option("-k", "--kernel-size", type=_SIZE, help="Kernel size K (numbers mode).")
+@click.option(
+    "-k",
+    "--kernel-size",
+    type=CountType(1, MAX_SIZE, metavar="K"),
+    help="Kernel size K (numbers mode).",
+)
 @click.option("-s", "--stride", type=_SIZE, help="Stride [default: 1].")
 @click.option("-p", "--padding", type=PaddingType(), help="Padding [default: 0].")
-@click.option("-d", "--dilation", type=_SIZE, help="Dilation [default: 1].")
+@click.option("--dilation", type=_SIZE, help="Dilation [default: 1].")
 @click.option(
     "--padding-mode",
     type=click.Choice(list(PADDING_MODES)),
@@ -143,10 +109,10 @@ _SIZE = CountType(1, MAX_SIZE)
 )
 @click.option(
     "--in-channels",
-    type=_SIZE,
+    type=_CHANNELS,
     help="Input channels [default: the first layer's; in numbers mode, groups].",
 )
-@click.option("--out-channels", type=_SIZE, help="Output channels [default: in-channels].")
+@click.option("--out-channels", type=_CHANNELS, help="Output channels [default: in-channels].")
 @click.option("-g", "--groups", type=_SIZE, help="Channel groups [default: 1].")
 @click.option("-N", "--batch", type=CountType(0), help="Batch size [default: 1].")
 @click.option(
@@ -154,7 +120,7 @@ _SIZE = CountType(1, MAX_SIZE)
     "--weights",
     "layers",
     multiple=True,
-    metavar="LAYER.npz[:KEY]",
+    metavar="LAYER[:KEY]",
     help="Layer file (FILE:KEY picks one layer of a multi-layer .npz); repeat to chain.",
 )
 @click.option(
@@ -164,11 +130,13 @@ _SIZE = CountType(1, MAX_SIZE)
 )
 @click.option(
     "--sample-rate",
-    type=float,
-    help="Input sample rate in Hz (for inputs that have none).",
+    type=FrequencyType(),
+    help="Input sample rate (48000, 44.1k, 4kHz...) for inputs that have none.",
 )
 @click.option(
-    "--input-format", help="Format of INPUT_FILE when its extension does not say (wav, csv, npy…)."
+    "--input-format",
+    metavar="FORMAT",
+    help="Format of INPUT_FILE when its extension does not say (wav, csv, npy…).",
 )
 @click.option(
     "-t", "--target-length", type=_POSITIVE, help="Report the paddings giving this output length."
