@@ -73,7 +73,19 @@ def test_shape_numbers_prints_output_length_first(runner: CliRunner) -> None:
 
 def test_shape_numbers_full_shapes_with_channels(runner: CliRunner) -> None:
     result = run(
-        runner, "-L", 10, "-k", 4, "-p", "same", "--dilation", 3, "--in-channels", 2, "--out-channels", 8
+        runner,
+        "-L",
+        10,
+        "-k",
+        4,
+        "-p",
+        "same",
+        "--dilation",
+        3,
+        "--in-channels",
+        2,
+        "--out-channels",
+        8,
     )
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[:2] == [
@@ -112,7 +124,10 @@ def test_shape_numbers_sample_rate_after_stride(runner: CliRunner) -> None:
         (["-L", -5, "-k", 3], "'--length': expected a positive integer, got -5"),
         (["-L", 10, "-k", 0], "'--kernel-size': expected a positive integer, got 0"),
         (["-L", 10, "-k", 3, "-s", 0], "'--stride': expected a positive integer, got 0"),
-        (["-L", 10, "-k", 3, "--dilation", -1], "'--dilation': expected a positive integer, got -1"),
+        (
+            ["-L", 10, "-k", 3, "--dilation", -1],
+            "'--dilation': expected a positive integer, got -1",
+        ),
         (["-L", 10.5, "-k", 3], "'--length': expected an integer, got '10.5'"),
         (["-L", 10, "-k", "3x"], "'--kernel-size': expected an integer, got '3x'"),
         (["-L", 10, "-k", 3, "-s", 2, "-p", "same"], "padding='same' is not supported for strided"),
