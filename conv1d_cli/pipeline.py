@@ -128,6 +128,9 @@ class FilterOptions:
     overlap : bool
         Read and write in helper threads while filtering (``threads.Policy.overlap``);
         off, every step runs in the calling thread (one thread per file).
+    csv_delimiter : str or None
+        Delimiter of a CSV output (a key of :data:`conv1d_cli.signal_io.CSV_DELIMITERS`);
+        default: a CSV input's (quoting and line ending always follow a CSV input).
     """
 
     method: str = "auto"
@@ -140,6 +143,7 @@ class FilterOptions:
     sample_rate: float | None = None
     block_size: int | None = None
     overlap: bool = True
+    csv_delimiter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -390,6 +394,7 @@ def filter_file(
                 sample_rate=opts.sample_rate,
                 on_clip=opts.on_clip,
                 dtype=dtype.name,
+                csv_delimiter=opts.csv_delimiter,
             )
             chain = StreamChain(
                 layers,

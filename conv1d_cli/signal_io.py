@@ -49,8 +49,10 @@ Behaviour worth knowing
   tab, whitespace that splits the first 20 rows into the same number (> 1) of columns; the
   first row is a header when all its cells are column names by the rule of
   :mod:`conv1d_cli.cells` (a mistyped number such as ``−0.5`` is an error naming the cell,
-  never a name). Numbers are written with ``%r`` (shortest exact text); ``.tsv`` outputs
-  use tabs, others commas.
+  never a name). Numbers are written with ``%r`` (shortest exact text). A CSV output keeps a CSV
+  input's delimiter, quoting and line ending (:class:`CsvDialect`); otherwise ``.tsv`` outputs
+  use tabs, others commas. Numbers with a decimal comma (``-0,06786;0,1``) are refused,
+  naming the fix, rather than split into columns at their commas.
 - NPY: ``(L,)`` reads as mono ``(1, L)``, ``(C, L)``, ``(N, C, L)`` batch; integer and
   float arrays (values as they are, no scaling); read through ``mmap_mode="r"`` and never
   with pickles. The streaming writer writes time-major (Fortran order) and rewrites the
@@ -84,6 +86,7 @@ import dataclasses
 import io
 import math
 import os
+import re
 import shutil
 import stat
 import struct
@@ -92,7 +95,7 @@ import tempfile
 import threading
 import tokenize
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -105,7 +108,9 @@ from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, FormatErr
 from conv1d_cli.shapes import check_int, check_sample_rate
 
 __all__ = [
+    "CSV_DELIMITERS",
     "ClipError",
+    "CsvDialect",
     "FormatError",
     "Signal",
     "SignalInfo",
@@ -340,6 +345,10 @@ class SignalInfo:
         ``N`` of a batched ``(N, C, L)`` NPY, else ``None``.
     column_names : tuple of str or None
         The header row of a CSV, if it has one.
+    csv_dialect : CsvDialect or None
+        How a CSV is written (delimiter, quoting, line ending), so that its output
+        can be written the same way. Not part of equality: it says nothing about
+        the samples.
     """
 
     path: str
@@ -350,6 +359,44 @@ class SignalInfo:
     frames: int | None
     batch: int | None = None
     column_names: tuple[str, ...] | None = None
+    csv_dialect: CsvDialect | None = field(default=None, compare=False)
+
+
+#: ``--csv-delimiter`` names -> the character written. Only what the reader detects
+#: (comma, semicolon, tab, whitespace), so an output always reads back.
+CSV_DELIMITERS: Final[dict[str, str]] = {
+    ",": ",",
+    "comma": ",",
+    ";": ";",
+    "semicolon": ";",
+    "tab": "\t",
+    "\t": "\t",
+    "space": " ",
+    " ": " ",
+}
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV file is written: what a CSV output copies from a CSV input.
+
+    Attributes
+    ----------
+    delimiter : str
+        ``","``, ``";"``, ``"\\t"`` or ``" "`` (a whitespace-separated input is written
+        with single spaces).
+    quote_header : bool
+        The header's names are in double quotes (``"time","x"``).
+    quote_numbers : bool
+        The numbers are in double quotes (``"0.5","1"``), as some exporters write them.
+    line_end : str
+        ``"\\n"`` or ``"\\r\\n"`` (Windows tools, Excel), taken from the first line.
+    """
+
+    delimiter: str = ","
+    quote_header: bool = False
+    quote_numbers: bool = False
+    line_end: str = "\n"
 
 
 @dataclass(frozen=True)
@@ -966,6 +1013,85 @@ class _CsvLayout:
     width: int
     header: tuple[str, ...] | None
     header_line: int | None
+    quote_header: bool = False
+    quote_numbers: bool = False
+
+
+# A number written with a decimal comma (German, French, ... locales): -0,06786 or 1,5e-3.
+_DECIMAL_COMMA: Final = re.compile(r'"?\s*[+-]?[0-9]+,[0-9]+(?:[eE][+-]?[0-9]+)?\s*"?', re.ASCII)
+_INTEGER: Final = re.compile(r"[+-]?[0-9]+", re.ASCII)
+
+
+def _decimal_comma(lines: list[str]) -> tuple[int, str, str | None] | None:
+    """Find numbers written with a decimal comma: ``(index, cell, column separator)``.
+
+    Read with '.' as the decimal mark, such a file splits every number into two
+    columns at the comma (``-0,06786;0,1`` -> ``-0``, ``06786;0``, ``1``), and a
+    one-column file would silently become two channels. Two shapes are recognised:
+
+    - columns separated by ``;``, tab or spaces whose cells are all numbers, some with
+      a decimal comma (``-0,06786;0,1``, ``0,5<TAB>1``, a one-column ``0,25``); a first
+      line of names is skipped;
+    - a file that splits on ``,`` into two integer columns everywhere, where the first
+      is ``-0`` or the second has a leading zero (``-0,5``, ``0,06786``): a genuine
+      integer column has neither. (A one-column ``0,5`` / ``1,25`` file is
+      indistinguishable from two integer columns and is read as such.)
+
+    Examples
+    --------
+    >>> _decimal_comma(["t;x", "-0,06786;0,1"]), _decimal_comma(["0,5 1,5", "1 2"])
+    ((1, '-0,06786', ';'), (0, '0,5', None))
+    >>> _decimal_comma(["0,06786", "1,5"]), _decimal_comma(["1,2", "3,4"])
+    ((0, '0,06786', None), None)
+    >>> _decimal_comma(["1.5;2", "3;4,5e-3"]), _decimal_comma(["0.5,1", "2,3"])
+    ((1, '4,5e-3', ';'), None)
+    """
+    for sep in (";", "\t", None):
+        rows = [[cell.strip() for cell in _split(line, sep)] for line in lines]
+        if all(len(row) < 2 for row in rows):
+            continue  # one column: '1,2' may as well be two integers (see below)
+        start = 1 if rows and all(cells.is_name(c) for c in rows[0]) else 0
+        first = None
+        for index, row in enumerate(rows[start:], start):
+            for cell in row:
+                if _DECIMAL_COMMA.fullmatch(cell):
+                    first = first or (index, cell)
+                elif not cells.is_number(cell):
+                    first = None
+                    break
+            else:
+                continue
+            break
+        else:
+            if first is not None:
+                return first[0], first[1], sep
+    pairs = [line.split(",") for line in lines]
+    if pairs and all(len(p) == 2 and all(_INTEGER.fullmatch(c.strip()) for c in p) for p in pairs):
+        for index, (whole, fraction) in enumerate(pairs):
+            digits = fraction.strip()
+            if whole.strip() == "-0" or (len(digits) > 1 and digits[0] == "0"):
+                return index, lines[index].strip(), None
+    return None
+
+
+def _decimal_comma_error(path: str, line: int, cell: str, sep: str | None) -> DataFileError:
+    columns = {";": "';' between columns", "\t": "tabs between columns"}.get(
+        sep or "", "one column, or spaces between columns"
+    )
+    pandas_sep = {";": ";", "\t": "\\t"}.get(sep or "", ",")
+    import shlex
+
+    name = "in.csv" if is_stream(path) else path
+    fixed = str(Path(name).with_name(Path(name).stem + "-dot.csv"))
+    return DataFileError(
+        f"{_shown(path)}: line {line}: {cell!r} looks like a number with a decimal comma "
+        f"({columns}); conv1d reads '.' as the decimal mark and would split it into two "
+        f"columns. Convert the decimal commas first, e.g. "
+        f"tr ',' '.' < {shlex.quote(name)} > {shlex.quote(fixed)} "
+        f"(sed 's/,/./g' does the same), or with pandas: "
+        f"pandas.read_csv({name!r}, sep='{pandas_sep}', decimal=',')"
+        f".to_csv({fixed!r}, index=False)"
+    )
 
 
 def _detect_delimiter(lines: list[str]) -> str | None:
@@ -996,6 +1122,10 @@ def _csv_layout(path: str, sample: _Lines) -> _CsvLayout:
     if not sample:
         raise DataFileError(f"{_shown(path)}: CSV has no data rows")
     lines = [line.rstrip("\r\n") for line in sample.lines]
+    found = _decimal_comma(lines)
+    if found is not None:
+        index, cell, sep = found
+        raise _decimal_comma_error(path, sample.numbers[index], cell, sep)
     chosen = _detect_delimiter(lines)
     first = [cell.strip() for cell in _split(lines[0], chosen)]
     header: tuple[str, ...] | None = None
@@ -1015,7 +1145,14 @@ def _csv_layout(path: str, sample: _Lines) -> _CsvLayout:
     for column, cell in enumerate(_split(lines[row], chosen), 1):
         if not cells.is_number(cell):
             raise _bad_cell(path, sample.numbers[row], column, cell)
-    return _CsvLayout(chosen, len(first), header, header_line)
+    quote_header = header is not None and '"' in lines[0]
+    return _CsvLayout(chosen, len(first), header, header_line, quote_header, '"' in lines[row])
+
+
+def _line_end(head: str) -> str:
+    """``"\\r\\n"`` when the first line of ``head`` ends so, else ``"\\n"``."""
+    end = head.find("\n")
+    return "\r\n" if end > 0 and head[end - 1] == "\r" else "\n"
 
 
 def _bad_cell(path: str, line: int, column: int, cell: str) -> DataFileError:
@@ -1036,11 +1173,16 @@ class _CsvReader(SignalReader):
             def opener() -> IO[str]:
                 return io.StringIO(text, newline=None)
 
+            line_end = _line_end(text[:65536])
         else:
             _check_input_path(path)
 
             def opener() -> IO[str]:
                 return open(path, encoding="utf-8-sig", newline=None)
+
+            # Universal newlines hide the line ending from the text: look at the bytes.
+            with open(path, "rb") as raw:
+                line_end = _line_end(raw.read(65536).decode("latin-1"))
 
         self._path = path
         self._opener: Callable[[], IO[str]] = opener
@@ -1062,6 +1204,12 @@ class _CsvReader(SignalReader):
             channels=layout.width,
             frames=rows - (1 if layout.header is not None else 0),
             column_names=layout.header,
+            csv_dialect=CsvDialect(
+                " " if layout.delimiter is None else layout.delimiter,
+                layout.quote_header,
+                layout.quote_numbers,
+                line_end,
+            ),
         )
         super().__init__(info, dtype, True)
         self._batches = self._data_batches()
@@ -1784,7 +1932,12 @@ class _ByteWriter(SignalWriter):
 
 class _CsvWriter(_ByteWriter):
     def __init__(
-        self, path: str, channels: int, column_names: Sequence[str] | None, on_clip: str
+        self,
+        path: str,
+        channels: int,
+        column_names: Sequence[str] | None,
+        on_clip: str,
+        dialect: CsvDialect | None = None,
     ) -> None:
         if column_names is not None and len(column_names) != channels:
             raise ConfigError(
@@ -1792,15 +1945,21 @@ class _CsvWriter(_ByteWriter):
                 f"{channels} channels: {list(column_names)!r}"
             )
         super().__init__(path, "csv", channels, None, on_clip)
-        # a .tsv file name gets tabs; everything else (stdout too) gets commas
-        self._sep = "\t" if path.lower().endswith(".tsv") else ","
+        if dialect is None:
+            # a .tsv file name gets tabs; everything else (stdout too) gets commas
+            dialect = CsvDialect("\t" if path.lower().endswith(".tsv") else ",")
+        self._dialect = dialect
+        self._sep = dialect.delimiter
         with self._guarded():
             self._fh = open(self.target, "wb") if isinstance(self.target, Path) else self.target
             if column_names is not None:
                 line = io.StringIO()
-                csv.writer(line, delimiter=self._sep, lineterminator="\n").writerow(
-                    [str(n) for n in column_names]
-                )
+                csv.writer(
+                    line,
+                    delimiter=self._sep,
+                    lineterminator=dialect.line_end,
+                    quoting=csv.QUOTE_ALL if dialect.quote_header else csv.QUOTE_MINIMAL,
+                ).writerow([str(n) for n in column_names])
                 self._fh.write(line.getvalue().encode("utf-8"))
 
     def _write(self, arr: np.ndarray) -> None:
@@ -1809,7 +1968,8 @@ class _CsvWriter(_ByteWriter):
         # %r of a Python float is the shortest text that reads back to the same value; one
         # %-format per chunk runs the loop in C (about twice as fast as joining per row)
         values = np.asarray(arr, dtype=np.float64)
-        row = (("%r" + self._sep) * (self.channels - 1)) + "%r\n"
+        cell = '"%r"' if self._dialect.quote_numbers else "%r"
+        row = ((cell + self._sep) * (self.channels - 1)) + cell + self._dialect.line_end
         for start in range(0, values.shape[1], _CSV_CHUNK):
             chunk = values[:, start : start + _CSV_CHUNK]
             text = (row * chunk.shape[1]) % tuple(chunk.T.ravel().tolist())
@@ -1872,6 +2032,7 @@ def open_writer(
     column_names: Sequence[str] | None = None,
     batch: int | None = None,
     dtype: Any = "float64",
+    csv_dialect: CsvDialect | None = None,
 ) -> SignalWriter:
     """Open an atomic, streaming writer.
 
@@ -1899,6 +2060,9 @@ def open_writer(
         ``N`` for a batched ``(N, C, L)`` output (NPY only).
     dtype : {"float64", "float32"}
         Element type of an NPY output.
+    csv_dialect : CsvDialect, optional
+        Delimiter, quoting and line ending of a CSV output [default: tabs for a
+        ``.tsv`` name, else commas; unquoted; ``\\n``].
 
     Examples
     --------
@@ -1929,7 +2093,7 @@ def open_writer(
             f"written as NPY, not {fmt.upper()}"
         )
     if fmt == "csv":
-        return _CsvWriter(text, nchan, column_names, on_clip)
+        return _CsvWriter(text, nchan, column_names, on_clip, csv_dialect)
     if fmt == "npy":
         return _NpyWriter(text, nchan, nbatch, dt, on_clip)
     return _AudioWriter(text, fmt, nchan, sample_rate, subtype, on_clip)
@@ -1959,6 +2123,8 @@ class OutputSpec:
         Element type of an NPY output (the compute dtype).
     on_clip : str
         What to do with integer PCM values out of range.
+    csv_dialect : CsvDialect or None
+        Delimiter, quoting and line ending of a CSV output.
     """
 
     path: str
@@ -1970,6 +2136,7 @@ class OutputSpec:
     batch: int | None
     dtype: str
     on_clip: str = "warn"
+    csv_dialect: CsvDialect | None = None
 
     def open(self) -> SignalWriter:
         """Open the atomic streaming writer this spec describes (:func:`open_writer`)."""
@@ -1983,6 +2150,7 @@ class OutputSpec:
             column_names=self.column_names,
             batch=self.batch,
             dtype=self.dtype,
+            csv_dialect=self.csv_dialect,
         )
 
 
@@ -2057,6 +2225,7 @@ def plan_output(
     sample_rate: float | None = None,
     on_clip: str = "warn",
     dtype: Any = "float64",
+    csv_delimiter: str | None = None,
 ) -> OutputSpec:
     """Decide the output's format, subtype, rate and columns from the input and options.
 
@@ -2079,6 +2248,11 @@ def plan_output(
         Forced output rate.
     on_clip, dtype
         Passed on to the writer (see :func:`open_writer`).
+    csv_delimiter : str, optional
+        A key of :data:`CSV_DELIMITERS` (``","``, ``"semicolon"``, ``"tab"``, ...). A
+        CSV output takes, first match wins: this delimiter; tabs for a ``.tsv`` name;
+        the input CSV's delimiter; commas. Quoting and line ending always follow a
+        CSV input (semicolon and CRLF in, semicolon and CRLF out).
 
     Returns
     -------
@@ -2130,6 +2304,14 @@ def plan_output(
         columns = info.column_names
         if channels != info.channels:
             columns = tuple(f"ch{i}" for i in range(channels))
+    dialect = None
+    if out_format == "csv":
+        dialect = _output_dialect(target, info.csv_dialect, csv_delimiter)
+    elif csv_delimiter is not None:
+        raise ConfigError(
+            f"--csv-delimiter applies to CSV outputs only; the output format is "
+            f"{out_format.upper()}"
+        )
     return OutputSpec(
         path=target,
         format=out_format,
@@ -2140,7 +2322,30 @@ def plan_output(
         batch=info.batch,
         dtype=_check_dtype(dtype).name,
         on_clip=on_clip,
+        csv_dialect=dialect,
     )
+
+
+def _output_dialect(target: str, source: CsvDialect | None, delimiter: str | None) -> CsvDialect:
+    """A CSV output's dialect (see :func:`plan_output`).
+
+    Examples
+    --------
+    >>> semi = CsvDialect(";", line_end="\\r\\n")
+    >>> _output_dialect("y.csv", semi, None) == semi
+    True
+    >>> _output_dialect("y.tsv", semi, None).delimiter, _output_dialect("y.csv", None, "tab")
+    ('\\t', CsvDialect(delimiter='\\t', quote_header=False, quote_numbers=False, line_end='\\n'))
+    """
+    base = source if source is not None else CsvDialect()
+    if delimiter is not None:
+        if delimiter not in CSV_DELIMITERS:
+            names = ", ".join(repr(k) for k in CSV_DELIMITERS if k.strip() and k != "\\t")
+            raise ConfigError(f"--csv-delimiter must be one of {names}; got {delimiter!r}")
+        return dataclasses.replace(base, delimiter=CSV_DELIMITERS[delimiter])
+    if not is_stream(target) and target.lower().endswith(".tsv"):
+        return dataclasses.replace(base, delimiter="\t")
+    return base
 
 
 class _WholeNpyWriter(SignalWriter):

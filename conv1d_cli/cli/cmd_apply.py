@@ -170,6 +170,12 @@ def _warn(message: str) -> None:
     help="Output format [default: from OUTPUT's extension, else the input's].",
 )
 @click.option(
+    "--csv-delimiter",
+    type=click.Choice(["comma", "semicolon", "tab", "space", ",", ";"]),
+    help="Delimiter of a CSV output [default: the CSV input's, tabs for a .tsv name, "
+    "else comma]. Quoting and line ending (CRLF) always follow a CSV input.",
+)
+@click.option(
     "--on-clip",
     type=click.Choice(["warn", "error", "clip"]),
     default="warn",
@@ -256,6 +262,7 @@ def apply_(
     subtype: str | None,
     input_format: str | None,
     output_format: str | None,
+    csv_delimiter: str | None,
     on_clip: str,
     jobs: int,
     threads: int | None,
@@ -347,6 +354,7 @@ def apply_(
             sample_rate=sample_rate,
             block_size=block_size,
             overlap=policy.overlap,
+            csv_delimiter=csv_delimiter,
         )
         _tune_malloc()
         if output_dir is not None:
