@@ -35,6 +35,7 @@ array([[0.5, 1.5, 2.5]])
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import multiprocessing
 import signal
@@ -65,6 +66,7 @@ from conv1d_cli.shapes import implied_input_rate, rate_mismatches
 from conv1d_cli.signal_io import SignalReader, SignalWriter
 from conv1d_cli.stream import (
     StreamChain,
+    broadcast_first_layer,
     chain_output_length,
     check_chain,
     check_finite,
@@ -131,6 +133,15 @@ class FilterOptions:
     csv_delimiter : str or None
         Delimiter of a CSV output (a key of :data:`conv1d_cli.signal_io.CSV_DELIMITERS`);
         default: a CSV input's (quoting and line ending always follow a CSV input).
+    columns : tuple of str or None
+        CSV inputs: the columns filtered, by header name or 1-based number; the others
+        are dropped (the time column is passed through). Default: all.
+    time_column : str or None
+        CSV inputs: a column of time stamps (name or 1-based number), written to a CSV
+        output unfiltered, first, one value per output sample: ``t[j * S]`` for output
+        sample ``j`` and the chain's total stride ``S`` (see
+        :class:`conv1d_cli.signal_io.TimeTrack`). ``"auto"`` recognises a header named
+        ``time``, ``timestamp`` or ``t``. Default: none (every column is a channel).
     """
 
     method: str = "auto"
@@ -144,6 +155,8 @@ class FilterOptions:
     block_size: int | None = None
     overlap: bool = True
     csv_delimiter: str | None = None
+    columns: tuple[str, ...] | None = None
+    time_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -366,9 +379,21 @@ def filter_file(
     shown = shown_source(job.source)
     dtype = compute_dtype(layers, opts.dtype)
     try:
-        reader_cm = signal_io.open_reader(job.source, format=opts.input_format, dtype=dtype.name)
+        reader_cm = signal_io.open_reader(
+            job.source,
+            format=opts.input_format,
+            dtype=dtype.name,
+            columns=opts.columns,
+            time_column=opts.time_column,
+        )
         with reader_cm as reader:
             info = reader.info
+            notices: list[str] = []
+            layers, broadcast = broadcast_first_layer(
+                layers, info.channels, info.format, names, shown
+            )
+            if broadcast is not None:
+                notices.append(broadcast)
             check_chain(layers, names, info.channels, source=shown)
             check_stage_memory(layers, names, info.batch, dtype)
             if info.frames is not None:
@@ -403,8 +428,31 @@ def filter_file(
                 names=names,
                 prefix=_circular_prefix(reader, layers),
             )
-            warnings = rate_mismatches(design_rates, strides, names, in_rate, rate_source)
-            with spec.open() as writer:
+            warnings = notices + rate_mismatches(design_rates, strides, names, in_rate, rate_source)
+            track = None
+            if info.time_column is not None:
+                if info.time_detected:
+                    warnings.append(
+                        f"{shown}: column {info.time_column!r} is read as time, not as a "
+                        f"channel (--time-column none filters it too)"
+                    )
+                if spec.format == "csv":
+                    track = reader.time_track()
+                    names_out = spec.column_names
+                    spec = dataclasses.replace(
+                        spec,
+                        channels=spec.channels + 1,
+                        column_names=None if names_out is None else (info.time_column, *names_out),
+                    )
+                else:
+                    warnings.append(
+                        f"{shown}: time column {info.time_column!r} not written: the output "
+                        f"is {spec.format.upper()}, not CSV"
+                    )
+            with spec.open() as raw_writer:
+                writer: SignalWriter | _TimedWriter = raw_writer
+                if track is not None:
+                    writer = _TimedWriter(raw_writer, track, math.prod(strides))
                 frames = _pump(reader, writer, chain, opts, cancel, progress, shown)
                 if frames == 0:
                     raise DataFileError(f"{shown}: the signal is empty (0 samples)")
@@ -413,9 +461,31 @@ def filter_file(
                 # A long right pad comes a piece at a time.
                 for out in _checked(chain.finish_pieces(), writer.frames, opts, dtype, shown):
                     writer.write(out)
-            return FileReport(job, frames, int(writer.clipped or 0), warnings)
+            return FileReport(job, frames, int(raw_writer.clipped or 0), warnings)
     except Conv1dError as e:
         raise _named(e, job.source, job.target) from e
+
+
+class _TimedWriter:
+    """Writes each output block after its time stamps: the input's time column, first.
+
+    Output sample ``j`` gets ``t[j * stride]`` (:class:`signal_io.TimeTrack`), the same
+    rule for every block size, since ``j`` counts the frames written so far.
+    """
+
+    def __init__(self, writer: SignalWriter, track: signal_io.TimeTrack, stride: int) -> None:
+        self._writer = writer
+        self._track = track
+        self._stride = stride
+
+    @property
+    def frames(self) -> int:
+        return self._writer.frames
+
+    def write(self, block: np.ndarray) -> None:
+        start = self._writer.frames
+        times = self._track.take(np.arange(start, start + block.shape[-1]) * self._stride)
+        self._writer.write(np.concatenate([times[None], block.astype(np.float64)]))
 
 
 def _required(target: str | None) -> str:
@@ -466,7 +536,7 @@ def _checked(
 
 def _pump(
     reader: SignalReader,
-    writer: SignalWriter,
+    writer: SignalWriter | _TimedWriter,
     chain: StreamChain,
     opts: FilterOptions,
     cancel: StopFlag | None,

@@ -15,6 +15,7 @@ as in PyTorch, and -- beyond PyTorch -- ``'causal'``, ``'full'`` or an explicit
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import re
 from collections.abc import Sequence
@@ -52,6 +53,9 @@ __all__ = [
     "walk_chain",
     "implied_input_rate",
     "rate_mismatches",
+    "broadcast_first_spec",
+    "channels_hint",
+    "mono_broadcast",
 ]
 
 #: torch padding_mode name -> the ``numpy.pad`` mode that implements it.
@@ -840,7 +844,7 @@ def walk_chain(
     error: str | None = None
     for index, spec in enumerate(specs, start=1):
         try:
-            _check_channels(spec, current_channels)
+            _check_channels(spec, current_channels, first=index == 1)
             out = spec.output_length(current_length)
         except ShapeError as e:
             failed, error = index, str(e)
@@ -885,13 +889,14 @@ def walk_chain(
     )
 
 
-def _check_channels(spec: LayerSpec, channels: int | None) -> None:
+def _check_channels(spec: LayerSpec, channels: int | None, first: bool = False) -> None:
     if channels is None:
         return
     if spec.in_channels is not None and channels != spec.in_channels:
         raise ShapeError(
             f"input has {channels} channels but the layer expects {spec.in_channels} "
             f"(in_channels={spec.in_channels}, groups={spec.groups})"
+            f"{channels_hint(channels) if first else ''}"
         )
     if channels % spec.groups:
         raise ShapeError(
@@ -1113,3 +1118,79 @@ def rate_mismatches(
             )
         rate = None if rate is None else rate / stride
     return found
+
+
+# --- A one-channel filter on a many-channel file: the rule apply and shape share -----------
+
+
+def mono_broadcast(layer: Any, channels: int | None, format: str | None) -> bool:
+    """Whether a chain's first ``layer`` is applied to each of ``channels`` separately.
+
+    True for a plain FIR -- one input and one output channel, groups 1 (``conv1d init
+    --design ... --channels 1``, or taps from a coefficient file) -- as the first layer
+    on a file with several channels that is audio or CSV: SoX's ``fir`` filters every
+    channel of a stereo file with a mono kernel, and so does ``conv1d apply``. The
+    layer then acts as a depthwise ``(C, 1, K)`` layer with ``groups=C`` (each channel
+    gets exactly the result it would get alone). NPY inputs, and the Python ``Conv1d``,
+    keep PyTorch's rule: the channel counts must match (an error). ``layer`` is
+    duck-typed: ``Conv1d`` or :class:`LayerSpec`.
+
+    Examples
+    --------
+    >>> fir = LayerSpec(5, in_channels=1, out_channels=1)
+    >>> mono_broadcast(fir, 2, "wav"), mono_broadcast(fir, 8, "csv"), mono_broadcast(fir, 2, "npy")
+    (True, True, False)
+    >>> mono_broadcast(fir, 1, "wav"), mono_broadcast(LayerSpec(5, in_channels=1, out_channels=2), 2, "wav")
+    (False, False)
+    """  # noqa: E501
+    return (
+        channels is not None
+        and channels > 1
+        and format is not None
+        and format != "npy"
+        and layer.in_channels == 1
+        and layer.out_channels == 1
+        and layer.groups == 1
+    )
+
+
+def broadcast_notice(name: str, channels: int, source: str) -> str:
+    """The one line ``apply`` and ``shape`` print when :func:`mono_broadcast` applies."""
+    return (
+        f"{name} is a one-channel filter: applying it to each of the {channels} channels "
+        f"of {source} separately (as SoX does)"
+    )
+
+
+def channels_hint(channels: int) -> str:
+    """How to make a layer for ``channels`` channels: the end of a channel-count error."""
+    return (
+        f"; for a designed filter or coefficient file, make the layer for {channels} "
+        f"channels with 'conv1d init ... --channels {channels}'"
+    )
+
+
+def broadcast_first_spec(
+    specs: Sequence[LayerSpec], channels: int | None, format: str | None, source: str
+) -> tuple[list[LayerSpec], str | None]:
+    """``shape``'s side of :func:`mono_broadcast`: the chain, and the notice if it applies.
+
+    Examples
+    --------
+    >>> specs, notice = broadcast_first_spec(
+    ...     [LayerSpec(5, in_channels=1, out_channels=1, name="lp.npz")], 2, "wav", "a.wav")
+    >>> specs[0].in_channels, specs[0].out_channels, specs[0].groups
+    (2, 2, 2)
+    >>> notice
+    'layer 1 (lp.npz) is a one-channel filter: applying it to each of the 2 channels of a.wav separately (as SoX does)'
+    """  # noqa: E501
+    specs = list(specs)
+    if not specs or not mono_broadcast(specs[0], channels, format):
+        return specs, None
+    assert channels is not None
+    first = specs[0]
+    specs[0] = dataclasses.replace(
+        first, in_channels=channels, out_channels=channels, groups=channels
+    )
+    name = f"layer 1 ({first.name})" if first.name else "layer 1"
+    return specs, broadcast_notice(name, channels, source)

@@ -117,6 +117,8 @@ __all__ = [
     "SignalReader",
     "OutputSpec",
     "SignalWriter",
+    "TIME_NAMES",
+    "TimeTrack",
     "check_output_subtype",
     "detect_format",
     "is_audio_format",
@@ -349,6 +351,12 @@ class SignalInfo:
         How a CSV is written (delimiter, quoting, line ending), so that its output
         can be written the same way. Not part of equality: it says nothing about
         the samples.
+    time_column : str or None
+        The CSV column read as time, not as a channel (its header name, or
+        ``column N`` without a header): see :func:`open_reader`'s ``time_column``.
+        ``channels`` and ``column_names`` then leave it out.
+    time_detected : bool
+        The time column was recognised by its name (``time_column="auto"``).
     """
 
     path: str
@@ -360,6 +368,8 @@ class SignalInfo:
     batch: int | None = None
     column_names: tuple[str, ...] | None = None
     csv_dialect: CsvDialect | None = field(default=None, compare=False)
+    time_column: str | None = None
+    time_detected: bool = False
 
 
 #: ``--csv-delimiter`` names -> the character written. Only what the reader detects
@@ -682,6 +692,10 @@ class SignalReader:
         if self.info.batch is not None:
             shape = (self.info.batch, *shape)
         return np.zeros(shape, self._dtype)
+
+    def time_track(self) -> TimeTrack:
+        """The input's time column (CSV with ``time_column``); ConfigError otherwise."""
+        raise ConfigError(f"{_shown(self.info.path)}: has no time column")
 
     def _read(self, frames: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -1162,8 +1176,77 @@ def _bad_cell(path: str, line: int, column: int, cell: str) -> DataFileError:
     )
 
 
+#: Header names read as a time column by ``time_column="auto"`` (any case, unit allowed).
+TIME_NAMES: Final = ("time", "timestamp", "t")
+
+
+def _column_index(
+    path: str, option: str, wanted: str, header: tuple[str, ...] | None, width: int
+) -> int:
+    """0-based index of column ``wanted``: a header name, else a 1-based number."""
+    text = wanted.strip()
+    if header is not None:
+        for exact in (True, False):
+            for i, name in enumerate(header):
+                if (name == text) if exact else (name.casefold() == text.casefold()):
+                    return i
+    if re.fullmatch(r"[0-9]+", text) and 1 <= int(text) <= width:
+        return int(text) - 1
+    names = f"names {', '.join(map(repr, header))} or " if header is not None else ""
+    raise DataFileError(
+        f"{_shown(path)}: {option} {wanted!r}: no such column; expected {names}"
+        f"a number from 1 to {width}"
+    )
+
+
+def _select_columns(
+    path: str,
+    layout: _CsvLayout,
+    columns: Sequence[str] | None,
+    time_column: str | None,
+) -> tuple[list[int], int | None, bool]:
+    """Channel columns, time column (0-based) and whether the time column was recognised."""
+    width, header = layout.width, layout.header
+    time_index: int | None = None
+    detected = False
+    if time_column == "auto":
+        if header is not None:
+            for i, name in enumerate(header):
+                bare = re.sub(r"\s*[(\[].*$", "", name).strip().casefold()
+                if bare in TIME_NAMES:
+                    time_index, detected = i, True
+                    break
+    elif time_column is not None:
+        time_index = _column_index(path, "--time-column", time_column, header, width)
+    if columns is not None:
+        chosen = [_column_index(path, "--columns", c, header, width) for c in columns]
+        if time_index is not None and time_index in chosen:
+            if detected:
+                time_index, detected = None, False  # asked for as a channel: it is one
+            else:
+                raise ConfigError(
+                    f"--columns and --time-column both name column {time_index + 1}"
+                    f"{'' if header is None else f' ({header[time_index]!r})'}"
+                )
+        if len(set(chosen)) != len(chosen):
+            raise ConfigError(f"--columns names a column twice: {','.join(columns)}")
+    else:
+        chosen = [i for i in range(width) if i != time_index]
+    if not chosen:
+        raise DataFileError(
+            f"{_shown(path)}: no column left to filter (its only column is the time column)"
+        )
+    return chosen, time_index, detected
+
+
 class _CsvReader(SignalReader):
-    def __init__(self, path: str, dtype: np.dtype[Any]) -> None:
+    def __init__(
+        self,
+        path: str,
+        dtype: np.dtype[Any],
+        columns: Sequence[str] | None = None,
+        time_column: str | None = None,
+    ) -> None:
         if is_stream(path):  # read once: a second open of a pipe would find it drained
             try:
                 text = _read_all_stream(path).decode("utf-8-sig")
@@ -1196,14 +1279,24 @@ class _CsvReader(SignalReader):
                 sample.lines += batch.lines[:missing]
             rows += len(batch)
         self._layout = layout = _csv_layout(path, sample)
+        chosen, time_index, detected = _select_columns(path, layout, columns, time_column)
+        # None when every column is a channel in file order: no copy per block.
+        self._chosen = None if chosen == list(range(layout.width)) else chosen
+        self._time_index = time_index
+        time_name = None
+        if time_index is not None:
+            header = layout.header
+            time_name = header[time_index] if header is not None else f"column {time_index + 1}"
         info = SignalInfo(
             path=path,
             format="csv",
             subtype=None,
             sample_rate=None,
-            channels=layout.width,
+            channels=len(chosen),
             frames=rows - (1 if layout.header is not None else 0),
-            column_names=layout.header,
+            column_names=None if layout.header is None else tuple(layout.header[i] for i in chosen),
+            time_column=time_name,
+            time_detected=detected,
             csv_dialect=CsvDialect(
                 " " if layout.delimiter is None else layout.delimiter,
                 layout.quote_header,
@@ -1232,9 +1325,16 @@ class _CsvReader(SignalReader):
         return pending.cut(frames)
 
     def _parse(self, chunk: _Lines) -> np.ndarray:
-        """Vectorised parse of lines -> (C, n); a precise error on failure."""
+        """Vectorised parse of lines -> (C, n) of the chosen columns; a precise error on failure."""
         if not chunk:
             return self._empty()
+        arr = self._parse_rows(chunk)
+        if self._chosen is not None:
+            arr = arr[:, self._chosen]
+        return np.ascontiguousarray(arr.T, dtype=self._dtype)
+
+    def _parse_rows(self, chunk: _Lines) -> np.ndarray:
+        """Every column of ``chunk`` as float64 ``(n, width)``."""
         layout = self._layout
         try:
             with np.errstate(all="ignore"):
@@ -1251,7 +1351,28 @@ class _CsvReader(SignalReader):
             raise DataFileError(f"{_shown(self._path)}: malformed CSV ({e})") from e
         if arr.shape[1] != layout.width:
             self._locate_error(chunk, None)
-        return np.ascontiguousarray(arr.T, dtype=self._dtype)
+        return arr
+
+    def time_track(self) -> TimeTrack:
+        """The time column, read in a second pass alongside the data (see :class:`TimeTrack`).
+
+        Always float64, whatever the reader's dtype: float32 would round epoch
+        timestamps to minutes.
+        """
+        if self._time_index is None:
+            raise ConfigError(f"{_shown(self._path)}: has no time column")
+        index = self._time_index
+
+        def values() -> Iterator[np.ndarray]:
+            for batch in self._data_batches():
+                for start in range(0, len(batch), _CSV_CHUNK):
+                    lines = _Lines(
+                        batch.numbers[start : start + _CSV_CHUNK],
+                        batch.lines[start : start + _CSV_CHUNK],
+                    )
+                    yield self._parse_rows(lines)[:, index]
+
+        return TimeTrack(values())
 
     def _locate_error(self, chunk: _Lines, cause: Exception | None) -> None:
         layout = self._layout
@@ -1298,6 +1419,52 @@ class _CsvReader(SignalReader):
 
     def _close(self) -> None:
         self._batches.close()  # type: ignore[attr-defined]
+
+
+class TimeTrack:
+    """The time column of a CSV input, taken at increasing sample indices.
+
+    Output sample ``j`` of a chain with total stride ``S`` gets the input time
+    ``t[j * S]``: the time of the input sample at the same index, every S-th for a
+    strided chain. For an aligned ('same') layer that is exactly the time of the
+    sample the output stands for; for other paddings it is the documented
+    convention (the output's first tap plus the left padding). An index past the
+    end (a 'full' padding's tail) is extrapolated with the last time step.
+    Memory is one parsed chunk, whatever the file's length.
+    """
+
+    def __init__(self, chunks: Iterator[np.ndarray]) -> None:
+        self._chunks = chunks
+        self._buffer = np.empty(0)
+        self._start = 0  # input index of self._buffer[0]
+        self._last = np.empty(0)  # the last two values seen, for extrapolation
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        """Times at ``indices`` (non-decreasing, and not below an earlier call's)."""
+        out = np.empty(len(indices))
+        for k, index in enumerate(indices.tolist()):
+            while index >= self._start + len(self._buffer):
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    out[k] = self._extrapolate(index)
+                    break
+                self._keep_last(chunk)
+                self._start += len(self._buffer)
+                self._buffer = chunk
+            else:
+                out[k] = self._buffer[index - self._start]
+        return out
+
+    def _keep_last(self, chunk: np.ndarray) -> None:
+        self._last = np.concatenate([self._last, chunk[-2:]])[-2:]
+
+    def _extrapolate(self, index: int) -> float:
+        last = self._last
+        end = self._start + len(self._buffer) - 1
+        if len(last) == 0:
+            return math.nan
+        step = float(last[-1] - last[-2]) if len(last) == 2 else 0.0
+        return float(last[-1]) + (index - end) * step
 
 
 # ---------------------------------------------------------------------------------------
@@ -1452,7 +1619,12 @@ class _NpyReader(SignalReader):
 
 
 def open_reader(
-    path: str | os.PathLike[str], format: str | None = None, dtype: Any = "float64"
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    dtype: Any = "float64",
+    *,
+    columns: Sequence[str] | None = None,
+    time_column: str | None = None,
 ) -> SignalReader:
     """Open a signal for block-wise reading with bounded memory.
 
@@ -1464,6 +1636,15 @@ def open_reader(
         Overrides the extension (see :func:`detect_format`).
     dtype : {"float64", "float32"}
         Sample type of the blocks returned.
+    columns : sequence of str, optional
+        CSV only: the columns read as channels, in this order (header names, or 1-based
+        numbers); the others are not read. Default: every column but the time column.
+    time_column : str, optional
+        CSV only: a column holding time, not a channel (a header name or a 1-based
+        number); ``"auto"`` takes a header named ``time``, ``timestamp`` or ``t`` (any
+        case, a unit such as ``time (s)`` allowed) if there is one. The reader leaves it
+        out of ``channels``; ``reader.time_track()`` gives its values
+        (:class:`TimeTrack`). Default: no time column.
 
     Returns
     -------
@@ -1498,7 +1679,10 @@ def open_reader(
     fmt = detect_format(text, format)
     dt = _check_dtype(dtype)
     if fmt == "csv":
-        return _CsvReader(text, dt)
+        return _CsvReader(text, dt, columns, time_column)
+    if columns is not None or (time_column is not None and time_column != "auto"):
+        option = "--columns" if columns is not None else "--time-column"
+        raise ConfigError(f"{option} applies to CSV inputs only; {text} is {fmt.upper()}")
     if fmt == "npy":
         return _NpyReader(text, dt)
     return _AudioReader(text, fmt, dt)

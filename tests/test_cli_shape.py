@@ -599,6 +599,8 @@ def fake_probe(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         "frames": 48000,
         "batch": None,
         "column_names": None,
+        "time_column": None,
+        "time_detected": False,
     }
     calls: list[tuple[Any, Any]] = []
 
@@ -622,7 +624,14 @@ def fake_probe(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     fields = list(info)
 
-    def open_reader(path: Any, format: str | None = None, dtype: Any = "float64") -> Any:
+    def open_reader(
+        path: Any,
+        format: str | None = None,
+        dtype: Any = "float64",
+        *,
+        columns: Any = None,
+        time_column: Any = None,
+    ) -> Any:
         calls.append((path, format))
         return Reader(path)
 

@@ -15,6 +15,8 @@ from conv1d_cli.shapes import FREQUENCY_FORMS, MAX_SIZE, parse_frequency, parse_
 __all__ = [
     "CountType",
     "FrequencyType",
+    "csv_column_options",
+    "time_column_arg",
     "PaddingType",
     "is_layer_archive",
     "layer_display_name",
@@ -324,3 +326,39 @@ def write_stdout(text: str) -> None:
         else:
             reason = e.strerror or str(e)
         raise click.ClickException(f"cannot write to stdout: {reason}") from None
+
+
+def csv_column_options(command: Any) -> Any:
+    """``--columns`` and ``--time-column``: the same two options in ``apply`` and ``shape``."""
+    command = click.option(
+        "--time-column",
+        metavar="NAME|N|none",
+        default="auto",
+        help="CSV: the column of time stamps (header name or 1-based number), passed "
+        "through unfiltered, first, one value per output sample (the input's time at "
+        "index j*S for output j and total stride S) [default: a header named time, "
+        "timestamp or t, with a notice; 'none': every column is a channel].",
+    )(command)
+    return click.option(
+        "--columns",
+        metavar="A,B,...",
+        callback=_split_columns,
+        help="CSV: the columns to filter (header names or 1-based numbers), in this "
+        "order; the other columns are dropped (the time column is kept) [default: all].",
+    )(command)
+
+
+def _split_columns(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    parts = tuple(p.strip() for p in value.split(","))
+    if not all(parts):
+        raise click.BadParameter(f"expected names or numbers separated by commas, got {value!r}")
+    return parts
+
+
+def time_column_arg(value: str) -> str | None:
+    """``--time-column`` as the library takes it: ``none`` turns the detection off."""
+    return None if value.strip().casefold() == "none" else value

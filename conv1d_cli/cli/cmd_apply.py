@@ -15,6 +15,7 @@ from conv1d_cli.cli._common import (
     CountType,
     FrequencyType,
     PaddingType,
+    csv_column_options,
     layer_display_name,
     names_stdout,
     override_options_text,
@@ -22,6 +23,7 @@ from conv1d_cli.cli._common import (
     reported_errors,
     require_stdout,
     split_layer_arg,
+    time_column_arg,
 )
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError
 from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, check_sample_rate
@@ -169,6 +171,7 @@ def _warn(message: str) -> None:
     metavar="FORMAT",
     help="Output format [default: from OUTPUT's extension, else the input's].",
 )
+@csv_column_options
 @click.option(
     "--csv-delimiter",
     type=click.Choice(["comma", "semicolon", "tab", "space", ",", ";"]),
@@ -262,6 +265,8 @@ def apply_(
     subtype: str | None,
     input_format: str | None,
     output_format: str | None,
+    time_column: str,
+    columns: tuple[str, ...] | None,
     csv_delimiter: str | None,
     on_clip: str,
     jobs: int,
@@ -291,6 +296,12 @@ def apply_(
     copied to stdout only on success. '-' is stdin/stdout (give
     --input-format/--output-format).
 
+    A first layer with one input and one output channel (a plain FIR) filters
+    every channel of an audio or CSV file, as SoX does, with a notice (NPY
+    keeps PyTorch's rule: channel counts must match). A CSV output keeps the
+    CSV input's delimiter, quoting and line ending; a time column passes
+    through unfiltered (see --time-column).
+
     \b
     Exit status:
         0    every output written
@@ -307,6 +318,7 @@ def apply_(
         conv1d apply -w lowpass.npz in.wav -o out.wav
         conv1d apply -w a.npz -w b.npz data/*.csv -d filtered/ --jobs 2
         conv1d apply -w model.npz:encoder.conv -w model.npz:decoder.conv x.npy -o y.npy
+        conv1d apply -w lowpass.npz sensors.csv --columns ax,az -o smooth.csv
         cat in.wav | conv1d apply -w lowpass.npz - --input-format wav -o - --output-format wav
     """
     with reported_errors("--input-format / --output-format"), _signals_exit():
@@ -355,6 +367,8 @@ def apply_(
             block_size=block_size,
             overlap=policy.overlap,
             csv_delimiter=csv_delimiter,
+            columns=columns,
+            time_column=time_column_arg(time_column),
         )
         _tune_malloc()
         if output_dir is not None:

@@ -227,7 +227,8 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
 @click.option(
     "--channels",
     type=CountType(1, MAX_SIZE, metavar="C"),
-    help="Channels filtered [default: 1].",
+    help="Channels filtered [default: 1; apply and shape run a 1-channel layer on "
+    "every channel of an audio or CSV file].",
 )
 @click.option(
     "--coefficients",

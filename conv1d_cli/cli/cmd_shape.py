@@ -18,11 +18,13 @@ from conv1d_cli.cli._common import (
     CountType,
     FrequencyType,
     PaddingType,
+    csv_column_options,
     layer_display_name,
     refuse_chain_overrides,
     reported_errors,
     require_stdout,
     split_layer_arg,
+    time_column_arg,
     write_stdout,
 )
 from conv1d_cli.errors import ShapeError
@@ -33,6 +35,7 @@ from conv1d_cli.shapes import (
     LayerSpec,
     Padding,
     TargetPadding,
+    broadcast_first_spec,
     check_sample_rate,
     implied_input_rate,
     paddings_for_target,
@@ -141,6 +144,7 @@ _CHANNELS = CountType(1, MAX_SIZE, metavar="C")
 @click.option(
     "-t", "--target-length", type=_POSITIVE, help="Report the paddings giving this output length."
 )
+@csv_column_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object (schema below).")
 def shape(
     input_file: Path | None,
@@ -159,6 +163,8 @@ def shape(
     sample_rate: float | None,
     input_format: str | None,
     target_length: int | None,
+    time_column: str,
+    columns: tuple[str, ...] | None,
     as_json: bool,
 ) -> None:
     """Output shape, padding, receptive field and minimum input length of a
@@ -172,6 +178,7 @@ def shape(
         conv1d shape -w lowpass.npz -w decimate.npz speech.wav
     """
     require_stdout()  # the answer goes there: fail before reading anything
+    notices: list[str] = []
     hyper = {
         "stride": stride,
         "padding": padding,
@@ -202,7 +209,12 @@ def shape(
             if kernel_size is None:
                 raise click.UsageError("give --kernel-size (numbers mode) or a layer file with -w")
             specs = []
-        source = _read_input(input_file, input_format) if input_file is not None else None
+        if input_file is None and columns is not None:
+            raise click.UsageError("--columns needs an INPUT_FILE")
+        source = None
+        if input_file is not None:
+            source = _read_input(input_file, input_format, columns, time_column_arg(time_column))
+            notices += source["notices"]
         rate = _input_rate(source, sample_rate)
         from_file = source is not None and source["sample_rate"] is not None
         rate_source = str(input_file) if from_file else "--sample-rate"
@@ -248,8 +260,16 @@ def shape(
                 )
             ]
             channels = c_in
-        elif source is None and in_batch is None:
-            in_batch = 1
+        else:
+            if source is None and in_batch is None:
+                in_batch = 1
+            # The rule apply follows (shapes.mono_broadcast): a one-channel FIR first
+            # on an audio or CSV file with C channels filters each of them.
+            specs, notice = broadcast_first_spec(
+                specs, channels, None if source is None else source["format"], str(input_file)
+            )
+            if notice is not None:
+                notices.append(notice)
         chain = walk_chain(specs, in_length, channels=channels, batch=in_batch, sample_rate=rate)
         target = _target(chain, target_length)
     report = _report(chain, target, None if input_file is None else str(input_file))
@@ -272,6 +292,8 @@ def shape(
         rate,
         rate_source,
     ):
+        click.echo(f"warning: {text}", err=True)
+    for text in notices:
         click.echo(f"warning: {text}", err=True)
     if not chain.ok:
         if not layers:  # numbers mode: there is only the one layer
@@ -300,15 +322,23 @@ def _load_spec(text: str, key: str | None, hyper: dict[str, Any]) -> LayerSpec:
     return LayerSpec.from_layer(layer, name=name)
 
 
-def _read_input(path: Path, input_format: str | None) -> dict[str, Any]:
-    """Length, channels, batch and sample rate of an input file.
+def _read_input(
+    path: Path,
+    input_format: str | None,
+    columns: tuple[str, ...] | None = None,
+    time_column: str | None = None,
+) -> dict[str, Any]:
+    """Length, channels, batch, sample rate and format of an input file (and notices).
 
     Headers only when they give the length; a stream that does not say (stdin,
-    a WAV piped from sox) is read to its end in blocks, keeping none of them.
+    a WAV piped from sox) is read to its end in blocks, keeping none of them. A
+    CSV's time column and ``--columns`` are applied as ``apply`` applies them.
     """
     from conv1d_cli.signal_io import open_reader
 
-    with open_reader(path, input_format, "float32") as reader:
+    with open_reader(
+        path, input_format, "float32", columns=columns, time_column=time_column
+    ) as reader:
         info = reader.info
         frames = info.frames
         if frames is None:
@@ -320,6 +350,15 @@ def _read_input(path: Path, input_format: str | None) -> dict[str, Any]:
         "channels": None if info.channels is None else int(info.channels),
         "batch": None if info.batch is None else int(info.batch),
         "sample_rate": None if info.sample_rate is None else float(info.sample_rate),
+        "format": info.format,
+        "notices": (
+            [
+                f"{path}: column {info.time_column!r} is read as time, not as a channel "
+                f"(--time-column none counts it too)"
+            ]
+            if info.time_detected
+            else []
+        ),
     }
 
 
