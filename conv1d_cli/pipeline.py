@@ -72,6 +72,7 @@ from conv1d_cli.signal_io import SignalReader, SignalWriter
 from conv1d_cli.stream import (
     StreamChain,
     block_frames,
+    broadcast_first_layer,
     chain_output_length,
     check_chain,
     check_finite,
@@ -152,6 +153,18 @@ class FilterOptions:
         Seed of the dither: each file's noise comes from ``(seed, file index)``, so the
         bytes do not depend on the block size or on the number of worker processes.
         ``None`` draws fresh noise every run.
+    csv_delimiter : str or None
+        Delimiter of a CSV output (a key of :data:`conv1d_cli.signal_io.CSV_DELIMITERS`);
+        default: a CSV input's (quoting and line ending always follow a CSV input).
+    columns : tuple of str or None
+        CSV inputs: the columns filtered, by header name or 1-based number; the others
+        are dropped (the time column is passed through). Default: all.
+    time_column : str or None
+        CSV inputs: a column of time stamps (name or 1-based number), written to a CSV
+        output unfiltered, first, one value per output sample: ``t[j * S]`` for output
+        sample ``j`` and the chain's total stride ``S`` (see
+        :class:`conv1d_cli.signal_io.TimeTrack`). ``"auto"`` recognises a header named
+        ``time``, ``timestamp`` or ``t``. Default: none (every column is a channel).
     """
 
     method: str = "auto"
@@ -168,6 +181,9 @@ class FilterOptions:
     normalize_db: float | None = None
     dither: str | None = None
     seed: int | None = None
+    csv_delimiter: str | None = None
+    columns: tuple[str, ...] | None = None
+    time_column: str | None = None
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.gain_db):
@@ -537,9 +553,21 @@ def filter_file(
     dtype = compute_dtype(layers, opts.dtype)
     started = time.perf_counter()
     try:
-        reader_cm = signal_io.open_reader(job.source, format=opts.input_format, dtype=dtype.name)
+        reader_cm = signal_io.open_reader(
+            job.source,
+            format=opts.input_format,
+            dtype=dtype.name,
+            columns=opts.columns,
+            time_column=opts.time_column,
+        )
         with reader_cm as reader:
             info = reader.info
+            notices: list[str] = []
+            layers, broadcast = broadcast_first_layer(
+                layers, info.channels, info.format, names, shown
+            )
+            if broadcast is not None:
+                notices.append(broadcast)
             check_chain(layers, names, info.channels, source=shown)
             check_stage_memory(layers, names, info.batch, dtype)
             if info.frames is not None:
@@ -565,6 +593,7 @@ def filter_file(
                 sample_rate=opts.sample_rate,
                 on_clip=opts.on_clip,
                 dtype=dtype.name,
+                csv_delimiter=opts.csv_delimiter,
             )
             step = signal_io.pcm_step(spec.subtype)
             if opts.dither is not None:
@@ -576,23 +605,25 @@ def filter_file(
                 names=names,
                 prefix=_circular_prefix(reader, layers, opts, shown),
             )
-            warnings = rate_mismatches(design_rates, strides, names, in_rate, rate_source)
+            warnings = notices + rate_mismatches(design_rates, strides, names, in_rate, rate_source)
+            track = _time_track(reader, spec, shown, warnings)
             rng = None
             if opts.dither is not None:
                 # (seed, index): a file's noise does not depend on which worker runs it.
-                entropy = None if opts.seed is None else [opts.seed, index]
+                entropy = None if opts.seed is None else [opts.seed % 2**64, index]
                 rng = np.random.default_rng(entropy)
             if on_start is not None:
                 on_start(info.frames)
             run = _Run(reader, chain, opts, cancel, progress, shown, layers, names, info.frames)
+            output = _Output(spec, track, math.prod(strides), info.time_column)
             if opts.normalize_db is None:
                 gain = 10.0 ** (opts.gain_db / 20.0)
-                with spec.open() as raw:
+                with output.open() as raw:
                     writer = _Leveled(raw, gain, step, rng)
                     frames = run.filter_into(writer)
                 applied = opts.gain_db
             else:
-                frames, writer, applied = _normalized(run, spec, step, rng, warnings)
+                frames, writer, applied = _normalized(run, output, step, rng, warnings)
             return FileReport(
                 job,
                 frames,
@@ -650,7 +681,7 @@ class _Leveled:
 
     def __init__(
         self,
-        writer: SignalWriter,
+        writer: SignalWriter | _TimedWriter,
         gain: float,
         step: float | None,
         rng: np.random.Generator | None,
@@ -675,7 +706,14 @@ class _Leveled:
 
     def write(self, out: np.ndarray) -> None:
         if self.gain != 1.0:
-            out = out * self.gain  # keeps float32 as float32 (NEP 50)
+            with np.errstate(over="ignore"):
+                scaled = out * self.gain  # keeps float32 as float32 (NEP 50)
+            if not np.isfinite(scaled).all() and np.isfinite(out).all():
+                raise DataFileError(
+                    f"a gain of {20 * math.log10(self.gain):.1f} dB takes samples past the "
+                    f"largest {out.dtype.name} value; lower the gain"
+                )
+            out = scaled
         if out.size:
             with np.errstate(invalid="ignore"):
                 hi, lo = float(out.max()), float(out.min())
@@ -694,7 +732,7 @@ class _Leveled:
 
 def _normalized(
     run: _Run,
-    spec: signal_io.OutputSpec,
+    output: _Output,
     step: float | None,
     rng: np.random.Generator | None,
     warnings: list[str],
@@ -706,6 +744,7 @@ def _normalized(
     frames read, the output's writer and the gain applied in dB.
     """
     assert run.opts.normalize_db is not None
+    spec = output.spec
     try:
         spool_home = tempfile.TemporaryDirectory(prefix="conv1d-normalize-")
     except OSError as e:
@@ -748,7 +787,7 @@ def _normalized(
             applied = 20.0 * math.log10(gain)
         block = block_frames(spec.channels, spec.batch, run.opts.block_size)
         with signal_io.open_reader(spool.path, format="npy", dtype=spec.dtype) as spooled:
-            with spec.open() as raw:
+            with output.open() as raw:
                 writer = _Leveled(raw, gain, step, rng)
                 while True:
                     if run.cancel is not None and run.cancel.is_set():
@@ -762,6 +801,78 @@ def _normalized(
 
 def _shown_target(target: str) -> str:
     return "<stdout>" if target == "-" else target
+
+
+class _TimedWriter:
+    """Writes each output block after its time stamps: the input's time column, first.
+
+    Output sample ``j`` gets ``t[j * stride]`` (:class:`signal_io.TimeTrack`), the same
+    rule for every block size, since ``j`` counts the frames written so far.
+    """
+
+    def __init__(self, writer: SignalWriter, track: signal_io.TimeTrack, stride: int) -> None:
+        self._writer = writer
+        self._track = track
+        self._stride = stride
+
+    @property
+    def frames(self) -> int:
+        return self._writer.frames
+
+    @property
+    def clipped(self) -> int:
+        return self._writer.clipped
+
+    def write(self, block: np.ndarray) -> None:
+        start = self._writer.frames
+        times = self._track.take(np.arange(start, start + block.shape[-1]) * self._stride)
+        self._writer.write(np.concatenate([times[None], block.astype(np.float64)]))
+
+
+def _time_track(
+    reader: SignalReader, spec: signal_io.OutputSpec, shown: str, warnings: list[str]
+) -> signal_io.TimeTrack | None:
+    """The input's time column, if it has one and the output is a CSV that can hold it."""
+    info = reader.info
+    if info.time_column is None:
+        return None
+    if info.time_detected:
+        warnings.append(
+            f"{shown}: column {info.time_column!r} is read as time, not as a "
+            f"channel (--time-column none filters it too)"
+        )
+    if spec.format != "csv":
+        warnings.append(
+            f"{shown}: time column {info.time_column!r} not written: the output "
+            f"is {spec.format.upper()}, not CSV"
+        )
+        return None
+    return reader.time_track()
+
+
+@dataclass(frozen=True)
+class _Output:
+    """The output file, and the time column written first in it (CSV), if any."""
+
+    spec: signal_io.OutputSpec
+    track: signal_io.TimeTrack | None
+    stride: int
+    time_name: str | None = None
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[SignalWriter | _TimedWriter]:
+        if self.track is None:
+            with self.spec.open() as writer:
+                yield writer
+            return
+        names = self.spec.column_names
+        with_time = dataclasses.replace(
+            self.spec,
+            channels=self.spec.channels + 1,
+            column_names=None if names is None else (str(self.time_name), *names),
+        )
+        with with_time.open() as writer:
+            yield _TimedWriter(writer, self.track, self.stride)
 
 
 def _required(target: str | None) -> str:

@@ -15,6 +15,7 @@ as in PyTorch, and -- beyond PyTorch -- ``'causal'``, ``'full'`` or an explicit
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import re
 from collections.abc import Sequence
@@ -45,12 +46,16 @@ __all__ = [
     "min_input_length",
     "output_length",
     "paddings_for_target",
+    "parse_frequency",
     "parse_padding",
     "receptive_field",
     "resolve_padding",
     "walk_chain",
     "implied_input_rate",
     "rate_mismatches",
+    "broadcast_first_spec",
+    "channels_hint",
+    "mono_broadcast",
 ]
 
 #: torch padding_mode name -> the ``numpy.pad`` mode that implements it.
@@ -260,6 +265,71 @@ def parse_padding(text: str) -> Padding:
     raise ConfigError(
         f"padding must be an integer, LEFT,RIGHT or one of {', '.join(PADDING_WORDS)}; got {text!r}"
     )
+
+
+#: The forms :func:`parse_frequency` accepts, as error messages list them.
+FREQUENCY_FORMS: Final = "48000, 44.1k, 4kHz, 1.5 kHz, 2M or 1e3 Hz"
+
+# A number as Python's float writes it (ASCII only: no "_" separators, no inf/nan),
+# then an optional k (1e3) or M (1e6) and an optional "Hz" in any case.
+_FREQUENCY: Final = re.compile(
+    r"(?P<number>[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+    r"\s*(?P<prefix>[kKM]?)(?P<hz>[hH][zZ])?",
+    re.ASCII,
+)
+
+
+def parse_frequency(text: str, name: str = "frequency") -> float:
+    """Read a frequency written by a person: ``48000``, ``44.1k``, ``4kHz``, ``1.5 kHz``.
+
+    A number, then optionally ``k`` (x1000) or ``M`` (x1,000,000) and optionally
+    ``Hz`` (any case; ``KHZ`` is accepted, not read as something else). Spaces are
+    allowed around the number and between number and unit, as printed in data
+    sheets (quote them on a shell command line). Lower-case ``m`` is refused rather
+    than guessed: ``mHz`` is millihertz, ``MHz`` megahertz. The scaling is exact
+    in decimal (``44.1k`` is 44100.0, not 44100.00000000001). Only the syntax is
+    checked here; the option's own rule (positive, at most 2**31 - 1 Hz for a
+    sample rate, below Nyquist for a cutoff) is checked where it is used.
+
+    Parameters
+    ----------
+    text : str
+        The value as typed.
+    name : str
+        What to call it in the error message (the option, e.g. ``"--cutoff"``).
+
+    Returns
+    -------
+    float
+        The frequency in Hz.
+
+    Raises
+    ------
+    ConfigError
+        Not one of the accepted forms; the message names ``name`` and the forms.
+
+    Examples
+    --------
+    >>> [parse_frequency(t) for t in ["48000", "44.1k", "4kHz", "1.5 kHz", "2M", "1e3 Hz"]]
+    [48000.0, 44100.0, 4000.0, 1500.0, 2000000.0, 1000.0]
+    >>> parse_frequency("4 kHz "), parse_frequency("250hz"), parse_frequency(".5k")
+    (4000.0, 250.0, 500.0)
+    >>> parse_frequency("4m", "--cutoff")
+    Traceback (most recent call last):
+    ...
+    conv1d_cli.errors.ConfigError: --cutoff: expected a frequency such as 48000, 44.1k, 4kHz, 1.5 kHz, 2M or 1e3 Hz; got '4m'
+    """  # noqa: E501
+    from decimal import Decimal
+
+    match = _FREQUENCY.fullmatch(str(text).strip())
+    if match is None:
+        raise ConfigError(f"{name}: expected a frequency such as {FREQUENCY_FORMS}; got {text!r}")
+    scale = {"": 1, "k": 1000, "K": 1000, "M": 1000000}[match["prefix"]]
+    value = Decimal(match["number"]) * scale
+    try:
+        return float(value)
+    except OverflowError:  # pragma: no cover - float(Decimal) gives inf, not an error
+        return float("inf")
 
 
 def resolve_padding(
@@ -774,7 +844,7 @@ def walk_chain(
     error: str | None = None
     for index, spec in enumerate(specs, start=1):
         try:
-            _check_channels(spec, current_channels)
+            _check_channels(spec, current_channels, first=index == 1)
             out = spec.output_length(current_length)
         except ShapeError as e:
             failed, error = index, str(e)
@@ -819,13 +889,14 @@ def walk_chain(
     )
 
 
-def _check_channels(spec: LayerSpec, channels: int | None) -> None:
+def _check_channels(spec: LayerSpec, channels: int | None, first: bool = False) -> None:
     if channels is None:
         return
     if spec.in_channels is not None and channels != spec.in_channels:
         raise ShapeError(
             f"input has {channels} channels but the layer expects {spec.in_channels} "
             f"(in_channels={spec.in_channels}, groups={spec.groups})"
+            f"{channels_hint(channels) if first else ''}"
         )
     if channels % spec.groups:
         raise ShapeError(
@@ -1047,3 +1118,79 @@ def rate_mismatches(
             )
         rate = None if rate is None else rate / stride
     return found
+
+
+# --- A one-channel filter on a many-channel file: the rule apply and shape share -----------
+
+
+def mono_broadcast(layer: Any, channels: int | None, format: str | None) -> bool:
+    """Whether a chain's first ``layer`` is applied to each of ``channels`` separately.
+
+    True for a plain FIR -- one input and one output channel, groups 1 (``conv1d init
+    --design ... --channels 1``, or taps from a coefficient file) -- as the first layer
+    on a file with several channels that is audio or CSV: SoX's ``fir`` filters every
+    channel of a stereo file with a mono kernel, and so does ``conv1d apply``. The
+    layer then acts as a depthwise ``(C, 1, K)`` layer with ``groups=C`` (each channel
+    gets exactly the result it would get alone). NPY inputs, and the Python ``Conv1d``,
+    keep PyTorch's rule: the channel counts must match (an error). ``layer`` is
+    duck-typed: ``Conv1d`` or :class:`LayerSpec`.
+
+    Examples
+    --------
+    >>> fir = LayerSpec(5, in_channels=1, out_channels=1)
+    >>> mono_broadcast(fir, 2, "wav"), mono_broadcast(fir, 8, "csv"), mono_broadcast(fir, 2, "npy")
+    (True, True, False)
+    >>> mono_broadcast(fir, 1, "wav"), mono_broadcast(LayerSpec(5, in_channels=1, out_channels=2), 2, "wav")
+    (False, False)
+    """  # noqa: E501
+    return (
+        channels is not None
+        and channels > 1
+        and format is not None
+        and format != "npy"
+        and layer.in_channels == 1
+        and layer.out_channels == 1
+        and layer.groups == 1
+    )
+
+
+def broadcast_notice(name: str, channels: int, source: str) -> str:
+    """The one line ``apply`` and ``shape`` print when :func:`mono_broadcast` applies."""
+    return (
+        f"{name} is a one-channel filter: applying it to each of the {channels} channels "
+        f"of {source} separately (as SoX does)"
+    )
+
+
+def channels_hint(channels: int) -> str:
+    """How to make a layer for ``channels`` channels: the end of a channel-count error."""
+    return (
+        f"; for a designed filter or coefficient file, make the layer for {channels} "
+        f"channels with 'conv1d init ... --channels {channels}'"
+    )
+
+
+def broadcast_first_spec(
+    specs: Sequence[LayerSpec], channels: int | None, format: str | None, source: str
+) -> tuple[list[LayerSpec], str | None]:
+    """``shape``'s side of :func:`mono_broadcast`: the chain, and the notice if it applies.
+
+    Examples
+    --------
+    >>> specs, notice = broadcast_first_spec(
+    ...     [LayerSpec(5, in_channels=1, out_channels=1, name="lp.npz")], 2, "wav", "a.wav")
+    >>> specs[0].in_channels, specs[0].out_channels, specs[0].groups
+    (2, 2, 2)
+    >>> notice
+    'layer 1 (lp.npz) is a one-channel filter: applying it to each of the 2 channels of a.wav separately (as SoX does)'
+    """  # noqa: E501
+    specs = list(specs)
+    if not specs or not mono_broadcast(specs[0], channels, format):
+        return specs, None
+    assert channels is not None
+    first = specs[0]
+    specs[0] = dataclasses.replace(
+        first, in_channels=channels, out_channels=channels, groups=channels
+    )
+    name = f"layer 1 ({first.name})" if first.name else "layer 1"
+    return specs, broadcast_notice(name, channels, source)

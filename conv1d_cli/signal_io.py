@@ -49,8 +49,10 @@ Behaviour worth knowing
   tab, whitespace that splits the first 20 rows into the same number (> 1) of columns; the
   first row is a header when all its cells are column names by the rule of
   :mod:`conv1d_cli.cells` (a mistyped number such as ``−0.5`` is an error naming the cell,
-  never a name). Numbers are written with ``%r`` (shortest exact text); ``.tsv`` outputs
-  use tabs, others commas.
+  never a name). Numbers are written with ``%r`` (shortest exact text). A CSV output keeps a CSV
+  input's delimiter, quoting and line ending (:class:`CsvDialect`); otherwise ``.tsv`` outputs
+  use tabs, others commas. Numbers with a decimal comma (``-0,06786;0,1``) are refused,
+  naming the fix, rather than split into columns at their commas.
 - NPY: ``(L,)`` reads as mono ``(1, L)``, ``(C, L)``, ``(N, C, L)`` batch; integer and
   float arrays (values as they are, no scaling); read through ``mmap_mode="r"`` and never
   with pickles. The streaming writer writes time-major (Fortran order) and rewrites the
@@ -84,6 +86,7 @@ import dataclasses
 import io
 import math
 import os
+import re
 import shutil
 import stat
 import struct
@@ -92,7 +95,7 @@ import tempfile
 import threading
 import tokenize
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -105,13 +108,17 @@ from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, FormatErr
 from conv1d_cli.shapes import check_int, check_sample_rate
 
 __all__ = [
+    "CSV_DELIMITERS",
     "ClipError",
+    "CsvDialect",
     "FormatError",
     "Signal",
     "SignalInfo",
     "SignalReader",
     "OutputSpec",
     "SignalWriter",
+    "TIME_NAMES",
+    "TimeTrack",
     "check_output_subtype",
     "detect_format",
     "is_audio_format",
@@ -359,6 +366,16 @@ class SignalInfo:
         ``N`` of a batched ``(N, C, L)`` NPY, else ``None``.
     column_names : tuple of str or None
         The header row of a CSV, if it has one.
+    csv_dialect : CsvDialect or None
+        How a CSV is written (delimiter, quoting, line ending), so that its output
+        can be written the same way. Not part of equality: it says nothing about
+        the samples.
+    time_column : str or None
+        The CSV column read as time, not as a channel (its header name, or
+        ``column N`` without a header): see :func:`open_reader`'s ``time_column``.
+        ``channels`` and ``column_names`` then leave it out.
+    time_detected : bool
+        The time column was recognised by its name (``time_column="auto"``).
     """
 
     path: str
@@ -369,6 +386,46 @@ class SignalInfo:
     frames: int | None
     batch: int | None = None
     column_names: tuple[str, ...] | None = None
+    csv_dialect: CsvDialect | None = field(default=None, compare=False)
+    time_column: str | None = None
+    time_detected: bool = False
+
+
+#: ``--csv-delimiter`` names -> the character written. Only what the reader detects
+#: (comma, semicolon, tab, whitespace), so an output always reads back.
+CSV_DELIMITERS: Final[dict[str, str]] = {
+    ",": ",",
+    "comma": ",",
+    ";": ";",
+    "semicolon": ";",
+    "tab": "\t",
+    "\t": "\t",
+    "space": " ",
+    " ": " ",
+}
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV file is written: what a CSV output copies from a CSV input.
+
+    Attributes
+    ----------
+    delimiter : str
+        ``","``, ``";"``, ``"\\t"`` or ``" "`` (a whitespace-separated input is written
+        with single spaces).
+    quote_header : bool
+        The header's names are in double quotes (``"time","x"``).
+    quote_numbers : bool
+        The numbers are in double quotes (``"0.5","1"``), as some exporters write them.
+    line_end : str
+        ``"\\n"`` or ``"\\r\\n"`` (Windows tools, Excel), taken from the first line.
+    """
+
+    delimiter: str = ","
+    quote_header: bool = False
+    quote_numbers: bool = False
+    line_end: str = "\n"
 
 
 @dataclass(frozen=True)
@@ -658,6 +715,10 @@ class SignalReader:
         if self.info.batch is not None:
             shape = (self.info.batch, *shape)
         return np.zeros(shape, self._dtype)
+
+    def time_track(self) -> TimeTrack:
+        """The input's time column (CSV with ``time_column``); ConfigError otherwise."""
+        raise ConfigError(f"{_shown(self.info.path)}: has no time column")
 
     def _read(self, frames: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -1008,6 +1069,85 @@ class _CsvLayout:
     width: int
     header: tuple[str, ...] | None
     header_line: int | None
+    quote_header: bool = False
+    quote_numbers: bool = False
+
+
+# A number written with a decimal comma (German, French, ... locales): -0,06786 or 1,5e-3.
+_DECIMAL_COMMA: Final = re.compile(r'"?\s*[+-]?[0-9]+,[0-9]+(?:[eE][+-]?[0-9]+)?\s*"?', re.ASCII)
+_INTEGER: Final = re.compile(r"[+-]?[0-9]+", re.ASCII)
+
+
+def _decimal_comma(lines: list[str]) -> tuple[int, str, str | None] | None:
+    """Find numbers written with a decimal comma: ``(index, cell, column separator)``.
+
+    Read with '.' as the decimal mark, such a file splits every number into two
+    columns at the comma (``-0,06786;0,1`` -> ``-0``, ``06786;0``, ``1``), and a
+    one-column file would silently become two channels. Two shapes are recognised:
+
+    - columns separated by ``;``, tab or spaces whose cells are all numbers, some with
+      a decimal comma (``-0,06786;0,1``, ``0,5<TAB>1``, a one-column ``0,25``); a first
+      line of names is skipped;
+    - a file that splits on ``,`` into two integer columns everywhere, where the first
+      is ``-0`` or the second has a leading zero (``-0,5``, ``0,06786``): a genuine
+      integer column has neither. (A one-column ``0,5`` / ``1,25`` file is
+      indistinguishable from two integer columns and is read as such.)
+
+    Examples
+    --------
+    >>> _decimal_comma(["t;x", "-0,06786;0,1"]), _decimal_comma(["0,5 1,5", "1 2"])
+    ((1, '-0,06786', ';'), (0, '0,5', None))
+    >>> _decimal_comma(["0,06786", "1,5"]), _decimal_comma(["1,2", "3,4"])
+    ((0, '0,06786', None), None)
+    >>> _decimal_comma(["1.5;2", "3;4,5e-3"]), _decimal_comma(["0.5,1", "2,3"])
+    ((1, '4,5e-3', ';'), None)
+    """
+    for sep in (";", "\t", None):
+        rows = [[cell.strip() for cell in _split(line, sep)] for line in lines]
+        if all(len(row) < 2 for row in rows):
+            continue  # one column: '1,2' may as well be two integers (see below)
+        start = 1 if rows and all(cells.is_name(c) for c in rows[0]) else 0
+        first = None
+        for index, row in enumerate(rows[start:], start):
+            for cell in row:
+                if _DECIMAL_COMMA.fullmatch(cell):
+                    first = first or (index, cell)
+                elif not cells.is_number(cell):
+                    first = None
+                    break
+            else:
+                continue
+            break
+        else:
+            if first is not None:
+                return first[0], first[1], sep
+    pairs = [line.split(",") for line in lines]
+    if pairs and all(len(p) == 2 and all(_INTEGER.fullmatch(c.strip()) for c in p) for p in pairs):
+        for index, (whole, fraction) in enumerate(pairs):
+            digits = fraction.strip()
+            if whole.strip() == "-0" or (len(digits) > 1 and digits[0] == "0"):
+                return index, lines[index].strip(), None
+    return None
+
+
+def _decimal_comma_error(path: str, line: int, cell: str, sep: str | None) -> DataFileError:
+    columns = {";": "';' between columns", "\t": "tabs between columns"}.get(
+        sep or "", "one column, or spaces between columns"
+    )
+    pandas_sep = {";": ";", "\t": "\\t"}.get(sep or "", ",")
+    import shlex
+
+    name = "in.csv" if is_stream(path) else path
+    fixed = str(Path(name).with_name(Path(name).stem + "-dot.csv"))
+    return DataFileError(
+        f"{_shown(path)}: line {line}: {cell!r} looks like a number with a decimal comma "
+        f"({columns}); conv1d reads '.' as the decimal mark and would split it into two "
+        f"columns. Convert the decimal commas first, e.g. "
+        f"tr ',' '.' < {shlex.quote(name)} > {shlex.quote(fixed)} "
+        f"(sed 's/,/./g' does the same), or with pandas: "
+        f"pandas.read_csv({name!r}, sep='{pandas_sep}', decimal=',')"
+        f".to_csv({fixed!r}, index=False)"
+    )
 
 
 def _detect_delimiter(lines: list[str]) -> str | None:
@@ -1038,6 +1178,10 @@ def _csv_layout(path: str, sample: _Lines) -> _CsvLayout:
     if not sample:
         raise DataFileError(f"{_shown(path)}: CSV has no data rows")
     lines = [line.rstrip("\r\n") for line in sample.lines]
+    found = _decimal_comma(lines)
+    if found is not None:
+        index, cell, sep = found
+        raise _decimal_comma_error(path, sample.numbers[index], cell, sep)
     chosen = _detect_delimiter(lines)
     first = [cell.strip() for cell in _split(lines[0], chosen)]
     header: tuple[str, ...] | None = None
@@ -1057,7 +1201,14 @@ def _csv_layout(path: str, sample: _Lines) -> _CsvLayout:
     for column, cell in enumerate(_split(lines[row], chosen), 1):
         if not cells.is_number(cell):
             raise _bad_cell(path, sample.numbers[row], column, cell)
-    return _CsvLayout(chosen, len(first), header, header_line)
+    quote_header = header is not None and '"' in lines[0]
+    return _CsvLayout(chosen, len(first), header, header_line, quote_header, '"' in lines[row])
+
+
+def _line_end(head: str) -> str:
+    """``"\\r\\n"`` when the first line of ``head`` ends so, else ``"\\n"``."""
+    end = head.find("\n")
+    return "\r\n" if end > 0 and head[end - 1] == "\r" else "\n"
 
 
 def _bad_cell(path: str, line: int, column: int, cell: str) -> DataFileError:
@@ -1089,8 +1240,77 @@ def _narrowed(
     return out
 
 
+#: Header names read as a time column by ``time_column="auto"`` (any case, unit allowed).
+TIME_NAMES: Final = ("time", "timestamp", "t")
+
+
+def _column_index(
+    path: str, option: str, wanted: str, header: tuple[str, ...] | None, width: int
+) -> int:
+    """0-based index of column ``wanted``: a header name, else a 1-based number."""
+    text = wanted.strip()
+    if header is not None:
+        for exact in (True, False):
+            for i, name in enumerate(header):
+                if (name == text) if exact else (name.casefold() == text.casefold()):
+                    return i
+    if re.fullmatch(r"[0-9]+", text) and 1 <= int(text) <= width:
+        return int(text) - 1
+    names = f"names {', '.join(map(repr, header))} or " if header is not None else ""
+    raise DataFileError(
+        f"{_shown(path)}: {option} {wanted!r}: no such column; expected {names}"
+        f"a number from 1 to {width}"
+    )
+
+
+def _select_columns(
+    path: str,
+    layout: _CsvLayout,
+    columns: Sequence[str] | None,
+    time_column: str | None,
+) -> tuple[list[int], int | None, bool]:
+    """Channel columns, time column (0-based) and whether the time column was recognised."""
+    width, header = layout.width, layout.header
+    time_index: int | None = None
+    detected = False
+    if time_column == "auto":
+        if header is not None:
+            for i, name in enumerate(header):
+                bare = re.sub(r"\s*[(\[].*$", "", name).strip().casefold()
+                if bare in TIME_NAMES:
+                    time_index, detected = i, True
+                    break
+    elif time_column is not None:
+        time_index = _column_index(path, "--time-column", time_column, header, width)
+    if columns is not None:
+        chosen = [_column_index(path, "--columns", c, header, width) for c in columns]
+        if time_index is not None and time_index in chosen:
+            if detected:
+                time_index, detected = None, False  # asked for as a channel: it is one
+            else:
+                raise ConfigError(
+                    f"--columns and --time-column both name column {time_index + 1}"
+                    f"{'' if header is None else f' ({header[time_index]!r})'}"
+                )
+        if len(set(chosen)) != len(chosen):
+            raise ConfigError(f"--columns names a column twice: {','.join(columns)}")
+    else:
+        chosen = [i for i in range(width) if i != time_index]
+    if not chosen:
+        raise DataFileError(
+            f"{_shown(path)}: no column left to filter (its only column is the time column)"
+        )
+    return chosen, time_index, detected
+
+
 class _CsvReader(SignalReader):
-    def __init__(self, path: str, dtype: np.dtype[Any]) -> None:
+    def __init__(
+        self,
+        path: str,
+        dtype: np.dtype[Any],
+        columns: Sequence[str] | None = None,
+        time_column: str | None = None,
+    ) -> None:
         if is_stream(path):  # read once: a second open of a pipe would find it drained
             try:
                 text = _read_all_stream(path).decode("utf-8-sig")
@@ -1100,11 +1320,16 @@ class _CsvReader(SignalReader):
             def opener() -> IO[str]:
                 return io.StringIO(text, newline=None)
 
+            line_end = _line_end(text[:65536])
         else:
             _check_input_path(path)
 
             def opener() -> IO[str]:
                 return open(path, encoding="utf-8-sig", newline=None)
+
+            # Universal newlines hide the line ending from the text: look at the bytes.
+            with open(path, "rb") as raw:
+                line_end = _line_end(raw.read(65536).decode("latin-1"))
 
         self._path = path
         self._opener: Callable[[], IO[str]] = opener
@@ -1118,14 +1343,30 @@ class _CsvReader(SignalReader):
                 sample.lines += batch.lines[:missing]
             rows += len(batch)
         self._layout = layout = _csv_layout(path, sample)
+        chosen, time_index, detected = _select_columns(path, layout, columns, time_column)
+        # None when every column is a channel in file order: no copy per block.
+        self._chosen = None if chosen == list(range(layout.width)) else chosen
+        self._time_index = time_index
+        time_name = None
+        if time_index is not None:
+            header = layout.header
+            time_name = header[time_index] if header is not None else f"column {time_index + 1}"
         info = SignalInfo(
             path=path,
             format="csv",
             subtype=None,
             sample_rate=None,
-            channels=layout.width,
+            channels=len(chosen),
             frames=rows - (1 if layout.header is not None else 0),
-            column_names=layout.header,
+            column_names=None if layout.header is None else tuple(layout.header[i] for i in chosen),
+            time_column=time_name,
+            time_detected=detected,
+            csv_dialect=CsvDialect(
+                " " if layout.delimiter is None else layout.delimiter,
+                layout.quote_header,
+                layout.quote_numbers,
+                line_end,
+            ),
         )
         super().__init__(info, dtype, True)
         self._batches = self._data_batches()
@@ -1148,9 +1389,24 @@ class _CsvReader(SignalReader):
         return pending.cut(frames)
 
     def _parse(self, chunk: _Lines) -> np.ndarray:
-        """Vectorised parse of lines -> (C, n); a precise error on failure."""
+        """Vectorised parse of lines -> (C, n) of the chosen columns; a precise error on failure."""
         if not chunk:
             return self._empty()
+        arr = self._parse_rows(chunk)
+        columns = list(range(arr.shape[1])) if self._chosen is None else list(self._chosen)
+        if self._chosen is not None:
+            arr = arr[:, self._chosen]
+        out = _narrowed(
+            arr.T,
+            self._dtype,
+            lambda at: (
+                f"{_shown(self._path)}: line {chunk.numbers[at[-1]]}, column {columns[at[0]] + 1}"
+            ),
+        )
+        return np.ascontiguousarray(out)
+
+    def _parse_rows(self, chunk: _Lines) -> np.ndarray:
+        """Every column of ``chunk`` as float64 ``(n, width)``."""
         layout = self._layout
         try:
             with np.errstate(all="ignore"):
@@ -1167,12 +1423,28 @@ class _CsvReader(SignalReader):
             raise DataFileError(f"{_shown(self._path)}: malformed CSV ({e})") from e
         if arr.shape[1] != layout.width:
             self._locate_error(chunk, None)
-        out = _narrowed(
-            arr.T,
-            self._dtype,
-            lambda at: f"{_shown(self._path)}: line {chunk.numbers[at[-1]]}, column {at[0] + 1}",
-        )
-        return np.ascontiguousarray(out)
+        return arr
+
+    def time_track(self) -> TimeTrack:
+        """The time column, read in a second pass alongside the data (see :class:`TimeTrack`).
+
+        Always float64, whatever the reader's dtype: float32 would round epoch
+        timestamps to minutes.
+        """
+        if self._time_index is None:
+            raise ConfigError(f"{_shown(self._path)}: has no time column")
+        index = self._time_index
+
+        def values() -> Iterator[np.ndarray]:
+            for batch in self._data_batches():
+                for start in range(0, len(batch), _CSV_CHUNK):
+                    lines = _Lines(
+                        batch.numbers[start : start + _CSV_CHUNK],
+                        batch.lines[start : start + _CSV_CHUNK],
+                    )
+                    yield self._parse_rows(lines)[:, index]
+
+        return TimeTrack(values())
 
     def _locate_error(self, chunk: _Lines, cause: Exception | None) -> None:
         layout = self._layout
@@ -1219,6 +1491,52 @@ class _CsvReader(SignalReader):
 
     def _close(self) -> None:
         self._batches.close()  # type: ignore[attr-defined]
+
+
+class TimeTrack:
+    """The time column of a CSV input, taken at increasing sample indices.
+
+    Output sample ``j`` of a chain with total stride ``S`` gets the input time
+    ``t[j * S]``: the time of the input sample at the same index, every S-th for a
+    strided chain. For an aligned ('same') layer that is exactly the time of the
+    sample the output stands for; for other paddings it is the documented
+    convention (the output's first tap plus the left padding). An index past the
+    end (a 'full' padding's tail) is extrapolated with the last time step.
+    Memory is one parsed chunk, whatever the file's length.
+    """
+
+    def __init__(self, chunks: Iterator[np.ndarray]) -> None:
+        self._chunks = chunks
+        self._buffer = np.empty(0)
+        self._start = 0  # input index of self._buffer[0]
+        self._last = np.empty(0)  # the last two values seen, for extrapolation
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        """Times at ``indices`` (non-decreasing, and not below an earlier call's)."""
+        out = np.empty(len(indices))
+        for k, index in enumerate(indices.tolist()):
+            while index >= self._start + len(self._buffer):
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    out[k] = self._extrapolate(index)
+                    break
+                self._keep_last(chunk)
+                self._start += len(self._buffer)
+                self._buffer = chunk
+            else:
+                out[k] = self._buffer[index - self._start]
+        return out
+
+    def _keep_last(self, chunk: np.ndarray) -> None:
+        self._last = np.concatenate([self._last, chunk[-2:]])[-2:]
+
+    def _extrapolate(self, index: int) -> float:
+        last = self._last
+        end = self._start + len(self._buffer) - 1
+        if len(last) == 0:
+            return math.nan
+        step = float(last[-1] - last[-2]) if len(last) == 2 else 0.0
+        return float(last[-1]) + (index - end) * step
 
 
 # ---------------------------------------------------------------------------------------
@@ -1377,7 +1695,12 @@ class _NpyReader(SignalReader):
 
 
 def open_reader(
-    path: str | os.PathLike[str], format: str | None = None, dtype: Any = "float64"
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    dtype: Any = "float64",
+    *,
+    columns: Sequence[str] | None = None,
+    time_column: str | None = None,
 ) -> SignalReader:
     """Open a signal for block-wise reading with bounded memory.
 
@@ -1389,6 +1712,15 @@ def open_reader(
         Overrides the extension (see :func:`detect_format`).
     dtype : {"float64", "float32"}
         Sample type of the blocks returned.
+    columns : sequence of str, optional
+        CSV only: the columns read as channels, in this order (header names, or 1-based
+        numbers); the others are not read. Default: every column but the time column.
+    time_column : str, optional
+        CSV only: a column holding time, not a channel (a header name or a 1-based
+        number); ``"auto"`` takes a header named ``time``, ``timestamp`` or ``t`` (any
+        case, a unit such as ``time (s)`` allowed) if there is one. The reader leaves it
+        out of ``channels``; ``reader.time_track()`` gives its values
+        (:class:`TimeTrack`). Default: no time column.
 
     Returns
     -------
@@ -1415,12 +1747,18 @@ def open_reader(
     >>> workdir.cleanup()
     """
     text = os.fspath(path)
+    if text != "-" and not os.path.lexists(text):
+        # Before the format: a missing file is that, whatever its extension (as cat says).
+        raise DataFileError(f"{text}: no such file")
     if text != "-" and os.path.isdir(text):
         raise DataFileError(f"{text}: is a directory, expected a signal file")
     fmt = detect_format(text, format)
     dt = _check_dtype(dtype)
     if fmt == "csv":
-        return _CsvReader(text, dt)
+        return _CsvReader(text, dt, columns, time_column)
+    if columns is not None or (time_column is not None and time_column != "auto"):
+        option = "--columns" if columns is not None else "--time-column"
+        raise ConfigError(f"{option} applies to CSV inputs only; {text} is {fmt.upper()}")
     if fmt == "npy":
         return _NpyReader(text, dt)
     return _AudioReader(text, fmt, dt)
@@ -1869,7 +2207,12 @@ class _ByteWriter(SignalWriter):
 
 class _CsvWriter(_ByteWriter):
     def __init__(
-        self, path: str, channels: int, column_names: Sequence[str] | None, on_clip: str
+        self,
+        path: str,
+        channels: int,
+        column_names: Sequence[str] | None,
+        on_clip: str,
+        dialect: CsvDialect | None = None,
     ) -> None:
         if column_names is not None and len(column_names) != channels:
             raise ConfigError(
@@ -1877,15 +2220,21 @@ class _CsvWriter(_ByteWriter):
                 f"{channels} channels: {list(column_names)!r}"
             )
         super().__init__(path, "csv", channels, None, on_clip)
-        # a .tsv file name gets tabs; everything else (stdout too) gets commas
-        self._sep = "\t" if path.lower().endswith(".tsv") else ","
+        if dialect is None:
+            # a .tsv file name gets tabs; everything else (stdout too) gets commas
+            dialect = CsvDialect("\t" if path.lower().endswith(".tsv") else ",")
+        self._dialect = dialect
+        self._sep = dialect.delimiter
         with self._guarded():
             self._fh = open(self.target, "wb") if isinstance(self.target, Path) else self.target
             if column_names is not None:
                 line = io.StringIO()
-                csv.writer(line, delimiter=self._sep, lineterminator="\n").writerow(
-                    [str(n) for n in column_names]
-                )
+                csv.writer(
+                    line,
+                    delimiter=self._sep,
+                    lineterminator=dialect.line_end,
+                    quoting=csv.QUOTE_ALL if dialect.quote_header else csv.QUOTE_MINIMAL,
+                ).writerow([str(n) for n in column_names])
                 self._fh.write(line.getvalue().encode("utf-8"))
 
     def _write(self, arr: np.ndarray) -> None:
@@ -1894,7 +2243,8 @@ class _CsvWriter(_ByteWriter):
         # %r of a Python float is the shortest text that reads back to the same value; one
         # %-format per chunk runs the loop in C (about twice as fast as joining per row)
         values = np.asarray(arr, dtype=np.float64)
-        row = (("%r" + self._sep) * (self.channels - 1)) + "%r\n"
+        cell = '"%r"' if self._dialect.quote_numbers else "%r"
+        row = ((cell + self._sep) * (self.channels - 1)) + cell + self._dialect.line_end
         for start in range(0, values.shape[1], _CSV_CHUNK):
             chunk = values[:, start : start + _CSV_CHUNK]
             text = (row * chunk.shape[1]) % tuple(chunk.T.ravel().tolist())
@@ -1957,6 +2307,7 @@ def open_writer(
     column_names: Sequence[str] | None = None,
     batch: int | None = None,
     dtype: Any = "float64",
+    csv_dialect: CsvDialect | None = None,
 ) -> SignalWriter:
     """Open an atomic, streaming writer.
 
@@ -1984,6 +2335,9 @@ def open_writer(
         ``N`` for a batched ``(N, C, L)`` output (NPY only).
     dtype : {"float64", "float32"}
         Element type of an NPY output.
+    csv_dialect : CsvDialect, optional
+        Delimiter, quoting and line ending of a CSV output [default: tabs for a
+        ``.tsv`` name, else commas; unquoted; ``\\n``].
 
     Examples
     --------
@@ -2014,7 +2368,7 @@ def open_writer(
             f"written as NPY, not {fmt.upper()}"
         )
     if fmt == "csv":
-        return _CsvWriter(text, nchan, column_names, on_clip)
+        return _CsvWriter(text, nchan, column_names, on_clip, csv_dialect)
     if fmt == "npy":
         return _NpyWriter(text, nchan, nbatch, dt, on_clip)
     return _AudioWriter(text, fmt, nchan, sample_rate, subtype, on_clip)
@@ -2044,6 +2398,8 @@ class OutputSpec:
         Element type of an NPY output (the compute dtype).
     on_clip : str
         What to do with integer PCM values out of range.
+    csv_dialect : CsvDialect or None
+        Delimiter, quoting and line ending of a CSV output.
     """
 
     path: str
@@ -2055,6 +2411,7 @@ class OutputSpec:
     batch: int | None
     dtype: str
     on_clip: str = "warn"
+    csv_dialect: CsvDialect | None = None
 
     def open(self) -> SignalWriter:
         """Open the atomic streaming writer this spec describes (:func:`open_writer`)."""
@@ -2068,6 +2425,7 @@ class OutputSpec:
             column_names=self.column_names,
             batch=self.batch,
             dtype=self.dtype,
+            csv_dialect=self.csv_dialect,
         )
 
 
@@ -2144,6 +2502,7 @@ def plan_output(
     sample_rate: float | None = None,
     on_clip: str = "warn",
     dtype: Any = "float64",
+    csv_delimiter: str | None = None,
 ) -> OutputSpec:
     """Decide the output's format, subtype, rate and columns from the input and options.
 
@@ -2166,6 +2525,11 @@ def plan_output(
         Forced output rate.
     on_clip, dtype
         Passed on to the writer (see :func:`open_writer`).
+    csv_delimiter : str, optional
+        A key of :data:`CSV_DELIMITERS` (``","``, ``"semicolon"``, ``"tab"``, ...). A
+        CSV output takes, first match wins: this delimiter; tabs for a ``.tsv`` name;
+        the input CSV's delimiter; commas. Quoting and line ending always follow a
+        CSV input (semicolon and CRLF in, semicolon and CRLF out).
 
     Returns
     -------
@@ -2218,6 +2582,14 @@ def plan_output(
         columns = info.column_names
         if channels != info.channels:
             columns = tuple(f"ch{i}" for i in range(channels))
+    dialect = None
+    if out_format == "csv":
+        dialect = _output_dialect(target, info.csv_dialect, csv_delimiter)
+    elif csv_delimiter is not None:
+        raise ConfigError(
+            f"--csv-delimiter applies to CSV outputs only; the output format is "
+            f"{out_format.upper()}"
+        )
     return OutputSpec(
         path=target,
         format=out_format,
@@ -2228,7 +2600,30 @@ def plan_output(
         batch=info.batch,
         dtype=_check_dtype(dtype).name,
         on_clip=on_clip,
+        csv_dialect=dialect,
     )
+
+
+def _output_dialect(target: str, source: CsvDialect | None, delimiter: str | None) -> CsvDialect:
+    """A CSV output's dialect (see :func:`plan_output`).
+
+    Examples
+    --------
+    >>> semi = CsvDialect(";", line_end="\\r\\n")
+    >>> _output_dialect("y.csv", semi, None) == semi
+    True
+    >>> _output_dialect("y.tsv", semi, None).delimiter, _output_dialect("y.csv", None, "tab")
+    ('\\t', CsvDialect(delimiter='\\t', quote_header=False, quote_numbers=False, line_end='\\n'))
+    """
+    base = source if source is not None else CsvDialect()
+    if delimiter is not None:
+        if delimiter not in CSV_DELIMITERS:
+            names = ", ".join(repr(k) for k in CSV_DELIMITERS if k.strip() and k != "\\t")
+            raise ConfigError(f"--csv-delimiter must be one of {names}; got {delimiter!r}")
+        return dataclasses.replace(base, delimiter=CSV_DELIMITERS[delimiter])
+    if not is_stream(target) and target.lower().endswith(".tsv"):
+        return dataclasses.replace(base, delimiter="\t")
+    return base
 
 
 class _WholeNpyWriter(SignalWriter):

@@ -44,14 +44,18 @@ from conv1d_cli.layer import Conv1d
 from conv1d_cli.shapes import (
     MAX_ARRAY_BYTES,
     LayerSpec,
+    broadcast_notice,
     chain_min_input_length,
+    channels_hint,
     min_input_length,
+    mono_broadcast,
     output_length,
 )
 
 __all__ = [
     "BLOCK_FRAMES",
     "BLOCK_SAMPLES",
+    "broadcast_first_layer",
     "LayerStage",
     "StreamChain",
     "chain_min_length",
@@ -172,6 +176,7 @@ def check_chain(
             f"{source} has {in_channels} channel{'s' if in_channels != 1 else ''} but "
             f"{_label(0, names)} expects {layers[0].in_channels} input channels "
             f"(weight {tuple(layers[0].weight.shape)}, groups={layers[0].groups})"
+            f"{channels_hint(in_channels)}"
         )
     for i in range(1, len(layers)):
         want, have = layers[i].in_channels, layers[i - 1].out_channels
@@ -182,6 +187,52 @@ def check_chain(
                 f"{_label(i - 1, names)} produces {have}: "
                 f"{flow} -> [{_short(i, names)}] expects {want}"
             )
+
+
+def broadcast_first_layer(
+    layers: Sequence[Conv1d],
+    in_channels: int | None,
+    format: str | None,
+    names: Sequence[str] | None = None,
+    source: str = "the input",
+) -> tuple[list[Conv1d], str | None]:
+    """``apply``'s side of :func:`conv1d_cli.shapes.mono_broadcast`.
+
+    When the rule applies, the first layer (weight ``(1, 1, K)``, groups 1) is
+    replaced by the depthwise layer ``(C, 1, K)`` with ``groups=C`` holding the same
+    kernel (and bias) for every channel: each channel gets exactly the result it
+    would get alone. Returns the chain and the one-line notice (None if unchanged).
+
+    Examples
+    --------
+    >>> fir = Conv1d.from_weights(np.array([[[0.25, 0.5, 0.25]]]), padding="same")
+    >>> chain, notice = broadcast_first_layer([fir], 2, "wav", ["lp.npz"], "a.wav")
+    >>> chain[0].weight.shape, chain[0].groups
+    ((2, 1, 3), 2)
+    >>> chain[0](np.array([[0.0, 4.0, 0.0], [4.0, 0.0, 0.0]]))
+    array([[1., 2., 1.],
+           [2., 1., 0.]])
+    >>> broadcast_first_layer([fir], 2, "npy")[1] is None
+    True
+    """
+    layers = list(layers)
+    if not layers or not mono_broadcast(layers[0], in_channels, format):
+        return layers, None
+    assert in_channels is not None
+    first = layers[0]
+    wide = Conv1d.from_weights(
+        np.repeat(first.weight, in_channels, axis=0),
+        None if first.bias is None else np.repeat(first.bias, in_channels),
+        stride=first.stride,
+        padding=first.padding,
+        dilation=first.dilation,
+        groups=in_channels,
+        padding_mode=first.padding_mode,
+    )
+    wide.sample_rate = first.sample_rate
+    wide.description = first.description
+    layers[0] = wide
+    return layers, broadcast_notice(_label(0, names), in_channels, source)
 
 
 def check_stage_memory(

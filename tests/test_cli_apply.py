@@ -700,8 +700,9 @@ def test_apply_refuses_output_equal_to_a_layer_file(tmp_path, stereo, smooth):
     ("rate", "needle"),
     [
         ("1e12", "at most 2147483647 Hz"),
-        ("inf", "at most 2147483647 Hz"),
-        ("nan", "positive number of Hz"),
+        # inf and nan are not frequencies at all (FrequencyType, item 9 of issue 13)
+        ("inf", "expected a frequency such as 48000, 44.1k"),
+        ("nan", "expected a frequency such as 48000, 44.1k"),
         ("0", "positive number of Hz"),
         ("-8000", "positive number of Hz"),
         ("44100.5", "whole number of Hz for audio output"),

@@ -413,9 +413,18 @@ def _no_traceback(result, code):
         ),
         (["--design", "notch"], 2, "Invalid value for '--design'"),
         (
-            ["--design", "lowpass", "--cutoff", "1k", "--sample-rate", "8000", "--taps", "3"],
+            [
+                "--design",
+                "lowpass",
+                "--cutoff",
+                "1 kilohertz",
+                "--sample-rate",
+                "8000",
+                "--taps",
+                "3",
+            ],
             2,
-            "'1k' is not a frequency in Hz",
+            "expected a frequency such as 48000, 44.1k",
         ),
     ],
 )

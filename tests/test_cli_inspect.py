@@ -294,7 +294,7 @@ def test_cli_inspect_bad_invocations(lowpass, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((1, 10)))
     assert "only apply to layer files" in fails(2, tmp_path / "x.npy", "--plot", "p.png").stderr
     assert "--key" in fails(2, tmp_path / "x.npy", "--key", "a").stderr
-    assert "--format only applies" in fails(2, lowpass, "--format", "wav").stderr
+    assert "--input-format only applies" in fails(2, lowpass, "--input-format", "wav").stderr
     assert "positive" in fails(2, lowpass, "--sample-rate", "-5").stderr
     # The one sample-rate rule (shapes.check_sample_rate): also an upper limit.
     assert "--sample-rate must be at most 2147483647 Hz, got 1e+12" in (
@@ -364,7 +364,7 @@ def test_cli_inspect_signal_stats_near_float64_limit(tmp_path):
 
 
 def test_cli_inspect_signal_from_stdin(tmp_path):
-    report = json.loads(ok("-", "--format", "csv", "--json", input="1\n2\n3\n").stdout)
+    report = json.loads(ok("-", "--input-format", "csv", "--json", input="1\n2\n3\n").stdout)
     assert report["file"] == "-" and report["frames"] == 3 and report["channels"] == 1
 
 
@@ -381,7 +381,7 @@ def test_cli_inspect_signal_from_a_fifo_is_read_once(tmp_path):
 
     writer = threading.Thread(target=feed, daemon=True)
     writer.start()
-    report = json.loads(ok(fifo, "--format", "csv", "--json").stdout)
+    report = json.loads(ok(fifo, "--input-format", "csv", "--json").stdout)
     writer.join(timeout=10)
     assert (report["channels"], report["frames"]) == (3, 2)
     assert report["column_names"] == ["a", "b", "c"]

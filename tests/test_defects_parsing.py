@@ -342,7 +342,7 @@ def test_inspect_layer_given_as_process_substitution(tmp_path):
     # a CSV on a pipe still needs --format, and with it is read as a signal
     csv = tmp_path / "x.csv"
     csv.write_text("0.5\n0.25\n")
-    command = f"{sys.executable} -m conv1d_cli inspect --json --format csv <(cat '{csv}')"
+    command = f"{sys.executable} -m conv1d_cli inspect --json --input-format csv <(cat '{csv}')"
     proc = subprocess.run([bash, "-c", command], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["frames"] == 2

@@ -982,7 +982,7 @@ def test_malformed_files(data: st.DataObject) -> None:
     elif role == "shape -w":
         args = ["shape", "-w", ref, "good.wav"]
     elif role == "inspect":
-        args = ["inspect", ref] + (["--format", fmt[name]] if stdin else [])
+        args = ["inspect", ref] + (["--input-format", fmt[name]] if stdin else [])
     elif role == "apply input":
         args = ["apply", "-w", "layer.npz", ref, "-o", "new" + name[3:]]
         args += ["--input-format", fmt[name]] if stdin else []

@@ -120,3 +120,12 @@ def test_a_value_too_large_for_float32_is_named_not_turned_into_inf(tmp_path, su
     with pytest.raises(DataFileError, match=r"1e\+300 does not fit float32") as info:
         filter_file(str(src), str(tmp_path / f"y.{suffix}"), [layer])
     assert ("sample 5" if suffix == "npy" else "line 6") in str(info.value)  # no header
+
+
+def test_a_gain_past_the_largest_float_is_an_error_not_inf(tmp_path, signals):
+    layer = Conv1d.from_weights(np.ones((2, 1, 1), np.float32), groups=2)
+    with pytest.raises(DataFileError, match="gain of 1000.0 dB"):
+        filter_file(
+            signals[0], str(tmp_path / "y.npy"), [layer], options=FilterOptions(gain_db=1000)
+        )
+    assert not (tmp_path / "y.npy").exists()

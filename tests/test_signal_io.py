@@ -453,7 +453,10 @@ def test_csv_without_header_and_single_column(tmp_path: Path) -> None:
 
 def test_csv_semicolon_with_decimal_comma_is_rejected_clearly(tmp_path: Path) -> None:
     (tmp_path / "eu.csv").write_text("a;b\n1,5;2,5\n3,0;4,0\n")
-    with pytest.raises(DataFileError, match=r"eu\.csv: line 2, column 1: expected a number"):
+    # issue 13 item 5: the message names the decimal comma and the fix
+    with pytest.raises(
+        DataFileError, match=r"eu\.csv: line 2: '1,5' looks like a number with a decimal comma"
+    ):
         read_signal(tmp_path / "eu.csv")
 
 

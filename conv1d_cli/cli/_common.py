@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, FormatError
-from conv1d_cli.shapes import parse_padding
+from conv1d_cli.shapes import FREQUENCY_FORMS, MAX_SIZE, parse_frequency, parse_padding
 
 __all__ = [
+    "CountType",
+    "FrequencyType",
+    "csv_column_options",
+    "time_column_arg",
     "PaddingType",
     "is_layer_archive",
     "layer_display_name",
@@ -44,6 +49,76 @@ class PaddingType(click.ParamType):
             return parse_padding(value)
         except ConfigError as e:
             self.fail(str(e), param, ctx)
+
+
+class FrequencyType(click.ParamType):
+    """Every frequency option (``--sample-rate``, ``--cutoff``): ``48000``, ``44.1k``, ``4kHz``.
+
+    The syntax is :func:`conv1d_cli.shapes.parse_frequency`'s; a bad value is a
+    usage error (exit 2) naming the option and the accepted forms. With
+    ``several=True`` a value may be a ``LOW,HIGH`` list and converts to a tuple.
+    The option's range (positive, at most 2**31 - 1 Hz, ...) is checked by the
+    command, with the same rule wherever the value came from.
+    """
+
+    name = "frequency"
+
+    def __init__(self, several: bool = False) -> None:
+        self.several = several
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "HZ[,HZ]" if self.several else "HZ"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        parts = value.split(",") if self.several else [value]
+        try:
+            found = tuple(parse_frequency(part, "value") for part in parts)
+        except ConfigError:
+            self.fail(f"expected a frequency such as {FREQUENCY_FORMS}; got {value!r}", param, ctx)
+        return found if self.several else found[0]
+
+
+class CountType(click.ParamType):
+    """An integer in ``[minimum, maximum]``, with a message that says what was wrong.
+
+    Every command's hyperparameters (``--stride``, ``--dilation``, ``--groups``,
+    channel counts, ``--kernel-size``) take ``maximum=MAX_SIZE``, the limit the
+    library enforces; ``shape``'s lengths are arithmetic only and have none.
+    """
+
+    name = "integer"
+
+    def __init__(self, minimum: int = 1, maximum: int | None = None, metavar: str = "N") -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        self.metavar = metavar
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return self.metavar
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            text = str(value).strip()
+            # int() would also take "1_000" and Unicode digits; a count is plain ASCII digits.
+            if not re.fullmatch(r"[+-]?[0-9]+", text):
+                self.fail(f"expected an integer, got {value!r}", param, ctx)
+            try:
+                number = int(text)
+            except ValueError:  # more digits than Python converts (4300 by default)
+                self.fail(f"expected an integer, got one of {len(text)} digits", param, ctx)
+        if self.maximum is not None and number > self.maximum:
+            limit = f"{MAX_SIZE} (2**31 - 1)" if self.maximum == MAX_SIZE else str(self.maximum)
+            self.fail(f"expected at most {limit}, got {number}", param, ctx)
+        if number < self.minimum:
+            qualifier = (
+                "a positive integer" if self.minimum == 1 else f"an integer >= {self.minimum}"
+            )
+            self.fail(f"expected {qualifier}, got {number}", param, ctx)
+        return number
 
 
 @contextlib.contextmanager
@@ -251,3 +326,39 @@ def write_stdout(text: str) -> None:
         else:
             reason = e.strerror or str(e)
         raise click.ClickException(f"cannot write to stdout: {reason}") from None
+
+
+def csv_column_options(command: Any) -> Any:
+    """``--columns`` and ``--time-column``: the same two options in ``apply`` and ``shape``."""
+    command = click.option(
+        "--time-column",
+        metavar="NAME|N|none",
+        default="auto",
+        help="CSV: the column of time stamps (header name or 1-based number), passed "
+        "through unfiltered, first, one value per output sample (the input's time at "
+        "index j*S for output j and total stride S) [default: a header named time, "
+        "timestamp or t, with a notice; 'none': every column is a channel].",
+    )(command)
+    return click.option(
+        "--columns",
+        metavar="A,B,...",
+        callback=_split_columns,
+        help="CSV: the columns to filter (header names or 1-based numbers), in this "
+        "order; the other columns are dropped (the time column is kept) [default: all].",
+    )(command)
+
+
+def _split_columns(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    parts = tuple(p.strip() for p in value.split(","))
+    if not all(parts):
+        raise click.BadParameter(f"expected names or numbers separated by commas, got {value!r}")
+    return parts
+
+
+def time_column_arg(value: str) -> str | None:
+    """``--time-column`` as the library takes it: ``none`` turns the detection off."""
+    return None if value.strip().casefold() == "none" else value

@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from conv1d_cli.cli._common import (
+    CountType,
+    FrequencyType,
     PaddingType,
+    csv_column_options,
     layer_display_name,
     names_stdout,
     override_options_text,
@@ -22,6 +25,7 @@ from conv1d_cli.cli._common import (
     reported_errors,
     require_stdout,
     split_layer_arg,
+    time_column_arg,
     write_stdout,
 )
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError
@@ -205,6 +209,13 @@ def _warn(message: str) -> None:
     metavar="FORMAT",
     help="Output format [default: from OUTPUT's extension, else the input's].",
 )
+@csv_column_options
+@click.option(
+    "--csv-delimiter",
+    type=click.Choice(["comma", "semicolon", "tab", "space", ",", ";"]),
+    help="Delimiter of a CSV output [default: the CSV input's, tabs for a .tsv name, "
+    "else comma]. Quoting and line ending (CRLF) always follow a CSV input.",
+)
 @click.option(
     "--on-clip",
     type=click.Choice(["warn", "error", "clip"]),
@@ -256,10 +267,10 @@ def _warn(message: str) -> None:
 )
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
-    metavar="S",
+    type=int,
+    metavar="SEED",
     default=None,
-    help="Seed of --dither: the same bytes on every run.",
+    help="Seed of --dither: the same bytes on every run (any integer, as init's --seed).",
 )
 @click.option(
     "--no-clobber",
@@ -275,9 +286,9 @@ def _warn(message: str) -> None:
 @click.option("--allow-nonfinite", is_flag=True, help="Pass NaN/Inf through instead of failing.")
 @click.option(
     "--sample-rate",
-    type=float,
-    metavar="HZ",
-    help="Output sample rate [default: input rate / total stride of the chain].",
+    type=FrequencyType(),
+    help="Output sample rate (48000, 44.1k, 4kHz...) [default: input rate / total "
+    "stride of the chain].",
 )
 @click.option(
     "--key",
@@ -287,7 +298,7 @@ def _warn(message: str) -> None:
 )
 @click.option(
     "--stride",
-    type=click.IntRange(1, MAX_SIZE),
+    type=CountType(1, MAX_SIZE),
     metavar="N",
     help="Override the layer's stride (a single -w only).",
 )
@@ -298,13 +309,13 @@ def _warn(message: str) -> None:
 )
 @click.option(
     "--dilation",
-    type=click.IntRange(1, MAX_SIZE),
+    type=CountType(1, MAX_SIZE),
     metavar="N",
     help="Override the layer's dilation (a single -w only).",
 )
 @click.option(
     "--groups",
-    type=click.IntRange(1, MAX_SIZE),
+    type=CountType(1, MAX_SIZE),
     metavar="N",
     help="Override the layer's groups (a single -w only).",
 )
@@ -331,6 +342,9 @@ def apply_(
     subtype: str | None,
     input_format: str | None,
     output_format: str | None,
+    time_column: str,
+    columns: tuple[str, ...] | None,
+    csv_delimiter: str | None,
     on_clip: str,
     jobs: int,
     threads: int | None,
@@ -370,6 +384,12 @@ def apply_(
     first block on), each file under way with how far it has come, for any
     --jobs; and a "[i/N] OUTPUT" line as each file is written.
 
+    A first layer with one input and one output channel (a plain FIR) filters
+    every channel of an audio or CSV file, as SoX does, with a notice (NPY
+    keeps PyTorch's rule: channel counts must match). A CSV output keeps the
+    CSV input's delimiter, quoting and line ending; a time column passes
+    through unfiltered (see --time-column).
+
     \b
     Exit status:
         0    every output written
@@ -389,6 +409,7 @@ def apply_(
         conv1d apply -w a.npz -w b.npz data/*.csv -d filtered/ --jobs 2
         conv1d apply -w boost.npz in.wav -o out.wav --normalize -1 --subtype PCM_16 --dither tpdf
         conv1d apply -w model.npz:encoder.conv -w model.npz:decoder.conv x.npy -o y.npy
+        conv1d apply -w lowpass.npz sensors.csv --columns ax,az -o smooth.csv
         cat in.wav | conv1d apply -w lowpass.npz - --input-format wav -o - --output-format wav
     """
     with reported_errors("--input-format / --output-format"), _signals_exit():
@@ -449,6 +470,9 @@ def apply_(
             normalize_db=normalize,
             dither=dither,
             seed=seed,
+            csv_delimiter=csv_delimiter,
+            columns=columns,
+            time_column=time_column_arg(time_column),
         )
         pipeline.check_dither(jobs_list, opts)
         _tune_malloc()

@@ -12,6 +12,8 @@ from typing import Any
 import click
 
 from conv1d_cli.cli._common import (
+    CountType,
+    FrequencyType,
     PaddingType,
     is_layer_archive,
     layer_display_name,
@@ -104,14 +106,8 @@ for random layers), shown by 'conv1d inspect'.
 
 
 def _cutoffs(ctx: click.Context, param: click.Parameter, value: Any) -> tuple[float, ...]:
-    out = []
-    for text in value:
-        for part in str(text).split(","):
-            try:
-                out.append(float(part))
-            except ValueError:
-                raise click.BadParameter(f"{part.strip()!r} is not a frequency in Hz") from None
-    return tuple(out)
+    # FrequencyType(several=True) gives a tuple per --cutoff (LOW,HIGH); flatten them.
+    return tuple(f for group in value for f in group)
 
 
 def _given(ctx: click.Context, name: str) -> bool:
@@ -170,27 +166,19 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
 
 @click.command("init", epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("layer", metavar="LAYER.npz")
-@click.option(
-    "--in-channels", type=click.IntRange(1, MAX_SIZE), metavar="C", help="Random layer: C_in."
-)
-@click.option(
-    "--out-channels", type=click.IntRange(1, MAX_SIZE), metavar="C", help="Random: C_out."
-)
-@click.option("--kernel-size", type=click.IntRange(1, MAX_SIZE), metavar="K", help="Random: K.")
-@click.option(
-    "--stride", type=click.IntRange(1, MAX_SIZE), metavar="N", default=1, show_default=True
-)
+@click.option("--in-channels", type=CountType(1, MAX_SIZE, metavar="C"), help="Random layer: C_in.")
+@click.option("--out-channels", type=CountType(1, MAX_SIZE, metavar="C"), help="Random: C_out.")
+@click.option("--kernel-size", type=CountType(1, MAX_SIZE, metavar="K"), help="Random: K.")
+@click.option("--stride", type=CountType(1, MAX_SIZE), metavar="N", default=1, show_default=True)
 @click.option(
     "--padding",
     type=PaddingType(),
     help="Padding [default: 0; aligned for designed kernels and coefficients].",
 )
-@click.option(
-    "--dilation", type=click.IntRange(1, MAX_SIZE), metavar="N", default=1, show_default=True
-)
+@click.option("--dilation", type=CountType(1, MAX_SIZE), metavar="N", default=1, show_default=True)
 @click.option(
     "--groups",
-    type=click.IntRange(1, MAX_SIZE),
+    type=CountType(1, MAX_SIZE),
     metavar="N",
     help="Random or --weight layer [default: 1].",
 )
@@ -209,20 +197,25 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
     help="Parameter dtype [default: float32 random, float64 designed, the file's for --weight].",
 )
 @click.option(
-    "--seed", type=int, help="Random layer: seed (as torch.manual_seed) [default: fresh]."
+    "--seed",
+    type=int,
+    metavar="SEED",
+    help="Random layer: seed (as torch.manual_seed) [default: fresh].",
 )
 @click.option("--design", type=click.Choice(_DESIGNS), help="Designed kernel (see below).")
 @click.option(
     "--cutoff",
     multiple=True,
+    type=FrequencyType(several=True),
     callback=_cutoffs,
-    metavar="HZ",
-    help="Cutoff in Hz; band filters take two (repeat, or LOW,HIGH).",
+    help="Cutoff (1000, 4k, 4kHz, ...); band filters take two (repeat, or LOW,HIGH).",
 )
 @click.option(
-    "--sample-rate", type=float, metavar="FS", help="Sample rate in Hz (stored in the layer)."
+    "--sample-rate",
+    type=FrequencyType(),
+    help="Sample rate (48000, 44.1k, ...), stored in the layer.",
 )
-@click.option("--taps", type=click.IntRange(1, MAX_SIZE), metavar="K", help="Kernel length.")
+@click.option("--taps", type=CountType(1, MAX_SIZE, metavar="K"), help="Kernel length.")
 @click.option(
     "--window",
     default="hamming",
@@ -236,9 +229,9 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
 )
 @click.option(
     "--channels",
-    type=click.IntRange(1, MAX_SIZE),
-    metavar="C",
-    help="Channels filtered [default: 1].",
+    type=CountType(1, MAX_SIZE, metavar="C"),
+    help="Channels filtered [default: 1; apply and shape run a 1-channel layer on "
+    "every channel of an audio or CSV file].",
 )
 @click.option(
     "--coefficients",

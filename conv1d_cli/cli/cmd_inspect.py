@@ -15,6 +15,8 @@ from typing import Any
 import click
 
 from conv1d_cli.cli._common import (
+    CountType,
+    FrequencyType,
     PaddingType,
     is_layer_archive,
     reported_errors,
@@ -33,7 +35,7 @@ SIGNAL_SCHEMA = "conv1d-inspect-signal/1"
 
 _EPILOG = f"""\b
 FILE is read as a layer when it ends in .npz or is a zip archive, else as a
-signal (WAV/FLAC/OGG/AIFF/..., CSV, NPY; '-' = stdin with --format). A
+signal (WAV/FLAC/OGG/AIFF/..., CSV, NPY; '-' = stdin with --input-format). A
 torch.save file (.pt/.pth, a pickle) is refused, saying how to export it.
 
 \b
@@ -91,7 +93,7 @@ def _read_piped_layer(path: str) -> bytes | None:
 
     A pipe can be read only once, so its first bytes are sniffed here and, for a zip,
     the rest read (bounded, by the layer reader's rule); those bytes then make the
-    layer. Without an extension a signal on a pipe needs --format, so nothing a
+    layer. Without an extension a signal on a pipe needs --input-format, so nothing a
     signal reader could use is lost; a pipe named like ``x.wav`` or ``x.npz`` goes by
     its extension instead.
     """
@@ -112,12 +114,12 @@ def _read_piped_layer(path: str) -> bytes | None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schemas below) instead of text.")
 @click.option(
     "--sample-rate",
-    type=float,
-    metavar="FS",
-    help="Sample rate in Hz [default: the file's]; enables a layer's response summary.",
+    type=FrequencyType(),
+    help="Sample rate (48000, 44.1k, ...) [default: the file's]; enables a layer's "
+    "response summary.",
 )
 @click.option("--plot", metavar="FILE.png", help="Layer: draw the frequency response to a file.")
-@click.option("--key", metavar="PREFIX", help="Layer: which layer of a multi-layer .npz.")
+@click.option("--key", metavar="KEY", help="Layer: which layer of a multi-layer .npz.")
 @click.option(
     "--max-kernels",
     type=click.IntRange(min=0),
@@ -126,16 +128,18 @@ def _read_piped_layer(path: str) -> bytes | None:
     metavar="N",
     help="Layer: kernels listed (and plotted, at most 16); 0 = all.",
 )
-@click.option("--stride", type=click.IntRange(1, MAX_SIZE), metavar="N", help="Layer: override.")
+@click.option("--stride", type=CountType(1, MAX_SIZE), metavar="N", help="Layer: override.")
 @click.option(
     "--padding",
     type=PaddingType(),
     help="Layer: override.",
 )
-@click.option("--dilation", type=click.IntRange(1, MAX_SIZE), metavar="N", help="Layer: override.")
-@click.option("--groups", type=click.IntRange(1, MAX_SIZE), metavar="N", help="Layer: override.")
+@click.option("--dilation", type=CountType(1, MAX_SIZE), metavar="N", help="Layer: override.")
+@click.option("--groups", type=CountType(1, MAX_SIZE), metavar="N", help="Layer: override.")
 @click.option("--padding-mode", type=click.Choice(list(PADDING_MODES)), help="Layer: override.")
-@click.option("--format", "format_", metavar="FORMAT", help="Signal: format (needed for '-').")
+@click.option(
+    "--input-format", metavar="FORMAT", help="Signal: format (wav, csv, npy, ...; needed for '-')."
+)
 @click.pass_context
 def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
     """Describe a layer file (.npz) or a signal file.
@@ -152,7 +156,7 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
             opts["sample_rate"] = check_sample_rate("--sample-rate", opts["sample_rate"])
     if opts["plot"] == "-":
         raise click.UsageError("--plot needs a file name (an image is not written to stdout)")
-    piped = _read_piped_layer(file) if opts["format_"] is None else None
+    piped = _read_piped_layer(file) if opts["input_format"] is None else None
     layer_file = piped is not None or is_layer_archive(file)
     opts["data"] = piped
     if not layer_file:
@@ -160,9 +164,9 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
         if stray:
             names = ", ".join("--" + n.replace("_", "-") for n in stray)
             raise click.UsageError(f"{names} only apply to layer files; {file} is read as a signal")
-    elif opts["format_"] is not None:
-        raise click.UsageError("--format only applies to signal files")
-    with reported_errors("--format"):
+    elif opts["input_format"] is not None:
+        raise click.UsageError("--input-format only applies to signal files")
+    with reported_errors("--input-format"):
         if layer_file:
             report = _layer_report(file, opts)
             if opts["plot"] is not None:
@@ -462,7 +466,7 @@ def _signal_report(file: str, opts: Any) -> dict[str, Any]:
     from conv1d_cli.design import SignalStats
     from conv1d_cli.signal_io import open_reader
 
-    with open_reader(file, opts["format_"]) as reader:
+    with open_reader(file, opts["input_format"]) as reader:
         info = reader.info
         channels = info.channels
         acc = SignalStats(channels)

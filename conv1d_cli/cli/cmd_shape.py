@@ -8,7 +8,6 @@ given, with the imports inside the functions that need them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,16 @@ from typing import Any
 import click
 
 from conv1d_cli.cli._common import (
+    CountType,
+    FrequencyType,
     PaddingType,
+    csv_column_options,
     layer_display_name,
     refuse_chain_overrides,
     reported_errors,
     require_stdout,
     split_layer_arg,
+    time_column_arg,
     write_stdout,
 )
 from conv1d_cli.errors import ShapeError
@@ -32,6 +35,7 @@ from conv1d_cli.shapes import (
     LayerSpec,
     Padding,
     TargetPadding,
+    broadcast_first_spec,
     check_sample_rate,
     implied_input_rate,
     paddings_for_target,
@@ -82,60 +86,25 @@ file, else [N, C, L]. Unknown values are null.
 """
 
 
-class CountType(click.ParamType):
-    """An integer in ``[minimum, maximum]``, with a message that says what was wrong.
-
-    Hyperparameters take ``maximum=MAX_SIZE``, the limit every command shares;
-    lengths and the batch size are arithmetic only here and have none.
-    """
-
-    name = "integer"
-
-    def __init__(self, minimum: int = 1, maximum: int | None = None) -> None:
-        self.minimum = minimum
-        self.maximum = maximum
-
-    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
-        return "INTEGER"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        else:
-            text = str(value).strip()
-            # int() would also take "1_000" and Unicode digits; a count is plain ASCII digits.
-            if not re.fullmatch(r"[+-]?[0-9]+", text):
-                self.fail(f"expected an integer, got {value!r}", param, ctx)
-            try:
-                number = int(text)
-            except ValueError:  # more digits than Python converts (4300 by default)
-                self.fail(f"expected an integer, got one of {len(text)} digits", param, ctx)
-        if self.maximum is not None and number > self.maximum:
-            limit = f"{MAX_SIZE} (2**31 - 1)" if self.maximum == MAX_SIZE else str(self.maximum)
-            self.fail(f"expected at most {limit}, got {number}", param, ctx)
-        if number < self.minimum:
-            qualifier = (
-                "a positive integer" if self.minimum == 1 else f"an integer >= {self.minimum}"
-            )
-            self.fail(f"expected {qualifier}, got {number}", param, ctx)
-        return number
-
-
 _POSITIVE = CountType(1)
 _SIZE = CountType(1, MAX_SIZE)
+_CHANNELS = CountType(1, MAX_SIZE, metavar="C")
 
 
 @click.command(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument(
-    "input_file",
-    required=False,
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    "input_file", required=False, metavar="[INPUT_FILE]", type=click.Path(path_type=Path)
 )
 @click.option("-L", "--length", type=_POSITIVE, help="Input length in samples.")
-@click.option("-k", "--kernel-size", type=_SIZE, help="Kernel size K (numbers mode).")
+@click.option(
+    "-k",
+    "--kernel-size",
+    type=CountType(1, MAX_SIZE, metavar="K"),
+    help="Kernel size K (numbers mode).",
+)
 @click.option("-s", "--stride", type=_SIZE, help="Stride [default: 1].")
 @click.option("-p", "--padding", type=PaddingType(), help="Padding [default: 0].")
-@click.option("-d", "--dilation", type=_SIZE, help="Dilation [default: 1].")
+@click.option("--dilation", type=_SIZE, help="Dilation [default: 1].")
 @click.option(
     "--padding-mode",
     type=click.Choice(list(PADDING_MODES)),
@@ -143,10 +112,10 @@ _SIZE = CountType(1, MAX_SIZE)
 )
 @click.option(
     "--in-channels",
-    type=_SIZE,
+    type=_CHANNELS,
     help="Input channels [default: the first layer's; in numbers mode, groups].",
 )
-@click.option("--out-channels", type=_SIZE, help="Output channels [default: in-channels].")
+@click.option("--out-channels", type=_CHANNELS, help="Output channels [default: in-channels].")
 @click.option("-g", "--groups", type=_SIZE, help="Channel groups [default: 1].")
 @click.option("-N", "--batch", type=CountType(0), help="Batch size [default: 1].")
 @click.option(
@@ -154,7 +123,7 @@ _SIZE = CountType(1, MAX_SIZE)
     "--weights",
     "layers",
     multiple=True,
-    metavar="LAYER.npz[:KEY]",
+    metavar="LAYER[:KEY]",
     help="Layer file (FILE:KEY picks one layer of a multi-layer .npz); repeat to chain.",
 )
 @click.option(
@@ -164,15 +133,18 @@ _SIZE = CountType(1, MAX_SIZE)
 )
 @click.option(
     "--sample-rate",
-    type=float,
-    help="Input sample rate in Hz (for inputs that have none).",
+    type=FrequencyType(),
+    help="Input sample rate (48000, 44.1k, 4kHz...) for inputs that have none.",
 )
 @click.option(
-    "--input-format", help="Format of INPUT_FILE when its extension does not say (wav, csv, npy…)."
+    "--input-format",
+    metavar="FORMAT",
+    help="Format of INPUT_FILE when its extension does not say (wav, csv, npy…).",
 )
 @click.option(
     "-t", "--target-length", type=_POSITIVE, help="Report the paddings giving this output length."
 )
+@csv_column_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object (schema below).")
 def shape(
     input_file: Path | None,
@@ -191,6 +163,8 @@ def shape(
     sample_rate: float | None,
     input_format: str | None,
     target_length: int | None,
+    time_column: str,
+    columns: tuple[str, ...] | None,
     as_json: bool,
 ) -> None:
     """Output shape, padding, receptive field and minimum input length of a
@@ -204,6 +178,7 @@ def shape(
         conv1d shape -w lowpass.npz -w decimate.npz speech.wav
     """
     require_stdout()  # the answer goes there: fail before reading anything
+    notices: list[str] = []
     hyper = {
         "stride": stride,
         "padding": padding,
@@ -234,7 +209,12 @@ def shape(
             if kernel_size is None:
                 raise click.UsageError("give --kernel-size (numbers mode) or a layer file with -w")
             specs = []
-        source = _read_input(input_file, input_format) if input_file is not None else None
+        if input_file is None and columns is not None:
+            raise click.UsageError("--columns needs an INPUT_FILE")
+        source = None
+        if input_file is not None:
+            source = _read_input(input_file, input_format, columns, time_column_arg(time_column))
+            notices += source["notices"]
         rate = _input_rate(source, sample_rate)
         from_file = source is not None and source["sample_rate"] is not None
         rate_source = str(input_file) if from_file else "--sample-rate"
@@ -280,8 +260,16 @@ def shape(
                 )
             ]
             channels = c_in
-        elif source is None and in_batch is None:
-            in_batch = 1
+        else:
+            if source is None and in_batch is None:
+                in_batch = 1
+            # The rule apply follows (shapes.mono_broadcast): a one-channel FIR first
+            # on an audio or CSV file with C channels filters each of them.
+            specs, notice = broadcast_first_spec(
+                specs, channels, None if source is None else source["format"], str(input_file)
+            )
+            if notice is not None:
+                notices.append(notice)
         chain = walk_chain(specs, in_length, channels=channels, batch=in_batch, sample_rate=rate)
         target = _target(chain, target_length)
     report = _report(chain, target, None if input_file is None else str(input_file))
@@ -304,6 +292,8 @@ def shape(
         rate,
         rate_source,
     ):
+        click.echo(f"warning: {text}", err=True)
+    for text in notices:
         click.echo(f"warning: {text}", err=True)
     if not chain.ok:
         if not layers:  # numbers mode: there is only the one layer
@@ -332,15 +322,23 @@ def _load_spec(text: str, key: str | None, hyper: dict[str, Any]) -> LayerSpec:
     return LayerSpec.from_layer(layer, name=name)
 
 
-def _read_input(path: Path, input_format: str | None) -> dict[str, Any]:
-    """Length, channels, batch and sample rate of an input file.
+def _read_input(
+    path: Path,
+    input_format: str | None,
+    columns: tuple[str, ...] | None = None,
+    time_column: str | None = None,
+) -> dict[str, Any]:
+    """Length, channels, batch, sample rate and format of an input file (and notices).
 
     Headers only when they give the length; a stream that does not say (stdin,
-    a WAV piped from sox) is read to its end in blocks, keeping none of them.
+    a WAV piped from sox) is read to its end in blocks, keeping none of them. A
+    CSV's time column and ``--columns`` are applied as ``apply`` applies them.
     """
     from conv1d_cli.signal_io import open_reader
 
-    with open_reader(path, input_format, "float32") as reader:
+    with open_reader(
+        path, input_format, "float32", columns=columns, time_column=time_column
+    ) as reader:
         info = reader.info
         frames = info.frames
         if frames is None:
@@ -352,6 +350,15 @@ def _read_input(path: Path, input_format: str | None) -> dict[str, Any]:
         "channels": None if info.channels is None else int(info.channels),
         "batch": None if info.batch is None else int(info.batch),
         "sample_rate": None if info.sample_rate is None else float(info.sample_rate),
+        "format": info.format,
+        "notices": (
+            [
+                f"{path}: column {info.time_column!r} is read as time, not as a channel "
+                f"(--time-column none counts it too)"
+            ]
+            if info.time_detected
+            else []
+        ),
     }
 
 
