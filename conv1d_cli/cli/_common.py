@@ -20,6 +20,7 @@ __all__ = [
     "guard_closed_streams",
     "names_stdout",
     "reported_errors",
+    "require_plotting",
     "require_stdout",
     "split_layer_arg",
     "write_stdout",
@@ -251,3 +252,20 @@ def write_stdout(text: str) -> None:
         else:
             reason = e.strerror or str(e)
         raise click.ClickException(f"cannot write to stdout: {reason}") from None
+
+
+def require_plotting(option: str) -> None:
+    """Fail with one clear line, before any work, when ``option`` cannot draw.
+
+    matplotlib is an optional extra; without it the command would otherwise read
+    (or filter) everything and only then find it cannot draw.
+    """
+    from conv1d_cli.plots import MatplotlibMissingError, require_matplotlib
+
+    try:
+        require_matplotlib()
+    except MatplotlibMissingError:
+        raise click.ClickException(
+            f"{option} needs matplotlib, which is not installed; "
+            "install it with: pip install 'conv1d-cli[plot]'"
+        ) from None
