@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_LINES",
     "MatplotlibMissingError",
+    "check_image_format",
     "compare_figure",
     "design_cutoffs",
     "kernel_groups",
@@ -85,6 +86,23 @@ def _new_figure(width: float, height: float) -> Any:
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def check_image_format(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`ConfigError` unless matplotlib can write ``path``'s extension.
+
+    For callers that draw after a long run: the name is refused before the work.
+    """
+    require_matplotlib()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    fmt = Path(path).suffix.lower().lstrip(".") or "png"
+    known = FigureCanvasBase.get_supported_filetypes()
+    if fmt not in known:
+        raise ConfigError(
+            f"{os.fspath(path)}: Format {fmt!r} is not supported (supported formats: "
+            f"{', '.join(sorted(known))})"
+        )
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
@@ -443,6 +461,7 @@ def compare_figure(
     *,
     title: str | None = None,
     labels: tuple[str, str] = ("input", "output"),
+    freq_label: str | None = None,
 ) -> Any:
     """Input and output spectra of a filtered file, one row per channel.
 
@@ -461,6 +480,9 @@ def compare_figure(
         Figure title.
     labels : (str, str)
         Legend entries of the input and the output.
+    freq_label : str, optional
+        The frequency axis' label [default: in Hz when both rates are known, else
+        in cycles per sample].
 
     Returns
     -------
@@ -502,7 +524,7 @@ def compare_figure(
             if finite.size:
                 axes[c, 1].set_ylim(max(float(finite.min()), -120.0) - 5, float(finite.max()) + 5)
     rates = [r for r in (before.sample_rate, after.sample_rate) if r]
-    x_label = "frequency (Hz)" if len(rates) == 2 else "frequency (cycles/sample)"
+    x_label = freq_label or ("frequency (Hz)" if len(rates) == 2 else "frequency (cycles/sample)")
     upper = max((float(ov.freqs[-1]) for ov in (before, after) if ov.freqs.size), default=0.5)
     for ax in axes.ravel():
         ax.grid(True, alpha=0.3)

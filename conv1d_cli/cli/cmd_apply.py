@@ -18,6 +18,7 @@ from conv1d_cli.cli._common import (
     override_options_text,
     refuse_chain_overrides,
     reported_errors,
+    require_plotting,
     require_stdout,
     split_layer_arg,
 )
@@ -238,6 +239,12 @@ def _warn(message: str) -> None:
     help="Override the padding mode (a single -w only).",
 )
 @click.option(
+    "--plot-compare",
+    metavar="FILE.png",
+    help="Draw the input's and the output's spectra and the gain between them (a single "
+    "input, files only: both are read again after the run; needs matplotlib).",
+)
+@click.option(
     "--block-size",
     type=click.IntRange(min=1),
     metavar="FRAMES",
@@ -268,6 +275,7 @@ def apply_(
     groups: int | None,
     padding_mode: str | None,
     block_size: int | None,
+    plot_compare: str | None,
 ) -> None:
     """Filter INPUT files through the layer(s) given with -w.
 
@@ -327,6 +335,8 @@ def apply_(
         refuse_chain_overrides(overrides, layer_paths, key)
         layer_files = tuple(split_layer_arg(text)[0] for text in layer_paths)
         jobs_list = pipeline.plan_jobs(inputs, output, output_dir, output_format, layer_files)
+        if plot_compare is not None:
+            _check_plot_compare(plot_compare, jobs_list, layer_files)
         if any(names_stdout(job.target) for job in jobs_list):
             require_stdout(f"-o {jobs_list[0].target}")
         for text in pipeline.check_output_formats(jobs_list, output_format, subtype):
@@ -353,6 +363,76 @@ def apply_(
             except OSError as e:
                 raise DataFileError(f"-d {output_dir}: cannot create: {e.strerror}") from e
         _run(jobs_list, layers, names, opts, workers=jobs, keep_going=keep_going, quiet=quiet)
+        if plot_compare is not None:
+            _plot_compare(plot_compare, jobs_list[0], layers, opts)
+            if not quiet:
+                click.echo(f"wrote {plot_compare}", err=True)
+
+
+def _check_plot_compare(path: str, jobs_list: list[Job], layer_files: tuple[str, ...]) -> None:
+    """Refuse a --plot-compare that cannot be drawn, before anything is filtered."""
+    from conv1d_cli.atomic import check_not_same_file
+    from conv1d_cli.signal_io import is_stream
+
+    if path == "-":
+        raise click.UsageError(
+            "--plot-compare needs a file name (an image is not written to stdout)"
+        )
+    if len(jobs_list) != 1:
+        raise click.UsageError(
+            f"--plot-compare draws one file's input and output; got {len(jobs_list)} inputs"
+        )
+    (job,) = jobs_list
+    # Both files are read again after the run: a pipe or device cannot be.
+    for what, name in (("input", job.source), ("output", job.target)):
+        if is_stream(name) or names_stdout(name):
+            shown = "stdin" if name == "-" and what == "input" else name
+            shown = "stdout" if name == "-" and what == "output" else shown
+            raise click.UsageError(
+                f"--plot-compare reads the {what} again after the run, which a pipe or "
+                f"device ({shown}) cannot do; use a file"
+            )
+    require_plotting("--plot-compare")
+    from conv1d_cli.plots import check_image_format
+
+    check_not_same_file(path, [job.source, job.target, *layer_files])
+    check_image_format(path)  # now, not after filtering an hour of audio
+
+
+def _plot_compare(path: str, job: Job, layers: list[Conv1d], opts: FilterOptions) -> None:
+    """Draw the input's and output's spectra from a second read of both files."""
+    import math
+
+    from conv1d_cli import overview, plots
+    from conv1d_cli.signal_io import probe
+
+    stride = math.prod(layer.stride for layer in layers)
+    source = probe(job.source, opts.input_format)
+    in_rate = source.sample_rate
+    out_rate = probe(job.target, opts.output_format).sample_rate
+    label = None
+    if in_rate is None and out_rate is None:
+        # No rate anywhere (NPY, CSV): measure both in cycles per input sample, so a
+        # strided output's band lines up with the input's.
+        in_rate, out_rate, label = 1.0, 1.0 / stride, "frequency (cycles per input sample)"
+    elif in_rate is None:
+        in_rate = out_rate * stride  # type: ignore[operator]
+    elif out_rate is None:
+        out_rate = opts.sample_rate or in_rate / stride
+    # One segment length for both, so equal rates give equal grids (and a gain curve).
+    nperseg = overview.segment_length(source.frames)
+    name_in, name_out = Path(job.source).name, Path(job.target).name
+    fig = plots.compare_figure(
+        overview.signal_overview(
+            job.source, opts.input_format, sample_rate=in_rate, nperseg=nperseg
+        ),
+        overview.signal_overview(
+            job.target, opts.output_format, sample_rate=out_rate, nperseg=nperseg
+        ),
+        labels=(f"input {name_in}", f"output {name_out}"),
+        freq_label=label,
+    )
+    plots.save_figure(fig, path)
 
 
 def _report(report: FileReport, on_clip: str) -> None:
