@@ -45,9 +45,10 @@ __all__ = [
 
 #: Most kernel lines or channel panels drawn; more are unreadable (the rest are named).
 MAX_LINES: Final = 16
-#: Gains this far below a kernel's peak are left out of its delay curve: there the
-#: phase is rounding noise (and undefined at exact zeros).
-_DELAY_FLOOR_DB: Final = 60.0
+#: Gains this far below a kernel's peak are left out of its delay curve: the delay of
+#: what a stopband lets through matters little, its phase nears rounding noise (and
+#: is undefined at exact zeros), and the sidelobes' fragments only clutter the panel.
+_DELAY_FLOOR_DB: Final = 40.0
 #: Lowest level drawn below a spectrum's peak, in dB (numerical noise lies below).
 _SPECTRUM_RANGE_DB: Final = 140.0
 
@@ -230,7 +231,8 @@ def layer_figure(layer: Conv1d, *, max_kernels: int = MAX_LINES, title: str | No
     group delay in samples of the layer as applied, its left padding included: 0
     means the output is in step with the input at that frequency (an aligned
     linear-phase design is 0 everywhere); it is left out where the gain is more
-    than 60 dB below the kernel's peak, since the phase there is noise.
+    than 40 dB below the kernel's peak (a stopband's delay matters little and its
+    phase approaches noise).
 
     Parameters
     ----------
@@ -333,7 +335,8 @@ def layer_figure(layer: Conv1d, *, max_kernels: int = MAX_LINES, title: str | No
     ax_delay.axhline(0.0, color="0.6", linewidth=0.6)
     ax_delay.set_ylabel("delay (samples)")
     ax_delay.set_title(
-        "group delay as applied (padding included); 0 = in step with the input",
+        "group delay as applied (padding included), where the gain is within "
+        f"{_DELAY_FLOOR_DB:g} dB of its peak; 0 = in step with the input",
         fontsize=8, loc="left",
     )  # fmt: skip
     ax_delay.set_xlabel("frequency (Hz)" if rate else "frequency (cycles/sample)")
@@ -416,7 +419,8 @@ def signal_figure(ov: SignalOverview, *, title: str | None = None) -> Any:
     """
     channels = ov.info.channels
     rows = min(channels, MAX_LINES)
-    fig = _new_figure(11.0, max(3.2, 1.05 * rows + 1.4))
+    # Rows shrink a little as they multiply: 8 channels still fit a screen.
+    fig = _new_figure(11.0, max(3.2, (1.05 if rows <= 4 else 0.85) * rows + 1.4))
     axes = fig.subplots(rows, 2, squeeze=False, sharex="col", width_ratios=[3, 2])
     rate = ov.sample_rate
     bins = ov.low.shape[1]

@@ -276,3 +276,14 @@ def test_importing_plots_does_not_import_matplotlib():
     code = "import conv1d_cli.plots, sys; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(("weight", "padding", "delay"), [
+    ([1.0, 0, 0, 0], (3, 0), 3.0),  # y[t] = x[t - 3]: three samples late
+    ([0, 0, 0, 1.0], (0, 3), -3.0),  # y[t] = x[t + 3]: three samples early
+    ([1.0, 2, 1], (2, 0), 1.0),  # causal symmetric: late by half its span
+])  # fmt: skip
+def test_layer_figure_delay_is_the_layers_group_delay_in_samples(mpl, weight, padding, delay):
+    layer = Conv1d.from_weights(np.array([[weight]]), padding=padding)
+    ys = plots.layer_figure(layer).axes[1].get_lines()[0].get_ydata()
+    np.testing.assert_allclose(ys[np.isfinite(ys)], delay, atol=1e-9)

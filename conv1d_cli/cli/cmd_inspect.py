@@ -49,8 +49,9 @@ level (highest gain in it, the worst sidelobe). Gains are dB re unity (0 dB =
 gain 1). --plot FILE.png draws each kernel's gain (dB) with its -3 dB points
 and the design's cutoffs (as 'init --design' records them in the
 description), and its group delay in samples as applied (left padding
-included: 0 = in step with the input); identical kernels are drawn once, at
-most 16 curves, legend beside the plot.
+included: 0 = in step with the input; drawn where the gain is within 40 dB
+of the peak); identical kernels are drawn once, at most 16 curves, legend
+beside the plot.
 
 \b
 Signal: format, subtype, sample rate, channels, frames, duration, and per
