@@ -518,7 +518,7 @@ def compare_figure(
             ax.plot(after.freqs, _psd_db(after.psd[c]), color="C0", linewidth=0.9,
                     label=labels[1])  # fmt: skip
         ax.set_ylim(bottom, top)
-        ax.set_ylabel(f"ch {c}", fontsize=8)
+        ax.set_ylabel(_channel_name(before if c < c_in else after, c), fontsize=8)
         if same_grid:
             with np.errstate(divide="ignore", invalid="ignore"):
                 gain = _psd_db(after.psd[c]) - _psd_db(before.psd[c])

@@ -138,3 +138,18 @@ def test_plot_compare_without_matplotlib_fails_before_filtering(tmp_path, monkey
     assert result.stderr.startswith("Error: --plot-compare needs matplotlib, which is not")
     assert "pip install 'conv1d-cli[plot]'" in result.stderr
     assert not out.exists() and not (tmp_path / "c.png").exists()
+
+
+def test_plot_compare_of_a_csv_takes_the_rate_the_run_took(tmp_path, drawn):
+    pytest.importorskip("matplotlib")
+    csv = tmp_path / "a.csv"
+    csv.write_text("ax,ay\n" + "".join(f"{np.sin(i)},{i % 3}\n" for i in range(800)))
+    h = design_fir("lowpass", 10, 100, 15)
+    save_layer(kernel_layer(h, channels=2, sample_rate=100), tmp_path / "lp.npz")
+    result = run("-w", tmp_path / "lp.npz", csv, "-o", tmp_path / "b.csv",
+                 "--plot-compare", tmp_path / "c.png")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    (fig,) = drawn
+    assert fig.axes[-1].get_xlabel() == "frequency (Hz)"  # the layer's design rate, 100 Hz
+    assert fig.axes[0].get_lines()[0].get_xdata()[-1] == 50.0
+    assert [ax.get_ylabel() for ax in fig.axes[::2]] == ["ch 0 ax", "ch 1 ay"]

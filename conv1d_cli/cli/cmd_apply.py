@@ -401,34 +401,43 @@ def _check_plot_compare(path: str, jobs_list: list[Job], layer_files: tuple[str,
 
 def _plot_compare(path: str, job: Job, layers: list[Conv1d], opts: FilterOptions) -> None:
     """Draw the input's and output's spectra from a second read of both files."""
+    import dataclasses
     import math
 
     from conv1d_cli import overview, plots
+    from conv1d_cli.shapes import implied_input_rate
     from conv1d_cli.signal_io import probe
 
-    stride = math.prod(layer.stride for layer in layers)
+    strides = [layer.stride for layer in layers]
+    stride = math.prod(strides)
     source = probe(job.source, opts.input_format)
     in_rate = source.sample_rate
     out_rate = probe(job.target, opts.output_format).sample_rate
-    label = None
-    if in_rate is None and out_rate is None:
-        # No rate anywhere (NPY, CSV): measure both in cycles per input sample, so a
-        # strided output's band lines up with the input's.
-        in_rate, out_rate, label = 1.0, 1.0 / stride, "frequency (cycles per input sample)"
-    elif in_rate is None:
-        in_rate = out_rate * stride  # type: ignore[operator]
-    elif out_rate is None:
+    if in_rate is None:
+        # The rate the run itself took for a CSV/NPY input: the output's, else the
+        # one the chain's design rates imply.
+        implied = implied_input_rate([layer.sample_rate for layer in layers], strides)
+        in_rate = out_rate * stride if out_rate else (implied[0] if implied else None)
+    if out_rate is None and in_rate is not None:
         out_rate = opts.sample_rate or in_rate / stride
     # One segment length for both, so equal rates give equal grids (and a gain curve).
     nperseg = overview.segment_length(source.frames)
+    before = overview.signal_overview(
+        job.source, opts.input_format, sample_rate=in_rate, nperseg=nperseg
+    )
+    after = overview.signal_overview(
+        job.target, opts.output_format, sample_rate=out_rate, nperseg=nperseg
+    )
+    label = None
+    if in_rate is None and stride > 1:
+        # No rate anywhere: measure the output in cycles per input sample too, so a
+        # strided output's band lines up with the input's.
+        after = dataclasses.replace(after, freqs=after.freqs / stride)
+        label = "frequency (cycles per input sample)"
     name_in, name_out = Path(job.source).name, Path(job.target).name
     fig = plots.compare_figure(
-        overview.signal_overview(
-            job.source, opts.input_format, sample_rate=in_rate, nperseg=nperseg
-        ),
-        overview.signal_overview(
-            job.target, opts.output_format, sample_rate=out_rate, nperseg=nperseg
-        ),
+        before,
+        after,
         labels=(f"input {name_in}", f"output {name_out}"),
         freq_label=label,
     )
