@@ -24,7 +24,7 @@ import numpy as np
 
 from conv1d_cli import design
 from conv1d_cli.atomic import atomic_path
-from conv1d_cli.errors import ConfigError, Conv1dError
+from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError
 
 if TYPE_CHECKING:
     from conv1d_cli.layer import Conv1d
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_LINES",
     "MatplotlibMissingError",
-    "check_image_format",
+    "check_image_path",
     "compare_figure",
     "design_cutoffs",
     "kernel_groups",
@@ -89,19 +89,35 @@ def _new_figure(width: float, height: float) -> Any:
     return fig
 
 
-def check_image_format(path: str | os.PathLike[str]) -> None:
-    """Raise :class:`ConfigError` unless matplotlib can write ``path``'s extension.
+def check_image_path(path: str | os.PathLike[str]) -> None:
+    """Refuse an image name :func:`save_figure` could not write, before any work.
 
-    For callers that draw after a long run: the name is refused before the work.
+    For callers that draw after a long run (``apply --plot-compare``): the name is
+    checked before an hour of audio is filtered, not after.
+
+    Raises
+    ------
+    ConfigError
+        An empty name, or an extension that names no format matplotlib writes.
+    DataFileError
+        A directory, or a name in a folder that does not exist.
     """
+    text = os.fspath(path)
+    if not text:
+        raise ConfigError("an image needs a file name, got ''")
+    if os.path.isdir(text):
+        raise DataFileError(f"{text}: is a directory, expected an image file name")
+    folder = os.path.dirname(text) or "."
+    if not os.path.isdir(folder):
+        raise DataFileError(f"{text}: folder {folder} does not exist")
     require_matplotlib()
     from matplotlib.backend_bases import FigureCanvasBase
 
-    fmt = Path(path).suffix.lower().lstrip(".") or "png"
+    fmt = Path(text).suffix.lower().lstrip(".") or "png"
     known = FigureCanvasBase.get_supported_filetypes()
     if fmt not in known:
         raise ConfigError(
-            f"{os.fspath(path)}: Format {fmt!r} is not supported (supported formats: "
+            f"{text}: Format {fmt!r} is not supported (supported formats: "
             f"{', '.join(sorted(known))})"
         )
 
@@ -380,7 +396,10 @@ def _describe(ov: SignalOverview) -> str:
     rate = ov.sample_rate
     parts.append("no sample rate" if rate is None else f"{rate:g} Hz")
     parts.append(f"{info.channels} channel{'s' if info.channels != 1 else ''}")
-    parts.append(f"{ov.frames} frames" + (f" ({ov.frames / rate:.4g} s)" if rate else ""))
+    length = f"{ov.frames} frame{'s' if ov.frames != 1 else ''}"
+    parts.append(length + (f" ({ov.frames / rate:.4g} s)" if rate else ""))
+    if info.batch:
+        parts.append(f"a batch of {info.batch}, drawn together")
     return ", ".join(parts)
 
 
@@ -431,25 +450,31 @@ def signal_figure(ov: SignalOverview, *, title: str | None = None) -> Any:
     for c in range(rows):
         color = f"C{c % 10}"
         ax_w, ax_s = axes[c]
-        if bins:
+        if bins > 1:
             # A band from min to max per bin, outlined so a flat stretch still shows.
             ax_w.fill_between(t, ov.low[c], ov.high[c], color=color, linewidth=0.6)
+        elif bins:
+            ax_w.plot(t, ov.low[c], "o", color=color)  # one sample: a band has no width
         ax_w.set_ylabel(_channel_name(ov, c), fontsize=8)
         ax_w.set_ylim(*_waveform_limits(ov.low[c], ov.high[c]))
         if ov.freqs.size:
             ax_s.plot(ov.freqs, _psd_db(ov.psd[c]), color=color, linewidth=0.8)
             ax_s.set_xlim(float(ov.freqs[0]), float(ov.freqs[-1]))
             ax_s.set_ylim(bottom, top)
+        else:
+            ax_s.text(0.5, 0.5, "too short for a spectrum", transform=ax_s.transAxes,
+                      ha="center", va="center", fontsize=8, color="0.4")  # fmt: skip
         for ax in (ax_w, ax_s):
             ax.grid(True, alpha=0.3)
             ax.tick_params(labelsize=7)
     if bins:
-        axes[0, 0].set_xlim(0.0, (ov.frames - 1) / rate if rate else ov.frames - 1)
+        end = max(ov.frames - 1, 1)  # one sample still gets an axis of some width
+        axes[0, 0].set_xlim(0.0, end / rate if rate else end)
     axes[-1, 0].set_xlabel("time (s)" if rate else "time (samples)")
     axes[-1, 1].set_xlabel("frequency (Hz)" if rate else "frequency (cycles/sample)")
     axes[0, 0].set_title("waveform (min/max envelope)", fontsize=9, loc="left")
     axes[0, 1].set_title(
-        f"spectrum: Welch, {ov.nperseg}-sample Hann segments; {_psd_label(rate)}",
+        f"spectrum: Welch, {ov.nperseg}-sample Hann segments\n{_psd_label(rate)}",
         fontsize=9, loc="left",
     )  # fmt: skip
     heading = (title + "\n" if title else "") + _describe(ov)
@@ -537,7 +562,7 @@ def compare_figure(
         ax.set_xlim(0.0, upper)
     axes[-1, 0].set_xlabel(x_label)
     axes[0, 0].set_title(
-        f"spectra: Welch, {before.nperseg}-sample Hann segments; {_psd_label(before.sample_rate)}",
+        f"spectra: Welch, {before.nperseg}-sample Hann segments\n{_psd_label(before.sample_rate)}",
         fontsize=9, loc="left",
     )  # fmt: skip
     if same_grid:

@@ -153,3 +153,20 @@ def test_plot_compare_of_a_csv_takes_the_rate_the_run_took(tmp_path, drawn):
     assert fig.axes[-1].get_xlabel() == "frequency (Hz)"  # the layer's design rate, 100 Hz
     assert fig.axes[0].get_lines()[0].get_xdata()[-1] == 50.0
     assert [ax.get_ylabel() for ax in fig.axes[::2]] == ["ch 0 ax", "ch 1 ay"]
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("", "an image needs a file name, got ''"),
+    ("outdir", "is a directory, expected an image file name"),
+    ("nodir/c.png", "nodir does not exist"),
+])  # fmt: skip
+def test_plot_compare_unwritable_image_names_fail_before_filtering(tmp_path, name, message):
+    pytest.importorskip("matplotlib")
+    sf.write(tmp_path / "a.wav", np.zeros((100, 1)), 8000)
+    (tmp_path / "outdir").mkdir()
+    out = tmp_path / "o.wav"
+    image = str(tmp_path / name) if name else ""
+    result = fails(2 if not name else 1, "-w", _lowpass(tmp_path, 1), tmp_path / "a.wav",
+                   "-o", out, "--plot-compare", image)  # fmt: skip
+    assert message in result.stderr
+    assert not out.exists()

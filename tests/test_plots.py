@@ -287,3 +287,13 @@ def test_layer_figure_delay_is_the_layers_group_delay_in_samples(mpl, weight, pa
     layer = Conv1d.from_weights(np.array([[weight]]), padding=padding)
     ys = plots.layer_figure(layer).axes[1].get_lines()[0].get_ydata()
     np.testing.assert_allclose(ys[np.isfinite(ys)], delay, atol=1e-9)
+
+
+@pytest.mark.parametrize("data", [np.ones((2, 1)), np.zeros((2, 5)), np.full((1, 9), np.nan)])
+def test_signal_figure_of_degenerate_signals_draws_without_warnings(mpl, tmp_path, data):
+    np.save(tmp_path / "x.npy", data)
+    _png(plots.signal_figure(overview.signal_overview(tmp_path / "x.npy")), tmp_path)
+
+
+def test_layer_figure_of_an_all_zero_kernel(mpl, tmp_path):
+    _png(plots.layer_figure(Conv1d.from_weights(np.zeros((2, 1, 5)))), tmp_path)

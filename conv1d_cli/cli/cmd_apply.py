@@ -393,10 +393,10 @@ def _check_plot_compare(path: str, jobs_list: list[Job], layer_files: tuple[str,
                 f"device ({shown}) cannot do; use a file"
             )
     require_plotting("--plot-compare")
-    from conv1d_cli.plots import check_image_format
+    from conv1d_cli.plots import check_image_path
 
     check_not_same_file(path, [job.source, job.target, *layer_files])
-    check_image_format(path)  # now, not after filtering an hour of audio
+    check_image_path(path)  # now, not after filtering an hour of audio
 
 
 def _plot_compare(path: str, job: Job, layers: list[Conv1d], opts: FilterOptions) -> None:

@@ -139,7 +139,8 @@ def _read_piped_layer(path: str) -> bytes | None:
     default=64,
     show_default=True,
     metavar="N",
-    help="Layer: kernels listed (and plotted, at most 16); 0 = all.",
+    help="Layer: kernels listed and plotted (identical ones drawn once, at most 16 "
+    "curves); 0 = all.",
 )
 @click.option("--stride", type=click.IntRange(1, MAX_SIZE), metavar="N", help="Layer: override.")
 @click.option(
@@ -183,8 +184,10 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
     with reported_errors("--format"):
         if opts["plot"] is not None:
             from conv1d_cli.atomic import check_not_same_file
+            from conv1d_cli.plots import check_image_path
 
             check_not_same_file(opts["plot"], [file])
+            check_image_path(opts["plot"])  # before reading an hour of audio
         if layer_file:
             layer = _load(file, opts)
             report = _layer_report(file, opts, layer)
