@@ -421,7 +421,9 @@ def check_finite(
     # One SIMD reduction is much cheaper than a boolean mask per block; NaN and Inf
     # propagate through the sum. A finite signal whose sum overflows just takes
     # the exact path below and passes.
-    if np.isfinite(np.add.reduce(block, axis=None, dtype=np.float64)):
+    with np.errstate(over="ignore", invalid="ignore"):  # a sum of 1e308s, or Inf - Inf
+        total = np.add.reduce(block, axis=None, dtype=np.float64)
+    if np.isfinite(total):
         return
     finite = np.isfinite(block)
     if finite.all():

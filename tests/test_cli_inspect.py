@@ -292,7 +292,7 @@ def test_cli_inspect_bad_layer_with_plot_writes_nothing(tmp_path):
 
 def test_cli_inspect_bad_invocations(lowpass, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((1, 10)))
-    assert "only apply to layer files" in fails(2, tmp_path / "x.npy", "--plot", "p.png").stderr
+    assert "only apply to layer files" in fails(2, tmp_path / "x.npy", "--stride", "2").stderr
     assert "--key" in fails(2, tmp_path / "x.npy", "--key", "a").stderr
     assert "--input-format only applies" in fails(2, lowpass, "--input-format", "wav").stderr
     assert "positive" in fails(2, lowpass, "--sample-rate", "-5").stderr
@@ -412,3 +412,42 @@ def test_cli_inspect_stdout_full_disk_is_one_error_line(tmp_path, extra):
     proc = run_with_stdout_full("inspect", str(tmp_path / "x.npy"), *extra)
     assert proc.returncode == 1
     assert proc.stderr == "Error: cannot write to stdout: No space left on device\n"
+
+
+@pytest.mark.parametrize("channels", [1, 8])
+def test_cli_inspect_plot_of_a_signal(tmp_path, channels):
+    pytest.importorskip("matplotlib")
+    import soundfile as sf
+
+    wav = tmp_path / "x.wav"
+    data = np.random.default_rng(0).standard_normal((4000, channels)) * 0.1
+    sf.write(wav, data, 8000)
+    out = tmp_path / "x.png"
+    result = ok(wav, "--plot", out)
+    assert result.stdout.startswith(f"{wav}: signal") and result.stderr == f"wrote {out}\n"
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_cli_inspect_plot_of_a_signal_on_stdin_reads_it_once(tmp_path):
+    pytest.importorskip("matplotlib")
+    csv = "".join(f"{np.sin(i / 3):.6f},{i % 5}\n" for i in range(3000))
+    out = tmp_path / "s.png"
+    result = ok(
+        "-", "--input-format", "csv", "--sample-rate", 100, "--plot", out, "--json", input=csv
+    )
+    assert json.loads(result.stdout)["frames"] == 3000  # the statistics saw every row
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_cli_inspect_plot_of_a_signal_without_matplotlib(tmp_path, monkeypatch):
+    np.save(tmp_path / "x.npy", np.zeros((1, 10)))
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    result = fails(1, tmp_path / "x.npy", "--plot", tmp_path / "p.png")
+    assert result.stderr.startswith("Error: --plot needs matplotlib, which is not installed")
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_cli_inspect_plot_refuses_to_overwrite_the_signal(tmp_path):
+    pytest.importorskip("matplotlib")
+    np.save(tmp_path / "x.npy", np.zeros((1, 10)))
+    assert "same file as input" in fails(2, tmp_path / "x.npy", "--plot", tmp_path / "x.npy").stderr

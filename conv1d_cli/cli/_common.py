@@ -25,6 +25,7 @@ __all__ = [
     "guard_closed_streams",
     "names_stdout",
     "reported_errors",
+    "require_plotting",
     "require_stdout",
     "split_layer_arg",
     "write_stdout",
@@ -362,3 +363,20 @@ def _split_columns(
 def time_column_arg(value: str) -> str | None:
     """``--time-column`` as the library takes it: ``none`` turns the detection off."""
     return None if value.strip().casefold() == "none" else value
+
+
+def require_plotting(option: str) -> None:
+    """Fail with one clear line, before any work, when ``option`` cannot draw.
+
+    matplotlib is an optional extra; without it the command would otherwise read
+    (or filter) everything and only then find it cannot draw.
+    """
+    from conv1d_cli.plots import MatplotlibMissingError, require_matplotlib
+
+    try:
+        require_matplotlib()
+    except MatplotlibMissingError:
+        raise click.ClickException(
+            f"{option} needs matplotlib, which is not installed; "
+            "install it with: pip install 'conv1d-cli[plot]'"
+        ) from None

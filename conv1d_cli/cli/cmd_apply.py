@@ -23,6 +23,7 @@ from conv1d_cli.cli._common import (
     override_options_text,
     refuse_chain_overrides,
     reported_errors,
+    require_plotting,
     require_stdout,
     split_layer_arg,
     time_column_arg,
@@ -325,6 +326,12 @@ def _warn(message: str) -> None:
     help="Override the padding mode (a single -w only).",
 )
 @click.option(
+    "--plot-compare",
+    metavar="FILE.png",
+    help="Draw the input's and the output's spectra and the gain between them (a single "
+    "input, files only: both are read again after the run; needs matplotlib).",
+)
+@click.option(
     "--block-size",
     type=click.IntRange(min=1),
     metavar="FRAMES",
@@ -365,6 +372,7 @@ def apply_(
     groups: int | None,
     padding_mode: str | None,
     block_size: int | None,
+    plot_compare: str | None,
 ) -> None:
     """Filter INPUT files through the layer(s) given with -w.
 
@@ -440,6 +448,8 @@ def apply_(
         refuse_chain_overrides(overrides, layer_paths, key)
         layer_files = tuple(split_layer_arg(text)[0] for text in layer_paths)
         jobs_list = pipeline.plan_jobs(inputs, output, output_dir, output_format, layer_files)
+        if plot_compare is not None:
+            _check_plot_compare(plot_compare, jobs_list, layer_files)
         if any(names_stdout(job.target) for job in jobs_list):
             if as_json:
                 raise click.UsageError(
@@ -492,6 +502,85 @@ def apply_(
             as_json=as_json,
             run_warnings=run_warnings,
         )
+        if plot_compare is not None:
+            _plot_compare(plot_compare, jobs_list[0], layers, opts)
+            if not quiet:
+                click.echo(f"wrote {plot_compare}", err=True)
+
+
+def _check_plot_compare(path: str, jobs_list: list[Job], layer_files: tuple[str, ...]) -> None:
+    """Refuse a --plot-compare that cannot be drawn, before anything is filtered."""
+    from conv1d_cli.atomic import check_not_same_file
+    from conv1d_cli.signal_io import is_stream
+
+    if path == "-":
+        raise click.UsageError(
+            "--plot-compare needs a file name (an image is not written to stdout)"
+        )
+    if len(jobs_list) != 1:
+        raise click.UsageError(
+            f"--plot-compare draws one file's input and output; got {len(jobs_list)} inputs"
+        )
+    (job,) = jobs_list
+    # Both files are read again after the run: a pipe or device cannot be.
+    for what, name in (("input", job.source), ("output", job.target)):
+        if is_stream(name) or names_stdout(name):
+            shown = "stdin" if name == "-" and what == "input" else name
+            shown = "stdout" if name == "-" and what == "output" else shown
+            raise click.UsageError(
+                f"--plot-compare reads the {what} again after the run, which a pipe or "
+                f"device ({shown}) cannot do; use a file"
+            )
+    require_plotting("--plot-compare")
+    from conv1d_cli.plots import check_image_path
+
+    check_not_same_file(path, [job.source, job.target, *layer_files])
+    check_image_path(path)  # now, not after filtering an hour of audio
+
+
+def _plot_compare(path: str, job: Job, layers: list[Conv1d], opts: FilterOptions) -> None:
+    """Draw the input's and output's spectra from a second read of both files."""
+    import dataclasses
+    import math
+
+    from conv1d_cli import overview, plots
+    from conv1d_cli.shapes import implied_input_rate
+    from conv1d_cli.signal_io import probe
+
+    strides = [layer.stride for layer in layers]
+    stride = math.prod(strides)
+    source = probe(job.source, opts.input_format)
+    in_rate = source.sample_rate
+    out_rate = probe(job.target, opts.output_format).sample_rate
+    if in_rate is None:
+        # The rate the run itself took for a CSV/NPY input: the output's, else the
+        # one the chain's design rates imply.
+        implied = implied_input_rate([layer.sample_rate for layer in layers], strides)
+        in_rate = out_rate * stride if out_rate else (implied[0] if implied else None)
+    if out_rate is None and in_rate is not None:
+        out_rate = opts.sample_rate or in_rate / stride
+    # One segment length for both, so equal rates give equal grids (and a gain curve).
+    nperseg = overview.segment_length(source.frames)
+    before = overview.signal_overview(
+        job.source, opts.input_format, sample_rate=in_rate, nperseg=nperseg
+    )
+    after = overview.signal_overview(
+        job.target, opts.output_format, sample_rate=out_rate, nperseg=nperseg
+    )
+    label = None
+    if in_rate is None and stride > 1:
+        # No rate anywhere: measure the output in cycles per input sample too, so a
+        # strided output's band lines up with the input's.
+        after = dataclasses.replace(after, freqs=after.freqs / stride)
+        label = "frequency (cycles per input sample)"
+    name_in, name_out = Path(job.source).name, Path(job.target).name
+    fig = plots.compare_figure(
+        before,
+        after,
+        labels=(f"input {name_in}", f"output {name_out}"),
+        freq_label=label,
+    )
+    plots.save_figure(fig, path)
 
 
 def _check_level_options(

@@ -1,7 +1,7 @@
 """``conv1d inspect``: what a layer file or a signal file holds.
 
 Imports click and the standard library only; NumPy, the layer-file reader,
-``signal_io`` and matplotlib are imported inside the command.
+``signal_io`` and ``plots`` (matplotlib) are imported inside the command.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from conv1d_cli.cli._common import (
     PaddingType,
     is_layer_archive,
     reported_errors,
+    require_plotting,
     require_stdout,
     write_stdout,
 )
-from conv1d_cli.errors import ConfigError, DataFileError
+from conv1d_cli.errors import DataFileError
 from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, check_sample_rate
 
 __all__ = ["LAYER_SCHEMA", "SIGNAL_SCHEMA", "inspect_"]
@@ -48,13 +49,25 @@ summary: gain at DC and at Nyquist, peak gain, the -3 dB points (where the
 gain crosses 3 dB below the kernel's peak), the stopband (below -3 dB, after
 each transition band, which ends at the first response minimum) and its
 level (highest gain in it, the worst sidelobe). Gains are dB re unity (0 dB =
-gain 1). --plot FILE.png draws magnitude (dB) and phase of each kernel, the
-phase of the layer as applied (its left padding included: 0 = no delay);
-needs matplotlib (pip install 'conv1d-cli[plot]').
+gain 1). --plot FILE.png draws each kernel's gain (dB) with its -3 dB points
+and the design's cutoffs (as 'init --design' records them in the
+description), and its group delay in samples as applied (left padding
+included: 0 = in step with the input; drawn where the gain is within 40 dB
+of the peak); identical kernels are drawn once, at most 16 curves, legend
+beside the plot.
 
 \b
 Signal: format, subtype, sample rate, channels, frames, duration, and per
-channel peak |x|, RMS and DC (mean), computed block by block.
+channel peak |x|, RMS and DC (mean), computed block by block. --plot FILE.png
+draws per channel (at most 16) the waveform as a min/max envelope (every
+sample lies in the band) and the Welch power spectrum (Hann segments of up to
+4096 samples, 50% overlap), both gathered in the same single pass, so a
+signal of any length (or a pipe) takes bounded memory.
+
+\b
+--plot needs matplotlib (pip install 'conv1d-cli[plot]'); the image format
+comes from the extension (.png, .svg, .pdf, ...); an existing image is
+replaced, atomically.
 
 \b
 --json prints one object; fields are only ever added within a schema.
@@ -85,7 +98,7 @@ Signal ("schema": "{SIGNAL_SCHEMA}"):
 Exit status: 0 ok; 1 unreadable or malformed file; 2 wrong invocation.
 """
 
-_LAYER_ONLY = ("key", "plot", "stride", "padding", "dilation", "groups", "padding_mode")
+_LAYER_ONLY = ("key", "stride", "padding", "dilation", "groups", "padding_mode")
 
 
 def _read_piped_layer(path: str) -> bytes | None:
@@ -118,7 +131,11 @@ def _read_piped_layer(path: str) -> bytes | None:
     help="Sample rate (48000, 44.1k, ...) [default: the file's]; enables a layer's "
     "response summary.",
 )
-@click.option("--plot", metavar="FILE.png", help="Layer: draw the frequency response to a file.")
+@click.option(
+    "--plot",
+    metavar="FILE.png",
+    help="Draw a picture: a layer's response and delay, or a signal's waveform and spectrum.",
+)
 @click.option("--key", metavar="KEY", help="Layer: which layer of a multi-layer .npz.")
 @click.option(
     "--max-kernels",
@@ -126,7 +143,8 @@ def _read_piped_layer(path: str) -> bytes | None:
     default=64,
     show_default=True,
     metavar="N",
-    help="Layer: kernels listed (and plotted, at most 16); 0 = all.",
+    help="Layer: kernels listed and plotted (identical ones drawn once, at most 16 "
+    "curves); 0 = all.",
 )
 @click.option("--stride", type=CountType(1, MAX_SIZE), metavar="N", help="Layer: override.")
 @click.option(
@@ -149,6 +167,7 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
         conv1d inspect lowpass.npz
         conv1d inspect lowpass.npz --plot response.png
         conv1d inspect take1.wav --json
+        conv1d inspect take1.wav --plot take1.png
     """
     require_stdout()  # the report goes there: fail before reading anything
     if opts["sample_rate"] is not None:
@@ -156,6 +175,8 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
             opts["sample_rate"] = check_sample_rate("--sample-rate", opts["sample_rate"])
     if opts["plot"] == "-":
         raise click.UsageError("--plot needs a file name (an image is not written to stdout)")
+    if opts["plot"] is not None:
+        require_plotting("--plot")
     piped = _read_piped_layer(file) if opts["input_format"] is None else None
     layer_file = piped is not None or is_layer_archive(file)
     opts["data"] = piped
@@ -167,10 +188,17 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
     elif opts["input_format"] is not None:
         raise click.UsageError("--input-format only applies to signal files")
     with reported_errors("--input-format"):
+        if opts["plot"] is not None:
+            from conv1d_cli.atomic import check_not_same_file
+            from conv1d_cli.plots import check_image_path
+
+            check_not_same_file(opts["plot"], [file])
+            check_image_path(opts["plot"])  # before reading an hour of audio
         if layer_file:
-            report = _layer_report(file, opts)
+            layer = _load(file, opts)
+            report = _layer_report(file, opts, layer)
             if opts["plot"] is not None:
-                _plot(file, opts)
+                _plot_layer(file, opts, layer)
         else:
             report = _signal_report(file, opts)
     if opts["as_json"]:
@@ -267,13 +295,12 @@ def _kernel_entries(layer: Any, stats: Any, start: int, stop: int, left: int) ->
     return kernels
 
 
-def _layer_report(file: str, opts: Any) -> dict[str, Any]:
+def _layer_report(file: str, opts: Any, layer: Any) -> dict[str, Any]:
     import numpy as np
 
     from conv1d_cli import design
     from conv1d_cli.shapes import receptive_field
 
-    layer = _load(file, opts)
     weight = layer.weight
     c_out, c_in_group, _ = weight.shape
     left, right = layer.resolved_padding()
@@ -392,71 +419,12 @@ def _layer_text(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(file: str, opts: Any) -> None:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise click.ClickException(
-            "--plot needs matplotlib, which is not installed; "
-            "install it with: pip install 'conv1d-cli[plot]'"
-        ) from None
-    import numpy as np
+def _plot_layer(file: str, opts: Any, layer: Any) -> None:
+    from conv1d_cli import plots
 
-    from conv1d_cli import design
-    from conv1d_cli.atomic import atomic_path, check_not_same_file
-
-    check_not_same_file(opts["plot"], [file])
-    layer = _load(file, opts)
-    weight = layer.weight
-    c_out, c_in_group, _ = weight.shape
-    count = min(c_out * c_in_group, 16 if opts["max_kernels"] == 0 else opts["max_kernels"], 16)
-    outs, ins = np.divmod(np.arange(count), c_in_group)
-    left = layer.resolved_padding()[0]
-    freqs, response = design.frequency_response(
-        weight[outs, ins][:, None, :], dilation=layer.dilation, left=left
-    )
-    rate = layer.sample_rate
-    x = freqs * rate if rate else freqs
-    mag = np.abs(response[:, 0])
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        db = 20 * np.log10(mag)
-    top = float(np.max(db[np.isfinite(db)])) if np.isfinite(db).any() else 0.0
-    floor = max(float(np.min(db[np.isfinite(db)])) if np.isfinite(db).any() else -150, top - 150)
-    fig = Figure(figsize=(7, 5), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax_mag, ax_phase = fig.subplots(2, 1, sharex=True)
-    per_group_out = c_out // layer.groups
-    for i, (o, c) in enumerate(zip(outs.tolist(), ins.tolist(), strict=True)):
-        label = f"out {o} <- in {(o // per_group_out) * c_in_group + c}"
-        ax_mag.plot(x, np.maximum(db[i], floor - 10), linewidth=1, label=label)
-        phase = np.degrees(np.angle(response[i, 0]))
-        phase[phase <= -180 + 1e-6] = 180.0  # a real negative gain is +-180: draw one
-        # Phase deep in a stopband is rounding noise: leave it out.
-        phase[db[i] < top - 60] = np.nan
-        ax_phase.plot(x, phase, linewidth=1)
-    ax_mag.set_ylim(floor - 5, top + 5)
-    ax_mag.set_ylabel("magnitude (dB)")
-    ax_phase.set_ylabel("phase (deg), gain > peak-60 dB")
-    ax_phase.set_ylim(-190, 190)
-    ax_phase.set_yticks([-180, -90, 0, 90, 180])
-    ax_phase.set_xlabel("frequency (Hz)" if rate else "frequency (cycles/sample)")
-    for ax in (ax_mag, ax_phase):
-        ax.grid(True, alpha=0.3)
-        ax.set_xlim(x[0], x[-1])
     title = os.path.basename(file) + (f": {layer.description}" if layer.description else "")
-    ax_mag.set_title(title[:90], fontsize=10)
-    if count > 1:
-        ax_mag.legend(fontsize=7, loc="best")
-    fmt = Path(opts["plot"]).suffix.lower().lstrip(".") or "png"
-    # A plot is regenerated output: replaced like apply's -o (never the layer itself,
-    # checked above), explicitly so that a change of atomic_path's default cannot
-    # turn a re-run into an error.
-    with atomic_path(opts["plot"], overwrite=True) as tmp:
-        try:
-            fig.savefig(tmp, format=fmt, metadata={"Software": None} if fmt == "png" else None)
-        except ValueError as e:
-            raise ConfigError(f"--plot {opts['plot']}: {e}") from e
+    fig = plots.layer_figure(layer, max_kernels=opts["max_kernels"], title=title)
+    plots.save_figure(fig, opts["plot"])
 
 
 # ---- signals -------------------------------------------------------------------------
@@ -470,10 +438,23 @@ def _signal_report(file: str, opts: Any) -> dict[str, Any]:
         info = reader.info
         channels = info.channels
         acc = SignalStats(channels)
+        picture = None
+        if opts["plot"] is not None:
+            from conv1d_cli.overview import OverviewBuilder
+
+            # The same pass as the statistics: a pipe can be read only once.
+            picture = OverviewBuilder(info, sample_rate=opts["sample_rate"])
         frames = 0
         for block in reader:
             acc.update(block)
+            if picture is not None:
+                picture.update(block)
             frames += block.shape[-1]
+    if picture is not None:
+        from conv1d_cli import plots
+
+        fig = plots.signal_figure(picture.result(), title=os.path.basename(file))
+        plots.save_figure(fig, opts["plot"])
     rate = opts["sample_rate"] if opts["sample_rate"] is not None else info.sample_rate
     names = list(info.column_names) if info.column_names else None
     peak, rms, dc = acc.peak.tolist(), acc.rms().tolist(), acc.dc().tolist()
