@@ -3,11 +3,14 @@
 What is collected, from ``README.md`` at collection time (new commands are picked up by
 themselves):
 
-* **```sh blocks**: every command line (``\\`` continuations joined). Each runs as printed with
+* **```sh blocks** (also ``bash``/``shell``): every command line (``\\`` continuations joined,
+  a here-document kept whole). Each runs as printed with
   ``bash -euo pipefail -c`` (pipes, redirections and ``# comments`` included) in a fresh copy of
   a fixture directory, ``conv1d`` on ``PATH`` being a wrapper for ``sys.executable -m conv1d_cli``
-  so the code under test (``PYTHONPATH``) runs, not an installed copy. Commands that run
-  ``pip`` (the two set-up commands) are skipped: they install the package instead of testing it.
+  so the code under test (``PYTHONPATH``) runs, not an installed copy (``python`` is
+  ``sys.executable`` too). Skipped: commands that run ``pip`` (the two set-up commands: they
+  install the package instead of testing it) and commands whose program (``jq``, ``sox``, ...)
+  is not installed.
 * **Inline code spans** (single backticks) that start with ``conv1d`` (after optional
   ``VAR=value`` words) or ``make``: a span is a complete command, and runs like the ones above,
   when it holds no ``...`` and Click parses it with every required argument present; otherwise it
@@ -18,6 +21,7 @@ themselves):
   ``PY_FIXTURES``; ``model`` is a real ``torch.nn.Module`` where torch is installed and a
   duck-typed stand-in otherwise (``Conv1d.from_torch`` never imports torch), so nothing skips.
   ``name = expr  # (20, 33, 24)`` checks ``name``'s shape; ``# [[14, 20, 26, 32]]`` its values.
+  A block importing a module that is not installed (other than conv1d_cli) is skipped.
 
 Markers a README author may put in a command's trailing comment (``cmd  # marker``):
 
@@ -25,14 +29,18 @@ Markers a README author may put in a command's trailing comment (``cmd  # marker
 * ``# exits N``: the command is an example of a failure and exits with status N (else 0);
 * ``# needs MODULE``: skipped where the Python module ``MODULE`` is not installed.
 
-A comment-only line right under a command (``#   padding (50, 50); -3 dB at 3805.5 Hz``) is
-output the README shows: each ``;``-separated piece must appear in stdout (spaces collapsed).
+Output the README shows: a comment-only line with two or more spaces after its ``#``, right
+under a command (``#   padding (50, 50); -3 dB at 3805.5 Hz``): each ``;``-separated piece must
+appear in the command's stdout (spaces collapsed); an ```output (or ```text) block right after an
+sh block: each of its lines without ``...`` must appear in the block's last command's stdout.
+Other comment lines are plain comments.
 
 Inputs: each command's file arguments (words with a file extension or a ``/``, except outputs:
 ``-o``, ``-d``, ``--plot``, ``>``/``>>`` targets, ``init``'s layer file, ``make OUT=``) must be a
 fixture built by ``_build_fixtures`` or the output of an earlier README command, which then runs
 first (so ``conv1d inspect filtered.wav`` runs the ``init`` and ``apply`` that make it). A new
-placeholder input fails with "add a fixture for X" instead of a puzzling "no such file".
+placeholder input fails with "add a fixture for X" instead of a puzzling "no such file"
+(except in a ``# exits N`` example, which may name a missing file on purpose).
 
 Plus: every subcommand's ``--help`` exits 0, every option a README command uses exists (catches
 an option renamed in the code but not in the README), and the README's command listing names
@@ -79,6 +87,7 @@ _FILE_EXTENSIONS = (
     "wav flac ogg aiff aif au w64 rf64 caf npz npy csv tsv txt json png pt pth mat"
 ).split()
 _PATHLIKE = re.compile(r"^[\w./*?\[\]~+-]+$")
+_FILE_NAME = re.compile(r"[\w./-]+\.(?:" + "|".join(_FILE_EXTENSIONS) + r")\b")
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,9 +133,9 @@ def _strip_comment(line: str) -> tuple[str, str]:
     return line.rstrip(), ""
 
 
-def _fences(text: str) -> list[tuple[str, int, list[str]]]:
-    """``(language, first content line number, lines)`` of each fenced block."""
-    blocks: list[tuple[str, int, list[str]]] = []
+def _fences(text: str) -> list[tuple[str, int, list[str], int]]:
+    """``(language, first content line, lines, closing fence line)`` of each fenced block."""
+    blocks: list[tuple[str, int, list[str], int]] = []
     lines = text.splitlines()
     i = 0
     while i < len(lines):
@@ -139,26 +148,43 @@ def _fences(text: str) -> list[tuple[str, int, list[str]]]:
         j = start
         while j < len(lines) and not lines[j].strip().startswith(fence):
             j += 1
-        blocks.append((lang, start + 1, lines[start:j]))
+        blocks.append((lang, start + 1, lines[start:j], j + 1))
         i = j + 1
     return blocks
 
 
+_SH_LANGS = {"sh", "bash", "shell"}
+_OUTPUT_LANGS = {"output", "text", "console-output"}
+_SHOWN = re.compile(r"^#\s{2,}(\S.*)$")  # '#   padding (50, 50); ...': output shown
+_HEREDOC = re.compile(r"<<-?\s*['\"]?(\w+)['\"]?")
+
+
 def _sh_commands(text: str) -> list[Command]:
     out: list[Command] = []
-    for lang, first, lines in _fences(text):
-        if lang not in {"sh", "bash", "shell", "console"}:
+    blocks = _fences(text)
+    all_lines = text.splitlines()
+    for n, (lang, first, lines, last) in enumerate(blocks):
+        if lang not in _SH_LANGS:
             continue
         pending = ""
         pending_line = 0
+        heredoc = ""
+        block_cmds: list[Command] = []
         for k, raw in enumerate(lines):
             lineno = first + k
             stripped = raw.strip()
-            if not pending and stripped.startswith("#"):
-                # A comment line: output shown under the previous command.
-                if out and out[-1].line >= first and stripped.lstrip("#").strip():
-                    out[-1].shown.append(stripped.lstrip("#").strip())
+            if heredoc:  # inside a here-document: kept verbatim up to its delimiter
+                pending += raw + "\n"
+                if stripped == heredoc:
+                    heredoc = ""
+                    block_cmds.append(Command(pending.rstrip("\n"), pending_line, "sh"))
+                    pending = ""
                 continue
+            if not pending and stripped.startswith("#"):
+                shown = _SHOWN.match(stripped)
+                if shown and block_cmds:
+                    block_cmds[-1].shown.append(shown.group(1).strip())
+                continue  # any other comment line is just a comment
             if not stripped and not pending:
                 continue
             if not pending:
@@ -167,9 +193,22 @@ def _sh_commands(text: str) -> list[Command]:
                 pending += raw.rstrip()[:-1] + " "
                 continue
             full = (pending + raw).strip()
+            m = _HEREDOC.search(_strip_comment(full)[0])
+            if m:
+                heredoc, pending = m.group(1), full + "\n"
+                continue
             pending = ""
-            code, comment = _strip_comment(full)
-            out.append(Command(full, pending_line, "sh", comment))
+            block_cmds.append(Command(full, pending_line, "sh", _strip_comment(full)[1]))
+        # An ```output block right after the sh block (blank lines between at most) shows
+        # the stdout of the block's last command.
+        if n + 1 < len(blocks) and block_cmds:
+            nlang, nfirst, nlines, _ = blocks[n + 1]
+            between = all_lines[last : nfirst - 2]
+            if nlang in _OUTPUT_LANGS and not any(x.strip() for x in between):
+                block_cmds[-1].shown.extend(
+                    x.strip() for x in nlines if x.strip() and "..." not in x and "\u2026" not in x
+                )
+        out.extend(block_cmds)
     return out
 
 
@@ -177,7 +216,7 @@ def _inline_commands(text: str) -> list[Command]:
     """Single-backtick code spans that are (or start like) a conv1d or make command."""
     # Blank out fenced blocks, keeping line numbers.
     lines = text.splitlines()
-    for _lang, first, body in _fences(text):
+    for _lang, first, body, _last in _fences(text):
         for k in range(first - 2, first - 1 + len(body) + 1):
             if 0 <= k < len(lines):
                 lines[k] = ""
@@ -286,10 +325,13 @@ def _strip_key(word: str) -> str:
     return head if sep and _pathlike(head) else word
 
 
-def _io(cmd: Command) -> tuple[list[str], list[str]]:
-    """(inputs, outputs): the paths a command reads and writes, as written in the README."""
+def _io(cmd: Command) -> tuple[list[str], list[str], list[str]]:
+    """(inputs, outputs, mentioned): the paths a command reads and writes, as written in the
+    README, and file names inside other words (``python -c "...load('enc.npz')"``), which are
+    made first when an earlier command writes them but may as well be outputs."""
     inputs: list[str] = []
     outputs: list[str] = []
+    mentioned: list[str] = []
     for words in _segments(cmd.code):
         words = _drop_env(words)
         prog = words[0] if words else ""
@@ -323,12 +365,14 @@ def _io(cmd: Command) -> tuple[list[str], list[str]]:
             path = _strip_key(w)
             if _pathlike(path):
                 inputs.append(path)
+            else:
+                mentioned += [m for m in _FILE_NAME.findall(w) if _pathlike(m)]
             i += 1
 
     def norm(paths: list[str]) -> list[str]:
         return [p.rstrip("/") for p in paths if p and p != "-" and not p.startswith("/dev/")]
 
-    return norm(inputs), norm(outputs)
+    return norm(inputs), norm(outputs), norm(mentioned)
 
 
 def _producer(path: str, before: Command) -> Command | None:
@@ -356,7 +400,11 @@ def _skip_reason(cmd: Command) -> str:
         return f"needs {needs.group(1)}, which is not installed"
     for words in _segments(cmd.code):
         prog = _drop_env(words)[:1]
-        if prog and prog[0] not in {"conv1d", "make", "cat"} and shutil.which(prog[0]) is None:
+        if (
+            prog
+            and prog[0] not in {"conv1d", "python", "python3"}
+            and shutil.which(prog[0]) is None
+        ):
             return f"{prog[0]} is not installed"
     return ""
 
@@ -435,9 +483,15 @@ def fixture_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ``conv1d`` on PATH that runs this checkout's code with this interpreter."""
     d = tmp_path_factory.mktemp("readme-bin")
-    wrapper = d / "conv1d"
-    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m conv1d_cli "$@"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    py = shlex.quote(sys.executable)
+    for name, line in (
+        ("conv1d", f'exec {py} -m conv1d_cli "$@"'),
+        ("python", f'exec {py} "$@"'),  # a README `python -c ...` gets numpy and conv1d_cli
+        ("python3", f'exec {py} "$@"'),
+    ):
+        wrapper = d / name
+        wrapper.write_text(f"#!/bin/sh\n{line}\n")
+        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return d
 
 
@@ -475,10 +529,15 @@ def _report(cmd: Command, res: subprocess.CompletedProcess[str], what: str) -> s
 
 def _prepare(cmd: Command, workdir: Path, env: dict[str, str], seen: set[int]) -> None:
     """Check every input exists; run the earlier README commands that make the missing ones."""
-    for path in _io(cmd)[0]:
+    inputs, _outputs, mentioned = _io(cmd)
+    for path in inputs + mentioned:
         if not _missing_fixture(path, workdir):
             continue
         maker = _producer(path, cmd)
+        if maker is None and path not in inputs:
+            continue  # only mentioned: perhaps something the command writes
+        if maker is None and _expected_status(cmd) != 0:
+            continue  # an example of a failure may well name a file that is not there
         if maker is None:
             pytest.fail(
                 f"README.md line {cmd.line}: `{cmd.code}` reads {path!r}, which is neither a "
@@ -609,7 +668,7 @@ PY_FIXTURES: dict[str, str] = {
 def _python_blocks() -> list[tuple[int, str]]:
     return [
         (first, "\n".join(body))
-        for lang, first, body in _fences(README_TEXT)
+        for lang, first, body, _last in _fences(README_TEXT)
         if lang in {"python", "py"}
     ]
 
@@ -672,6 +731,14 @@ def test_readme_python_block_runs(
     workdir = tmp_path / "work"
     shutil.copytree(fixture_dir, workdir, symlinks=True)
     tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = (
+                [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            )
+            for top in {str(n).split(".")[0] for n in names if n}:
+                if top != "conv1d_cli" and importlib.util.find_spec(top) is None:
+                    pytest.skip(f"README python block at line {first} needs {top} (not installed)")
     prelude = ["import numpy as np"]
     for name in _free_names(tree):
         if name not in PY_FIXTURES:
@@ -762,7 +829,7 @@ def test_readme_listing_names_every_command() -> None:
     """The README's command listing names exactly the CLI's subcommands."""
     listed = {
         m.group(1)
-        for _lang, _first, body in _fences(README_TEXT)
+        for _lang, _first, body, _last in _fences(README_TEXT)
         for line in body
         if (m := re.match(r"^conv1d (\w+)\s{2,}\S", line))
     }
