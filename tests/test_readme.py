@@ -80,7 +80,7 @@ TIMEOUT = 120
 _SEPARATORS = {"|", "||", "&&", ";", "&", "|&"}
 _REDIRECTS = {">", ">>", "<", "&>", ">&", "2>", "2>>"}
 # Options whose value is a file or folder a command writes (never a fixture).
-_OUTPUT_OPTIONS = {"-o", "--output", "-d", "--output-dir", "--plot"}
+_OUTPUT_OPTIONS = {"-o", "--output", "-d", "--output-dir", "--plot", "--plot-compare"}
 # make variables of examples/Makefile that name what it writes.
 _MAKE_OUTPUT_VARS = {"OUT"}
 _FILE_EXTENSIONS = (
