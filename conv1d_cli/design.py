@@ -427,7 +427,7 @@ def read_coefficients(path: str | os.PathLike[str]) -> np.ndarray:
     """
     path = Path(path)
     if not path.exists():
-        raise DataFileError(f"{path}: no such coefficient file")
+        raise DataFileError(f"{path}: no such file")
     if path.is_dir():
         raise DataFileError(f"{path}: is a directory, expected a coefficient file")
     try:

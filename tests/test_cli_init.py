@@ -448,7 +448,7 @@ def test_cli_init_refuses_stdout_and_missing_directory(tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (None, "no such coefficient file"),
+        (None, ": no such file"),
         ("", "holds no coefficients"),
         ("# just a comment\n", "holds no coefficients"),
         ("0.1\n0.2 abc\n", "line 2: 'abc' is not a number"),

@@ -240,7 +240,7 @@ def test_design_read_coefficients_refuses_bad_files(tmp_path, content, message):
 
 
 def test_design_read_coefficients_missing_and_directory(tmp_path):
-    with pytest.raises(DataFileError, match="no such coefficient file"):
+    with pytest.raises(DataFileError, match=": no such file"):
         read_coefficients(tmp_path / "nope.txt")
     with pytest.raises(DataFileError, match="is a directory"):
         read_coefficients(tmp_path)
