@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from conv1d_cli.cli._common import (
     refuse_chain_overrides,
     reported_errors,
     require_stdout,
+    signal_note,
     split_layer_arg,
 )
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError
@@ -29,42 +29,6 @@ if TYPE_CHECKING:
     from conv1d_cli.pipeline import FileReport, FilterOptions, Job
 
 __all__ = ["apply_"]
-
-#: Signals that mean "stop now": kill/timeout/make -k (SIGTERM) and a closed terminal
-#: or dropped ssh session (SIGHUP). Both must remove the temp files like an error does.
-_STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
-
-
-@contextlib.contextmanager
-def _signals_exit() -> Iterator[None]:
-    """Turn SIGTERM/SIGHUP and Ctrl-C into a clean exit with status 128 + signal.
-
-    SIGTERM and SIGHUP become SystemExit, so every context manager (temp files!)
-    unwinds. Ctrl-C (KeyboardInterrupt, which unwinds the same way) exits 130 as
-    shells expect, instead of Click's "Aborted!" with status 1, which a Makefile
-    cannot tell apart from a failed file.
-    """
-
-    def handler(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous: dict[int, Any] = {}
-    try:
-        for signum in _STOP_SIGNALS:
-            previous[signum] = signal.signal(signum, handler)
-    except ValueError:  # not the main thread (embedded use): leave signals alone
-        pass
-    try:
-        yield
-    except KeyboardInterrupt:
-        with contextlib.suppress(OSError):
-            click.echo("\nAborted!", err=True)
-        raise SystemExit(128 + signal.SIGINT) from None
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, signal.SIG_DFL if old is None else old)
 
 
 def _tune_malloc() -> None:
@@ -277,10 +241,15 @@ def apply_(
     CSV and NPY on stdin are read whole (at most $CONV1D_PIPE_LIMIT bytes,
     default 1G; e.g. CONV1D_PIPE_LIMIT=4G), and circular padding with a left pad
     buffers the whole signal on a pipe or after the first layer. Each output
-    is written to a temporary file and renamed into place only on success;
-    output to '-' (any format) is spooled to a temporary file in $TMPDIR and
-    copied to stdout only on success. '-' is stdin/stdout (give
-    --input-format/--output-format).
+    file is written to a temporary file and renamed into place only on
+    success. Output to a pipe, FIFO or socket ('-o - | ...') is streamed as
+    it is computed (about one block of latency) in CSV, WAV/AU/RAW
+    (PCM_16/24/32, FLOAT, DOUBLE), and NPY when the input's length is known;
+    a WAV/AU/NPY header then carries the true length, else WAV/AU get the
+    unknown-length sizes 0xFFFFFFFF. An error cuts the stream short (exit
+    1). Formats that must seek (FLAC, AIFF, OGG, ...), and '-' redirected
+    to a file, are spooled to a temporary file in $TMPDIR and copied out
+    only on success. '-' is stdin/stdout (give --input-format/--output-format).
 
     \b
     Exit status:
@@ -290,8 +259,9 @@ def apply_(
              rate / total stride that is not a whole number of Hz
         2    wrong invocation: a bad or conflicting option (also a
              --sample-rate that audio cannot store)
-        128+N  stopped by signal N (143 SIGTERM, 129 SIGHUP, 130 Ctrl-C);
-             nothing partial is left behind
+        128+N  stopped by signal N (143 SIGTERM, 129 SIGHUP, 130 Ctrl-C),
+             with one Error: line; no partial file is left behind
+        141  the reader of a pipe output went away (| head): no message
 
     \b
     Example:
@@ -300,7 +270,7 @@ def apply_(
         conv1d apply -w model.npz:encoder.conv -w model.npz:decoder.conv x.npy -o y.npy
         cat in.wav | conv1d apply -w lowpass.npz - --input-format wav -o - --output-format wav
     """
-    with reported_errors("--input-format / --output-format"), _signals_exit():
+    with reported_errors("--input-format / --output-format"):
         # First, before anything imports NumPy (and with it BLAS, whose thread
         # count is fixed when it loads): conv1d_cli.threads has the rules.
         from conv1d_cli import threads as thread_policy
@@ -329,6 +299,7 @@ def apply_(
         jobs_list = pipeline.plan_jobs(inputs, output, output_dir, output_format, layer_files)
         if any(names_stdout(job.target) for job in jobs_list):
             require_stdout(f"-o {jobs_list[0].target}")
+        signal_note(_left_behind(jobs_list))
         for text in pipeline.check_output_formats(jobs_list, output_format, subtype):
             if not quiet:
                 _warn(text)
@@ -353,6 +324,19 @@ def apply_(
             except OSError as e:
                 raise DataFileError(f"-d {output_dir}: cannot create: {e.strerror}") from e
         _run(jobs_list, layers, names, opts, workers=jobs, keep_going=keep_going, quiet=quiet)
+
+
+def _left_behind(jobs_list: list[Job]) -> str:
+    """What a signal leaves: a file output nothing, a pipe what it already got."""
+    from conv1d_cli.signal_io import is_live_stream
+
+    streams = [job.target for job in jobs_list if is_live_stream(job.target)]
+    if streams:
+        shown = "stdout" if streams[0] == "-" else streams[0]
+        return f"the output on {shown} stops where it was"
+    if len(jobs_list) == 1:
+        return "nothing was written"
+    return "the file being written was removed (finished ones are kept)"
 
 
 def _report(report: FileReport, on_clip: str) -> None:

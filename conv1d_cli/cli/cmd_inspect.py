@@ -19,6 +19,7 @@ from conv1d_cli.cli._common import (
     is_layer_archive,
     reported_errors,
     require_stdout,
+    signal_note,
     write_stdout,
 )
 from conv1d_cli.errors import ConfigError
@@ -151,6 +152,8 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
             opts["sample_rate"] = check_sample_rate("--sample-rate", opts["sample_rate"])
     if opts["plot"] == "-":
         raise click.UsageError("--plot needs a file name (an image is not written to stdout)")
+    if opts["plot"] is not None:
+        signal_note("no plot was written")  # the image is written atomically
     piped = _read_piped_layer(file) if opts["format_"] is None else None
     layer_file = piped is not None or is_layer_archive(file)
     opts["data"] = piped
