@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from collections.abc import Iterator
 from typing import Any, NoReturn
@@ -349,12 +350,18 @@ def signals_exit() -> Iterator[None]:
         for signum, old in previous.items():
             signal.signal(signum, signal.SIG_DFL if old is None else old)
         if wakeup is not None:
+            old_fd, own_fd = wakeup
             with contextlib.suppress(ValueError):
-                signal.set_wakeup_fd(wakeup)
+                signal.set_wakeup_fd(old_fd)
+            with contextlib.suppress(OSError):
+                os.close(own_fd)  # the watcher sees EOF and closes its end
 
 
-def _unblock_reads_on_signal() -> int | None:
-    """On any signal, end the audio reads blocked on a pipe; returns the old wakeup fd.
+def _unblock_reads_on_signal() -> tuple[int, int] | None:
+    """On any signal, end the audio reads blocked on a pipe.
+
+    Returns the previous wakeup fd and the write end installed instead (closed by
+    the caller when the command is over, which ends the watcher thread), or None.
 
     A Python signal handler runs only when the main thread gets back to Python code,
     and the main thread (or the reader thread it waits for) may sit in libsndfile
@@ -365,7 +372,6 @@ def _unblock_reads_on_signal() -> int | None:
     unwinds as usual. signal_io is looked up, never imported: without it loaded, no
     audio is being read.
     """
-    import os
     import sys
     import threading
 
@@ -387,6 +393,7 @@ def _unblock_reads_on_signal() -> int | None:
                 module = sys.modules.get("conv1d_cli.signal_io")
                 if module is not None:
                     module.interrupt_inputs()
+        os.close(read_end)
 
     threading.Thread(target=watch, name="conv1d-signals", daemon=True).start()
-    return old
+    return old, write_end
