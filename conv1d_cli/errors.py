@@ -16,6 +16,7 @@ __all__ = [
     "FormatError",
     "OutputExistsError",
     "BatchError",
+    "PipeClosedError",
 ]
 
 
@@ -39,6 +40,15 @@ class OutputExistsError(DataFileError):
     """An output file already exists and overwriting was not allowed (``overwrite=False``).
 
     A separate class so the CLI can name its own switch (``--force``) in the message.
+    """
+
+
+class PipeClosedError(DataFileError):
+    """The reader of a pipe output went away (``... -o - | head -c 100``).
+
+    Not a failure of the data: a Unix filter whose reader stops early is killed by
+    SIGPIPE, and the CLI exits the same way (status 141, no message). Only what the
+    reader took was written.
     """
 
 

@@ -516,8 +516,10 @@ def filter_file(
     source : str or Job
         Input path (``"-"`` = stdin), or a :class:`Job` holding source and target.
     target : str, optional
-        Output path (``"-"`` = stdout); not given with a Job. The output appears only
-        when the whole run succeeds (atomic write).
+        Output path (``"-"`` = stdout); not given with a Job. A file appears only
+        when the whole run succeeds (atomic write); a pipe, FIFO or socket gets each
+        block as it is computed where the format can stream
+        (:func:`conv1d_cli.signal_io.streams_live`), and is cut short by an error.
     layers : sequence of Conv1d
         The chain, applied in order.
     names : sequence of str, optional
@@ -570,8 +572,9 @@ def filter_file(
                 notices.append(broadcast)
             check_chain(layers, names, info.channels, source=shown)
             check_stage_memory(layers, names, info.batch, dtype)
+            out_frames = None
             if info.frames is not None:
-                chain_output_length(layers, info.frames, names, shown)
+                out_frames = chain_output_length(layers, info.frames, names, shown)
             design_rates = [layer.sample_rate for layer in layers]
             strides = [layer.stride for layer in layers]
             in_rate, rate_source = info.sample_rate, shown
@@ -594,6 +597,8 @@ def filter_file(
                 on_clip=opts.on_clip,
                 dtype=dtype.name,
                 csv_delimiter=opts.csv_delimiter,
+                # a pipe output announces its length when the input's header tells it
+                frames=out_frames,
             )
             step = signal_io.pcm_step(spec.subtype)
             if opts.dither is not None:

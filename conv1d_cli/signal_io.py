@@ -30,9 +30,18 @@ Behaviour worth knowing
   ``/dev/stdin`` on a pipe; see :func:`is_stream`) follows exactly the rules of ``-``: it
   is opened once and never probed first (that would drain it), and without an extension
   its format must be given.
-- stdout: output is spooled to an anonymous temporary file (in ``$TMPDIR``: disk, not
-  memory) and copied to stdout only when the writer closes successfully, so soundfile never
-  sees a pipe (it writes corrupt WAV/FLAC there) and a failed run prints nothing.
+- stdout on a pipe, FIFO or socket (:func:`is_live_stream`): CSV, NPY of a known length,
+  and WAV/AU/RAW in PCM_16/24/32, FLOAT or DOUBLE are written block by block as they are
+  computed (:func:`streams_live`): bounded memory, about one block of latency. The WAV,
+  AU and NPY headers are written by this module, never by libsndfile (which writes
+  corrupt WAV on a pipe): with the true sizes when the output length is known in
+  advance (as SoX does), else the unknown-length sizes FFmpeg writes (``0xFFFFFFFF``).
+  A failed run stops the stream where it is (a reader sees it cut short). A reader that
+  goes away raises :class:`~conv1d_cli.errors.PipeClosedError`.
+- Any other stdout (``-`` or ``/dev/stdout`` redirected to a file, a device) and the
+  formats that must seek (FLAC, AIFF, OGG, ...) are spooled to an anonymous temporary
+  file (in ``$TMPDIR``: disk, not memory) and copied out only when the writer closes
+  successfully, so soundfile never sees a pipe and a failed run prints nothing.
 - Audio: the reported ``format`` is the container libsndfile found (a FLAC named ``.wav``
   is ``"flac"``; WAVEX, i.e. WAVE_FORMAT_EXTENSIBLE, is reported as ``"wav"``).
   Headerless RAW cannot be read (ConfigError). A file whose data chunk is cut short
@@ -83,6 +92,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import errno
 import io
 import math
 import os
@@ -94,6 +104,7 @@ import sys
 import tempfile
 import threading
 import tokenize
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +115,14 @@ import soundfile as sf
 
 from conv1d_cli import cells
 from conv1d_cli.atomic import atomic_path
-from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, FormatError, ShapeError
+from conv1d_cli.errors import (
+    ConfigError,
+    Conv1dError,
+    DataFileError,
+    FormatError,
+    PipeClosedError,
+    ShapeError,
+)
 from conv1d_cli.shapes import check_int, check_sample_rate
 
 __all__ = [
@@ -121,7 +139,9 @@ __all__ = [
     "TimeTrack",
     "check_output_subtype",
     "detect_format",
+    "interrupt_inputs",
     "is_audio_format",
+    "is_live_stream",
     "is_stream",
     "names_open_file",
     "open_reader",
@@ -131,6 +151,7 @@ __all__ = [
     "pipe_limit",
     "plan_output",
     "probe",
+    "streams_live",
     "read_signal",
     "write_signal",
 ]
@@ -480,6 +501,27 @@ def names_open_file(path: str | os.PathLike[str]) -> bool:
     return text.startswith(("/dev/", "/proc/"))
 
 
+def is_live_stream(path: str | os.PathLike[str]) -> bool:
+    """True when output to ``path`` goes to a pipe, FIFO or socket (``-`` = fd 1).
+
+    Such an output is read as it is written (``conv1d apply ... -o - | aplay``), so it
+    is streamed where the format allows (:func:`streams_live`). A regular file, also
+    behind ``/dev/stdout`` (``-o - > out.wav``), a terminal or another device is not:
+    those outputs are spooled and appear whole, or not at all.
+
+    Examples
+    --------
+    >>> is_live_stream("/dev/null"), is_live_stream("no-such-file.wav")
+    (False, False)
+    """
+    text = os.fspath(path)
+    try:
+        mode = os.fstat(1).st_mode if text == "-" else os.stat(text).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
 def _stdin_binary() -> IO[bytes]:
     stream = sys.stdin
     if stream is None:
@@ -815,10 +857,30 @@ class _Relay:
     def __init__(self, head: bytes, source: int, owned: IO[bytes] | None) -> None:
         self.fd, write_end = os.pipe()
         self.error: OSError | None = None
+        self._write_end: int | None = write_end
+        self._lock = threading.Lock()  # _write_end is closed or replaced under it
+        _RELAYS.add(self)
         self._thread = threading.Thread(
             target=self._pump, args=(head, source, write_end, owned), daemon=True
         )
         self._thread.start()
+
+    def interrupt(self) -> None:
+        """End the stream for libsndfile now: it sees EOF, as if the source had ended.
+
+        For a stop signal: the thread blocked in libsndfile reading this pipe is in C,
+        where no Python signal handler can run, and would wait for a producer that may
+        never write again (a FIFO held open). The write end becomes ``/dev/null`` (one
+        ``dup2``, so its number is never free for another file to take); the pump may
+        go on copying into it, harmlessly, until the process exits.
+        """
+        with self._lock:
+            if self._write_end is None:
+                return
+            with contextlib.suppress(OSError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self._write_end)
+                os.close(devnull)
 
     def _pump(self, head: bytes, source: int, write_end: int, owned: IO[bytes] | None) -> None:
         try:
@@ -833,7 +895,9 @@ class _Relay:
         except OSError as e:
             self.error = e
         finally:
-            os.close(write_end)
+            with self._lock:
+                self._write_end = None
+                os.close(write_end)
             if owned is not None:  # closed here: the other thread may still be reading it
                 with contextlib.suppress(OSError):
                     owned.close()
@@ -842,6 +906,22 @@ class _Relay:
         """Close the read end; a pump blocked writing then ends with EPIPE."""
         with contextlib.suppress(OSError):
             os.close(self.fd)
+
+
+#: Every relay still pumping, for :func:`interrupt_inputs`.
+_RELAYS: weakref.WeakSet[_Relay] = weakref.WeakSet()
+
+
+def interrupt_inputs() -> None:
+    """Make every audio read blocked on a pipe return (end of stream) at once.
+
+    Meant for a signal handler's helper thread (see ``conv1d_cli.cli._common``): a
+    stop signal cannot interrupt libsndfile waiting for a pipe whose producer holds
+    it open, and the run could not unwind. Safe to call at any time from any thread;
+    what the readers then see is a stream that ended, so call it only when stopping.
+    """
+    for relay in list(_RELAYS):
+        relay.interrupt()
 
 
 def _open_soundfile(path: str, fmt: str) -> tuple[sf.SoundFile, bool, IO[bytes] | _Relay | None]:
@@ -1859,7 +1939,17 @@ class SignalWriter:
     clipped: int
     frames: int
 
-    def __init__(self, path: str, fmt: str, channels: int, batch: int | None, on_clip: str) -> None:
+    def __init__(
+        self,
+        path: str,
+        fmt: str,
+        channels: int,
+        batch: int | None,
+        on_clip: str,
+        *,
+        live: bool = False,
+        declared: int | None = None,
+    ) -> None:
         self.path = path
         self.format = fmt
         self.channels = channels
@@ -1867,17 +1957,27 @@ class SignalWriter:
         self.on_clip = on_clip
         self.clipped = 0
         self.frames = 0
+        self.live = live
+        # the frames a live header announced: any other count is an error at close
+        self._declared = declared
+        # a live writer's header, sent with the first block: a run that fails before
+        # any output (a bad input) leaves the pipe empty, as it leaves no file
+        self._header = b""
         self._done = False
         self._failed = False
         self._atomic: contextlib.AbstractContextManager[Path] | None = None
         self._spool: IO[bytes] | None = None
+        self._stream: IO[bytes] | None = None
         self._copying = False  # the spool is being copied to its destination
-        # where the encoder writes: a temp path next to the target, or an anonymous spool
-        # for stdout and for outputs that are not regular files (/dev/stdout, a FIFO): the
-        # encoders seek (WAV/NPY headers), which a pipe or device cannot do
-        if is_stream(path) or names_open_file(path):
+        # where the encoder writes: the pipe itself (live), a temp path next to the target,
+        # or an anonymous spool for stdout and for outputs that are not regular files
+        # (/dev/stdout, a FIFO) in a format whose encoder seeks (WAV/NPY headers)
+        if live:
+            self._stream = self._open_live()
+            self.target: Path | IO[bytes] = self._stream
+        elif is_stream(path) or names_open_file(path):
             self._spool = tempfile.TemporaryFile()
-            self.target: Path | IO[bytes] = self._spool
+            self.target = self._spool
         else:
             if os.path.isdir(path):
                 raise DataFileError(f"{path}: is a directory, expected an output file name")
@@ -1904,6 +2004,7 @@ class SignalWriter:
                 f"got dtype {arr.dtype}"
             )
         with self._guarded():
+            self._send_header()
             self._write(arr)
         self.frames += int(arr.shape[-1])
 
@@ -1914,10 +2015,24 @@ class SignalWriter:
         if self._failed:
             self.abort()
             return
+        if self._declared is not None and self.frames != self._declared:
+            # The header on the pipe promised another length: the reader must be told
+            # by the exit status that what it got is not the whole signal.
+            self.abort()
+            raise DataFileError(
+                f"{_shown(self.path, output=True)}: {self.frames} frames were written but "
+                f"the header sent ahead announced {self._declared} (the input ended "
+                f"before its own header said it would)"
+            )
         with self._guarded():
+            self._send_header()
             self._finish()
             if self._spool is not None:
                 self._copy_to_stdout()
+            if self._stream is not None:
+                self._stream.flush()
+                if self.path != "-":
+                    self._stream.close()
         self._done = True
         if self._atomic is not None:
             try:  # fsync + rename; atomic_path removes the temp file if they fail
@@ -1940,6 +2055,14 @@ class SignalWriter:
         if self._spool is not None:
             with contextlib.suppress(OSError):  # flushing a doomed spool can fail (disk full)
                 self._spool.close()
+        if self._stream is not None:
+            # What was written stays written: the reader sees the stream cut short (and
+            # the exit status). Unflushed bytes are dropped, never sent after the error.
+            with contextlib.suppress(OSError, ValueError):
+                if self.path == "-":
+                    self._stream.flush()
+                else:
+                    self._stream.close()
 
     def __enter__(self) -> SignalWriter:
         return self
@@ -1957,7 +2080,29 @@ class SignalWriter:
                 self.abort()
 
     # -- helpers
+    def _send_header(self) -> None:
+        if self._header:
+            header, self._header = self._header, b""
+            assert self._stream is not None
+            self._stream.write(header)
+
+    def _open_live(self) -> IO[bytes]:
+        """The pipe a live writer writes to: stdout's buffer, or the FIFO/socket path."""
+        if self.path == "-":
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                sys.stdout.flush()  # keep any text already printed in order
+            stdout: Any = sys.stdout
+            out: IO[bytes] = getattr(stdout, "buffer", stdout)
+            return out
+        try:
+            # blocks until the FIFO has a reader, as `cat > fifo` does
+            return open(self.path, "ab")
+        except OSError as e:
+            raise DataFileError(f"{self.path}: cannot write: {e.strerror}") from e
+
     def _write_error(self, e: BaseException) -> DataFileError:
+        if isinstance(e, BrokenPipeError) or (isinstance(e, OSError) and e.errno == errno.EPIPE):
+            return PipeClosedError(f"{_shown(self.path, output=True)}: the reader closed the pipe")
         if isinstance(e, OSError):
             reason = e.strerror or str(e) or type(e).__name__
         else:
@@ -1994,7 +2139,7 @@ class SignalWriter:
                 with open(self.path, "ab") as device:
                     shutil.copyfileobj(self._spool, device, 1 << 20)
             except BrokenPipeError as e:
-                raise DataFileError(f"{self.path}: the reading end of the pipe was closed") from e
+                raise PipeClosedError(f"{self.path}: the reader closed the pipe") from e
             self._spool.close()
             return
         with contextlib.suppress(AttributeError, ValueError, OSError):
@@ -2004,7 +2149,7 @@ class SignalWriter:
             shutil.copyfileobj(self._spool, out, 1 << 20)
             out.flush()
         except BrokenPipeError as e:
-            raise DataFileError("<stdout>: the reading end of the pipe was closed") from e
+            raise PipeClosedError("<stdout>: the reader closed the pipe") from e
         self._spool.close()
 
     def _write(self, arr: np.ndarray) -> None:  # pragma: no cover - abstract
@@ -2026,6 +2171,7 @@ class _AudioWriter(SignalWriter):
         sample_rate: float | None,
         subtype: str | None,
         on_clip: str,
+        declared: int | None = None,
     ) -> None:
         upper = fmt.upper()
         if sample_rate is None:
@@ -2046,7 +2192,15 @@ class _AudioWriter(SignalWriter):
                 )
         assert chosen is not None
         self.subtype = chosen
-        super().__init__(path, fmt, channels, None, on_clip)
+        super().__init__(path, fmt, channels, None, on_clip, **self._live_args(fmt, declared))
+        self._open_encoder(int(rate))
+
+    def _live_args(self, fmt: str, declared: int | None) -> dict[str, Any]:
+        """How :class:`SignalWriter` opens the target: a file writer is never live."""
+        return {}
+
+    def _open_encoder(self, rate: int) -> None:
+        upper, chosen, path, channels = self.format.upper(), self.subtype, self.path, self.channels
         # The stdout spool goes to libsndfile as a descriptor, as a file output goes as a
         # path: through a Python file object (soundfile's virtual I/O) a failed write, e.g.
         # $TMPDIR full, is only printed from a cffi callback and ends in an AssertionError.
@@ -2057,7 +2211,7 @@ class _AudioWriter(SignalWriter):
             self._sf = sf.SoundFile(
                 target,
                 "w",
-                samplerate=int(rate),
+                samplerate=rate,
                 channels=channels,
                 format=upper,
                 subtype=chosen,
@@ -2067,7 +2221,7 @@ class _AudioWriter(SignalWriter):
             self.abort()
             raise DataFileError(
                 f"{_shown(path, output=True)}: cannot write {upper} {chosen} with "
-                f"{channels} channels at {int(rate)} Hz ({_sf_message(e)})"
+                f"{channels} channels at {rate} Hz ({_sf_message(e)})"
             ) from e
 
     def _clip_report(
@@ -2102,25 +2256,33 @@ class _AudioWriter(SignalWriter):
                     )
                 else:
                     found = f"is {value!r}, outside the {self.subtype} codes [{lowest}, {highest}]"
+            outcome = "the output stops here" if self.live else "no output was written"
             raise ClipError(
                 f"{_shown(self.path, output=True)}: sample {self.frames + offset + t} of "
-                f"channel {c} {found} (--on-clip error); no output was written"
+                f"channel {c} {found} (--on-clip error); {outcome}"
             )
         self.clipped += count
 
     def _write(self, arr: np.ndarray) -> None:
+        self._sf.write(self._samples(arr))
+
+    def _samples(self, arr: np.ndarray) -> np.ndarray:
+        """``(C, n)`` values -> the ``(n, C)`` samples to encode, rounded and clipped.
+
+        The one rounding and clipping rule of every audio output, file or pipe: integer
+        PCM as int16/int32 codes (:meth:`_to_int`), FLOAT/DOUBLE as they are, other
+        subtypes clipped to [-1, 1] for libsndfile to quantise.
+        """
         if self.subtype in _INT_PCM:
-            out = self._to_int(arr)
-        elif self.subtype in _FLOAT_SUBTYPES:
+            return self._to_int(arr)
+        if self.subtype in _FLOAT_SUBTYPES:
             x = arr if arr.dtype.kind == "f" else arr.astype(np.float64)
-            out = np.ascontiguousarray(x.T)
-        else:
-            x = arr.astype(np.float64, copy=False)
-            with np.errstate(invalid="ignore"):
-                over = (x > 1.0) | (x < -1.0)
-            self._clip_report(x, over)
-            out = np.ascontiguousarray(np.clip(x, -1.0, 1.0).T)
-        self._sf.write(out)
+            return np.ascontiguousarray(x.T)
+        x = arr.astype(np.float64, copy=False)
+        with np.errstate(invalid="ignore"):
+            over = (x > 1.0) | (x < -1.0)
+        self._clip_report(x, over)
+        return np.ascontiguousarray(np.clip(x, -1.0, 1.0).T)
 
     def _to_int(self, arr: np.ndarray) -> np.ndarray:
         """Round to the subtype's grid, clip (counting), return (n, C) int16/int32 codes.
@@ -2190,18 +2352,123 @@ def _round_half_up(q: np.ndarray) -> None:
     np.add(whole, up, out=q, casting="unsafe")
 
 
+#: Live (pipe) audio: the containers written here and the sample encodings each takes,
+#: as (bits per sample, WAV format tag, AU encoding). Anything else is spooled.
+_LIVE_AUDIO: Final = frozenset({"wav", "au", "raw"})
+_LIVE_SUBTYPES: Final = {
+    "PCM_16": (16, 0x0001, 3),
+    "PCM_24": (24, 0x0001, 4),
+    "PCM_32": (32, 0x0001, 5),
+    "FLOAT": (32, 0x0003, 6),
+    "DOUBLE": (64, 0x0003, 7),
+}
+#: What a WAV or AU header says when the length is not known: FFmpeg's sizes, which
+#: libsndfile (and SoX with --ignore-length) read as "until the data ends".
+_UNKNOWN_SIZE: Final = 0xFFFFFFFF
+#: KSDATAFORMAT_SUBTYPE_PCM / _IEEE_FLOAT without their first two bytes (the format tag).
+_WAVEX_GUID_TAIL: Final = bytes.fromhex("000000001000800000aa00389b71")
+
+
+def _wav_header(channels: int, rate: int, subtype: str, frames: int | None) -> bytes:
+    """A WAV header for a pipe: RIFF, ``fmt `` and the ``data`` chunk's header.
+
+    WAVE_FORMAT_EXTENSIBLE for more than two channels or more than 16 bits, as
+    Microsoft asks and SoX and FFmpeg write on a pipe (libsndfile's WAV writer keeps
+    the plain tag), with speaker positions for mono and stereo only (0 = none
+    assigned, rather than guess a layout). The RIFF and data sizes are the true ones
+    when ``frames`` is known and fits 32 bits, else ``0xFFFFFFFF``.
+
+    Examples
+    --------
+    >>> len(_wav_header(2, 8000, "PCM_16", 10)), len(_wav_header(2, 8000, "PCM_24", None))
+    (44, 68)
+    """
+    bits, tag, _ = _LIVE_SUBTYPES[subtype]
+    align = channels * bits // 8
+    extensible = channels > 2 or bits > 16
+    fmt = struct.pack(
+        "<HHIIHH", 0xFFFE if extensible else tag, channels, rate, rate * align, align, bits
+    )
+    if extensible:
+        mask = {1: 0x4, 2: 0x3}.get(channels, 0)
+        guid = struct.pack("<H", tag) + _WAVEX_GUID_TAIL
+        fmt += struct.pack("<HHI", 22, bits, mask) + guid
+    chunks = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data"
+    data = None if frames is None else frames * align
+    if data is None or 4 + len(chunks) + data > _UNKNOWN_SIZE - 1:
+        riff = data_size = _UNKNOWN_SIZE
+    else:
+        riff, data_size = len(chunks) + 4 + data, data
+    return b"RIFF" + struct.pack("<I", riff) + chunks + struct.pack("<I", data_size)
+
+
+def _au_header(channels: int, rate: int, subtype: str, frames: int | None) -> bytes:
+    """A Sun/NeXT AU header (big-endian); data size ``0xFFFFFFFF`` when not known."""
+    bits, _, encoding = _LIVE_SUBTYPES[subtype]
+    size = _UNKNOWN_SIZE if frames is None else frames * channels * bits // 8
+    if size >= _UNKNOWN_SIZE:
+        size = _UNKNOWN_SIZE
+    return b".snd" + struct.pack(">IIIII", 24, size, encoding, rate, channels)
+
+
+class _LiveAudioWriter(_AudioWriter):
+    """WAV, AU or RAW straight to a pipe, a block at a time.
+
+    libsndfile cannot write WAV to a pipe (it seeks back to fix the header), so the
+    header is written here, once, up front; the samples come out of the file writer's
+    own :meth:`_AudioWriter._samples` (same rounding and clipping) and are only laid out
+    as bytes here: little-endian (WAV, RAW, as libsndfile writes them), big-endian (AU).
+    """
+
+    def _live_args(self, fmt: str, declared: int | None) -> dict[str, Any]:
+        # With a header that states the length, a short run must fail at close; RAW
+        # has no header, so nothing was promised.
+        return {"live": True, "declared": declared if fmt != "raw" else None}
+
+    def _open_encoder(self, rate: int) -> None:
+        bits = _LIVE_SUBTYPES[self.subtype][0]
+        order = ">" if self.format == "au" else "<"
+        # PCM_24 leaves _to_int as the top 3 bytes of an int32: see _write
+        kind = "f" if self.subtype in _FLOAT_SUBTYPES else "i"
+        self._dtype = np.dtype(f"{order}{kind}{2 if bits == 16 else max(4, bits // 8)}")
+        if self.format == "wav":
+            self._header = _wav_header(self.channels, rate, self.subtype, self._declared)
+        elif self.format == "au":
+            self._header = _au_header(self.channels, rate, self.subtype, self._declared)
+
+    def _write(self, arr: np.ndarray) -> None:
+        samples = self._samples(arr)
+        if self.subtype == "PCM_24":
+            # _to_int hands libsndfile the code in the top 24 bits of an int32; on the
+            # wire it is 3 bytes: the high three of little-endian, or the first three of
+            # big-endian
+            wide = np.ascontiguousarray(samples, dtype=self._dtype).view(np.uint8)
+            wide = wide.reshape(-1, 4)
+            data = (wide[:, :3] if self.format == "au" else wide[:, 1:]).tobytes()
+        else:
+            data = np.ascontiguousarray(samples, dtype=self._dtype).tobytes()
+        assert self._stream is not None
+        self._stream.write(data)
+
+    def _finish(self) -> None:
+        """Nothing to finish: the header went first, the base class flushes."""
+
+    def _discard(self) -> None:
+        """Nothing to take back from a pipe."""
+
+
 class _ByteWriter(SignalWriter):
-    """A writer that owns a binary file handle ``_fh`` (the temp file, or the stdout spool)."""
+    """A writer that owns a binary file handle ``_fh`` (a temp file, the spool or a pipe)."""
 
     _fh: IO[bytes]
 
     def _finish(self) -> None:
         self._fh.flush()
-        if self._fh is not self._spool:
+        if isinstance(self.target, Path):  # only what it opened itself
             self._fh.close()
 
     def _discard(self) -> None:
-        if self._fh is not self._spool:
+        if isinstance(self.target, Path):
             self._fh.close()
 
 
@@ -2213,13 +2480,14 @@ class _CsvWriter(_ByteWriter):
         column_names: Sequence[str] | None,
         on_clip: str,
         dialect: CsvDialect | None = None,
+        live: bool = False,
     ) -> None:
         if column_names is not None and len(column_names) != channels:
             raise ConfigError(
                 f"{_shown(path, output=True)}: {len(column_names)} column names given for "
                 f"{channels} channels: {list(column_names)!r}"
             )
-        super().__init__(path, "csv", channels, None, on_clip)
+        super().__init__(path, "csv", channels, None, on_clip, live=live)
         if dialect is None:
             # a .tsv file name gets tabs; everything else (stdout too) gets commas
             dialect = CsvDialect("\t" if path.lower().endswith(".tsv") else ",")
@@ -2235,7 +2503,11 @@ class _CsvWriter(_ByteWriter):
                     lineterminator=dialect.line_end,
                     quoting=csv.QUOTE_ALL if dialect.quote_header else csv.QUOTE_MINIMAL,
                 ).writerow([str(n) for n in column_names])
-                self._fh.write(line.getvalue().encode("utf-8"))
+                header = line.getvalue().encode("utf-8")
+                if live:
+                    self._header = header
+                else:
+                    self._fh.write(header)
 
     def _write(self, arr: np.ndarray) -> None:
         if arr.shape[-1] == 0:
@@ -2266,17 +2538,30 @@ class _NpyWriter(_ByteWriter):
     """Streams time-major: the file is Fortran-ordered, its header is rewritten at close.
 
     ``np.load`` gives back the ``(C, L)`` / ``(N, C, L)`` array with the right values (it
-    is F-contiguous). :func:`write_signal` writes a plain C-ordered file instead.
+    is F-contiguous). :func:`write_signal` writes a plain C-ordered file instead. On a
+    pipe (``live``) the header cannot be rewritten: it is written once with the
+    ``declared`` length, and writing any other length fails at close.
     """
 
     def __init__(
-        self, path: str, channels: int, batch: int | None, dtype: np.dtype[Any], on_clip: str
+        self,
+        path: str,
+        channels: int,
+        batch: int | None,
+        dtype: np.dtype[Any],
+        on_clip: str,
+        declared: int | None = None,
     ) -> None:
-        super().__init__(path, "npy", channels, batch, on_clip)
+        live = declared is not None
+        super().__init__(path, "npy", channels, batch, on_clip, live=live, declared=declared)
         self._dtype = dtype
         with self._guarded():
             self._fh = open(self.target, "w+b") if isinstance(self.target, Path) else self.target
-            self._fh.write(_npy_header_bytes(self._shape(0), dtype, True))
+            header = _npy_header_bytes(self._shape(declared or 0), dtype, True)
+            if live:
+                self._header = header
+            else:
+                self._fh.write(header)
 
     def _shape(self, frames: int) -> tuple[int, ...]:
         if self.batch is None:
@@ -2289,6 +2574,9 @@ class _NpyWriter(_ByteWriter):
         self._fh.write(data.tobytes())
 
     def _finish(self) -> None:
+        if self.live:  # the header went first, with the length checked by close()
+            super()._finish()
+            return
         end = self._fh.tell()
         self._fh.seek(0)
         self._fh.write(_npy_header_bytes(self._shape(self.frames), self._dtype, True))
@@ -2308,13 +2596,16 @@ def open_writer(
     batch: int | None = None,
     dtype: Any = "float64",
     csv_dialect: CsvDialect | None = None,
+    frames: int | None = None,
 ) -> SignalWriter:
     """Open an atomic, streaming writer.
 
     Parameters
     ----------
     path : str or path-like
-        Output file, or ``"-"`` for stdout (spooled to a temporary file, copied at close).
+        Output file, or ``"-"`` for stdout. A pipe, FIFO or socket is written block by
+        block where the format allows (:func:`streams_live`); other stdouts and devices
+        are spooled to a temporary file and copied at close.
     format : str or None
         Output format; ``None`` means from the extension.
     channels : int
@@ -2338,6 +2629,10 @@ def open_writer(
     csv_dialect : CsvDialect, optional
         Delimiter, quoting and line ending of a CSV output [default: tabs for a
         ``.tsv`` name, else commas; unquoted; ``\\n``].
+    frames : int, optional
+        The output's length when it is known before writing (from the input's header).
+        A pipe output puts it in its header (WAV, AU, NPY), and writing any other number
+        of frames then fails at close; an NPY to a pipe needs it to stream.
 
     Examples
     --------
@@ -2367,11 +2662,42 @@ def open_writer(
             f"{_shown(text, output=True)}: a batch of {nbatch} signals (N, C, L) can only be "
             f"written as NPY, not {fmt.upper()}"
         )
+    length = None if frames is None else check_int("frames", frames, minimum=0)
+    live = is_live_stream(text) and streams_live(fmt, subtype, length)
     if fmt == "csv":
-        return _CsvWriter(text, nchan, column_names, on_clip, csv_dialect)
+        return _CsvWriter(text, nchan, column_names, on_clip, csv_dialect, live=live)
     if fmt == "npy":
-        return _NpyWriter(text, nchan, nbatch, dt, on_clip)
+        return _NpyWriter(text, nchan, nbatch, dt, on_clip, declared=length if live else None)
+    if live:
+        return _LiveAudioWriter(text, fmt, nchan, sample_rate, subtype, on_clip, length)
     return _AudioWriter(text, fmt, nchan, sample_rate, subtype, on_clip)
+
+
+def streams_live(format: str, subtype: str | None = None, frames: int | None = None) -> bool:
+    """Whether an output in ``format`` can be written to a pipe as it is computed.
+
+    CSV always; NPY when its length (``frames``) is known before writing (the header
+    comes first and holds the shape); WAV, AU and RAW in PCM_16, PCM_24, PCM_32, FLOAT
+    or DOUBLE (``subtype`` ``None`` = the format's default). The rest (FLAC, AIFF, OGG,
+    8-bit and compressed subtypes, ...) must seek or is encoded by libsndfile alone, and
+    is spooled.
+
+    Examples
+    --------
+    >>> streams_live("wav", "PCM_16"), streams_live("npy"), streams_live("npy", None, 10)
+    (True, False, True)
+    >>> streams_live("flac"), streams_live("wav", "ULAW")
+    (False, False)
+    """
+    fmt = detect_format("-", format)
+    if fmt == "csv":
+        return True
+    if fmt == "npy":
+        return frames is not None
+    if fmt not in _LIVE_AUDIO:
+        return False
+    chosen = output_subtype(fmt) if subtype is None else str(subtype).upper()
+    return chosen in _LIVE_SUBTYPES
 
 
 @dataclass(frozen=True)
@@ -2400,6 +2726,9 @@ class OutputSpec:
         What to do with integer PCM values out of range.
     csv_dialect : CsvDialect or None
         Delimiter, quoting and line ending of a CSV output.
+    frames : int or None
+        The output's length when known before the run (from the input's header); a
+        pipe output announces it in its header.
     """
 
     path: str
@@ -2412,6 +2741,7 @@ class OutputSpec:
     dtype: str
     on_clip: str = "warn"
     csv_dialect: CsvDialect | None = None
+    frames: int | None = None
 
     def open(self) -> SignalWriter:
         """Open the atomic streaming writer this spec describes (:func:`open_writer`)."""
@@ -2426,6 +2756,7 @@ class OutputSpec:
             batch=self.batch,
             dtype=self.dtype,
             csv_dialect=self.csv_dialect,
+            frames=self.frames,
         )
 
 
@@ -2503,6 +2834,7 @@ def plan_output(
     on_clip: str = "warn",
     dtype: Any = "float64",
     csv_delimiter: str | None = None,
+    frames: int | None = None,
 ) -> OutputSpec:
     """Decide the output's format, subtype, rate and columns from the input and options.
 
@@ -2523,7 +2855,7 @@ def plan_output(
         (the input's format for a stream) and the input's subtype where the format has it.
     sample_rate : float, optional
         Forced output rate.
-    on_clip, dtype
+    on_clip, dtype, frames
         Passed on to the writer (see :func:`open_writer`).
     csv_delimiter : str, optional
         A key of :data:`CSV_DELIMITERS` (``","``, ``"semicolon"``, ``"tab"``, ...). A
@@ -2601,6 +2933,7 @@ def plan_output(
         dtype=_check_dtype(dtype).name,
         on_clip=on_clip,
         csv_dialect=dialect,
+        frames=frames,
     )
 
 

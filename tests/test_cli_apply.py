@@ -867,7 +867,9 @@ def test_apply_help_documents_exit_status():
 def test_apply_help_does_not_overclaim_streaming():
     text = " ".join(CliRunner().invoke(cli, ["apply", "--help"]).stdout.split())
     assert "CSV and NPY on stdin are read whole" in text
-    assert "output to '-' (any format) is spooled to a temporary file" in text
+    # Live on a pipe only where the format allows; the rest is spooled (issue 13).
+    assert "Output to a pipe, FIFO or socket ('-o - | ...') is streamed" in text
+    assert "must seek (FLAC, AIFF, OGG, ...), and '-' redirected to a file, are spooled" in text
 
 
 def test_apply_to_dev_stdout_appends_to_the_file_behind_it(tmp_path, stereo, smooth):

@@ -427,7 +427,7 @@ def _build_fixtures(d: Path) -> None:
     shutil.copytree(ROOT / "examples", d / "examples")
     stereo, rate = sf.read(ROOT / "sample_data/stereo.wav", dtype="int16")
     # Audio placeholders: stereo 16-bit WAVs (shortened where several are filtered).
-    for name in ("in.wav", "a.wav", "b.wav"):
+    for name in ("in.wav", "a.wav", "b.wav", "x.wav"):
         shutil.copy(ROOT / "sample_data/stereo.wav", d / name)
     (d / "recordings").mkdir()
     for name, part in (("a.wav", stereo[:12000]), ("b.wav", stereo[12000:24000])):

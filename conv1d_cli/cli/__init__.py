@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from conv1d_cli._version import __version__
-from conv1d_cli.cli._common import guard_closed_streams
+from conv1d_cli.cli._common import guard_closed_streams, signals_exit
 
 __all__ = ["cli"]
 
@@ -35,6 +35,12 @@ class _LazyGroup(click.Group):
         # Before Click parses anything: a usage error is already a message to stderr.
         guard_closed_streams()
         return super().main(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # Inside Click's main, which would turn Ctrl-C into "Aborted!" with status 1:
+        # every command gets one Error: line and 128 + N instead.
+        with signals_exit():
+            return super().invoke(ctx)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(_COMMANDS))

@@ -1,15 +1,17 @@
-"""What every subcommand shares: turning library errors into Click errors."""
+"""What every subcommand shares: turning library errors and signals into exit codes."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import signal
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, FormatError
+from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, FormatError, PipeClosedError
 from conv1d_cli.shapes import FREQUENCY_FORMS, MAX_SIZE, parse_frequency, parse_padding
 
 __all__ = [
@@ -24,9 +26,12 @@ __all__ = [
     "refuse_chain_overrides",
     "guard_closed_streams",
     "names_stdout",
+    "reader_gone",
     "reported_errors",
     "require_plotting",
     "require_stdout",
+    "signal_note",
+    "signals_exit",
     "split_layer_arg",
     "write_stdout",
 ]
@@ -134,7 +139,11 @@ def reported_errors(format_options: str | None = None) -> Iterator[None]:
     """
     try:
         yield
+    except PipeClosedError:
+        reader_gone()
     except BatchError as e:
+        if all(isinstance(error, PipeClosedError) for _source, error in e.failures):
+            reader_gone()  # --keep-going changes nothing: there is no reader left
         for _source, error in e.failures:
             with contextlib.suppress(OSError, ValueError):
                 click.echo(f"Error: {error}", err=True)
@@ -310,23 +319,17 @@ def write_stdout(text: str) -> None:
     ``/dev/null`` so that Python's own flush at exit does not fail a second time.
     One write also means ``| head -1`` reads a complete answer before it closes.
     """
-    import os
     import sys
 
     require_stdout()
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
+    except BrokenPipeError:
+        reader_gone()
     except OSError as e:
-        with contextlib.suppress(OSError, ValueError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-        if isinstance(e, BrokenPipeError):
-            reason = "the reader closed the pipe"
-        else:
-            reason = e.strerror or str(e)
-        raise click.ClickException(f"cannot write to stdout: {reason}") from None
+        _stdout_to_devnull()
+        raise click.ClickException(f"cannot write to stdout: {e.strerror or e}") from None
 
 
 def csv_column_options(command: Any) -> Any:
@@ -380,3 +383,146 @@ def require_plotting(option: str) -> None:
             f"{option} needs matplotlib, which is not installed; "
             "install it with: pip install 'conv1d-cli[plot]'"
         ) from None
+
+
+def _stdout_to_devnull() -> None:
+    """Point fd 1 at ``/dev/null``, so that Python's own flush at exit cannot fail again."""
+    import os
+    import sys
+
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def reader_gone() -> NoReturn:
+    """Exit as a Unix filter killed by SIGPIPE does: status 141, no message.
+
+    The reader of stdout (or of a pipe output) went away (``| head -1``): that is how
+    a pipeline says "enough", not an error, so nothing is printed. Handled here,
+    where the ``EPIPE`` surfaces as an exception, rather than by restoring SIGPIPE's
+    default action: the exception unwinds every ``with`` block (temporary files,
+    helper threads, ``--jobs`` workers are stopped and cleaned up), while a SIGPIPE
+    death would also strike the internal pipes (the stdin relay, the worker pool's)
+    and end a run silently where an ``Error:`` line is owed.
+    """
+    _stdout_to_devnull()
+    raise SystemExit(128 + signal.SIGPIPE)
+
+
+#: Signals that mean "stop now": kill/timeout/make -k (SIGTERM) and a closed terminal
+#: or dropped ssh session (SIGHUP); SIGINT arrives as KeyboardInterrupt.
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+_SIGNAL_VERBS = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hung up"}
+#: What the running command says was left behind when a signal stops it.
+_signal_note: list[str | None] = [None]
+
+
+class _Stopped(SystemExit):
+    """SIGTERM/SIGHUP as an exception: every ``with`` block (temp files!) unwinds.
+
+    A SystemExit with status 128 + N, so even code that lets it escape exits right.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+def signal_note(text: str | None) -> None:
+    """Say what a signal leaves behind, for the ``Error:`` line of :func:`signals_exit`.
+
+    E.g. ``"nothing was written"`` for a file output (atomic: the temp file goes).
+    """
+    _signal_note[0] = text
+
+
+@contextlib.contextmanager
+def signals_exit() -> Iterator[None]:
+    """Turn Ctrl-C, SIGTERM and SIGHUP into one ``Error:`` line and status 128 + N.
+
+    Every command runs inside it (the group's ``invoke``). The line names the signal
+    and, where the command said so with :func:`signal_note`, what was left:
+    ``Error: interrupted (SIGINT); nothing was written``. Without it Click prints a
+    blank line and ``Aborted!`` with status 1, which a Makefile cannot tell from a
+    failed file, and SIGTERM ends the process without a word or any cleanup.
+    """
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Stopped(signum)
+
+    previous: dict[int, Any] = {}
+    signal_note(None)
+    try:
+        for signum in _STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, handler)
+    except ValueError:  # not the main thread (embedded use): leave signals alone
+        pass
+    wakeup = _unblock_reads_on_signal() if previous else None
+    try:
+        yield
+    except (KeyboardInterrupt, _Stopped) as e:
+        signum = e.signum if isinstance(e, _Stopped) else signal.SIGINT
+        name = signal.Signals(signum).name
+        note = _signal_note[0]
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            click.echo(
+                f"Error: {_SIGNAL_VERBS.get(name, 'stopped')} ({name})"
+                + (f"; {note}" if note else ""),
+                err=True,
+            )
+        raise SystemExit(128 + signum) from None
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, signal.SIG_DFL if old is None else old)
+        if wakeup is not None:
+            old_fd, own_fd = wakeup
+            with contextlib.suppress(ValueError):
+                signal.set_wakeup_fd(old_fd)
+            with contextlib.suppress(OSError):
+                os.close(own_fd)  # the watcher sees EOF and closes its end
+
+
+def _unblock_reads_on_signal() -> tuple[int, int] | None:
+    """On any signal, end the audio reads blocked on a pipe.
+
+    Returns the previous wakeup fd and the write end installed instead (closed by
+    the caller when the command is over, which ends the watcher thread), or None.
+
+    A Python signal handler runs only when the main thread gets back to Python code,
+    and the main thread (or the reader thread it waits for) may sit in libsndfile
+    waiting for a pipe that a producer holds open: Ctrl-C would do nothing. Python's
+    C-level handler writes to the wakeup fd at once, whatever the threads are doing;
+    a daemon thread waiting on it ends those reads
+    (:func:`conv1d_cli.signal_io.interrupt_inputs`), and the handler's exception then
+    unwinds as usual. signal_io is looked up, never imported: without it loaded, no
+    audio is being read.
+    """
+    import sys
+    import threading
+
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        return None
+    os.set_blocking(write_end, False)
+    try:
+        old = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread
+        os.close(read_end)
+        os.close(write_end)
+        return None
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(read_end, 64):
+                module = sys.modules.get("conv1d_cli.signal_io")
+                if module is not None:
+                    module.interrupt_inputs()
+        os.close(read_end)
+
+    threading.Thread(target=watch, name="conv1d-signals", daemon=True).start()
+    return old, write_end

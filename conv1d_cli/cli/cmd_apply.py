@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +23,7 @@ from conv1d_cli.cli._common import (
     reported_errors,
     require_plotting,
     require_stdout,
+    signal_note,
     split_layer_arg,
     time_column_arg,
     write_stdout,
@@ -72,42 +71,6 @@ ever added within a schema ("schema": "{JSON_SCHEMA}"):
   warnings[]  warnings about the run itself (not about one file)
   totals      {{inputs, written, failed, frames_in, frames_out, clipped}}
 """
-
-#: Signals that mean "stop now": kill/timeout/make -k (SIGTERM) and a closed terminal
-#: or dropped ssh session (SIGHUP). Both must remove the temp files like an error does.
-_STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
-
-
-@contextlib.contextmanager
-def _signals_exit() -> Iterator[None]:
-    """Turn SIGTERM/SIGHUP and Ctrl-C into a clean exit with status 128 + signal.
-
-    SIGTERM and SIGHUP become SystemExit, so every context manager (temp files!)
-    unwinds. Ctrl-C (KeyboardInterrupt, which unwinds the same way) exits 130 as
-    shells expect, instead of Click's "Aborted!" with status 1, which a Makefile
-    cannot tell apart from a failed file.
-    """
-
-    def handler(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous: dict[int, Any] = {}
-    try:
-        for signum in _STOP_SIGNALS:
-            previous[signum] = signal.signal(signum, handler)
-    except ValueError:  # not the main thread (embedded use): leave signals alone
-        pass
-    try:
-        yield
-    except KeyboardInterrupt:
-        with contextlib.suppress(OSError):
-            click.echo("\nAborted!", err=True)
-        raise SystemExit(128 + signal.SIGINT) from None
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, signal.SIG_DFL if old is None else old)
 
 
 def _tune_malloc() -> None:
@@ -382,10 +345,16 @@ def apply_(
     CSV and NPY on stdin are read whole (at most $CONV1D_PIPE_LIMIT bytes,
     default 1G; e.g. CONV1D_PIPE_LIMIT=4G), and circular padding with a left pad
     buffers the whole signal on a pipe or after the first layer. Each output
-    is written to a temporary file and renamed into place only on success;
-    output to '-' (any format) is spooled to a temporary file in $TMPDIR and
-    copied to stdout only on success. '-' is stdin/stdout (give
-    --input-format/--output-format). --normalize does not stream (see below).
+    file is written to a temporary file and renamed into place only on
+    success. Output to a pipe, FIFO or socket ('-o - | ...') is streamed as
+    it is computed (about one block of latency) in CSV, WAV/AU/RAW
+    (PCM_16/24/32, FLOAT, DOUBLE), and NPY when the input's length is known;
+    a WAV/AU/NPY header then carries the true length, else WAV/AU get the
+    unknown-length sizes 0xFFFFFFFF. An error cuts the stream short (exit
+    1). Formats that must seek (FLAC, AIFF, OGG, ...), and '-' redirected
+    to a file, are spooled to a temporary file in $TMPDIR and copied out
+    only on success. '-' is stdin/stdout (give --input-format/--output-format).
+    --normalize does not stream (see below).
 
     On a terminal (never with -q, nothing when stderr is a file or pipe),
     stderr shows one progress line: the run's bar and ETA (measured from the
@@ -408,8 +377,9 @@ def apply_(
         2    wrong invocation: a bad or conflicting option (also a
              --sample-rate that audio cannot store, --dither for an output
              that is not integer PCM, --json with -o -)
-        128+N  stopped by signal N (143 SIGTERM, 129 SIGHUP, 130 Ctrl-C);
-             nothing partial is left behind
+        128+N  stopped by signal N (143 SIGTERM, 129 SIGHUP, 130 Ctrl-C),
+             with one Error: line; no partial file is left behind
+        141  the reader of a pipe output went away (| head): no message
 
     \b
     Example:
@@ -420,7 +390,7 @@ def apply_(
         conv1d apply -w lowpass.npz sensors.csv --columns ax,az -o smooth.csv
         cat in.wav | conv1d apply -w lowpass.npz - --input-format wav -o - --output-format wav
     """
-    with reported_errors("--input-format / --output-format"), _signals_exit():
+    with reported_errors("--input-format / --output-format"):
         # First, before anything imports NumPy (and with it BLAS, whose thread
         # count is fixed when it loads): conv1d_cli.threads has the rules.
         from conv1d_cli import threads as thread_policy
@@ -459,6 +429,7 @@ def apply_(
             require_stdout(f"-o {jobs_list[0].target}")
         if no_clobber:
             _refuse_existing(pipeline.existing_outputs(jobs_list))
+        signal_note(_left_behind(jobs_list))
         run_warnings = pipeline.check_output_formats(jobs_list, output_format, subtype)
         for text in run_warnings:
             if not quiet:
@@ -506,6 +477,19 @@ def apply_(
             _plot_compare(plot_compare, jobs_list[0], layers, opts)
             if not quiet:
                 click.echo(f"wrote {plot_compare}", err=True)
+
+
+def _left_behind(jobs_list: list[Job]) -> str:
+    """What a signal leaves: a file output nothing, a pipe what it already got."""
+    from conv1d_cli.signal_io import is_live_stream
+
+    streams = [job.target for job in jobs_list if is_live_stream(job.target)]
+    if streams:
+        shown = "stdout" if streams[0] == "-" else streams[0]
+        return f"the output on {shown} stops where it was"
+    if len(jobs_list) == 1:
+        return "nothing was written"
+    return "the file being written was removed (finished ones are kept)"
 
 
 def _check_plot_compare(path: str, jobs_list: list[Job], layer_files: tuple[str, ...]) -> None:

@@ -18,6 +18,7 @@ from conv1d_cli.cli._common import (
     is_layer_archive,
     layer_display_name,
     reported_errors,
+    signal_note,
     split_layer_arg,
 )
 from conv1d_cli.errors import ConfigError, DataFileError, OutputExistsError
@@ -279,6 +280,7 @@ def init(ctx: click.Context, layer: str, **opts: Any) -> None:
     }.get(source, [])
     what = "a random layer" if source == "random" else f"--design {opts['design']}"
     _require(ctx, required, what)
+    signal_note("nothing was written")  # the layer file is written atomically
     with reported_errors():
         if opts["sample_rate"] is not None:
             # One rule for every sample rate (shapes.check_sample_rate), exit 2.

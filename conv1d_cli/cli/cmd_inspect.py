@@ -22,6 +22,7 @@ from conv1d_cli.cli._common import (
     reported_errors,
     require_plotting,
     require_stdout,
+    signal_note,
     write_stdout,
 )
 from conv1d_cli.errors import DataFileError
@@ -177,6 +178,7 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
         raise click.UsageError("--plot needs a file name (an image is not written to stdout)")
     if opts["plot"] is not None:
         require_plotting("--plot")
+        signal_note("no plot was written")  # the image is written atomically
     piped = _read_piped_layer(file) if opts["input_format"] is None else None
     layer_file = piped is not None or is_layer_archive(file)
     opts["data"] = piped
