@@ -93,6 +93,13 @@ BLOCK_FRAMES: Final = (1 << 12, 1 << 17)
 Progress = Callable[[int], None]
 
 
+#: ``executor(jobs, layers, names, options)`` -> iterator of (index, outcome); see run_jobs.
+Executor = Callable[
+    [Sequence["Job"], Sequence[Conv1d], Sequence[str], "FilterOptions"],
+    Iterator[tuple[int, "FileReport | Conv1dError | Cancelled"]],
+]
+
+
 class StopFlag(Protocol):
     """What :func:`filter_file` polls between blocks: a threading or multiprocessing Event."""
 
@@ -545,6 +552,7 @@ def run_jobs(
     keep_going: bool = False,
     on_done: Callable[[int, FileReport], None] | None = None,
     progress: Callable[[Job], Progress] | None = None,
+    executor: Executor | None = None,
 ) -> list[FileReport]:
     """Filter every job, one after another or in ``workers`` worker processes.
 
@@ -569,6 +577,13 @@ def run_jobs(
     progress : callable, optional
         ``progress(job)`` returns the frame-progress callback for that job (only
         where files are filtered in this process, ``workers=1``).
+    executor : callable, optional
+        Filters the files elsewhere instead (``workers`` is then ignored):
+        ``executor(jobs, layers, names, options)`` yields ``(index, outcome)`` as
+        each file finishes, the outcome a :class:`FileReport`, a
+        :class:`~conv1d_cli.errors.Conv1dError` or :class:`Cancelled`; the
+        reporting, ``keep_going`` and ordering rules stay these. Closing it early
+        must stop the rest. :class:`conv1d_cli.cluster.DaskFiles` is one (Dask).
 
     Returns
     -------
@@ -597,7 +612,24 @@ def run_jobs(
         failures.append((index, error))
         settle(index, None)
 
-    if workers == 1 or len(jobs) == 1:
+    if executor is not None:
+        outcomes = executor(jobs, layers, names, opts)
+        try:
+            for index, outcome in outcomes:
+                if isinstance(outcome, Cancelled):
+                    settle(index, None)
+                elif isinstance(outcome, Conv1dError):
+                    failed(index, outcome)
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+                else:
+                    settle(index, outcome)
+        finally:
+            # On an error, Ctrl-C or SIGTERM: the executor cancels what is left.
+            close = getattr(outcomes, "close", None)
+            if close is not None:
+                close()
+    elif workers == 1 or len(jobs) == 1:
         for index, job in enumerate(jobs):
             tick = progress(job) if progress is not None else _no_progress
             try:

@@ -193,6 +193,15 @@ def _warn(message: str) -> None:
     "make -j; see README 'Threads'].",
 )
 @click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Filter the files on a Dask cluster, one task per file: tcp://HOST:PORT, "
+    "local:N (N single-threaded local worker processes), or 'config' (Dask's "
+    "scheduler-address / DASK_SCHEDULER_ADDRESS). Paths must be visible to the workers. "
+    "Needs pip install 'conv1d-cli[dask]'.",
+)
+@click.option(
     "--keep-going", is_flag=True, help="Go on after a failed file; report all at the end."
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no warnings.")
@@ -257,6 +266,7 @@ def apply_(
     on_clip: str,
     jobs: int,
     threads: int | None,
+    scheduler: str | None,
     keep_going: bool,
     quiet: bool,
     allow_nonfinite: bool,
@@ -297,6 +307,7 @@ def apply_(
     Example:
         conv1d apply -w lowpass.npz in.wav -o out.wav
         conv1d apply -w a.npz -w b.npz data/*.csv -d filtered/ --jobs 2
+        conv1d apply -w lowpass.npz /shared/in/*.flac -d /shared/out --scheduler tcp://head:8786
         conv1d apply -w model.npz:encoder.conv -w model.npz:decoder.conv x.npy -o y.npy
         cat in.wav | conv1d apply -w lowpass.npz - --input-format wav -o - --output-format wav
     """
@@ -305,6 +316,8 @@ def apply_(
         # count is fixed when it loads): conv1d_cli.threads has the rules.
         from conv1d_cli import threads as thread_policy
 
+        if scheduler is not None:
+            _check_scheduler_args(scheduler, jobs, inputs, output)
         policy = thread_policy.decide(threads, jobs)
         thread_policy.configure(policy)
 
@@ -352,7 +365,54 @@ def apply_(
                 Path(output_dir).mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise DataFileError(f"-d {output_dir}: cannot create: {e.strerror}") from e
+        if scheduler is not None:
+            # Workers single-threaded (the parallelism is the files) unless --threads.
+            worker_policy = policy if threads is not None else None
+            with _cluster(scheduler, worker_policy) as executor:
+                _run(
+                    jobs_list,
+                    layers,
+                    names,
+                    opts,
+                    workers=2,
+                    keep_going=keep_going,
+                    quiet=quiet,
+                    executor=executor,
+                )
+            return
         _run(jobs_list, layers, names, opts, workers=jobs, keep_going=keep_going, quiet=quiet)
+
+
+def _check_scheduler_args(
+    scheduler: str, jobs: int, inputs: tuple[str, ...], output: str | None
+) -> None:
+    """Refuse what cannot go to a cluster, before anything is loaded (exit 2)."""
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise ConfigError(
+            "--scheduler needs Dask, which is not installed: pip install 'conv1d-cli[dask]'"
+        )
+    if jobs > 1:
+        raise ConfigError("give either --jobs or --scheduler, not both (the workers are the jobs)")
+    if "-" in inputs or output == "-":
+        raise ConfigError("--scheduler filters files: stdin/stdout ('-') cannot go to a cluster")
+
+
+@contextlib.contextmanager
+def _cluster(scheduler: str, policy: Any) -> Iterator[Any]:
+    """Connect (or start ``local:N``), yield the executor, always close what was opened."""
+    from conv1d_cli import cluster
+
+    client, local_cluster = cluster.connect(scheduler)
+    try:
+        yield cluster.DaskFiles(client, policy)
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+        if local_cluster is not None:
+            with contextlib.suppress(Exception):
+                local_cluster.close()
 
 
 def _report(report: FileReport, on_clip: str) -> None:
@@ -380,13 +440,15 @@ def _run(
     workers: int,
     keep_going: bool,
     quiet: bool,
+    executor: Any = None,
 ) -> None:
     """Filter every file, showing progress on a terminal and each file's warnings."""
     from conv1d_cli import pipeline
 
     show = not quiet and sys.stderr.isatty()
     total = len(jobs_list)
-    one_by_one = workers == 1 or total == 1
+    # Files finished elsewhere (a cluster) are counted as files, even a single one.
+    one_by_one = executor is None and (workers == 1 or total == 1)
     length = None
     if total == 1 and show:
         length = pipeline.known_frames(jobs_list[0].source, opts.input_format)
@@ -417,4 +479,5 @@ def _run(
             keep_going=keep_going,
             on_done=file_done,
             progress=frames_done,
+            executor=executor,
         )
