@@ -272,3 +272,91 @@ def test_cluster_worker_killed_mid_file(tmp_path, allowed_failures):
         assert f"Error: {big}: the Dask worker filtering it failed (KilledWorker" in stderr
         failed = 4 - len(names)
         assert f"Error: {failed} of 4 inputs failed" in stderr
+
+
+@needs_dask
+@pytest.mark.slow
+def test_cluster_ctrl_c_cancels_and_leaves_nothing(cluster, tmp_path):
+    """Ctrl-C: the running task sees the cancel flag and removes its temp file; the queued
+    ones are cancelled; exit 130 and no output."""
+    from distributed import Client
+
+    rng = np.random.default_rng(6)
+    layer = tmp_path / "lp.npz"
+    Conv1d.from_weights(np.full((1, 1, 31), 1 / 31), padding="same").save(layer)
+    inputs = []
+    for i in range(4):
+        path = tmp_path / f"big{i}.wav"
+        sf.write(path, rng.standard_normal(1_000_000) * 0.3, 48000, subtype="PCM_16")
+        inputs.append(str(path))
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conv1d_cli", "apply", "-w", str(layer), *inputs, "-d", str(out),
+         "--block-size", "256", "--scheduler", cluster.scheduler_address],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert _temp_appeared(out, "big0", time.monotonic() + 30), "nothing started"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert [p.name for p in out.iterdir() if ".tmp" in p.name] == []
+    with Client(cluster) as client:
+        deadline = time.monotonic() + 20
+        while any(client.processing().values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(client.processing().values())
+
+
+@needs_dask
+@pytest.mark.slow
+def test_cluster_separate_scheduler_and_worker_processes(corpus, tmp_path):
+    """`dask scheduler` and `dask worker` started on their own (as on HPC), on loopback."""
+    import json
+
+    root, inputs = corpus
+    scheduler_file = tmp_path / "scheduler.json"
+    loopback = ["--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "0",
+         "--scheduler-file", str(scheduler_file), *loopback],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    worker = None
+    try:
+        deadline = time.monotonic() + 30
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        address = json.loads(scheduler_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+             "--nworkers", "1", *loopback],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+        from distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(1, timeout=30)
+        chain = ["-w", str(root / "a.npz"), "-w", str(root / "b.npz")]
+        local = _apply([*chain, *inputs, "-d", str(tmp_path / "local")])
+        remote = _apply([*chain, *inputs, "-d", str(tmp_path / "remote"), "--scheduler", address])
+        assert remote.exit_code == local.exit_code == 0, remote.output
+        assert remote.stderr == local.stderr
+        _same_outputs(tmp_path / "local", tmp_path / "remote")
+    finally:
+        for proc in (worker, scheduler):
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
