@@ -317,3 +317,178 @@ def _relabel(outcome: Any, sent: Any, given: Any) -> Any:
         relabelled.__cause__ = outcome.__cause__
         return relabelled
     return replace(outcome, job=given, warnings=[text(w) for w in outcome.warnings])
+
+
+# ---------------------------------------------------------------------------------------
+# One NPY larger than a worker's memory: a Dask array through conv1d_cli.dask
+
+
+#: Samples (batch x channels x frames) per chunk of the array path: 32 MiB in float64.
+CHUNK_SAMPLES = 1 << 22
+
+
+class NpyFile:
+    """An NPY file as an array that pickles as its path (workers map it themselves).
+
+    Reading slices memory-maps the file on first use in each process; with
+    ``mode="r+"`` slices can be assigned (the target of ``dask.array.store``).
+    """
+
+    def __init__(self, path: str, mode: str = "r") -> None:
+        import numpy as np
+
+        self.path = path
+        self.mode = mode
+        mapped = np.load(path, mmap_mode="r")
+        self.shape: tuple[int, ...] = tuple(mapped.shape)
+        self.dtype = mapped.dtype
+        self.ndim = len(self.shape)
+        self._map: Any = None
+
+    def _mapped(self) -> Any:
+        import numpy as np
+
+        if self._map is None:
+            self._map = np.load(self.path, mmap_mode=self.mode)  # type: ignore[call-overload,arg-type]
+        return self._map
+
+    def __getitem__(self, key: Any) -> Any:
+        import numpy as np
+
+        return np.asarray(self._mapped()[key])
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._mapped()[key] = value
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_map": None}
+
+
+def _checked_block(
+    block: Any, block_info: Any = None, *, source: str, anyway: str | None = None
+) -> Any:
+    """``stream.check_finite`` on one chunk, its sample offset from Dask's block_info."""
+    from conv1d_cli.stream import check_finite
+
+    offset = block_info[0]["array-location"][-1][0] if block_info else 0
+    batched = block if block.ndim == 3 else block[None]
+    if anyway is None:
+        check_finite(batched, offset, source)
+    else:
+        check_finite(batched, offset, source, anyway=anyway)
+    return block
+
+
+def filter_npy_array(
+    client: Any,
+    job: Any,
+    layers: Sequence[Any],
+    names: Sequence[str],
+    opts: Any,
+    *,
+    chunk_samples: int = CHUNK_SAMPLES,
+) -> Any:
+    """Filter one NPY file into an NPY file as a Dask array: any size, bounded per worker.
+
+    The input is memory-mapped by the workers chunk by chunk (time chunks of about
+    ``chunk_samples`` samples, batch and channels whole), every layer is
+    :func:`conv1d_cli.dask.conv1d`, and the workers write their chunks straight
+    into a temporary NPY next to the target (shared storage), renamed into place
+    only on success. The values equal a streamed run's to rounding (the file is
+    C-ordered; a streamed NPY is Fortran-ordered: ``np.load`` gives the same array).
+
+    Returns
+    -------
+    FileReport
+    """
+    import dask.array as da
+    import numpy as np
+
+    from conv1d_cli import dask as dconv
+    from conv1d_cli.atomic import atomic_path
+    from conv1d_cli.pipeline import FileReport, _named
+    from conv1d_cli.shapes import implied_input_rate, rate_mismatches
+    from conv1d_cli.stream import chain_output_length, check_chain, compute_dtype
+
+    shown = job.source
+    try:
+        info = _probe(job.source)
+        dtype = compute_dtype(layers, opts.dtype)
+        check_chain(layers, names, info.channels, source=shown)
+        chain_output_length(layers, info.frames, names, shown)
+        design_rates = [layer.sample_rate for layer in layers]
+        strides = [layer.stride for layer in layers]
+        warnings: list[str] = []
+        implied = implied_input_rate(design_rates, strides)
+        if implied is not None:
+            in_rate, first = implied
+            rate_source = f"{shown} (it has no rate; {names[first]}'s design rate stands in)"
+            warnings = rate_mismatches(design_rates, strides, names, in_rate, rate_source)
+        source = NpyFile(os.path.abspath(job.source))
+        lead = source.shape[:-1]
+        per_frame = max(1, int(np.prod(lead)))
+        frames = max(1, chunk_samples // per_frame)
+        x = da.from_array(source, chunks=(*lead, frames), asarray=False)
+        if x.ndim == 1:
+            x = x[None]
+        x = x.astype(dtype)
+        if not opts.allow_nonfinite:
+            x = x.map_blocks(_checked_block, source=shown, dtype=dtype)
+        for layer in layers:
+            x = dconv.conv1d(
+                x,
+                layer.weight.astype(dtype),
+                None if layer.bias is None else layer.bias.astype(dtype),
+                layer.stride,
+                layer.padding,
+                layer.dilation,
+                layer.groups,
+                layer.padding_mode,
+                method=opts.method,
+            )
+        if not opts.allow_nonfinite:
+            x = x.map_blocks(
+                _checked_block,
+                source=f"{shown}: the layers' output overflows {dtype.name}",
+                anyway="write non-finite values anyway",
+                dtype=dtype,
+            )
+        with atomic_path(job.target) as tmp:
+            np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=x.shape).flush()
+            target: Any = NpyFile(str(tmp), mode="r+")
+            stored = client.compute(da.store(x, target, lock=False, compute=False))
+            try:
+                stored.result()
+            except BaseException as e:
+                # Ctrl-C or a failed chunk: stop the rest before the temp file goes.
+                with contextlib.suppress(Exception):
+                    client.cancel([stored])
+                if isinstance(e, Exception) and not isinstance(e, Conv1dError):
+                    # A lost worker, a full disk on a worker, ...: a failed run, not a bug.
+                    raise DataFileError(
+                        f"{shown}: the Dask computation failed ({type(e).__name__}: {e})"
+                    ) from e
+                raise
+        return FileReport(job, info.frames, 0, warnings)
+    except Conv1dError as e:
+        raise _named(e, job.source, job.target) from e
+
+
+def _probe(path: str) -> Any:
+    from conv1d_cli import signal_io
+
+    return signal_io.probe(path, format="npy")
+
+
+def wants_array_path(job: Any, opts: Any) -> bool:
+    """An NPY file into an NPY file: filtered as one Dask array across the workers."""
+    from conv1d_cli import signal_io
+
+    if signal_io.is_stream(job.source) or signal_io.is_stream(job.target):
+        return False
+    try:
+        source = signal_io.detect_format(job.source, opts.input_format)
+        target = signal_io.detect_format(job.target, opts.output_format)
+    except Conv1dError:
+        return False
+    return source == target == "npy" and os.path.isfile(job.source)

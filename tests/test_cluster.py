@@ -360,3 +360,55 @@ def test_cluster_separate_scheduler_and_worker_processes(corpus, tmp_path):
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(timeout=10)
+
+
+@needs_dask
+def test_cluster_npy_goes_as_a_dask_array(cluster, tmp_path, monkeypatch):
+    """`apply big.npy -o out.npy --scheduler ...`: chunks across the workers (small chunks
+    here, so the file is many tasks), values equal a local streamed run's."""
+    from conv1d_cli import cluster as cluster_mod
+
+    monkeypatch.setattr(cluster_mod, "CHUNK_SAMPLES", 4096)
+    rng = np.random.default_rng(8)
+    source = tmp_path / "big.npy"
+    np.save(source, rng.standard_normal((2, 2, 20_000)))
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    Conv1d.from_weights(rng.standard_normal((2, 1, 33)), groups=2, padding="same",
+                        padding_mode="reflect").save(a)  # fmt: skip
+    Conv1d.from_weights(rng.standard_normal((3, 2, 4)), stride=2, padding="causal").save(b)
+    calls = []
+    real = cluster_mod.filter_npy_array
+
+    def spy(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs, chunk_samples=4096)
+
+    monkeypatch.setattr(cluster_mod, "filter_npy_array", spy)
+    chain = ["-w", str(a), "-w", str(b), str(source)]
+    local = _apply([*chain, "-o", str(tmp_path / "local.npy")])
+    remote = _apply([*chain, "-o", str(tmp_path / "remote.npy"), "--scheduler",
+                     cluster.scheduler_address])  # fmt: skip
+    assert local.exit_code == remote.exit_code == 0, remote.output
+    assert len(calls) == 1
+    want, got = np.load(tmp_path / "local.npy"), np.load(tmp_path / "remote.npy")
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert np.max(np.abs(got - want)) <= 1e-12 * np.max(np.abs(want))
+    _no_temps(tmp_path)
+
+
+@needs_dask
+def test_cluster_npy_nonfinite_is_reported_like_a_local_run(cluster, tmp_path):
+    x = np.zeros((2, 5000))
+    x[1, 3210] = np.nan
+    source = tmp_path / "nan.npy"
+    np.save(source, x)
+    layer = tmp_path / "a.npz"
+    Conv1d.from_weights(np.ones((2, 1, 3)), groups=2).save(layer)
+    args = ["-w", str(layer), str(source)]
+    local = _apply([*args, "-o", str(tmp_path / "local.npy")])
+    remote = _apply([*args, "-o", str(tmp_path / "remote.npy"), "--scheduler",
+                     cluster.scheduler_address])  # fmt: skip
+    assert local.exit_code == remote.exit_code == 1
+    assert remote.stderr == local.stderr
+    assert "channel 1, sample 3210" in remote.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "nan.npy"]

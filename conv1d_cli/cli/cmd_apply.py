@@ -369,6 +369,10 @@ def apply_(
             # Workers single-threaded (the parallelism is the files) unless --threads.
             worker_policy = policy if threads is not None else None
             with _cluster(scheduler, worker_policy) as executor:
+                if len(jobs_list) == 1 and _array_path(
+                    executor, jobs_list[0], layers, names, opts, quiet
+                ):
+                    return
                 _run(
                     jobs_list,
                     layers,
@@ -381,6 +385,30 @@ def apply_(
                 )
             return
         _run(jobs_list, layers, names, opts, workers=jobs, keep_going=keep_going, quiet=quiet)
+
+
+def _array_path(
+    executor: Any,
+    job: Job,
+    layers: list[Conv1d],
+    names: list[str],
+    opts: FilterOptions,
+    quiet: bool,
+) -> bool:
+    """One NPY into one NPY on a cluster: as a Dask array split across the workers.
+
+    A file task would need the whole file's worth of time on one worker; as an
+    array, every worker filters chunks of it in bounded memory.
+    """
+    from conv1d_cli import cluster
+
+    if not cluster.wants_array_path(job, opts):
+        return False
+    executor.check_paths([job])
+    report = cluster.filter_npy_array(executor.client, job, layers, names, opts)
+    if not quiet:
+        _report(report, opts.on_clip)
+    return True
 
 
 def _check_scheduler_args(
