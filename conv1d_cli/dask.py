@@ -15,13 +15,12 @@ How the graph is built
    PyTorch's meaning (Dask's ``boundary='reflect'`` is NumPy's 'symmetric', not
    torch's reflect; circular padding wraps across the whole signal, so its left
    pad is the *last* samples of the array).
-2. The padded time axis is rechunked so that chunk ``j`` starts at output
-   ``o_j`` times the stride: every chunk then yields a whole number of strided
-   outputs, none of which straddles two tasks. Output chunks are regular (about
-   the input's chunk over the stride), so the result stores as it is in Zarr.
-3. Each chunk is extended on the right by the first ``receptive field - stride``
-   samples of the next chunk (its halo; chunks are made at least that long so
-   the halo comes from one neighbour), and the NumPy core runs on it unpadded.
+2. The padded array keeps the input's time chunks (no data moves between
+   tasks; the pads, and chunks shorter than the kernel's reach, are merged
+   into their neighbours). Chunk ``j`` computes the outputs whose windows
+   start in it -- whole strided outputs, none shared with another task.
+3. Each chunk reads the first ``receptive field - 1`` samples of the next chunk
+   as its halo, and the NumPy core runs on that, unpadded.
 
 Every step adds a fixed number of tasks per chunk: the graph is linear in the
 number of chunks. Channels stay whole for ``groups=1``; with groups they are
@@ -102,8 +101,9 @@ def conv1d(
     -------
     dask.array.Array
         Shape ``(N, C_out, L_out)`` (or ``(C_out, L_out)``), the dtype
-        :func:`conv1d_cli.conv1d` would return. Its time chunks are regular,
-        about the input's over the stride.
+        :func:`conv1d_cli.conv1d` would return. Its time chunks are the input's
+        over the stride (the first and last may differ: ``.rechunk()`` before
+        storing to Zarr, which wants regular chunks).
 
     Raises
     ------
@@ -116,7 +116,7 @@ def conv1d(
     >>> x = da.ones((2, 3, 100), chunks=(1, 3, 10))
     >>> y = conv1d(x, np.ones((4, 3, 5)), stride=2, padding="causal")
     >>> y.shape, y.chunks[-1][:3]
-    ((2, 4, 50), (5, 5, 5))
+    ((2, 4, 50), (7, 5, 5))
     >>> float(y[0, 0, -1].compute())
     15.0
     """
@@ -181,26 +181,56 @@ def _pad_time(x: da.Array, left: int, right: int, mode: str) -> da.Array:
         tail = x[..., :right]
     else:  # pragma: no cover - _plan validated the mode
         raise AssertionError(mode)
-    pieces = [p for p in (head, x, tail) if p.shape[-1]]
-    return da.concatenate(pieces, axis=-1)
+    # The pads join the first and last chunks (one chunk each, a copy of those two
+    # only): every other chunk of the input stays as it is, with no task of its own.
+    sizes = x.chunks[-1]
+    whole = {x.ndim - 1: -1}
+    if len(sizes) == 1:
+        return da.concatenate([head, x, tail], axis=-1).rechunk(whole)
+    first = da.concatenate([head, x[..., : sizes[0]]], axis=-1).rechunk(whole)
+    last = da.concatenate([x[..., length - sizes[-1] :], tail], axis=-1).rechunk(whole)
+    return da.concatenate([first, x[..., sizes[0] : length - sizes[-1]], last], axis=-1)
 
 
-def _output_chunks(
-    chunks: Sequence[int], stride: int, length_out: int, least: int
-) -> tuple[int, ...]:
-    """Regular output chunk sizes, about the input's largest chunk over the stride.
-
-    Regular so that the result can be stored as it is (Zarr wants equal chunks),
-    and at least ``least`` outputs so that each chunk's halo lies in the next one.
+def _merged(sizes: Sequence[int], least: int) -> list[int]:
+    """Chunk sizes with every chunk but the first at least ``least`` long (merged backwards).
 
     Examples
     --------
-    >>> _output_chunks((100, 100, 50), 2, 124, 1)
-    (50, 50, 24)
+    >>> _merged([3, 10, 2, 10, 1], 4)
+    [3, 12, 11]
     """
-    size = max(least, max(chunks) // stride, 1)
-    whole, rest = divmod(length_out, size)
-    return (size,) * whole + ((rest,) if rest else ())
+    merged = [int(n) for n in sizes if n]
+    i = len(merged) - 1
+    while i >= 1:
+        if merged[i] < least:
+            merged[i - 1] += merged.pop(i)
+        i -= 1
+    return merged
+
+
+def _time_plan(
+    sizes: Sequence[int], stride: int, length_out: int
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per padded chunk: the offset of its first output's window, and its output count.
+
+    Chunk ``j`` (padded samples ``[B_j, B_j+1)``) computes the outputs ``t`` whose
+    window starts there (``t * stride`` in it): whole strided outputs, none shared.
+
+    Examples
+    --------
+    >>> _time_plan([5, 5, 6], 2, 6)
+    ((0, 1, 0), (3, 2, 1))
+    """
+    offsets, counts = [], []
+    start = 0
+    for size in sizes:
+        first = min(-(-start // stride), length_out)
+        end = min(-(-(start + size) // stride), length_out)
+        offsets.append(first * stride - start if end > first else 0)
+        counts.append(end - first)
+        start += size
+    return tuple(offsets), tuple(counts)
 
 
 def _block(
@@ -209,6 +239,10 @@ def _block(
     block_id: tuple[int, ...] | None = None,
     *,
     last: int,
+    offsets: tuple[int, ...],
+    counts: tuple[int, ...],
+    field: int,
+    out_dtype: np.dtype[Any],
     weight: np.ndarray,
     bias: np.ndarray | None,
     stride: int,
@@ -217,13 +251,21 @@ def _block(
     group_starts: tuple[int, ...],
     method: str,
 ) -> np.ndarray:
-    """One task: the chunk and its right halo through the core, unpadded."""
+    """One task: the chunk and its right halo through the core, unpadded.
+
+    The chunk computes ``counts[j]`` outputs, the first at ``offsets[j]`` in it.
+    """
     assert block_id is not None
+    j = block_id[2]
     first = group_starts[block_id[1]]
     count = group_starts[block_id[1] + 1] - first
     per_group = weight.shape[0] // groups
     rows = slice(first * per_group, (first + count) * per_group)
-    samples = body if halo is None or block_id[2] == last else np.concatenate([body, halo], -1)
+    n = counts[j]
+    if n == 0:  # a short chunk in which no window starts (a stride longer than it)
+        return np.zeros((*body.shape[:-2], rows.stop - rows.start, 0), out_dtype)
+    samples = body if halo is None or j == last else np.concatenate([body, halo], -1)
+    samples = samples[..., offsets[j] : offsets[j] + (n - 1) * stride + field]
     return core.conv1d(
         samples,
         weight[rows],
@@ -261,29 +303,30 @@ def _convolve(
     stride, dilation, groups = plan.stride, plan.dilation, plan.groups
     kernel = weight.shape[-1]
     field = dilation * (kernel - 1) + 1
-    halo = max(0, field - stride)
     length_out = plan.length_out
     padded = _pad_time(x, plan.left, plan.right, plan.padding_mode)
 
-    # Chunk j of the padded axis starts at o_j * stride; all but the last are at
-    # least `halo` long so that chunk j's halo lies in chunk j + 1 alone.
-    least = max(1, -(-halo // stride))
-    out_time = _output_chunks(x.chunks[-1], stride, length_out, least)
-    in_time = [n * stride for n in out_time]
-    in_time[-1] = padded.shape[-1] - sum(in_time[:-1])
+    # Chunks stay where the input has them (no data moves between tasks): chunk j
+    # computes the outputs whose windows start in it, and reads the first
+    # `field - 1` samples of chunk j + 1 as its halo. Only chunks shorter than
+    # that (tiny ones, or the pads) are merged into the chunk before them.
+    halo = field - 1
+    in_time = _merged(padded.chunks[-1], max(halo, 1))
+    offsets, out_time = _time_plan(in_time, stride, length_out)
     c_chunks = _channel_chunks(x.chunks[1], groups, x.shape[1])
-    body = padded.rechunk((x.chunks[0], c_chunks, tuple(in_time)))
+    body = padded
+    if tuple(in_time) != padded.chunks[-1] or c_chunks != padded.chunks[1]:
+        body = padded.rechunk((x.chunks[0], c_chunks, tuple(in_time)))
 
     # halos[j] = the first `halo` samples of chunk j + 1; the last chunk needs none
     # (it ends the signal), so its partner is a placeholder the task ignores.
     lead = (x.chunks[0], c_chunks)
     operands = [body]
     if halo and len(in_time) > 1:
-        heads = body.map_blocks(
-            _head, halo, chunks=(*lead, (halo,) * len(in_time)), dtype=body.dtype
-        )
+        heads_sizes = tuple(min(halo, n) for n in in_time)
+        heads = da.map_blocks(_head, body, halo, chunks=(*lead, heads_sizes), dtype=body.dtype)
         # Shift by one chunk: drop the first head, repeat the last as the placeholder.
-        operands.append(da.concatenate([heads[..., halo:], heads[..., -halo:]], axis=-1))
+        operands.append(da.concatenate([heads[..., heads_sizes[0] :], heads[..., -halo:]], axis=-1))
     width = x.shape[1] // groups
     group_starts = tuple(int(v) for v in np.cumsum((0, *c_chunks)) // width)
     per_group = weight.shape[0] // groups
@@ -298,6 +341,10 @@ def _convolve(
         group_starts=group_starts,
         method=method,
         last=len(in_time) - 1,
+        offsets=offsets,
+        counts=out_time,
+        field=field,
+        out_dtype=plan.dtype,
     )
     return da.map_blocks(
         task,
