@@ -323,45 +323,94 @@ def _relabel(outcome: Any, sent: Any, given: Any) -> Any:
 # One NPY larger than a worker's memory: a Dask array through conv1d_cli.dask
 
 
-#: Samples (batch x channels x frames) per chunk of the array path: 32 MiB in float64.
-CHUNK_SAMPLES = 1 << 22
+#: Samples (batch x channels x frames) per chunk of the array path: 32 MiB in float32.
+CHUNK_SAMPLES = 1 << 23
 
 
 class NpyFile:
-    """An NPY file as an array that pickles as its path (workers map it themselves).
+    """An NPY file as an array that pickles as its path: workers read and write it themselves.
 
-    Reading slices memory-maps the file on first use in each process; with
-    ``mode="r+"`` slices can be assigned (the target of ``dask.array.store``).
+    Slices along time (batch and channels whole, as :func:`filter_npy_array` chunks
+    them) are read with ``os.pread`` and written with ``os.pwrite``, not through a
+    memory map: mapped pages count as the worker's memory, and Dask pauses a worker
+    whose memory looks full although the kernel could drop them at any time.
+    Writing is time-major (a Fortran-ordered file, as the streaming writer makes),
+    so each chunk is one contiguous write.
     """
 
-    def __init__(self, path: str, mode: str = "r") -> None:
+    def __init__(self, path: str) -> None:
         import numpy as np
 
+        fmt = np.lib.format
+        with open(path, "rb") as fh:
+            version = fmt.read_magic(fh)
+            header = (
+                fmt.read_array_header_1_0(fh)
+                if version == (1, 0)
+                else fmt.read_array_header_2_0(fh)
+            )
+            self.offset = fh.tell()
+        shape, self.fortran, self.dtype = header
         self.path = path
-        self.mode = mode
-        mapped = np.load(path, mmap_mode="r")
-        self.shape: tuple[int, ...] = tuple(mapped.shape)
-        self.dtype = mapped.dtype
+        self.shape: tuple[int, ...] = tuple(int(n) for n in shape)
         self.ndim = len(self.shape)
-        self._map: Any = None
 
-    def _mapped(self) -> Any:
+    @classmethod
+    def create(cls, path: str, shape: tuple[int, ...], dtype: Any) -> NpyFile:
+        """A time-major NPY of ``shape``, header as the streaming writer's, data not written."""
         import numpy as np
 
-        if self._map is None:
-            self._map = np.load(self.path, mmap_mode=self.mode)  # type: ignore[call-overload,arg-type]
-        return self._map
+        from conv1d_cli.signal_io import _npy_header_bytes
+
+        header = _npy_header_bytes(shape, np.dtype(dtype), True)
+        with open(path, "wb") as fh:
+            fh.write(header)
+            fh.truncate(len(header) + int(np.prod(shape)) * np.dtype(dtype).itemsize)
+        return cls(path)
+
+    def _time(self, key: Any) -> tuple[tuple[slice, ...], int, int]:
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (self.ndim - len(key))
+        start, stop, step = key[-1].indices(self.shape[-1])
+        if step != 1:  # pragma: no cover - dask slices chunks with step 1
+            raise ValueError("NpyFile reads contiguous time ranges only")
+        return key[:-1], start, stop
 
     def __getitem__(self, key: Any) -> Any:
         import numpy as np
 
-        return np.asarray(self._mapped()[key])
+        lead_key, start, stop = self._time(key)
+        lead = self.shape[:-1]
+        rows = int(np.prod(lead))
+        size = self.dtype.itemsize
+        with open(self.path, "rb") as fh:
+            fd = fh.fileno()
+            if self.fortran:
+                # Time-major: the frames [start, stop) of every row are one range.
+                data = os.pread(fd, (stop - start) * rows * size, self.offset + start * rows * size)
+                block = np.frombuffer(data, self.dtype).reshape(stop - start, *lead[::-1]).T
+            else:
+                block = np.empty((rows, stop - start), self.dtype)
+                for row in range(rows):
+                    at = self.offset + (row * self.shape[-1] + start) * size
+                    block[row] = np.frombuffer(os.pread(fd, (stop - start) * size, at), self.dtype)
+                block = block.reshape(*lead, stop - start)
+        return np.ascontiguousarray(block[lead_key])
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._mapped()[key] = value
+        import numpy as np
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_map": None}
+        lead_key, start, stop = self._time(key)
+        if not self.fortran or any(
+            k != slice(None) and k.indices(n) != (0, n, 1)
+            for k, n in zip(lead_key, self.shape, strict=False)
+        ):
+            raise ValueError("NpyFile writes whole frames of a time-major file only")
+        rows = int(np.prod(self.shape[:-1]))
+        data = np.ascontiguousarray(np.asarray(value, self.dtype).T).tobytes()
+        at = self.offset + start * rows * self.dtype.itemsize
+        with open(self.path, "r+b") as fh:
+            os.pwrite(fh.fileno(), data, at)
 
 
 def _checked_block(
@@ -390,12 +439,12 @@ def filter_npy_array(
 ) -> Any:
     """Filter one NPY file into an NPY file as a Dask array: any size, bounded per worker.
 
-    The input is memory-mapped by the workers chunk by chunk (time chunks of about
+    The workers read the input chunk by chunk (time chunks of about
     ``chunk_samples`` samples, batch and channels whole), every layer is
     :func:`conv1d_cli.dask.conv1d`, and the workers write their chunks straight
     into a temporary NPY next to the target (shared storage), renamed into place
-    only on success. The values equal a streamed run's to rounding (the file is
-    C-ordered; a streamed NPY is Fortran-ordered: ``np.load`` gives the same array).
+    only on success. The file is laid out as a streamed run's (time-major, same
+    header); the values equal to rounding.
 
     Returns
     -------
@@ -425,6 +474,8 @@ def filter_npy_array(
             rate_source = f"{shown} (it has no rate; {names[first]}'s design rate stands in)"
             warnings = rate_mismatches(design_rates, strides, names, in_rate, rate_source)
         source = NpyFile(os.path.abspath(job.source))
+        if source.ndim > 3:
+            raise DataFileError(f"{shown}: NPY array has shape {source.shape}")
         lead = source.shape[:-1]
         per_frame = max(1, int(np.prod(lead)))
         frames = max(1, chunk_samples // per_frame)
@@ -453,9 +504,10 @@ def filter_npy_array(
                 anyway="write non-finite values anyway",
                 dtype=dtype,
             )
+        # Whole frames per chunk: each is then one contiguous write of a time-major file.
+        x = x.rechunk({axis: -1 for axis in range(x.ndim - 1)})
         with atomic_path(job.target) as tmp:
-            np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=x.shape).flush()
-            target: Any = NpyFile(str(tmp), mode="r+")
+            target: Any = NpyFile.create(str(tmp), x.shape, dtype)
             stored = client.compute(da.store(x, target, lock=False, compute=False))
             try:
                 stored.result()

@@ -363,7 +363,8 @@ def test_cluster_separate_scheduler_and_worker_processes(corpus, tmp_path):
 
 
 @needs_dask
-def test_cluster_npy_goes_as_a_dask_array(cluster, tmp_path, monkeypatch):
+@pytest.mark.parametrize("layout", ["C (N, C, L)", "Fortran (C, L)", "(L,)"])
+def test_cluster_npy_goes_as_a_dask_array(cluster, tmp_path, monkeypatch, layout):
     """`apply big.npy -o out.npy --scheduler ...`: chunks across the workers (small chunks
     here, so the file is many tasks), values equal a local streamed run's."""
     from conv1d_cli import cluster as cluster_mod
@@ -371,11 +372,17 @@ def test_cluster_npy_goes_as_a_dask_array(cluster, tmp_path, monkeypatch):
     monkeypatch.setattr(cluster_mod, "CHUNK_SAMPLES", 4096)
     rng = np.random.default_rng(8)
     source = tmp_path / "big.npy"
-    np.save(source, rng.standard_normal((2, 2, 20_000)))
+    channels = 1 if layout == "(L,)" else 2
+    x = {
+        "C (N, C, L)": lambda: rng.standard_normal((2, 2, 20_000)),
+        "Fortran (C, L)": lambda: np.asfortranarray(rng.standard_normal((2, 20_000))),
+        "(L,)": lambda: rng.standard_normal(20_000).astype(np.float32),
+    }[layout]()
+    np.save(source, x)
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
-    Conv1d.from_weights(rng.standard_normal((2, 1, 33)), groups=2, padding="same",
+    Conv1d.from_weights(rng.standard_normal((channels, 1, 33)), groups=channels, padding="same",
                         padding_mode="reflect").save(a)  # fmt: skip
-    Conv1d.from_weights(rng.standard_normal((3, 2, 4)), stride=2, padding="causal").save(b)
+    Conv1d.from_weights(rng.standard_normal((3, channels, 4)), stride=2, padding="causal").save(b)
     calls = []
     real = cluster_mod.filter_npy_array
 
@@ -412,3 +419,20 @@ def test_cluster_npy_nonfinite_is_reported_like_a_local_run(cluster, tmp_path):
     assert remote.stderr == local.stderr
     assert "channel 1, sample 3210" in remote.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "nan.npy"]
+
+
+@needs_dask
+def test_cluster_scheduler_from_dask_config(cluster, corpus, tmp_path):
+    """`--scheduler config`: Dask's scheduler-address (which DASK_SCHEDULER_ADDRESS sets)."""
+    import dask
+
+    root, inputs = corpus
+    args = ["-w", str(root / "a.npz"), inputs[0], "-d", str(tmp_path / "out")]
+    with dask.config.set({"scheduler-address": cluster.scheduler_address}):
+        result = _apply([*args, "--scheduler", "config"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / Path(inputs[0]).name).exists()
+    with dask.config.set({"scheduler-address": None}):
+        result = _apply([*args, "--scheduler", "config"])
+    assert result.exit_code == 2
+    assert "DASK_SCHEDULER_ADDRESS" in result.stderr
