@@ -147,6 +147,13 @@ def _visible(paths: list[str], outdirs: list[str]) -> list[str]:
     return missing
 
 
+def _worker_version() -> str:
+    """On a worker: the conv1d it would filter with (runs only if it can import it)."""
+    from conv1d_cli import __version__
+
+    return __version__
+
+
 def _task(
     job: Any,
     chain: tuple[Any, Any, Any, thread_policy.Policy],
@@ -200,8 +207,26 @@ class DaskFiles:
     def check_paths(self, jobs: Sequence[Any]) -> None:
         """Refuse to start unless every worker can read every input and write every folder."""
         # An input missing here too is that file's own error, reported as a local run would.
+        from conv1d_cli import __version__
+
         sources = sorted({job.source for job in jobs if os.access(job.source, os.R_OK)})
         outdirs = sorted({os.path.dirname(os.path.realpath(job.target)) for job in jobs})
+        try:
+            versions = self.client.run(_worker_version)
+        except Exception as e:  # ModuleNotFoundError on the workers, mostly
+            raise DataFileError(
+                f"--scheduler: the Dask workers cannot run conv1d ({type(e).__name__}: {e}); "
+                f"install conv1d-cli {__version__} where the workers run"
+            ) from None
+        if not versions:
+            raise DataFileError("--scheduler: the Dask cluster has no workers")
+        other = {w: v for w, v in versions.items() if v != __version__}
+        if other:
+            worker, version = sorted(other.items())[0]
+            raise DataFileError(
+                f"--scheduler: worker {worker} runs conv1d {version}, this is {__version__}; "
+                f"install the same version where the workers run"
+            )
         answers = self.client.run(_visible, sources, outdirs)
         blind = {worker: missing for worker, missing in answers.items() if missing}
         if blind:
@@ -407,7 +432,9 @@ class NpyFile:
         ):
             raise ValueError("NpyFile writes whole frames of a time-major file only")
         rows = int(np.prod(self.shape[:-1]))
-        data = np.ascontiguousarray(np.asarray(value, self.dtype).T).tobytes()
+        # .copy(order="C") of the transpose: 6x faster than np.ascontiguousarray here
+        # (measured on (8, 2**20) float32: 8 ms against 47 ms).
+        data = np.asarray(value, self.dtype).T.copy(order="C").tobytes()
         at = self.offset + start * rows * self.dtype.itemsize
         with open(self.path, "r+b") as fh:
             os.pwrite(fh.fileno(), data, at)
@@ -436,6 +463,7 @@ def filter_npy_array(
     opts: Any,
     *,
     chunk_samples: int = CHUNK_SAMPLES,
+    policy: thread_policy.Policy | None = None,
 ) -> Any:
     """Filter one NPY file into an NPY file as a Dask array: any size, bounded per worker.
 
@@ -445,6 +473,10 @@ def filter_npy_array(
     into a temporary NPY next to the target (shared storage), renamed into place
     only on success. The file is laid out as a streamed run's (time-major, same
     header); the values equal to rounding.
+
+    Workers compute under ``policy`` (default single-threaded, as ``--jobs``): two
+    FFT threads per worker on a core each already busy with a worker took 2.4x
+    longer per chunk (measured: 117 ms against 48 ms).
 
     Returns
     -------
@@ -504,6 +536,7 @@ def filter_npy_array(
                 anyway="write non-finite values anyway",
                 dtype=dtype,
             )
+        client.run(thread_policy.configure, policy or DaskFiles(client).worker_policy())
         # Whole frames per chunk: each is then one contiguous write of a time-major file.
         x = x.rechunk({axis: -1 for axis in range(x.ndim - 1)})
         with atomic_path(job.target) as tmp:

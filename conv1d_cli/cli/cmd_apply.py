@@ -405,7 +405,9 @@ def _array_path(
     if not cluster.wants_array_path(job, opts):
         return False
     executor.check_paths([job])
-    report = cluster.filter_npy_array(executor.client, job, layers, names, opts)
+    report = cluster.filter_npy_array(
+        executor.client, job, layers, names, opts, policy=executor.worker_policy()
+    )
     if not quiet:
         _report(report, opts.on_clip)
     return True
