@@ -436,3 +436,18 @@ def test_cluster_scheduler_from_dask_config(cluster, corpus, tmp_path):
         result = _apply([*args, "--scheduler", "config"])
     assert result.exit_code == 2
     assert "DASK_SCHEDULER_ADDRESS" in result.stderr
+
+
+@needs_dask
+def test_cluster_refuses_workers_with_another_conv1d(cluster, corpus, tmp_path, monkeypatch):
+    root, inputs = corpus
+    from conv1d_cli import cluster as cluster_mod
+
+    def old_version():  # runs on the workers (pickled by value): an older install there
+        return "0.0.1"
+
+    monkeypatch.setattr(cluster_mod, "_worker_version", old_version)
+    result = _apply(["-w", str(root / "a.npz"), inputs[0], "-d", str(tmp_path / "out"),
+                     "--scheduler", cluster.scheduler_address])  # fmt: skip
+    assert result.exit_code == 1
+    assert "runs conv1d 0.0.1" in result.stderr and "install the same version" in result.stderr
