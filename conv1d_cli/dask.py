@@ -46,21 +46,40 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-try:
-    import dask.array as da
-    from dask.base import tokenize
-except ImportError as exc:  # pragma: no cover - exercised where the extra is absent
-    raise ImportError("conv1d_cli.dask needs Dask: pip install 'conv1d-cli[dask]'") from exc
 
 from conv1d_cli import core
 from conv1d_cli.errors import ConfigError, ShapeError
 from conv1d_cli.shapes import Padding
 
+if TYPE_CHECKING:
+    import dask.array as da
+
 __all__ = ["conv1d", "is_dask_array"]
+
+
+def _dask_array() -> Any:
+    """``dask.array``, imported on first use.
+
+    Not at import time: importing this module (pytest collects its doctests, and
+    the type check of ``Conv1d.__call__`` leads here) must not load Dask into a
+    process that has no Dask array to filter. (A pytest process that had merely
+    imported Dask saw its forked ``--jobs`` workers fail to send an error back:
+    RecursionError while pickling it.)
+    """
+    try:
+        import dask.array as dask_array
+    except ImportError as exc:  # pragma: no cover - exercised where the extra is absent
+        raise ImportError("conv1d_cli.dask needs Dask: pip install 'conv1d-cli[dask]'") from exc
+    return dask_array
+
+
+def _tokenize(*args: Any) -> str:
+    from dask.base import tokenize
+
+    return str(tokenize(*args))
 
 
 def is_dask_array(x: object) -> bool:
@@ -68,6 +87,7 @@ def is_dask_array(x: object) -> bool:
 
     Examples
     --------
+    >>> import dask.array as da
     >>> is_dask_array(np.zeros(3)), is_dask_array(da.zeros(3))
     (False, True)
     """
@@ -113,6 +133,7 @@ def conv1d(
 
     Examples
     --------
+    >>> import dask.array as da
     >>> x = da.ones((2, 3, 100), chunks=(1, 3, 10))
     >>> y = conv1d(x, np.ones((4, 3, 5)), stride=2, padding="causal")
     >>> y.shape, y.chunks[-1][:3]
@@ -120,6 +141,7 @@ def conv1d(
     >>> float(y[0, 0, -1].compute())
     15.0
     """
+    da = _dask_array()
     if method not in core.METHODS:
         raise ConfigError(f"method must be one of {', '.join(core.METHODS)}, got {method!r}")
     if not is_dask_array(x):
@@ -159,11 +181,12 @@ def _pad_time(x: da.Array, left: int, right: int, mode: str) -> da.Array:
     """``pad1d`` of a Dask array: edges built from the array's ends, PyTorch's meaning."""
     if left == right == 0:
         return x
+    da = _dask_array()
     length = x.shape[-1]
     lead = x.shape[:-1]
     edge_chunks = x.chunks[:-1]
 
-    def zeros(n: int) -> da.Array:
+    def zeros(n: int) -> Any:
         return da.zeros((*lead, n), dtype=x.dtype, chunks=(*edge_chunks, (n,)))
 
     if mode == "zeros":
@@ -300,6 +323,7 @@ def _channel_chunks(chunks: tuple[int, ...], groups: int, c_in: int) -> tuple[in
 def _convolve(
     x: da.Array, weight: np.ndarray, bias: np.ndarray | None, plan: Any, method: str
 ) -> da.Array:
+    da = _dask_array()
     stride, dilation, groups = plan.stride, plan.dilation, plan.groups
     kernel = weight.shape[-1]
     field = dilation * (kernel - 1) + 1
@@ -351,6 +375,6 @@ def _convolve(
         *operands,
         chunks=(x.chunks[0], out_channels, out_time),
         dtype=plan.dtype,
-        name="conv1d-" + tokenize(*operands, weight, bias, stride, dilation, method),
+        name="conv1d-" + _tokenize(*operands, weight, bias, stride, dilation, method),
         meta=np.empty((0, 0, 0), plan.dtype),
     )
