@@ -723,8 +723,21 @@ def _init_worker(cancel: MpEvent, policy: thread_policy.Policy) -> None:
 
 
 def _work(job: Job, layers: list[Conv1d], names: list[str], opts: FilterOptions) -> FileReport:
-    """Filter one file in a worker process (see :func:`_process_pool`)."""
-    return filter_file(job, layers=layers, names=names, options=opts, cancel=_WORKER_CANCEL)
+    """Filter one file in a worker process (see :func:`_process_pool`).
+
+    An error goes back to the parent as a fresh copy, raised outside the ``except``:
+    no cause, context or traceback to pickle. Once ``dask`` is imported (it installs
+    tblib's exception pickling process-wide), those were pickled too, and under a
+    deep stack that failed (RecursionError) and the pool took the worker for dead.
+    """
+    try:
+        return filter_file(job, layers=layers, names=names, options=opts, cancel=_WORKER_CANCEL)
+    except Conv1dError as e:
+        try:
+            error = type(e)(*e.args)
+        except TypeError:  # pragma: no cover - every worker-side error takes a message
+            error = DataFileError(str(e))
+    raise error
 
 
 def known_frames(source: str, input_format: str | None = None) -> int | None:

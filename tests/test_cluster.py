@@ -451,3 +451,20 @@ def test_cluster_refuses_workers_with_another_conv1d(cluster, corpus, tmp_path, 
                      "--scheduler", cluster.scheduler_address])  # fmt: skip
     assert result.exit_code == 1
     assert "runs conv1d 0.0.1" in result.stderr and "install the same version" in result.stderr
+
+
+@needs_dask
+def test_jobs_errors_survive_an_imported_dask(tmp_path):
+    """`import dask` installs tblib's exception pickling process-wide (causes, contexts and
+    tracebacks are pickled too). In a pytest process where any test module had imported
+    dask, a --jobs worker's error then failed to pickle (RecursionError) and the pool
+    reported the worker dead: test_cli_apply's --keep-going test failed. Run exactly that."""
+    imports_dask = tmp_path / "test_imports_dask.py"
+    imports_dask.write_text("import dask  # noqa: F401\n")
+    target = "tests/test_cli_apply.py::test_apply_keep_going_reports_all_failures"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:logging", target, str(imports_dask)],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:]
