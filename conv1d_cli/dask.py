@@ -65,9 +65,9 @@ def _dask_array() -> Any:
 
     Not at import time: importing this module (pytest collects its doctests, and
     the type check of ``Conv1d.__call__`` leads here) must not load Dask into a
-    process that has no Dask array to filter. (A pytest process that had merely
-    imported Dask saw its forked ``--jobs`` workers fail to send an error back:
-    RecursionError while pickling it.)
+    process that has no Dask array to filter. Importing Dask costs time and changes
+    the process: it installs tblib's exception pickling for every exception (which
+    once broke ``--jobs`` workers' error reports; fixed in ``pipeline._work``).
     """
     try:
         import dask.array as dask_array

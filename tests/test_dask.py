@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 from conv1d_cli import Conv1d, Conv1dError
 from conv1d_cli import conv1d as np_conv1d
 
-# Dask is imported by the tests themselves, not at collection: a pytest process
-# that has imported Dask breaks other tests' forked --jobs workers (see
-# conv1d_cli.dask._dask_array).
+# Dask is imported by the tests themselves, not at collection: importing it changes
+# the whole pytest process (tblib's exception pickling; see conv1d_cli.dask._dask_array).
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("dask") is None, reason="needs the [dask] extra"
 )
