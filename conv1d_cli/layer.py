@@ -386,8 +386,28 @@ class Conv1d:
         """
         return resolve_padding(self.padding, self.kernel_size, self.dilation, self.stride)
 
-    def __call__(self, x: Any, *, method: str = "auto") -> np.ndarray:
-        """Apply the layer to ``(N, C_in, L)`` or ``(C_in, L)`` input."""
+    def __call__(self, x: Any, *, method: str = "auto") -> Any:
+        """Apply the layer to ``(N, C_in, L)`` or ``(C_in, L)`` input.
+
+        A NumPy array (or array-like) gives an ndarray; a Dask array gives a lazy
+        Dask array (:func:`conv1d_cli.dask.conv1d`, the optional ``[dask]`` extra).
+        """
+        # Duck-typed so that this module never imports Dask: only a Dask array
+        # (whose class lives in a dask.* module) loads conv1d_cli.dask.
+        if type(x).__module__.startswith("dask.") and hasattr(x, "__dask_graph__"):
+            from conv1d_cli import dask as dask_conv
+
+            return dask_conv.conv1d(
+                x,
+                self.weight,
+                self.bias,
+                self.stride,
+                self.padding,
+                self.dilation,
+                self.groups,
+                self.padding_mode,
+                method=method,
+            )
         return conv1d(
             x,
             self.weight,

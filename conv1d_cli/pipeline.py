@@ -102,6 +102,13 @@ PROGRESS_POLL: Final = 0.1
 DITHERS: Final = ("tpdf",)
 
 
+#: ``executor(jobs, layers, names, options)`` -> iterator of (index, outcome); see run_jobs.
+Executor = Callable[
+    [Sequence["Job"], Sequence[Conv1d], Sequence[str], "FilterOptions"],
+    Iterator[tuple[int, "FileReport | Conv1dError | Cancelled"]],
+]
+
+
 class StopFlag(Protocol):
     """What :func:`filter_file` polls between blocks: a threading or multiprocessing Event."""
 
@@ -1022,6 +1029,7 @@ def run_jobs(
     keep_going: bool = False,
     on_done: Callable[[int, FileReport], None] | None = None,
     on_progress: Callable[[JobProgress], None] | None = None,
+    executor: Executor | None = None,
 ) -> list[FileReport]:
     """Filter every job, one after another or in ``workers`` worker processes.
 
@@ -1049,6 +1057,13 @@ def run_jobs(
         they read to shared counters (one addition per block), which this process
         reads every :data:`PROGRESS_POLL` seconds. Meant for a progress display; it
         must not raise.
+    executor : callable, optional
+        Filters the files elsewhere instead (``workers`` is then ignored):
+        ``executor(jobs, layers, names, options)`` yields ``(index, outcome)`` as
+        each file finishes, the outcome a :class:`FileReport`, a
+        :class:`~conv1d_cli.errors.Conv1dError` or :class:`Cancelled`; the
+        reporting, ``keep_going`` and ordering rules stay these. Closing it early
+        must stop the rest. :class:`conv1d_cli.cluster.DaskFiles` is one (Dask).
 
     Returns
     -------
@@ -1077,7 +1092,24 @@ def run_jobs(
         failures.append((index, error))
         settle(index, None)
 
-    if workers == 1 or len(jobs) == 1:
+    if executor is not None:
+        outcomes = executor(jobs, layers, names, opts)
+        try:
+            for index, outcome in outcomes:
+                if isinstance(outcome, Cancelled):
+                    settle(index, None)
+                elif isinstance(outcome, Conv1dError):
+                    failed(index, outcome)
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+                else:
+                    settle(index, outcome)
+        finally:
+            # On an error, Ctrl-C or SIGTERM: the executor cancels what is left.
+            close = getattr(outcomes, "close", None)
+            if close is not None:
+                close()
+    elif workers == 1 or len(jobs) == 1:
         for index, job in enumerate(jobs):
             tracker = _Tracker(index, on_progress)
             try:
@@ -1264,7 +1296,13 @@ def _init_worker(
 def _work(
     job: Job, layers: list[Conv1d], names: list[str], opts: FilterOptions, index: int
 ) -> FileReport:
-    """Filter one file in a worker process (see :func:`_process_pool`)."""
+    """Filter one file in a worker process (see :func:`_process_pool`).
+
+    An error goes back to the parent as a fresh copy, raised outside the ``except``:
+    no cause, context or traceback to pickle. Once ``dask`` is imported (it installs
+    tblib's exception pickling process-wide), those were pickled too, and under a
+    deep stack that failed (RecursionError) and the pool took the worker for dead.
+    """
     counters = _WORKER_COUNTERS
     on_start: Callable[[int | None], None] | None = None
     progress: Progress = _no_progress
@@ -1278,16 +1316,23 @@ def _work(
         def progress(frames: int) -> None:
             counters.frames[index] += frames
 
-    return filter_file(
-        job,
-        layers=layers,
-        names=names,
-        options=opts,
-        cancel=_WORKER_CANCEL,
-        progress=progress,
-        on_start=on_start,
-        index=index,
-    )
+    try:
+        return filter_file(
+            job,
+            layers=layers,
+            names=names,
+            options=opts,
+            cancel=_WORKER_CANCEL,
+            progress=progress,
+            on_start=on_start,
+            index=index,
+        )
+    except Conv1dError as e:
+        try:
+            error = type(e)(*e.args)
+        except TypeError:  # pragma: no cover - every worker-side error takes a message
+            error = DataFileError(str(e))
+    raise error
 
 
 def known_frames(source: str, input_format: str | None = None) -> int | None:

@@ -95,3 +95,23 @@ def test_package_public_api():
         assert issubclass(getattr(conv1d_cli, sub), conv1d_cli.Conv1dError)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         conv1d_cli.nope  # noqa: B018
+
+
+def _cli_statement(args: list[str]) -> str:
+    return (
+        "from conv1d_cli.cli import cli\n"
+        f"try:\n    cli({args!r}, prog_name='conv1d')\nexcept SystemExit:\n    pass"
+    )
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["apply", "--help"], ["shape", "--length", "100", "--kernel-size", "3"]]
+)
+def test_package_help_and_shape_never_import_dask(args):
+    """Dask is an optional extra and a heavy import: only --scheduler and Dask arrays load it."""
+    assert _imported_after(_cli_statement(args), ["dask", "distributed"]) == []
+
+
+def test_package_layer_and_pipeline_never_import_dask():
+    statement = "import conv1d_cli.layer, conv1d_cli.pipeline, conv1d_cli.cluster"
+    assert _imported_after(statement, ["dask", "distributed"]) == []

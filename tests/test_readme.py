@@ -27,7 +27,8 @@ Markers a README author may put in a command's trailing comment (``cmd  # marker
 
 * ``# prints VALUE`` or ``# prints VALUE, then ...``: stdout's first line is ``VALUE``;
 * ``# exits N``: the command is an example of a failure and exits with status N (else 0);
-* ``# needs MODULE``: skipped where the Python module ``MODULE`` is not installed.
+* ``# needs MODULE``: skipped where the Python module ``MODULE`` is not installed;
+* ``# on a remote cluster ...``: not run (its options are still checked).
 
 Output the README shows: a comment-only line with two or more spaces after its ``#``, right
 under a command (``#   padding (50, 50); -3 dB at 3805.5 Hz``): each ``;``-separated piece must
@@ -395,6 +396,8 @@ def _skip_reason(cmd: Command) -> str:
     for words in _segments(cmd.code):
         if _drop_env(words)[:1] in (["pip"], ["pip3"]) or words[:3] == ["python", "-m", "pip"]:
             return "set-up command: installs the package with pip; the test runs the worktree"
+    if re.match(r"on a remote cluster", cmd.comment):
+        return "needs a remote Dask scheduler (tests/test_cluster.py runs one on loopback)"
     needs = re.match(r"needs\s+([\w.]+)", cmd.comment)
     if needs and importlib.util.find_spec(needs.group(1)) is None:
         return f"needs {needs.group(1)}, which is not installed"
@@ -429,6 +432,8 @@ def _build_fixtures(d: Path) -> None:
     # Audio placeholders: stereo 16-bit WAVs (shortened where several are filtered).
     for name in ("in.wav", "a.wav", "b.wav", "x.wav"):
         shutil.copy(ROOT / "sample_data/stereo.wav", d / name)
+    # "A day of 64-channel sensor data", a few seconds of it.
+    np.save(d / "day.npy", np.random.default_rng(5).standard_normal((64, 50000)).astype("float32"))
     (d / "recordings").mkdir()
     for name, part in (("a.wav", stereo[:12000]), ("b.wav", stereo[12000:24000])):
         sf.write(d / "recordings" / name, part, rate, subtype="PCM_16")

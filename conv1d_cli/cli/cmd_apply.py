@@ -6,6 +6,7 @@ import contextlib
 import math
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -206,6 +207,15 @@ def _warn(message: str) -> None:
     "make -j; see README 'Threads'].",
 )
 @click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Filter the files on a Dask cluster, one task per file: tcp://HOST:PORT, "
+    "local:N (N single-threaded local worker processes), or 'config' (Dask's "
+    "scheduler-address / DASK_SCHEDULER_ADDRESS). Paths must be visible to the workers. "
+    "Needs pip install 'conv1d-cli[dask]'.",
+)
+@click.option(
     "--keep-going", is_flag=True, help="Go on after a failed file; report all at the end."
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no warnings.")
@@ -318,6 +328,7 @@ def apply_(
     on_clip: str,
     jobs: int,
     threads: int | None,
+    scheduler: str | None,
     keep_going: bool,
     quiet: bool,
     gain: float | None,
@@ -386,6 +397,7 @@ def apply_(
         conv1d apply -w lowpass.npz in.wav -o out.wav
         conv1d apply -w a.npz -w b.npz data/*.csv -d filtered/ --jobs 2
         conv1d apply -w boost.npz in.wav -o out.wav --normalize -1 --subtype PCM_16 --dither tpdf
+        conv1d apply -w lowpass.npz /shared/in/*.flac -d /shared/out --scheduler tcp://head:8786
         conv1d apply -w model.npz:encoder.conv -w model.npz:decoder.conv x.npy -o y.npy
         conv1d apply -w lowpass.npz sensors.csv --columns ax,az -o smooth.csv
         cat in.wav | conv1d apply -w lowpass.npz - --input-format wav -o - --output-format wav
@@ -395,6 +407,8 @@ def apply_(
         # count is fixed when it loads): conv1d_cli.threads has the rules.
         from conv1d_cli import threads as thread_policy
 
+        if scheduler is not None:
+            _check_scheduler_args(scheduler, jobs, inputs, output)
         policy = thread_policy.decide(threads, jobs)
         thread_policy.configure(policy)
 
@@ -462,6 +476,27 @@ def apply_(
                 Path(output_dir).mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise DataFileError(f"-d {output_dir}: cannot create: {e.strerror}") from e
+        if scheduler is not None:
+            # Workers single-threaded (the parallelism is the files) unless --threads.
+            worker_policy = policy if threads is not None else None
+            with _cluster(scheduler, worker_policy) as executor:
+                if len(jobs_list) == 1 and _array_path(
+                    executor, jobs_list[0], layers, names, opts, quiet
+                ):
+                    return
+                _run(
+                    jobs_list,
+                    layers,
+                    names,
+                    opts,
+                    workers=2,
+                    keep_going=keep_going,
+                    quiet=quiet,
+                    as_json=as_json,
+                    run_warnings=run_warnings,
+                    executor=executor,
+                )
+            return
         _run(
             jobs_list,
             layers,
@@ -477,6 +512,65 @@ def apply_(
             _plot_compare(plot_compare, jobs_list[0], layers, opts)
             if not quiet:
                 click.echo(f"wrote {plot_compare}", err=True)
+
+
+def _array_path(
+    executor: Any,
+    job: Job,
+    layers: list[Conv1d],
+    names: list[str],
+    opts: FilterOptions,
+    quiet: bool,
+) -> bool:
+    """One NPY into one NPY on a cluster: as a Dask array split across the workers.
+
+    A file task would need the whole file's worth of time on one worker; as an
+    array, every worker filters chunks of it in bounded memory.
+    """
+    from conv1d_cli import cluster
+
+    if not cluster.wants_array_path(job, opts):
+        return False
+    executor.check_paths([job])
+    report = cluster.filter_npy_array(
+        executor.client, job, layers, names, opts, policy=executor.worker_policy()
+    )
+    if not quiet:
+        for line in _report_lines(report, opts.on_clip):
+            click.echo(line, err=True)
+    return True
+
+
+def _check_scheduler_args(
+    scheduler: str, jobs: int, inputs: tuple[str, ...], output: str | None
+) -> None:
+    """Refuse what cannot go to a cluster, before anything is loaded (exit 2)."""
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise ConfigError(
+            "--scheduler needs Dask, which is not installed: pip install 'conv1d-cli[dask]'"
+        )
+    if jobs > 1:
+        raise ConfigError("give either --jobs or --scheduler, not both (the workers are the jobs)")
+    if "-" in inputs or output == "-":
+        raise ConfigError("--scheduler filters files: stdin/stdout ('-') cannot go to a cluster")
+
+
+@contextlib.contextmanager
+def _cluster(scheduler: str, policy: Any) -> Iterator[Any]:
+    """Connect (or start ``local:N``), yield the executor, always close what was opened."""
+    from conv1d_cli import cluster
+
+    client, local_cluster = cluster.connect(scheduler)
+    try:
+        yield cluster.DaskFiles(client, policy)
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+        if local_cluster is not None:
+            with contextlib.suppress(Exception):
+                local_cluster.close()
 
 
 def _left_behind(jobs_list: list[Job]) -> str:
@@ -700,6 +794,7 @@ def _run(
     quiet: bool,
     as_json: bool = False,
     run_warnings: list[str] | None = None,
+    executor: Any = None,
 ) -> None:
     """Filter every file, showing progress on a terminal and each file's warnings."""
     from conv1d_cli import pipeline
@@ -708,6 +803,7 @@ def _run(
 
     show = not quiet and sys.stderr.isatty()
     total = len(jobs_list)
+    # Files finished elsewhere (a cluster) are counted as files, even a single one.
     display = Display(jobs_list, sys.stderr) if show else None
     reports: dict[int, FileReport] = {}
     failed: set[int] = set()
@@ -743,6 +839,7 @@ def _run(
             keep_going=keep_going,
             on_done=file_done,
             on_progress=progress if (display is not None or as_json) else None,
+            executor=executor,
         )
     except Conv1dError as e:
         if display is not None:
