@@ -1041,9 +1041,12 @@ def run_jobs(
     options : FilterOptions, optional
     workers : int
         Files filtered at once, each in its own single-threaded worker process
-        (:mod:`conv1d_cli.threads`). Processes, not threads: each file's Python glue
-        (and a CSV's parsing) holds the GIL, so threads of one process wait for each
-        other, while processes scale like ``make -j``.
+        (:mod:`conv1d_cli.threads`). As with any process pool, a script that asks
+        for ``workers > 1`` must call this under ``if __name__ == "__main__":``
+        (the workers may start from a fresh interpreter that imports the script).
+        Processes, not threads: each file's Python glue (and a CSV's parsing) holds
+        the GIL, so threads of one process wait for each other, while processes
+        scale like ``make -j``.
     keep_going : bool
         Go on after a failed file and raise one :class:`~conv1d_cli.errors.BatchError`
         listing every failure at the end; otherwise the first failure stops the run
