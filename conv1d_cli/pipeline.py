@@ -1259,7 +1259,10 @@ def _process_pool(
     """
     policy = thread_policy.current() or thread_policy.decide(jobs=workers)
     methods = multiprocessing.get_all_start_methods()
-    alone = threading.active_count() == 1 and policy.blas == 1
+    # The CLI's signal watcher only waits in os.read on its wakeup pipe, holding no
+    # lock a forked child could inherit locked: it does not count.
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    alone = all(t.name == "conv1d-signals" for t in others) and policy.blas == 1
     ctx: BaseContext
     if sys.platform.startswith("linux") and "fork" in methods and alone:
         ctx = multiprocessing.get_context("fork")
