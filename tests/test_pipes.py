@@ -460,3 +460,51 @@ def test_signal_is_one_error_line_and_128_plus_n(tmp_path, layer, signal_x, kind
     assert err.decode() == f"Error: {verb} ({signame}){note}\n"
     leftovers = sorted(p.name for p in tmp_path.iterdir())
     assert leftovers == sorted([name, "l.npz"])
+
+
+def test_ctrl_c_on_a_terminal_is_one_error_line(tmp_path, layer, signal_x):
+    # A real Ctrl-C: the command runs on a pseudo-terminal that is its controlling
+    # terminal, and ^C typed there makes the terminal driver send SIGINT to it.
+    import pty
+    import select
+
+    fifo = _HeldFifo(tmp_path / "in.fifo", _wav_bytes(signal_x)[: 44 + 4 * 2048])
+    cmd = _cmd("apply", "-w", layer, fifo.path, "--input-format", "wav", "-o", tmp_path / "o.wav")
+    pid, master = pty.fork()
+    if pid == 0:  # the child: the pty is its stdin, stdout, stderr and controlling terminal
+        try:
+            os.execve(cmd[0], cmd, _env())
+        finally:
+            os._exit(127)
+    seen = b""
+    try:
+        assert fifo.opened.wait(30), "the command never opened its input"
+        time.sleep(0.5)  # let it read what is there and block for more
+        os.write(master, b"\x03")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+        done, status = os.waitpid(pid, os.WNOHANG)
+        wait_until = time.monotonic() + 10  # the terminal closes just before the exit
+        while not done and time.monotonic() < wait_until:
+            time.sleep(0.05)
+            done, status = os.waitpid(pid, os.WNOHANG)
+        if not done:  # ^C did nothing: fail instead of hanging on the held FIFO
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+    finally:
+        fifo.close()
+        os.close(master)
+    assert os.waitstatus_to_exitcode(status) == 130, seen
+    text = seen.decode(errors="replace").replace("\r\n", "\n")
+    assert "Error: interrupted (SIGINT); nothing was written" in text, text
+    assert "Traceback" not in text and "Aborted!" not in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fifo", "l.npz"]
