@@ -159,8 +159,12 @@ def _task(
     chain: tuple[Any, Any, Any, thread_policy.Policy],
     event_name: str,
     since: float,
+    index: int = 0,
 ) -> Any:
     """On a worker: filter one file; the outcome is returned, never raised.
+
+    ``index`` is the file's position among the inputs (its dither noise comes from
+    it, so a cluster writes the same bytes as ``--jobs``).
 
     A retried task first removes what its killed predecessor left (atomic writes
     make the retry itself safe). Errors come back as values so that the client
@@ -177,7 +181,9 @@ def _task(
             path.unlink()
     cancel = _Throttled(Event(event_name))
     try:
-        return pipeline.filter_file(job, layers=layers, names=names, options=opts, cancel=cancel)
+        return pipeline.filter_file(
+            job, layers=layers, names=names, options=opts, cancel=cancel, index=index
+        )
     except (Conv1dError, pipeline.Cancelled) as e:
         return e
 
@@ -281,6 +287,7 @@ class DaskFiles:
                 chain,
                 event_name,
                 since,
+                i,
                 key=f"conv1d-file-{uuid.uuid4().hex}-{i}",
                 pure=False,
             ): i
@@ -576,4 +583,7 @@ def wants_array_path(job: Any, opts: Any) -> bool:
         target = signal_io.detect_format(job.target, opts.output_format)
     except Conv1dError:
         return False
-    return source == target == "npy" and os.path.isfile(job.source)
+    # The array path filters and writes; the level and dither options live in the
+    # file pipeline, so a run that asks for them goes file by file instead.
+    plain = not (opts.gain_db or opts.normalize_db is not None or opts.dither is not None)
+    return plain and source == target == "npy" and os.path.isfile(job.source)

@@ -1099,6 +1099,9 @@ def run_jobs(
         outcomes = executor(jobs, layers, names, opts)
         try:
             for index, outcome in outcomes:
+                if on_progress is not None:  # files finished elsewhere: their end is known
+                    bad = isinstance(outcome, Conv1dError)
+                    on_progress(JobProgress(index, 0, None, True, bad))
                 if isinstance(outcome, Cancelled):
                     settle(index, None)
                 elif isinstance(outcome, Conv1dError):
@@ -1159,7 +1162,16 @@ def run_jobs(
                     try:
                         report = future.result()
                     except Cancelled:
-                        settle(index, None)
+                        if cancel.is_set():  # we stopped it (another file failed)
+                            settle(index, None)
+                        else:  # a signal sent to that worker alone: not a success
+                            failed(
+                                index,
+                                DataFileError(
+                                    f"{jobs[index].source}: stopped by a signal to its worker "
+                                    f"process; nothing was written"
+                                ),
+                            )
                         continue
                     except Conv1dError as e:
                         failed(index, e)

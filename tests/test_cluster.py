@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -468,3 +469,38 @@ def test_jobs_errors_survive_an_imported_dask(tmp_path):
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+@needs_dask
+def test_cluster_level_options_and_dither_equal_a_local_run(cluster, corpus, tmp_path):
+    # --gain/--normalize/--dither live in the file pipeline: a cluster run (one NPY too,
+    # which would otherwise go as a Dask array) must give --jobs' bytes; each file's
+    # dither noise comes from its position among the inputs, on a worker as locally.
+    root, inputs = corpus
+    wavs = [p for p in inputs if p.endswith(".wav") and sf.info(p).subtype == "PCM_16"]
+    chain = ["-w", str(root / "a.npz")]
+    dither = ["--dither", "tpdf", "--seed", "3", "--gain", "-3"]
+    local = _apply([*chain, *wavs, "-d", str(tmp_path / "local"), "--jobs", "2", *dither])
+    assert local.exit_code == 0, local.output
+    remote = _apply(
+        [*chain, *wavs, "-d", str(tmp_path / "remote"), "--scheduler", cluster.scheduler_address,
+         *dither]
+    )  # fmt: skip
+    assert remote.exit_code == 0, remote.output
+    _same_outputs(tmp_path / "local", tmp_path / "remote")
+    npy = next(p for p in inputs if p.endswith(".npy"))
+    for where, extra in (
+        ("l.npy", ["--jobs", "1"]),
+        ("r.npy", ["--scheduler", cluster.scheduler_address]),
+    ):
+        result = _apply([*chain, npy, "-o", str(tmp_path / where), "--normalize", "-1", *extra])
+        assert result.exit_code == 0, result.output
+    assert np.array_equal(np.load(tmp_path / "l.npy"), np.load(tmp_path / "r.npy"))
+    assert np.isclose(np.abs(np.load(tmp_path / "r.npy")).max(), 10 ** (-1 / 20))
+    # --json reports the file (the array path is for plain NPY runs only)
+    result = _apply(
+        [*chain, npy, "-o", str(tmp_path / "j.npy"), "--scheduler", cluster.scheduler_address,
+         "--json"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["files"][0]["input"] == npy

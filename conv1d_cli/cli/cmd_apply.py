@@ -480,34 +480,35 @@ def apply_(
             # Workers single-threaded (the parallelism is the files) unless --threads.
             worker_policy = policy if threads is not None else None
             with _cluster(scheduler, worker_policy) as executor:
-                if len(jobs_list) == 1 and _array_path(
-                    executor, jobs_list[0], layers, names, opts, quiet
+                # One NPY as one Dask array; --json reports files, so it goes by file.
+                as_array = len(jobs_list) == 1 and not as_json
+                if not (
+                    as_array and _array_path(executor, jobs_list[0], layers, names, opts, quiet)
                 ):
-                    return
-                _run(
-                    jobs_list,
-                    layers,
-                    names,
-                    opts,
-                    workers=2,
-                    keep_going=keep_going,
-                    quiet=quiet,
-                    as_json=as_json,
-                    run_warnings=run_warnings,
-                    executor=executor,
-                )
-            return
-        _run(
-            jobs_list,
-            layers,
-            names,
-            opts,
-            workers=jobs,
-            keep_going=keep_going,
-            quiet=quiet,
-            as_json=as_json,
-            run_warnings=run_warnings,
-        )
+                    _run(
+                        jobs_list,
+                        layers,
+                        names,
+                        opts,
+                        workers=2,
+                        keep_going=keep_going,
+                        quiet=quiet,
+                        as_json=as_json,
+                        run_warnings=run_warnings,
+                        executor=executor,
+                    )
+        else:
+            _run(
+                jobs_list,
+                layers,
+                names,
+                opts,
+                workers=jobs,
+                keep_going=keep_going,
+                quiet=quiet,
+                as_json=as_json,
+                run_warnings=run_warnings,
+            )
         if plot_compare is not None:
             _plot_compare(plot_compare, jobs_list[0], layers, opts)
             if not quiet:
