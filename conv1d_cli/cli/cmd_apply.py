@@ -54,7 +54,9 @@ Level (after the chain, before rounding; float outputs too):
                      before rounding (SoX dithers by default; conv1d rounds
                      exactly unless asked). --seed S makes it repeatable:
                      each file's noise comes from (S, its position among the
-                     inputs), the same bytes for any --jobs or --block-size.
+                     inputs): the same noise for any --jobs or --block-size
+                     (the filtered values themselves may differ by a float
+                     rounding between block sizes in float32).
                      Refused (exit 2) for float, CSV and NPY outputs.
 
 \b
