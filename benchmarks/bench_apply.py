@@ -64,6 +64,7 @@ sys.path.insert(0, str(ROOT))
 
 from conv1d_cli.layer import Conv1d  # noqa: E402
 from conv1d_cli.layerfile import save_layer  # noqa: E402
+from conv1d_cli.threads import BLAS_ENV_VARS  # noqa: E402
 
 RATE = 48000
 TAPS = 1025
@@ -212,21 +213,11 @@ def report(title: str, times: dict[str, list[float]], peer: str) -> None:
 
 def conv1d_env() -> dict[str, str]:
     """The environment a user's shell would give: no thread variables of ours."""
-    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in BLAS_ENV_VARS}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("MAKEFLAGS", None)
     env.pop("MFLAGS", None)
     return env
-
-
-THREAD_VARS = (
-    "OPENBLAS_NUM_THREADS",
-    "GOTO_NUM_THREADS",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-)
 
 
 def make_inputs(directory: Path, count: int, seconds: int) -> list[Path]:

@@ -394,21 +394,12 @@ class Conv1d:
         """
         # Duck-typed so that this module never imports Dask: only a Dask array
         # (whose class lives in a dask.* module) loads conv1d_cli.dask.
+        correlate: Any = conv1d
         if type(x).__module__.startswith("dask.") and hasattr(x, "__dask_graph__"):
             from conv1d_cli import dask as dask_conv
 
-            return dask_conv.conv1d(
-                x,
-                self.weight,
-                self.bias,
-                self.stride,
-                self.padding,
-                self.dilation,
-                self.groups,
-                self.padding_mode,
-                method=method,
-            )
-        return conv1d(
+            correlate = dask_conv.conv1d
+        return correlate(
             x,
             self.weight,
             self.bias,

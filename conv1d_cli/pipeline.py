@@ -65,6 +65,7 @@ import numpy as np
 
 from conv1d_cli import signal_io
 from conv1d_cli import threads as thread_policy
+from conv1d_cli.atomic import check_not_same_file
 from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, DataFileError
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.shapes import implied_input_rate, rate_mismatches
@@ -299,11 +300,6 @@ class Cancelled(Exception):
     """Another file failed or the user interrupted: this one stopped (cleanly)."""
 
 
-def shown_source(source: str) -> str:
-    """How messages call an input: ``<stdin>`` for ``"-"``."""
-    return "<stdin>" if source == "-" else source
-
-
 def _named(error: Conv1dError, source: str, target: str) -> Conv1dError:
     """Make sure the message names the file it is about (input, else output)."""
     text = str(error)
@@ -311,7 +307,7 @@ def _named(error: Conv1dError, source: str, target: str) -> Conv1dError:
         return error
     if (target != "-" and target in text) or (target == "-" and "stdout" in text):
         return error
-    shown = shown_source(source)
+    shown = signal_io._shown(source)
     text = text.replace("the input", shown, 1) if text.startswith("the input") else text
     if not text.startswith(shown):
         text = f"{shown}: {text}"
@@ -344,7 +340,6 @@ def plan_jobs(
     >>> plan_jobs(["a.wav", "b/c.csv"], None, "out", "npy")
     [Job(source='a.wav', target='out/a.npy'), Job(source='b/c.csv', target='out/c.npy')]
     """
-    from conv1d_cli.atomic import check_not_same_file
 
     def check_target(target: str) -> None:
         check_not_same_file(target, list(inputs))
@@ -558,7 +553,7 @@ def filter_file(
     opts = options or FilterOptions()
     layers = list(layers)
     names = list(names) if names is not None else [f"layer {i + 1}" for i in range(len(layers))]
-    shown = shown_source(job.source)
+    shown = signal_io._shown(job.source)
     dtype = compute_dtype(layers, opts.dtype)
     started = time.perf_counter()
     try:
@@ -789,7 +784,7 @@ def _normalized(
         if peak is None or peak == 0.0:
             why = "silent (peak 0)" if peak == 0.0 else "not finite (NaN or Inf)"
             warnings.append(
-                f"{_shown_target(spec.path)}: the output is {why}; "
+                f"{signal_io._shown(spec.path, output=True)}: the output is {why}; "
                 f"--normalize left its level as it is"
             )
             gain, applied = 1.0, 0.0
@@ -809,10 +804,6 @@ def _normalized(
                         break
                     writer.write(data)
     return frames, writer, applied
-
-
-def _shown_target(target: str) -> str:
-    return "<stdout>" if target == "-" else target
 
 
 class _TimedWriter:
