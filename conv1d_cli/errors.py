@@ -1,12 +1,18 @@
 """Typed errors raised by the conv1d library.
 
 Every error is a ``ValueError`` subclass so that callers who already catch
-``ValueError`` keep working. The CLI turns them into ``Error: ...`` lines in one
-place (``conv1d_cli.cli._common``): :class:`ConfigError` is a wrong invocation
-(exit 2), the others are bad data or a failed run (exit 1).
+``ValueError`` keep working. An error carries what a front end needs besides its
+text, in fields: the ``path`` of the file it is about, the library ``parameter``
+at fault (a Python keyword such as ``"output_format"``) and a ``hint``. The library
+never names a command-line flag; the CLI renders the parameter as its flag and
+turns errors into ``Error: ...`` lines and exit codes in one place
+(``conv1d_cli.cli._common``): :class:`ConfigError` is a wrong invocation (exit 2),
+the others are bad data or a failed run (exit 1).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 __all__ = [
     "Conv1dError",
@@ -17,11 +23,121 @@ __all__ = [
     "OutputExistsError",
     "BatchError",
     "PipeClosedError",
+    "shown_path",
 ]
+
+#: Placeholders a message may hold; :meth:`Conv1dError.render` fills them.
+PARAMETER = "{parameter}"
+PATH = "{path}"
+
+
+def shown_path(path: str, *, output: bool = False) -> str:
+    """How a path appears in messages: ``-`` is ``<stdin>`` (or ``<stdout>``).
+
+    Examples
+    --------
+    >>> shown_path("-"), shown_path("-", output=True), shown_path("a.wav")
+    ('<stdin>', '<stdout>', 'a.wav')
+    """
+    if path == "-":
+        return "<stdout>" if output else "<stdin>"
+    return path
 
 
 class Conv1dError(ValueError):
-    """Base class of every error conv1d raises on purpose."""
+    """Base class of every error conv1d raises on purpose.
+
+    Parameters
+    ----------
+    message : str
+        The text. It may hold ``{parameter}`` where the parameter's name belongs
+        (``"{parameter} must be one of ..."``) and ``{path}`` where the file's;
+        without ``{parameter}``, a set ``parameter`` leads as ``"name: message"``.
+    path : str, optional
+        The file the error is about (``"-"`` for stdin/stdout). Without ``{path}``
+        in the message, the rendered text starts with it unless it already names it.
+    parameter : str, optional
+        The library parameter at fault, as the Python keyword (``"sample_rate"``).
+    hint : str, optional
+        A way out, appended in parentheses.
+    output : bool
+        ``path`` is an output (``-`` shows as ``<stdout>``).
+
+    Examples
+    --------
+    >>> e = ConfigError("{parameter} must be positive, got -1", parameter="sample_rate")
+    >>> str(e)
+    'sample_rate must be positive, got -1'
+    >>> e.render(lambda name: "--" + name.replace("_", "-"))
+    '--sample-rate must be positive, got -1'
+    >>> str(DataFileError("input is empty", path="-"))
+    '<stdin>: input is empty'
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        parameter: str | None = None,
+        hint: str | None = None,
+        output: bool = False,
+    ) -> None:
+        self.message = message
+        self.path = path
+        self.parameter = parameter
+        self.hint = hint
+        self.output = output
+        super().__init__(self.render())
+
+    def render(self, label: Callable[[str], str] | None = None) -> str:
+        """The message, with the parameter shown as ``label(parameter)``.
+
+        ``label`` is how a front end names a parameter (the CLI: its flag); by
+        default the Python keyword itself.
+        """
+        text = self.message
+        if self.parameter is not None:
+            name = label(self.parameter) if label is not None else self.parameter
+            text = text.replace(PARAMETER, name) if PARAMETER in text else f"{name}: {text}"
+        if self.path is not None:
+            shown = shown_path(self.path, output=self.output)
+            if PATH in text:
+                text = text.replace(PATH, shown)
+            elif not _names(text, self.path):
+                text = f"{shown}: {text}"
+        elif PATH in text:
+            text = text.replace(PATH, "the output" if self.output else "the input")
+        if self.hint:
+            text = f"{text} ({self.hint})"
+        return text
+
+    def about(self, path: str, *, output: bool = False) -> Conv1dError:
+        """This error, naming ``path`` if it names no file yet (a copy; chained)."""
+        if self.path is not None or _names(self.message, path):
+            return self
+        named = self._copy(path=path, output=output)
+        named.__cause__ = self
+        return named
+
+    def _copy(self, **fields: object) -> Conv1dError:
+        current: dict[str, object] = {
+            "path": self.path,
+            "parameter": self.parameter,
+            "hint": self.hint,
+            "output": self.output,
+        }
+        current.update(fields)
+        copy = Conv1dError.__new__(type(self))
+        Conv1dError.__init__(copy, self.message, **current)  # type: ignore[arg-type]
+        copy.__dict__.update({k: v for k, v in self.__dict__.items() if k not in current})
+        return copy
+
+
+def _names(text: str, path: str) -> bool:
+    if path == "-":
+        return "<stdin>" in text or "<stdout>" in text
+    return path in text
 
 
 class ConfigError(Conv1dError):
@@ -39,7 +155,7 @@ class DataFileError(Conv1dError):
 class OutputExistsError(DataFileError):
     """An output file already exists and overwriting was not allowed (``overwrite=False``).
 
-    A separate class so the CLI can name its own switch (``--force``) in the message.
+    A separate class so a front end can name its own way to overwrite in the message.
     """
 
 
@@ -57,8 +173,8 @@ class FormatError(ConfigError, DataFileError):
 
     It is both a :class:`ConfigError` (the fix is an explicit format, so the CLI exits 2)
     and a :class:`DataFileError` (the file name is what cannot be used). The message says
-    "give the format explicitly" without naming an option: the library does not know
-    which one the caller has; :func:`conv1d_cli.cli._common.reported_errors` adds it.
+    "give the format explicitly"; its ``parameter`` says which format was meant
+    (``"input_format"`` or ``"output_format"``) and the CLI names its option.
     """
 
 
