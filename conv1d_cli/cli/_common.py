@@ -127,6 +127,30 @@ class CountType(click.ParamType):
         return number
 
 
+#: Library parameters whose flag is not ``--`` plus the name with dashes.
+FLAG_OVERRIDES = {
+    "output": "-o/--output",
+    "output_dir": "-d/--output-dir",
+    "weight": "-w/--weight",
+}
+
+
+def flag_label(parameter: str) -> str:
+    """The command-line flag that sets a library parameter: ``sample_rate`` -> ``--sample-rate``.
+
+    Examples
+    --------
+    >>> flag_label("csv_delimiter"), flag_label("output")
+    ('--csv-delimiter', '-o/--output')
+    """
+    return FLAG_OVERRIDES.get(parameter, "--" + parameter.replace("_", "-"))
+
+
+def error_text(error: Conv1dError) -> str:
+    """An error's message as the CLI shows it: parameters named by their flags."""
+    return error.render(flag_label)
+
+
 @contextlib.contextmanager
 def reported_errors(format_options: str | None = None) -> Iterator[None]:
     """The one translation of library errors into exit codes and ``Error:`` lines.
@@ -146,15 +170,15 @@ def reported_errors(format_options: str | None = None) -> Iterator[None]:
             reader_gone()  # --keep-going changes nothing: there is no reader left
         for _source, error in e.failures:
             with contextlib.suppress(OSError, ValueError):
-                click.echo(f"Error: {error}", err=True)
-        raise click.ClickException(str(e)) from e
+                click.echo(f"Error: {error_text(error)}", err=True)
+        raise click.ClickException(error_text(e)) from e
     except FormatError as e:
         hint = f" ({format_options})" if format_options else ""
-        raise click.UsageError(f"{e}{hint}") from e
+        raise click.UsageError(f"{error_text(e)}{hint}") from e
     except ConfigError as e:
-        raise click.UsageError(str(e)) from e
+        raise click.UsageError(error_text(e)) from e
     except Conv1dError as e:
-        raise click.ClickException(str(e)) from e
+        raise click.ClickException(error_text(e)) from e
 
 
 def split_layer_arg(text: str) -> tuple[str, str | None]:
