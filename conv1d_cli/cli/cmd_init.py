@@ -314,7 +314,8 @@ def init(ctx: click.Context, layer: str, **opts: Any) -> None:
 def _build(source: str, opts: Any) -> Any:
     import secrets
 
-    from conv1d_cli import design
+    from conv1d_cli import filters
+    from conv1d_cli.io import coefficients
     from conv1d_cli.layer import Conv1d
 
     common = {
@@ -344,32 +345,32 @@ def _build(source: str, opts: Any) -> Any:
     origin = None
     correlation = False
     if source == "fir":
-        window = design.parse_window(opts["window"])
-        taps = design.design_fir(opts["design"], list(opts["cutoff"]), rate, opts["taps"], window)
+        window = filters.parse_window(opts["window"])
+        taps = filters.design_fir(opts["design"], list(opts["cutoff"]), rate, opts["taps"], window)
         cut = " - ".join(f"{c:g}" for c in opts["cutoff"])
         text = f"{opts['design']} {cut} Hz, {opts['taps']} taps, {opts['window']} window"
     elif source == "moving-average":
-        taps = design.moving_average(opts["taps"])
+        taps = filters.moving_average(opts["taps"])
         text = f"moving average, {opts['taps']} taps"
     elif source == "gaussian":
-        taps = design.gaussian(opts["sigma"], opts["taps"])
+        taps = filters.gaussian(opts["sigma"], opts["taps"])
         text = f"gaussian, sigma {opts['sigma']:g} samples, {taps.size} taps"
     elif source == "identity":
-        taps = design.identity(opts["taps"] or 1)
+        taps = filters.identity(opts["taps"] or 1)
         text = "identity"
     elif source == "delay":
-        taps, origin = design.delay(opts["delay"])
+        taps, origin = filters.delay(opts["delay"])
         text = f"delay by {opts['delay']} samples"
     else:
         if opts["coefficients"] == "-":  # like SoX's `fir -`
             stdin = sys.stdin.buffer
-            taps = design.parse_coefficients(stdin.read(), "<stdin>")
+            taps = coefficients.parse_coefficients(stdin.read(), "<stdin>")
         else:
-            taps = design.read_coefficients(opts["coefficients"])
+            taps = coefficients.read_coefficients(opts["coefficients"])
         correlation = opts["correlation"]
         kind = "correlation weights" if correlation else "convolution taps"
         text = f"{taps.size} {kind} from {opts['coefficients']}"
-    return design.kernel_layer(
+    return filters.kernel_layer(
         taps,
         channels=opts["channels"] or 1,
         correlation=correlation,
@@ -386,7 +387,7 @@ def _build(source: str, opts: Any) -> Any:
 def _from_weight_file(opts: Any, common: dict[str, Any]) -> Any:
     import numpy as np
 
-    from conv1d_cli import design
+    from conv1d_cli.io.coefficients import read_npy
     from conv1d_cli.layer import Conv1d
 
     path, own_key = split_layer_arg(opts["weight"])
@@ -394,7 +395,7 @@ def _from_weight_file(opts: Any, common: dict[str, Any]) -> Any:
         if opts["key"] is not None and path.lower().endswith(".npy"):
             raise ConfigError(f"--key applies to an .npz --weight; {path} holds one array")
         return _from_layer_archive(path, own_key, opts)
-    weight = design.read_npy(opts["weight"], "weight")
+    weight = read_npy(opts["weight"], "weight")
     if weight.ndim == 1:
         weight = np.broadcast_to(weight, (opts["channels"] or 1, 1, weight.size))
         groups = opts["channels"] or 1
@@ -413,7 +414,7 @@ def _from_weight_file(opts: Any, common: dict[str, Any]) -> Any:
     weight = _narrowed(weight, dtype, opts["weight"])
     bias = None
     if opts["bias_file"] is not None:
-        bias = _narrowed(design.read_npy(opts["bias_file"], "bias"), dtype, opts["bias_file"])
+        bias = _narrowed(read_npy(opts["bias_file"], "bias"), dtype, opts["bias_file"])
         if bias.shape != (weight.shape[0],):
             raise DataFileError(
                 f"{opts['bias_file']}: bias must have shape ({weight.shape[0]},) to match "
@@ -462,7 +463,7 @@ def _from_layer_archive(path: str, own_key: str | None, opts: Any) -> Any:
     """
     import numpy as np
 
-    from conv1d_cli import design
+    from conv1d_cli.io.coefficients import read_npy
     from conv1d_cli.layer import Conv1d
     from conv1d_cli.layerfile import load_layer
 
@@ -478,7 +479,7 @@ def _from_layer_archive(path: str, own_key: str | None, opts: Any) -> Any:
     weight = _narrowed(loaded.weight, dtype, shown)
     bias = loaded.bias
     if opts["bias_file"] is not None:
-        bias = design.read_npy(opts["bias_file"], "bias")
+        bias = read_npy(opts["bias_file"], "bias")
         if bias.shape != (weight.shape[0],):
             raise DataFileError(
                 f"{opts['bias_file']}: bias must have shape ({weight.shape[0]},) to match "

@@ -256,7 +256,7 @@ def _kernel_entries(layer: Any, stats: Any, start: int, stop: int, left: int) ->
     """Report entries of kernels ``start:stop`` (flattened (out, in) order)."""
     import numpy as np
 
-    from conv1d_cli import design
+    from conv1d_cli import analysis
 
     weight = layer.weight
     c_out, c_in_group, _ = weight.shape
@@ -271,7 +271,7 @@ def _kernel_entries(layer: Any, stats: Any, start: int, stop: int, left: int) ->
         picked = weight[outs, ins].astype(np.float64)
         scales = np.abs(picked).max(axis=-1)
         scales[scales == 0] = 1.0
-        freqs, responses = design.frequency_response(
+        freqs, responses = analysis.frequency_response(
             (picked / scales[:, None])[:, None, :], dilation=layer.dilation, left=left
         )
     for i, (o, c) in enumerate(zip(outs.tolist(), ins.tolist(), strict=True)):
@@ -288,7 +288,9 @@ def _kernel_entries(layer: Any, stats: Any, start: int, stop: int, left: int) ->
             "response": None,
         }
         if responses is not None:
-            summary = design.response_summary(freqs, responses[i, 0], rate, scale=float(scales[i]))
+            summary = analysis.response_summary(
+                freqs, responses[i, 0], rate, scale=float(scales[i])
+            )
             for name in ("dc_db", "nyquist_db", "peak_db", "stopband_db"):
                 if summary[name] is not None:
                     summary[name] = _finite(summary[name])
@@ -300,13 +302,13 @@ def _kernel_entries(layer: Any, stats: Any, start: int, stop: int, left: int) ->
 def _layer_report(file: str, opts: Any, layer: Any) -> dict[str, Any]:
     import numpy as np
 
-    from conv1d_cli import design
+    from conv1d_cli import analysis
     from conv1d_cli.shapes import receptive_field
 
     weight = layer.weight
     c_out, c_in_group, _ = weight.shape
     left, right = layer.resolved_padding()
-    stats = design.kernel_stats(weight)
+    stats = analysis.kernel_stats(weight)
     total = c_out * c_in_group
     limit = total if opts["max_kernels"] == 0 else min(total, opts["max_kernels"])
     rate = layer.sample_rate
@@ -433,7 +435,7 @@ def _plot_layer(file: str, opts: Any, layer: Any) -> None:
 
 
 def _signal_report(file: str, opts: Any) -> dict[str, Any]:
-    from conv1d_cli.design import SignalStats
+    from conv1d_cli.analysis import SignalStats
     from conv1d_cli.signal_io import open_reader
 
     with open_reader(file, opts["input_format"]) as reader:
