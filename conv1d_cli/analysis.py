@@ -3,6 +3,9 @@
 - Kernel statistics (:func:`kernel_stats`), frequency responses
   (:func:`frequency_response`, :func:`response_summary`) and overflow-free
   signal statistics (:class:`SignalStats`).
+- Filter specifications (:class:`FilterSpec`: band edges, targets, how a layer's
+  description records one) and how well a kernel meets one, measured on a dense
+  grid (:func:`measure_spec`); a kernel's latency (:func:`latency`).
 
 NumPy only. The kernels themselves come from :mod:`conv1d_cli.filters`.
 """
@@ -10,7 +13,9 @@ NumPy only. The kernels themselves come from :mod:`conv1d_cli.filters`.
 from __future__ import annotations
 
 import math
-from typing import Any
+import re
+from dataclasses import dataclass
+from typing import Any, Final
 
 import numpy as np
 
@@ -18,7 +23,10 @@ from conv1d_cli.errors import ConfigError
 from conv1d_cli.shapes import check_int, check_sample_rate
 
 __all__ = [
+    "FilterSpec",
     "SignalStats",
+    "latency",
+    "measure_spec",
     "frequency_response",
     "kernel_stats",
     "response_summary",
@@ -287,3 +295,219 @@ def response_summary(
     if result["stopband_hz"]:
         result["stopband_db"] = worst
     return result
+
+
+# ---- specifications ------------------------------------------------------------------
+
+_NUM: Final = r"([0-9]+(?:\.[0-9]*)?(?:e[+-]?[0-9]+)?)"
+_SPEC_TEXT: Final = re.compile(
+    rf"\b(lowpass|highpass|bandpass|bandstop) {_NUM}(?: - {_NUM})? Hz\b.*?"
+    rf"\bspec: transition {_NUM} Hz, attenuation {_NUM} dB\b"
+)
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    """What a band filter must achieve: SoX ``sinc -a A -t T`` / Kaiser's specification.
+
+    The cutoffs are the -6 dB points; each band ends ``transition / 2`` on either side
+    of a cutoff. Kaiser's window method gives about the same ripple ``delta`` in the
+    passband as in the stopband, so one number sets both targets: stopband gain at
+    most ``delta = 10**(-attenuation/20)`` (``attenuation`` dB down) and passband gain
+    within ``1 +- delta`` (a passband ripple of ``20*log10(1 + delta)`` dB; 0.00087 dB
+    for 80 dB).
+
+    Parameters
+    ----------
+    kind : {'lowpass', 'highpass', 'bandpass', 'bandstop'}
+    cutoffs : tuple of float
+        Hz; one, or two increasing ones for ``bandpass``/``bandstop``.
+    transition : float
+        Width of each transition band in Hz.
+    attenuation : float
+        Stopband attenuation in dB (positive).
+
+    Examples
+    --------
+    >>> spec = FilterSpec("lowpass", (4000.0,), 500.0, 80.0)
+    >>> spec.bands(48000.0)
+    ([(0.0, 3750.0)], [(4250.0, 24000.0)])
+    >>> spec.ripple_target
+    0.0001
+    >>> FilterSpec.from_description(spec.describe(183, 7.857)) == spec
+    True
+    """
+
+    kind: str
+    cutoffs: tuple[float, ...]
+    transition: float
+    attenuation: float
+
+    @property
+    def ripple_target(self) -> float:
+        """``delta = 10**(-attenuation/20)``: the largest stopband gain and passband error."""
+        return float(10 ** (-self.attenuation / 20))
+
+    def bands(
+        self, sample_rate: float
+    ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+        """``(passbands, stopbands)`` as ``(low, high)`` Hz ranges, 0 to Nyquist."""
+        half = self.transition / 2
+        nyquist = sample_rate / 2
+        lo = self.cutoffs[0]
+        if self.kind == "lowpass":
+            return [(0.0, lo - half)], [(lo + half, nyquist)]
+        if self.kind == "highpass":
+            return [(lo + half, nyquist)], [(0.0, lo - half)]
+        hi = self.cutoffs[1]
+        inner, outer = [(lo + half, hi - half)], [(0.0, lo - half), (hi + half, nyquist)]
+        return (inner, outer) if self.kind == "bandpass" else (outer, inner)
+
+    def describe(self, taps: int, beta: float) -> str:
+        """How ``conv1d init`` records a design made to this spec in a layer's description."""
+        cut = " - ".join(f"{c:.10g}" for c in self.cutoffs)
+        return (
+            f"{self.kind} {cut} Hz, {taps} taps, kaiser window (beta {beta:.4f}), "
+            f"spec: transition {self.transition:.10g} Hz, attenuation {self.attenuation:.10g} dB"
+        )
+
+    @classmethod
+    def from_description(cls, description: str | None) -> FilterSpec | None:
+        """The spec a description made by :meth:`describe` records; ``None`` if none."""
+        match = _SPEC_TEXT.search(description or "")
+        if match is None:
+            return None
+        kind, lo, hi, transition, attenuation = match.groups()
+        cutoffs = (float(lo),) if hi is None else (float(lo), float(hi))
+        return cls(kind, cutoffs, float(transition), float(attenuation))
+
+
+def _grid_points(span: int) -> int:
+    # 32 bins per tap of the (dilated) kernel, at least 2**15: a sidelobe of a K-tap
+    # filter is about 2/K wide, so its peak is sampled within a small fraction of a dB.
+    # At most 2**21 bins: a huge dilation (H(d*f) has d narrow copies) would otherwise
+    # ask for gigabytes; the taps of a spec design are at most 2**16 anyway.
+    return 2 ** min(21, max(15, math.ceil(math.log2(32 * span)))) + 1
+
+
+def measure_spec(
+    taps: Any, spec: FilterSpec, sample_rate: float, *, dilation: int = 1
+) -> dict[str, Any]:
+    """How well one kernel meets ``spec``, measured from its response on a dense grid.
+
+    Parameters
+    ----------
+    taps : array_like
+        One 1-D kernel (convolution taps or correlation weights: the magnitude is the same).
+    spec : FilterSpec
+    sample_rate : float
+        Hz, the rate the spec's frequencies refer to.
+    dilation : int
+        The layer's dilation (the response of a dilated kernel is ``H(dilation*f)``).
+
+    Returns
+    -------
+    dict
+        ``passband_ripple`` (largest ``| |H| - 1 |`` in the passbands),
+        ``passband_ripple_db`` (``20*log10(1 + ripple)``), ``stopband_attenuation_db``
+        (``-20*log10`` of the largest ``|H|`` in the stopbands) and ``met`` (both
+        within :attr:`FilterSpec.ripple_target`).
+
+    Examples
+    --------
+    Kaiser's estimate for this spec (``scipy.signal.kaiserord(60, 0.1)``: 74 taps,
+    beta 5.65) falls just short when measured:
+
+    >>> from scipy import signal
+    >>> spec = FilterSpec("lowpass", (1000.0,), 400.0, 60.0)
+    >>> h = signal.firwin(74, 1000, window=("kaiser", 5.65), fs=8000, scale=False)
+    >>> m = measure_spec(h, spec, 8000)
+    >>> m["met"], round(m["stopband_attenuation_db"], 1), round(m["passband_ripple"], 5)
+    (False, 59.8, 0.00097)
+    """
+    rate = check_sample_rate("sample_rate", sample_rate)
+    w = np.asarray(taps, dtype=np.float64).reshape(1, 1, -1)
+    span = dilation * (w.shape[-1] - 1) + 1
+    freqs, response = frequency_response(w, dilation=dilation, points=_grid_points(span))
+    magnitude = np.abs(response[0, 0])
+    hz = freqs * rate
+    passbands, stopbands = spec.bands(rate)
+    # The response is steepest at a band's edges, between grid points: evaluate it there
+    # exactly too (a sum over the taps), so a grid bin just inside cannot hide the edge.
+    lags = np.arange(w.shape[-1]) * dilation
+    edges = {
+        edge: float(np.abs(np.sum(w.ravel() * np.exp(-2j * np.pi * edge / rate * lags))))
+        for band in passbands + stopbands
+        for edge in band
+    }
+    ripple = max(
+        max(_band_max(np.abs(magnitude - 1), hz, band), *(abs(edges[e] - 1) for e in band))
+        for band in passbands
+    )
+    stop_gain = max(
+        max(_band_max(magnitude, hz, band), *(edges[e] for e in band)) for band in stopbands
+    )
+    with np.errstate(divide="ignore"):
+        attenuation = float(-20 * np.log10(stop_gain))
+    target = spec.ripple_target
+    return {
+        "passband_ripple": ripple,
+        "passband_ripple_db": float(20 * np.log10(1 + ripple)),
+        "stopband_attenuation_db": attenuation,
+        "met": bool(ripple <= target and stop_gain <= target),
+    }
+
+
+def _band_max(values: np.ndarray, hz: np.ndarray, band: tuple[float, float]) -> float:
+    inside = (hz >= band[0]) & (hz <= band[1])
+    if not inside.any():  # a band narrower than one bin: its nearest bin
+        inside = np.abs(hz - (band[0] + band[1]) / 2) == np.abs(hz - (band[0] + band[1]) / 2).min()
+    return float(values[inside].max())
+
+
+def latency(weight: Any, *, dilation: int = 1, left: int = 0) -> tuple[float, float]:
+    """Delay of one kernel as applied: its group delay at DC, in samples.
+
+    The layer computes ``y[t] = sum_k w[k] x[t + k*dilation - left]``: tap ``k`` takes
+    the input ``left - k*dilation`` samples back, and the group delay at DC is the
+    taps' centre of mass, ``sum_k w[k] (left - k*dilation) / sum_k w[k]``. 0 means in
+    step with the input (an aligned linear-phase filter of odd length); a causal
+    minimum-phase filter has a small positive delay. Where the DC gain is more than
+    20 dB below the kernel's peak gain (a highpass or bandpass has none to speak of),
+    the group delay is taken at the peak-gain frequency instead.
+
+    Parameters
+    ----------
+    weight : array_like
+        One 1-D kernel of correlation weights, as the layer holds it.
+    dilation, left : int
+        The layer's dilation and resolved left padding.
+
+    Returns
+    -------
+    (samples, frequency)
+        The group delay and the frequency (cycles per sample) it was taken at.
+
+    Examples
+    --------
+    >>> latency([0.25, 0.5, 0.25], left=1)  # aligned, symmetric: in step
+    (0.0, 0.0)
+    >>> latency([1.0, 0.0, 0.0], left=2)  # causal: the first weight takes x[t - 2]
+    (2.0, 0.0)
+    """
+    w = np.asarray(weight, dtype=np.float64).ravel()
+    scale = float(np.abs(w).max()) or 1.0
+    unit = w / scale
+    lags = left - np.arange(w.size) * dilation
+    # Only where the peak lies matters here: the default grid (bounded) is enough.
+    freqs, response = frequency_response(unit.reshape(1, 1, -1), dilation=dilation)
+    magnitude = np.abs(response[0, 0])
+    peak = float(magnitude.max())
+    if peak == 0:
+        return 0.0, 0.0
+    index = 0 if magnitude[0] >= peak / 10 else int(np.argmax(magnitude))
+    f = float(freqs[index])
+    phasor = np.exp(-2j * np.pi * f * lags)
+    value = np.sum(unit * phasor)
+    delay = float(np.real(np.sum(unit * lags * phasor) / value))
+    return delay + 0.0, f

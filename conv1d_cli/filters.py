@@ -30,23 +30,30 @@ half a sample (as with SoX and SciPy); no integer padding can do better.
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 
+from conv1d_cli.analysis import FilterSpec, measure_spec
 from conv1d_cli.errors import ConfigError
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.shapes import Padding, check_int, check_sample_rate
 
 __all__ = [
     "FIR_KINDS",
+    "MAX_ATTENUATION",
+    "MAX_SPEC_TAPS",
     "MAX_TAPS",
+    "SpecDesign",
     "aligned_padding",
     "delay",
     "design_fir",
+    "design_spec",
     "gaussian",
     "identity",
     "kernel_layer",
+    "minimum_phase",
     "moving_average",
     "parse_window",
 ]
@@ -184,6 +191,276 @@ def _check_window(window: Any, taps: int) -> None:
             f"window {window!r} is not usable: {e} (try hamming, hann, blackman, "
             f"boxcar or kaiser,BETA)"
         ) from e
+
+
+class SpecDesign(NamedTuple):
+    """A filter :func:`design_spec` made: taps, window and what was measured."""
+
+    #: Convolution taps, float64, linear phase.
+    taps: np.ndarray
+    #: Kaiser window parameter used.
+    beta: float
+    #: Tap count Kaiser's formula (``scipy.signal.kaiserord``) estimated.
+    kaiser_taps: int
+    #: The specification met.
+    spec: FilterSpec
+    #: :func:`~conv1d_cli.analysis.measure_spec` of ``taps``.
+    measured: dict[str, Any]
+
+    @property
+    def description(self) -> str:
+        """What ``conv1d init`` stores: :meth:`FilterSpec.describe` of this design."""
+        return self.spec.describe(self.taps.size, self.beta)
+
+
+def design_spec(
+    kind: str, cutoff: Any, sample_rate: float, *, transition: float, attenuation: float
+) -> SpecDesign:
+    """Design a Kaiser-window FIR that meets a specification, as measured.
+
+    Kaiser's formulas (``scipy.signal.kaiserord``) give a tap count and ``beta``
+    that miss the spec by up to a few dB for about half of all specs. So the
+    response of each candidate is measured on a dense grid
+    (:func:`~conv1d_cli.analysis.measure_spec`) and, while it misses, taps are added
+    (doubling the step, then bisecting back to the fewest that work), each count
+    with the ``beta`` (searched between 0.85 and 1.3 times Kaiser's) that meets
+    the spec, if any. The result has at least Kaiser's tap count and
+    typically a few more.
+
+    Parameters
+    ----------
+    kind : {'lowpass', 'highpass', 'bandpass', 'bandstop'}
+    cutoff : float or sequence of float
+        The -6 dB point(s) in Hz, as for :func:`design_fir`.
+    sample_rate : float
+        Hz.
+    transition : float
+        Width of each transition band in Hz: the bands end ``transition / 2``
+        either side of each cutoff.
+    attenuation : float
+        Stopband attenuation in dB, at most :data:`MAX_ATTENUATION`; the passband
+        gain stays within ``1 +- 10**(-attenuation/20)`` (see :class:`FilterSpec`).
+
+    Returns
+    -------
+    SpecDesign
+        Odd-length taps for ``highpass``/``bandstop`` (type I); any length otherwise.
+        Not scaled (``firwin(scale=False)``): the passband gain is centred on 1.
+
+    Raises
+    ------
+    ConfigError
+        For the errors of :func:`design_fir`, a transition band that does not fit
+        between 0, the cutoffs and Nyquist, an attenuation out of range, or a spec
+        that needs more than :data:`MAX_SPEC_TAPS` taps (naming how many).
+
+    Examples
+    --------
+    >>> d = design_spec("lowpass", 1000, 8000, transition=400, attenuation=60)
+    >>> d.kaiser_taps, d.taps.size, d.measured["met"], round(d.beta, 2)
+    (74, 74, True, 5.69)
+    """
+    _check_kind(kind)
+    rate = check_sample_rate("sample_rate", sample_rate)
+    cutoffs = _check_cutoffs(kind, cutoff, rate)
+    spec = FilterSpec(
+        kind,
+        tuple(cutoffs),
+        _check_transition(transition, cutoffs, rate),
+        _check_attenuation(attenuation),
+    )
+    from scipy import signal
+
+    kaiser_taps, kaiser_beta = signal.kaiserord(spec.attenuation, spec.transition / (rate / 2))
+    kaiser_taps = int(kaiser_taps)
+    odd = kind in ("highpass", "bandstop")
+    step = 2 if odd else 1
+    first = kaiser_taps + (1 if odd and kaiser_taps % 2 == 0 else 0)
+
+    def attempt(taps: int) -> SpecDesign | None:
+        if taps > MAX_SPEC_TAPS:
+            need = (
+                f"about {kaiser_taps} taps (Kaiser's estimate)"
+                if kaiser_taps > MAX_SPEC_TAPS
+                else f"more than {MAX_SPEC_TAPS} taps (Kaiser's estimate, {kaiser_taps}, "
+                "misses it when measured)"
+            )
+            raise ConfigError(
+                f"this spec needs {need}; at most {MAX_SPEC_TAPS} (2**16) are designed",
+                parameter="transition",
+                hint="widen the transition band or ask for less attenuation",
+            )
+        found = _best_beta(spec, rate, taps, float(kaiser_beta))
+        return (
+            None if found is None else SpecDesign(found[0], found[1], kaiser_taps, spec, found[2])
+        )
+
+    return _fewest_taps(attempt, first, step, _largest(odd))
+
+
+def _fewest_taps(
+    attempt: Callable[[int], SpecDesign | None], first: int, step: int, largest: int
+) -> SpecDesign:
+    """The design of the fewest taps from ``first`` on (in ``step``s) that meets the spec.
+
+    Gallop: first, + 1 step, + 2, + 4, ... (from about 0.5% of the count for long
+    filters, whose every measurement is costly), then bisect back between the last
+    count that missed and the first that met. ``attempt`` raises past the tap limit.
+    """
+    made = attempt(first)
+    if made is not None:
+        return made
+    missed, jump, good = first, max(1, first // (200 * step)), first
+    while made is None:
+        good = min(missed + jump * step, largest)
+        if good <= missed:
+            attempt(MAX_SPEC_TAPS + 1)  # raises: even the largest count missed
+        made = attempt(good)
+        if made is None:
+            missed, jump = good, jump * 2
+    while good - missed > step:
+        middle = missed + (good - missed) // (2 * step) * step
+        trial = attempt(middle)
+        if trial is None:
+            missed = middle
+        else:
+            good, made = middle, trial
+    return made
+
+
+#: Most taps :func:`design_spec` makes (a spec needing more is refused, naming the count).
+MAX_SPEC_TAPS: Final = 2**16
+#: Largest stopband attenuation a spec may ask for (float64 resolves about 300 dB).
+MAX_ATTENUATION: Final = 200.0
+
+
+def _largest(odd: bool) -> int:
+    return MAX_SPEC_TAPS - 1 if odd and MAX_SPEC_TAPS % 2 == 0 else MAX_SPEC_TAPS
+
+
+def _check_transition(transition: Any, cutoffs: list[float], rate: float) -> float:
+    if isinstance(transition, bool) or not isinstance(transition, (int, float, np.number)):
+        raise ConfigError(
+            f"{{parameter}} must be a frequency in Hz, got {transition!r}", parameter="transition"
+        )
+    width = float(transition)
+    if not (math.isfinite(width) and width > 0):
+        raise ConfigError(
+            f"{{parameter}} must be a positive number of Hz, got {width:g}", parameter="transition"
+        )
+    half, nyquist = width / 2, rate / 2
+    edges = [e for c in cutoffs for e in (c - half, c + half)]
+    if (
+        edges[0] <= 0
+        or edges[-1] >= nyquist
+        or any(a >= b for a, b in zip(edges[1:-1:2], edges[2::2], strict=True))
+    ):
+        shown = ", ".join(f"{c - half:g}-{c + half:g} Hz" for c in cutoffs)
+        raise ConfigError(
+            f"{{parameter}} {width:g} Hz is too wide for cutoff(s) "
+            f"{', '.join(f'{c:g}' for c in cutoffs)} Hz: the transition band(s) {shown} must "
+            f"lie strictly between 0 and the Nyquist frequency {nyquist:g} Hz without "
+            "overlapping",
+            parameter="transition",
+        )
+    return width
+
+
+def _check_attenuation(attenuation: Any) -> float:
+    if isinstance(attenuation, bool) or not isinstance(attenuation, (int, float, np.number)):
+        raise ConfigError(
+            f"{{parameter}} must be a number of dB, got {attenuation!r}", parameter="attenuation"
+        )
+    value = float(attenuation)
+    if not (math.isfinite(value) and 0 < value <= MAX_ATTENUATION):
+        raise ConfigError(
+            f"{{parameter}} must be more than 0 and at most {MAX_ATTENUATION:g} dB, got {value:g}",
+            parameter="attenuation",
+        )
+    return value
+
+
+def _best_beta(
+    spec: FilterSpec, rate: float, taps: int, beta: float
+) -> tuple[np.ndarray, float, dict[str, Any]] | None:
+    """Taps of ``taps`` length meeting ``spec`` with some Kaiser beta near ``beta``, or None.
+
+    Kaiser's beta first; then a golden-section search over [0.85, 1.3] x beta for the
+    beta with the largest margin (a larger beta lowers the sidelobes but widens the
+    transition band), stopping at the first one that meets the spec.
+    """
+    from scipy import signal
+
+    edges = list(spec.cutoffs) if len(spec.cutoffs) == 2 else spec.cutoffs[0]
+
+    def margin(b: float) -> tuple[float, np.ndarray, dict[str, Any]]:
+        h = np.asarray(
+            signal.firwin(
+                taps, edges, window=("kaiser", b), pass_zero=spec.kind, fs=rate, scale=False
+            ),
+            dtype=np.float64,
+        )
+        m = measure_spec(h, spec, rate)
+        target = spec.attenuation
+        worst = min(
+            m["stopband_attenuation_db"] - target,
+            -20 * math.log10(max(m["passband_ripple"], 1e-300)) - target,
+        )
+        return worst, h, m
+
+    first = margin(beta)
+    if first[0] >= 0:
+        return first[1], beta, first[2]
+    ratio = (math.sqrt(5) - 1) / 2
+    lo, hi = 0.85 * beta, 1.3 * beta
+    x1, x2 = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    f1, f2 = margin(x1), margin(x2)
+    for _ in range(10):
+        for x, f in ((x1, f1), (x2, f2)):
+            if f[0] >= 0:
+                return f[1], x, f[2]
+        if f1[0] > f2[0]:
+            hi, x2, f2 = x2, x1, f1
+            x1 = hi - ratio * (hi - lo)
+            f1 = margin(x1)
+        else:
+            lo, x1, f1 = x1, x2, f2
+            x2 = lo + ratio * (hi - lo)
+            f2 = margin(x2)
+    return None
+
+
+def minimum_phase(taps: Any) -> np.ndarray:
+    """The minimum-phase filter with the same magnitude response as ``taps``.
+
+    ``scipy.signal.minimum_phase(h, method='homomorphic', half=False)`` (SciPy >=
+    1.14; its default ``half=True`` would return the *square root* of the
+    magnitude). The homomorphic method works on odd lengths, so an even-length
+    kernel gets one zero tap appended first (the magnitude is unchanged). Apply
+    the result with causal padding (``kernel_layer(h, origin=0)``): its energy
+    comes first, so the delay is small (see :func:`conv1d_cli.analysis.latency`).
+
+    Examples
+    --------
+    >>> h = design_fir("lowpass", 1000, 8000, 31)
+    >>> m = minimum_phase(h)
+    >>> H, M = np.abs(np.fft.rfft(h, 512)), np.abs(np.fft.rfft(m, 512))
+    >>> m.size, bool(np.abs(M - H).max() < 1e-3), bool(np.argmax(np.abs(m)) < 8)
+    (31, True, True)
+    """
+    h = np.asarray(taps)
+    if h.ndim != 1 or h.size == 0 or h.dtype.kind not in "iuf":
+        raise ConfigError(f"a kernel must be a non-empty 1-D real array, got shape {h.shape}")
+    h = h.astype(np.float64)
+    if not np.isfinite(h).all():
+        raise ConfigError("kernel taps must be finite (no NaN or Inf)")
+    if h.size == 1 or not h.any():
+        return h.copy()
+    if h.size % 2 == 0:
+        h = np.append(h, 0.0)
+    from scipy import signal
+
+    return np.asarray(signal.minimum_phase(h, method="homomorphic", half=False), np.float64)
 
 
 def moving_average(taps: int) -> np.ndarray:

@@ -20,11 +20,12 @@ LAYER_KEYS = {
     "schema", "file", "key", "weight_shape", "bias_shape", "dtype", "in_channels",
     "out_channels", "kernel_size", "stride", "padding", "padding_resolved", "dilation",
     "groups", "padding_mode", "bias", "parameters", "receptive_field", "sample_rate",
-    "description", "kernels_total", "kernels",
+    "description", "spec", "kernels_total", "kernels",
 }  # fmt: skip
 KERNEL_KEYS = {
     "out_channel", "in_channel", "dc_gain", "l1_norm", "l2_norm", "peak", "linear_phase",
-    "afir_gain", "pedalboard_gain", "response",
+    "afir_gain", "pedalboard_gain", "response", "latency_samples", "latency_ms",
+    "latency_at_hz", "spec_check",
 }  # fmt: skip
 RESPONSE_KEYS = {
     "dc_db", "nyquist_db", "peak_db", "peak_hz", "minus3db_hz", "stopband_hz", "stopband_db",

@@ -45,12 +45,12 @@ _COMMON = {
 }
 _ALLOWED: dict[str, set[str]] = {
     "random": {"in_channels", "out_channels", "kernel_size", "groups", "seed"},
-    "fir": {"design", "cutoff", "taps", "window", "channels"},
-    "moving-average": {"design", "taps", "channels"},
-    "gaussian": {"design", "sigma", "taps", "channels"},
+    "fir": {"design", "cutoff", "taps", "window", "channels", "transition", "attenuation", "phase"},
+    "moving-average": {"design", "taps", "channels", "phase"},
+    "gaussian": {"design", "sigma", "taps", "channels", "phase"},
     "identity": {"design", "taps", "channels"},
     "delay": {"design", "delay", "channels"},
-    "coefficients": {"coefficients", "correlation", "channels"},
+    "coefficients": {"coefficients", "correlation", "channels", "phase"},
     "weight": {"weight", "key", "bias_file", "groups", "channels"},
 }
 
@@ -65,8 +65,26 @@ Sources (exactly one):
                 (scipy.signal.firwin, gain 1 in the passband). A cutoff is the
                 -6 dB point. highpass/bandstop need odd K (an even-length
                 linear-phase FIR has a zero at Nyquist).
+  --design lowpass|highpass|bandpass|bandstop --cutoff HZ [--cutoff HZ]
+                --sample-rate FS --transition HZ --attenuation DB: design by
+                specification, like SoX 'sinc -a DB -t HZ'. The bands end at
+                cutoff +- transition/2; the stopband gain is at most
+                delta = 10**(-DB/20) and the passband gain within 1 +- delta
+                (Kaiser's method gives both bands the same ripple). The taps
+                and Kaiser beta start from scipy.signal.kaiserord; taps are
+                added until the response measured on a dense grid meets the
+                spec (odd for highpass/bandstop). More than 65536 taps are
+                refused, naming the count. The spec is kept in the
+                description; 'conv1d inspect' measures the layer against it.
   --design moving-average --taps K | gaussian --sigma S [--taps K] |
            identity [--taps K] | delay --delay D (D samples late; D < 0 early)
+  --phase minimum (FIR designs, moving-average, gaussian, --coefficients):
+                the minimum-phase filter with the same magnitude response
+                (scipy.signal.minimum_phase, homomorphic, half=False; an
+                even length gets a zero tap first), causal padding by
+                default: the output lags the input by the group delay that
+                'conv1d inspect' reports as latency, much less than a
+                linear-phase filter's (K-1)/2.
   --coefficients FILE: SoX 'fir' file (numbers separated by whitespace,
                 '#' comments) or one-column CSV (header allowed). These are
                 CONVOLUTION taps: applying the layer reproduces
@@ -224,6 +242,24 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
     metavar="NAME",
     help="FIR window (scipy.signal.get_window name; 'kaiser,BETA' for parameters).",
 )
+@click.option(
+    "--transition",
+    type=FrequencyType(),
+    help="Spec design: width of each transition band (500, 1k, ...).",
+)
+@click.option(
+    "--attenuation",
+    type=float,
+    metavar="DB",
+    help="Spec design: stopband attenuation in dB (e.g. 80).",
+)
+@click.option(
+    "--phase",
+    type=click.Choice(["linear", "minimum"]),
+    default="linear",
+    show_default=True,
+    help="minimum: same magnitude, minimum phase, causal padding.",
+)
 @click.option("--sigma", type=float, metavar="SAMPLES", help="Gaussian width (standard deviation).")
 @click.option(
     "--delay", type=int, metavar="SAMPLES", help="Delay kernel: shift (negative = advance)."
@@ -262,6 +298,8 @@ def init(ctx: click.Context, layer: str, **opts: Any) -> None:
     Example:
         conv1d init lp.npz --design lowpass --cutoff 1000 --sample-rate 48000 --taps 101 \\
             --channels 2
+        conv1d init lp4k.npz --design lowpass --cutoff 4k --transition 500 \\
+            --attenuation 80 --sample-rate 48k --phase minimum
         conv1d init fir.npz --coefficients taps.txt --channels 2
         conv1d init conv.npz --in-channels 16 --out-channels 33 --kernel-size 3 --seed 0
     """
@@ -271,9 +309,16 @@ def init(ctx: click.Context, layer: str, **opts: Any) -> None:
         raise click.UsageError("LAYER must be a file name; layers are not written to stdout")
     if opts["bias_file"] is not None and opts["bias"] is False:
         raise click.UsageError("--bias-file and --no-bias contradict each other")
+    spec = ["transition", "attenuation"]
+    by_spec = source == "fir" and any(_given(ctx, name) for name in spec)
+    if by_spec and (_given(ctx, "taps") or _given(ctx, "window")):
+        raise click.UsageError(
+            "--taps and --window cannot be used with --transition/--attenuation "
+            "(the spec picks the taps and the Kaiser window)"
+        )
     required = {
         "random": ["in_channels", "out_channels", "kernel_size"],
-        "fir": ["cutoff", "sample_rate", "taps"],
+        "fir": ["cutoff", "sample_rate", *(spec if by_spec else ["taps"])],
         "moving-average": ["taps"],
         "gaussian": ["sigma"],
         "delay": ["delay"],
@@ -344,7 +389,16 @@ def _build(source: str, opts: Any) -> Any:
         return _from_weight_file(opts, common)
     origin = None
     correlation = False
-    if source == "fir":
+    if source == "fir" and opts["transition"] is not None:
+        made = filters.design_spec(
+            opts["design"],
+            list(opts["cutoff"]),
+            rate,
+            transition=opts["transition"],
+            attenuation=opts["attenuation"],
+        )
+        taps, text = made.taps, made.description
+    elif source == "fir":
         window = filters.parse_window(opts["window"])
         taps = filters.design_fir(opts["design"], list(opts["cutoff"]), rate, opts["taps"], window)
         cut = " - ".join(f"{c:g}" for c in opts["cutoff"])
@@ -370,12 +424,19 @@ def _build(source: str, opts: Any) -> Any:
         correlation = opts["correlation"]
         kind = "correlation weights" if correlation else "convolution taps"
         text = f"{taps.size} {kind} from {opts['coefficients']}"
+    padding = opts["padding"]
+    if opts["phase"] == "minimum":
+        if correlation:  # the taps of these correlation weights
+            taps, correlation = taps[::-1], False
+        taps = filters.minimum_phase(taps)
+        text += ", minimum phase"
+        padding = "causal" if padding is None else padding
     return filters.kernel_layer(
         taps,
         channels=opts["channels"] or 1,
         correlation=correlation,
         origin=origin,
-        padding=opts["padding"],
+        padding=padding,
         bias=bool(opts["bias"]),
         dtype=opts["dtype"] or "float64",
         sample_rate=rate,
