@@ -2,7 +2,7 @@
 
 Each ``*_figure`` function builds and returns a matplotlib ``Figure`` (so tests can
 look at it without saving); :func:`save_figure` writes one atomically. The numbers
-come from :mod:`conv1d_cli.design` (responses) and :mod:`conv1d_cli.overview`
+come from :mod:`conv1d_cli.analysis` (responses) and :mod:`conv1d_cli.overview`
 (streaming envelopes and Welch spectra); this module only draws them.
 
 matplotlib is optional (``pip install 'conv1d-cli[plot]'``) and imported inside the
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from conv1d_cli import design
+from conv1d_cli import analysis
 from conv1d_cli.atomic import atomic_path
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError
 
@@ -241,7 +241,7 @@ def layer_figure(layer: Conv1d, *, max_kernels: int = MAX_LINES, title: str | No
     """Magnitude (dB) and group delay of a layer's kernels, as one figure.
 
     Kernels with identical taps are drawn once, labelled with every member. Each
-    curve's -3 dB points (from :func:`~conv1d_cli.design.response_summary`) are
+    curve's -3 dB points (from :func:`~conv1d_cli.analysis.response_summary`) are
     marked, and so are the cutoffs named in the layer's description
     (:func:`design_cutoffs`), when the sample rate is known. The lower panel is the
     group delay in samples of the layer as applied, its left padding included: 0
@@ -278,10 +278,12 @@ def layer_figure(layer: Conv1d, *, max_kernels: int = MAX_LINES, title: str | No
     unit = picked / scales[:, None]
     left = layer.resolved_padding()[0]
     dilation = layer.dilation
-    freqs, response = design.frequency_response(unit[:, None, :], dilation=dilation, left=left)
+    freqs, response = analysis.frequency_response(unit[:, None, :], dilation=dilation, left=left)
     # Group delay tau = -dphi/dw = -Re(G/H), with G the response of w[k] * (k*d - left).
     lags = np.arange(taps) * dilation - left
-    _, weighted = design.frequency_response((unit * lags)[:, None, :], dilation=dilation, left=left)
+    _, weighted = analysis.frequency_response(
+        (unit * lags)[:, None, :], dilation=dilation, left=left
+    )
     h, g = response[:, 0], weighted[:, 0]
     rate = layer.sample_rate
     x = freqs * rate if rate else freqs
@@ -305,7 +307,7 @@ def layer_figure(layer: Conv1d, *, max_kernels: int = MAX_LINES, title: str | No
         floor_db = min(floor_db, float(finite.min()) if finite.size else peak)
         (line,) = ax_mag.plot(x, db[i], linewidth=1, label=label, color=colors[i])
         handles.append(line)
-        summary = design.response_summary(freqs, h[i], rate or 1.0, scale=float(scales[i]))
+        summary = analysis.response_summary(freqs, h[i], rate or 1.0, scale=float(scales[i]))
         edges = np.asarray(summary["minus3db_hz"][:50])  # a comb has thousands; dots suffice
         if edges.size:
             ax_mag.plot(

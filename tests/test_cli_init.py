@@ -269,16 +269,16 @@ def test_cli_init_file_appearing_during_build_is_refused_with_cli_wording(tmp_pa
     # The existence check is save_layer's own (at write time), not a separate earlier
     # one: a file created while the layer is being made is still never replaced, and
     # the message names --force, not the library's overwrite=True.
-    from conv1d_cli import design
+    from conv1d_cli import filters
 
     path = tmp_path / "l.npz"
-    real = design.identity
+    real = filters.identity
 
     def identity_then_someone_writes(*args, **kwargs):
         path.write_bytes(b"written meanwhile")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(design, "identity", identity_then_someone_writes)
+    monkeypatch.setattr(filters, "identity", identity_then_someone_writes)
     result = run(path, "--design", "identity")
     assert result.exit_code == 1
     assert result.stderr == f"Error: {path}: already exists (use --force to overwrite)\n"

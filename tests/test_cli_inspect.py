@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from conftest import run_with_stdout_full
 
 from conv1d_cli.cli import cli
-from conv1d_cli.design import design_fir, kernel_layer
+from conv1d_cli.filters import design_fir, kernel_layer
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.layerfile import save_layer
 
@@ -20,11 +20,12 @@ LAYER_KEYS = {
     "schema", "file", "key", "weight_shape", "bias_shape", "dtype", "in_channels",
     "out_channels", "kernel_size", "stride", "padding", "padding_resolved", "dilation",
     "groups", "padding_mode", "bias", "parameters", "receptive_field", "sample_rate",
-    "description", "kernels_total", "kernels",
+    "description", "spec", "kernels_total", "kernels",
 }  # fmt: skip
 KERNEL_KEYS = {
     "out_channel", "in_channel", "dc_gain", "l1_norm", "l2_norm", "peak", "linear_phase",
-    "afir_gain", "pedalboard_gain", "response",
+    "afir_gain", "pedalboard_gain", "response", "latency_samples", "latency_ms",
+    "latency_at_hz", "spec_check",
 }  # fmt: skip
 RESPONSE_KEYS = {
     "dc_db", "nyquist_db", "peak_db", "peak_hz", "minus3db_hz", "stopband_hz", "stopband_db",

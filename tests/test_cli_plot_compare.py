@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from conv1d_cli import plots
 from conv1d_cli.cli import cli
-from conv1d_cli.design import design_fir, kernel_layer
+from conv1d_cli.filters import design_fir, kernel_layer
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.layerfile import save_layer
 

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from conv1d_cli import cells
 from conv1d_cli.cli import cli
-from conv1d_cli.design import parse_coefficients, read_coefficients
 from conv1d_cli.errors import DataFileError
+from conv1d_cli.io.coefficients import parse_coefficients, read_coefficients
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.layerfile import save_layer
 from conv1d_cli.signal_io import read_signal
@@ -227,7 +227,7 @@ def test_apply_on_clip_error_names_the_offending_value(tmp_path, value, subtype,
 
 @pytest.mark.parametrize("tap", [1e200, 1e-200, -1e-300])
 def test_kernel_stats_of_huge_and_tiny_kernels_are_finite(tap):
-    from conv1d_cli.design import kernel_stats
+    from conv1d_cli.analysis import kernel_stats
 
     stats = kernel_stats(np.full((1, 1, 4), tap))
     np.testing.assert_allclose(stats["l2_norm"][0, 0], 2 * abs(tap), rtol=1e-12)
@@ -255,7 +255,7 @@ def test_inspect_dc_gain_db_of_huge_and_tiny_kernels_is_finite(tmp_path, tap):
 
 
 def _designed(path, rate):
-    from conv1d_cli.design import kernel_layer, moving_average
+    from conv1d_cli.filters import kernel_layer, moving_average
 
     layer = kernel_layer(moving_average(3), sample_rate=rate)
     save_layer(layer, path)

@@ -357,7 +357,7 @@ def test_layerfile_is_plain_zip_without_pickles(tmp_path):
         assert sorted(z.namelist()) == ["bias.npy", "conv1d_config.npy", "weight.npy"]
 
 
-@pytest.mark.parametrize("module", ["design", "layer", "layerfile"])
+@pytest.mark.parametrize("module", ["io.coefficients", "layer", "layerfile"])
 def test_layerfile_doctest_examples_remove_their_temp_dirs(module):
     # The examples run on every test run: tempfile.mkdtemp() in them left a directory
     # behind each time; TemporaryDirectory() plus cleanup() at the end does not.

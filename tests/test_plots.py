@@ -12,7 +12,7 @@ import soundfile as sf
 from scipy.signal import welch
 
 from conv1d_cli import overview, plots
-from conv1d_cli.design import design_fir, kernel_layer
+from conv1d_cli.filters import design_fir, kernel_layer
 from conv1d_cli.layer import Conv1d
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -45,12 +45,12 @@ _COMMON = {
 }
 _ALLOWED: dict[str, set[str]] = {
     "random": {"in_channels", "out_channels", "kernel_size", "groups", "seed"},
-    "fir": {"design", "cutoff", "taps", "window", "channels"},
-    "moving-average": {"design", "taps", "channels"},
-    "gaussian": {"design", "sigma", "taps", "channels"},
+    "fir": {"design", "cutoff", "taps", "window", "channels", "transition", "attenuation", "phase"},
+    "moving-average": {"design", "taps", "channels", "phase"},
+    "gaussian": {"design", "sigma", "taps", "channels", "phase"},
     "identity": {"design", "taps", "channels"},
     "delay": {"design", "delay", "channels"},
-    "coefficients": {"coefficients", "correlation", "channels"},
+    "coefficients": {"coefficients", "correlation", "channels", "phase"},
     "weight": {"weight", "key", "bias_file", "groups", "channels"},
 }
 
@@ -65,8 +65,26 @@ Sources (exactly one):
                 (scipy.signal.firwin, gain 1 in the passband). A cutoff is the
                 -6 dB point. highpass/bandstop need odd K (an even-length
                 linear-phase FIR has a zero at Nyquist).
+  --design lowpass|highpass|bandpass|bandstop --cutoff HZ [--cutoff HZ]
+                --sample-rate FS --transition HZ --attenuation DB: design by
+                specification, like SoX 'sinc -a DB -t HZ'. The bands end at
+                cutoff +- transition/2; the stopband gain is at most
+                delta = 10**(-DB/20) and the passband gain within 1 +- delta
+                (Kaiser's method gives both bands the same ripple). The taps
+                and Kaiser beta start from scipy.signal.kaiserord; taps are
+                added until the response measured on a dense grid meets the
+                spec (odd for highpass/bandstop). More than 65536 taps are
+                refused, naming the count. The spec is kept in the
+                description; 'conv1d inspect' measures the layer against it.
   --design moving-average --taps K | gaussian --sigma S [--taps K] |
            identity [--taps K] | delay --delay D (D samples late; D < 0 early)
+  --phase minimum (FIR designs, moving-average, gaussian, --coefficients):
+                the minimum-phase filter with the same magnitude response
+                (scipy.signal.minimum_phase, homomorphic, half=False; an
+                even length gets a zero tap first), causal padding by
+                default: the output lags the input by the group delay that
+                'conv1d inspect' reports as latency, much less than a
+                linear-phase filter's (K-1)/2.
   --coefficients FILE: SoX 'fir' file (numbers separated by whitespace,
                 '#' comments) or one-column CSV (header allowed). These are
                 CONVOLUTION taps: applying the layer reproduces
@@ -224,6 +242,24 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
     metavar="NAME",
     help="FIR window (scipy.signal.get_window name; 'kaiser,BETA' for parameters).",
 )
+@click.option(
+    "--transition",
+    type=FrequencyType(),
+    help="Spec design: width of each transition band (500, 1k, ...).",
+)
+@click.option(
+    "--attenuation",
+    type=float,
+    metavar="DB",
+    help="Spec design: stopband attenuation in dB (e.g. 80).",
+)
+@click.option(
+    "--phase",
+    type=click.Choice(["linear", "minimum"]),
+    default="linear",
+    show_default=True,
+    help="minimum: same magnitude, minimum phase, causal padding.",
+)
 @click.option("--sigma", type=float, metavar="SAMPLES", help="Gaussian width (standard deviation).")
 @click.option(
     "--delay", type=int, metavar="SAMPLES", help="Delay kernel: shift (negative = advance)."
@@ -262,6 +298,8 @@ def init(ctx: click.Context, layer: str, **opts: Any) -> None:
     Example:
         conv1d init lp.npz --design lowpass --cutoff 1000 --sample-rate 48000 --taps 101 \\
             --channels 2
+        conv1d init lp4k.npz --design lowpass --cutoff 4k --transition 500 \\
+            --attenuation 80 --sample-rate 48k --phase minimum
         conv1d init fir.npz --coefficients taps.txt --channels 2
         conv1d init conv.npz --in-channels 16 --out-channels 33 --kernel-size 3 --seed 0
     """
@@ -271,9 +309,16 @@ def init(ctx: click.Context, layer: str, **opts: Any) -> None:
         raise click.UsageError("LAYER must be a file name; layers are not written to stdout")
     if opts["bias_file"] is not None and opts["bias"] is False:
         raise click.UsageError("--bias-file and --no-bias contradict each other")
+    spec = ["transition", "attenuation"]
+    by_spec = source == "fir" and any(_given(ctx, name) for name in spec)
+    if by_spec and (_given(ctx, "taps") or _given(ctx, "window")):
+        raise click.UsageError(
+            "--taps and --window cannot be used with --transition/--attenuation "
+            "(the spec picks the taps and the Kaiser window)"
+        )
     required = {
         "random": ["in_channels", "out_channels", "kernel_size"],
-        "fir": ["cutoff", "sample_rate", "taps"],
+        "fir": ["cutoff", "sample_rate", *(spec if by_spec else ["taps"])],
         "moving-average": ["taps"],
         "gaussian": ["sigma"],
         "delay": ["delay"],
@@ -314,7 +359,8 @@ def init(ctx: click.Context, layer: str, **opts: Any) -> None:
 def _build(source: str, opts: Any) -> Any:
     import secrets
 
-    from conv1d_cli import design
+    from conv1d_cli import filters
+    from conv1d_cli.io import coefficients
     from conv1d_cli.layer import Conv1d
 
     common = {
@@ -343,38 +389,54 @@ def _build(source: str, opts: Any) -> Any:
         return _from_weight_file(opts, common)
     origin = None
     correlation = False
-    if source == "fir":
-        window = design.parse_window(opts["window"])
-        taps = design.design_fir(opts["design"], list(opts["cutoff"]), rate, opts["taps"], window)
+    if source == "fir" and opts["transition"] is not None:
+        made = filters.design_spec(
+            opts["design"],
+            list(opts["cutoff"]),
+            rate,
+            transition=opts["transition"],
+            attenuation=opts["attenuation"],
+        )
+        taps, text = made.taps, made.description
+    elif source == "fir":
+        window = filters.parse_window(opts["window"])
+        taps = filters.design_fir(opts["design"], list(opts["cutoff"]), rate, opts["taps"], window)
         cut = " - ".join(f"{c:g}" for c in opts["cutoff"])
         text = f"{opts['design']} {cut} Hz, {opts['taps']} taps, {opts['window']} window"
     elif source == "moving-average":
-        taps = design.moving_average(opts["taps"])
+        taps = filters.moving_average(opts["taps"])
         text = f"moving average, {opts['taps']} taps"
     elif source == "gaussian":
-        taps = design.gaussian(opts["sigma"], opts["taps"])
+        taps = filters.gaussian(opts["sigma"], opts["taps"])
         text = f"gaussian, sigma {opts['sigma']:g} samples, {taps.size} taps"
     elif source == "identity":
-        taps = design.identity(opts["taps"] or 1)
+        taps = filters.identity(opts["taps"] or 1)
         text = "identity"
     elif source == "delay":
-        taps, origin = design.delay(opts["delay"])
+        taps, origin = filters.delay(opts["delay"])
         text = f"delay by {opts['delay']} samples"
     else:
         if opts["coefficients"] == "-":  # like SoX's `fir -`
             stdin = sys.stdin.buffer
-            taps = design.parse_coefficients(stdin.read(), "<stdin>")
+            taps = coefficients.parse_coefficients(stdin.read(), "<stdin>")
         else:
-            taps = design.read_coefficients(opts["coefficients"])
+            taps = coefficients.read_coefficients(opts["coefficients"])
         correlation = opts["correlation"]
         kind = "correlation weights" if correlation else "convolution taps"
         text = f"{taps.size} {kind} from {opts['coefficients']}"
-    return design.kernel_layer(
+    padding = opts["padding"]
+    if opts["phase"] == "minimum":
+        if correlation:  # the taps of these correlation weights
+            taps, correlation = taps[::-1], False
+        taps = filters.minimum_phase(taps)
+        text += ", minimum phase"
+        padding = "causal" if padding is None else padding
+    return filters.kernel_layer(
         taps,
         channels=opts["channels"] or 1,
         correlation=correlation,
         origin=origin,
-        padding=opts["padding"],
+        padding=padding,
         bias=bool(opts["bias"]),
         dtype=opts["dtype"] or "float64",
         sample_rate=rate,
@@ -386,7 +448,7 @@ def _build(source: str, opts: Any) -> Any:
 def _from_weight_file(opts: Any, common: dict[str, Any]) -> Any:
     import numpy as np
 
-    from conv1d_cli import design
+    from conv1d_cli.io.coefficients import read_npy
     from conv1d_cli.layer import Conv1d
 
     path, own_key = split_layer_arg(opts["weight"])
@@ -394,7 +456,7 @@ def _from_weight_file(opts: Any, common: dict[str, Any]) -> Any:
         if opts["key"] is not None and path.lower().endswith(".npy"):
             raise ConfigError(f"--key applies to an .npz --weight; {path} holds one array")
         return _from_layer_archive(path, own_key, opts)
-    weight = design.read_npy(opts["weight"], "weight")
+    weight = read_npy(opts["weight"], "weight")
     if weight.ndim == 1:
         weight = np.broadcast_to(weight, (opts["channels"] or 1, 1, weight.size))
         groups = opts["channels"] or 1
@@ -413,7 +475,7 @@ def _from_weight_file(opts: Any, common: dict[str, Any]) -> Any:
     weight = _narrowed(weight, dtype, opts["weight"])
     bias = None
     if opts["bias_file"] is not None:
-        bias = _narrowed(design.read_npy(opts["bias_file"], "bias"), dtype, opts["bias_file"])
+        bias = _narrowed(read_npy(opts["bias_file"], "bias"), dtype, opts["bias_file"])
         if bias.shape != (weight.shape[0],):
             raise DataFileError(
                 f"{opts['bias_file']}: bias must have shape ({weight.shape[0]},) to match "
@@ -462,7 +524,7 @@ def _from_layer_archive(path: str, own_key: str | None, opts: Any) -> Any:
     """
     import numpy as np
 
-    from conv1d_cli import design
+    from conv1d_cli.io.coefficients import read_npy
     from conv1d_cli.layer import Conv1d
     from conv1d_cli.layerfile import load_layer
 
@@ -478,7 +540,7 @@ def _from_layer_archive(path: str, own_key: str | None, opts: Any) -> Any:
     weight = _narrowed(loaded.weight, dtype, shown)
     bias = loaded.bias
     if opts["bias_file"] is not None:
-        bias = design.read_npy(opts["bias_file"], "bias")
+        bias = read_npy(opts["bias_file"], "bias")
         if bias.shape != (weight.shape[0],):
             raise DataFileError(
                 f"{opts['bias_file']}: bias must have shape ({weight.shape[0]},) to match "

@@ -86,8 +86,16 @@ Layer ("schema": "{LAYER_SCHEMA}"):
   to this kernel on their own (null when undefined); conv1d never rescales;
   response is null without a sample rate, else {{dc_db, nyquist_db,
   peak_db, peak_hz, minus3db_hz [..], stopband_hz [[lo, hi], ..],
-  stopband_db (null if no stopband)}}. Any number that is not finite (a gain
-  of exactly 0 = -inf dB, a norm overflowing float64) is null.
+  stopband_db (null if no stopband)}}; latency_samples (group delay at DC
+  as applied, left padding included; at the peak-gain frequency
+  latency_at_hz when the DC gain is 20 dB below the peak), latency_ms and
+  latency_at_hz (null without a sample rate); spec_check (null unless the
+  description holds an 'init --transition/--attenuation' spec and the rate
+  is known): {{passband_ripple (max ||H|-1|), passband_ripple_db,
+  stopband_attenuation_db, met}}. spec (layer): null or {{kind, cutoff_hz
+  [..], transition_hz, attenuation_db, ripple_target (10**(-dB/20))}}. Any
+  number that is not finite (a gain of exactly 0 = -inf dB, a norm
+  overflowing float64) is null.
 Signal ("schema": "{SIGNAL_SCHEMA}"):
   file, format, subtype (null for CSV/NPY), sample_rate (null if unknown),
   channels, frames, duration_s (null without a sample rate), batch (N of a
@@ -252,11 +260,13 @@ def _ratio(numerator: float, norm: float, smallest: float) -> float | None:
     return gain if math.isfinite(gain) else None
 
 
-def _kernel_entries(layer: Any, stats: Any, start: int, stop: int, left: int) -> list[Any]:
+def _kernel_entries(
+    layer: Any, stats: Any, start: int, stop: int, left: int, spec: Any = None
+) -> list[Any]:
     """Report entries of kernels ``start:stop`` (flattened (out, in) order)."""
     import numpy as np
 
-    from conv1d_cli import design
+    from conv1d_cli import analysis
 
     weight = layer.weight
     c_out, c_in_group, _ = weight.shape
@@ -271,7 +281,7 @@ def _kernel_entries(layer: Any, stats: Any, start: int, stop: int, left: int) ->
         picked = weight[outs, ins].astype(np.float64)
         scales = np.abs(picked).max(axis=-1)
         scales[scales == 0] = 1.0
-        freqs, responses = design.frequency_response(
+        freqs, responses = analysis.frequency_response(
             (picked / scales[:, None])[:, None, :], dilation=layer.dilation, left=left
         )
     for i, (o, c) in enumerate(zip(outs.tolist(), ins.tolist(), strict=True)):
@@ -288,25 +298,47 @@ def _kernel_entries(layer: Any, stats: Any, start: int, stop: int, left: int) ->
             "response": None,
         }
         if responses is not None:
-            summary = design.response_summary(freqs, responses[i, 0], rate, scale=float(scales[i]))
+            summary = analysis.response_summary(
+                freqs, responses[i, 0], rate, scale=float(scales[i])
+            )
             for name in ("dc_db", "nyquist_db", "peak_db", "stopband_db"):
                 if summary[name] is not None:
                     summary[name] = _finite(summary[name])
             entry["response"] = summary
+        entry.update(_delay_and_spec(weight[o, c], layer, left, spec))
         kernels.append(entry)
     return kernels
+
+
+def _delay_and_spec(taps: Any, layer: Any, left: int, spec: Any) -> dict[str, Any]:
+    """Latency (group delay) of one kernel, and how it meets the layer's stored spec."""
+    from conv1d_cli import analysis
+
+    rate = layer.sample_rate
+    delay, at = analysis.latency(taps, dilation=layer.dilation, left=left)
+    delay = round(delay, 9) + 0.0  # rounding noise of an in-step filter is 0
+    checked = None
+    if spec is not None and rate is not None:
+        checked = analysis.measure_spec(taps, spec, rate, dilation=layer.dilation)
+    return {
+        "latency_samples": _finite(delay),
+        "latency_ms": None if rate is None else _finite(delay / rate * 1000),
+        "latency_at_hz": None if rate is None else at * rate,
+        "spec_check": checked,
+    }
 
 
 def _layer_report(file: str, opts: Any, layer: Any) -> dict[str, Any]:
     import numpy as np
 
-    from conv1d_cli import design
+    from conv1d_cli import analysis
     from conv1d_cli.shapes import receptive_field
 
     weight = layer.weight
     c_out, c_in_group, _ = weight.shape
     left, right = layer.resolved_padding()
-    stats = design.kernel_stats(weight)
+    stats = analysis.kernel_stats(weight)
+    spec = analysis.FilterSpec.from_description(layer.description)
     total = c_out * c_in_group
     limit = total if opts["max_kernels"] == 0 else min(total, opts["max_kernels"])
     rate = layer.sample_rate
@@ -314,7 +346,7 @@ def _layer_report(file: str, opts: Any, layer: Any) -> dict[str, Any]:
     chunk = 16  # kernels per FFT batch: bounded memory for long kernels
     with np.errstate(over="ignore", invalid="ignore"):  # taps near 1e308: inf, quietly
         for start in range(0, limit, chunk):
-            kernels += _kernel_entries(layer, stats, start, min(start + chunk, limit), left)
+            kernels += _kernel_entries(layer, stats, start, min(start + chunk, limit), left, spec)
     padding = layer.padding
     return {
         "schema": LAYER_SCHEMA,
@@ -337,6 +369,15 @@ def _layer_report(file: str, opts: Any, layer: Any) -> dict[str, Any]:
         "receptive_field": receptive_field(layer.kernel_size, layer.dilation),
         "sample_rate": rate,
         "description": layer.description,
+        "spec": None
+        if spec is None
+        else {
+            "kind": spec.kind,
+            "cutoff_hz": list(spec.cutoffs),
+            "transition_hz": spec.transition,
+            "attenuation_db": spec.attenuation,
+            "ripple_target": spec.ripple_target,
+        },
         "kernels_total": total,
         "kernels": kernels,
     }
@@ -418,7 +459,41 @@ def _layer_text(r: dict[str, Any]) -> str:
                 f"Nyquist {_db(s['nyquist_db'])}, peak {_db(s['peak_db'])} at "
                 f"{s['peak_hz']:.5g} Hz; -3 dB at {edges} Hz; stopband {stop}"
             )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _latency_and_spec_text(r)) + "\n"
+
+
+def _latency_and_spec_text(r: dict[str, Any]) -> list[str]:
+    lines = ["", "latency (group delay as applied; 0 = in step with the input)"]
+    for k in r["kernels"]:
+        delay = k["latency_samples"]
+        text = "undefined" if delay is None else f"{round(delay, 3) + 0.0:g} samples"
+        if k["latency_ms"] is not None:
+            text += f" ({k['latency_ms']:.4g} ms)"
+        if k["latency_at_hz"]:
+            text += f" at {k['latency_at_hz']:.5g} Hz (the DC gain is 20 dB below the peak)"
+        lines.append(f"  {k['out_channel']:>4} <- {k['in_channel']:<4} {text}")
+    spec = r["spec"]
+    if spec is None:
+        return lines
+    cut = " - ".join(f"{c:g}" for c in spec["cutoff_hz"])
+    target_db = 20 * math.log10(1 + spec["ripple_target"])
+    lines += [
+        "",
+        f"spec (from the description): {spec['kind']} {cut} Hz, transition "
+        f"{spec['transition_hz']:g} Hz, attenuation {spec['attenuation_db']:g} dB, "
+        f"passband within +-{target_db:.3g} dB",
+    ]
+    for k in r["kernels"]:
+        c = k["spec_check"]
+        if c is None:
+            lines.append("  no sample rate: give --sample-rate FS to measure the layer against it")
+            break
+        lines.append(
+            f"  {k['out_channel']:>4} <- {k['in_channel']:<4} passband ripple "
+            f"{c['passband_ripple_db']:.3g} dB, stopband attenuation "
+            f"{c['stopband_attenuation_db']:.4g} dB: {'met' if c['met'] else 'NOT met'}"
+        )
+    return lines
 
 
 def _plot_layer(file: str, opts: Any, layer: Any) -> None:
@@ -433,7 +508,7 @@ def _plot_layer(file: str, opts: Any, layer: Any) -> None:
 
 
 def _signal_report(file: str, opts: Any) -> dict[str, Any]:
-    from conv1d_cli.design import SignalStats
+    from conv1d_cli.analysis import SignalStats
     from conv1d_cli.signal_io import open_reader
 
     with open_reader(file, opts["input_format"]) as reader:

@@ -1,0 +1,1 @@
+"""Reading and writing files: signals, layers' coefficient files and arrays."""
