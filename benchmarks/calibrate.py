@@ -1,6 +1,6 @@
 """Measure the constants of ``conv1d_cli.core``'s cost model on this machine, one thread.
 
-The cost model (``core._choose_method``) prices each algorithm in seconds of
+The cost model (``kernels._choose_method``) prices each algorithm in seconds of
 ONE core: BLAS and FFT threads only divide the work, and under ``make -j`` or
 ``--jobs`` every run gets one thread anyway. So everything here runs with
 BLAS limited to one thread (threadpoolctl, or ``OPENBLAS_NUM_THREADS=1``) and
@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from conv1d_cli import core
+from conv1d_cli import kernels as core
 
 
 def best_time(repeat: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
@@ -82,7 +82,7 @@ def calibrate_units(repeat: int) -> dict[str, float]:
         w = rng.standard_normal((2, 1, k), dtype=np.float32)
         xp = rng.standard_normal((1, 2, frames + k - 1), dtype=np.float32)
         corr = core.Correlator(w, groups=2)
-        rows = core._banded_rows(k, 1)
+        rows = core._banded_rows(k)
         band = corr._prepared(("banded", rows))
         out = np.empty((1, 2, frames), np.float32)
         t = best_time(repeat, core._banded, xp, band, rows, 1, out)
@@ -113,7 +113,7 @@ def fir_sweep(repeat: int, frames: int) -> None:
         out = np.empty((1, 2, frames), np.float32)
         results: dict[tuple[str, int], float] = {}
         if k <= 1025:
-            rows = core._banded_rows(k, 1)
+            rows = core._banded_rows(k)
             corr._run("banded", rows, xp, out)  # builds the band outside the timing
             results[("banded", rows)] = best_time(repeat, corr._run, "banded", rows, xp, out)
         nfft = 1 << max(6, (2 * k - 1).bit_length())

@@ -146,8 +146,8 @@ def conv1d(
         raise ConfigError(f"method must be one of {', '.join(core.METHODS)}, got {method!r}")
     if not is_dask_array(x):
         x = da.asarray(x)
-    weight = core._as_real_array("weight", weight)
-    bias = None if bias is None else core._as_real_array("bias", bias)
+    weight = core.as_real_array("weight", weight)
+    bias = None if bias is None else core.as_real_array("bias", bias)
     if x.dtype.kind not in "biuf":
         raise ShapeError(f"input must be a real numeric array, got dtype {x.dtype}")
     if any(math.isnan(size) for size in x.shape):

@@ -2,37 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import secrets
 from typing import Any
 
 import numpy as np
 
-from conv1d_cli.core import _as_real_array, conv1d
+from conv1d_cli.core import as_real_array, check_dtype, conv1d
 from conv1d_cli.errors import ConfigError, ShapeError
+from conv1d_cli.layerfile import read_layer, save_layer
 from conv1d_cli.shapes import (
-    MAX_SIZE,
+    LayerSpec,
     Padding,
+    check_bias_shape,
     check_int,
-    check_padding_mode,
     check_parameter_count,
-    check_size,
-    resolve_padding,
 )
 
-__all__ = ["Conv1d", "torch_uniform"]
-
-_DTYPES = {"float32": np.float32, "float64": np.float64}
-
-
-def _check_dtype(dtype: Any) -> np.dtype[Any]:
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError:
-        resolved = None
-    if resolved is None or resolved.name not in _DTYPES:
-        raise ConfigError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    return resolved
+__all__ = ["Conv1d", "load_layer", "torch_uniform"]
 
 
 def torch_uniform(
@@ -87,7 +76,7 @@ def _tensor_to_numpy(name: str, value: Any, what: str) -> np.ndarray:
             f"from_torch: cannot turn the {what}'s {name} into a NumPy array ({e}); "
             f"convert the module first, e.g. module.float()"
         ) from e
-    array = _as_real_array(f"from_torch: {name} of the {what}", value)
+    array = as_real_array(f"from_torch: {name} of the {what}", value)
     if array.dtype == np.float16:
         array = array.astype(np.float32)
     return array
@@ -161,22 +150,25 @@ class Conv1d:
         dtype: Any = "float32",
         seed: int | None = None,
     ) -> None:
-        in_channels = check_int("in_channels", in_channels, maximum=MAX_SIZE)
-        out_channels = check_int("out_channels", out_channels, maximum=MAX_SIZE)
-        kernel_size = check_size("kernel_size", kernel_size)
-        groups = check_int("groups", groups, maximum=MAX_SIZE)
-        if in_channels % groups:
-            raise ConfigError(
-                f"in_channels must be divisible by groups, got in_channels="
-                f"{in_channels}, groups={groups}"
-            )
-        if out_channels % groups:
-            raise ConfigError(
-                f"out_channels must be divisible by groups, got out_channels="
-                f"{out_channels}, groups={groups}"
-            )
-        self._set_hyperparameters(stride, padding, dilation, groups, padding_mode, kernel_size)
-        resolved = _check_dtype(dtype)
+        spec = LayerSpec(
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            padding_mode,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            groups=groups,
+            bias=bool(bias),
+        )
+        resolved = check_dtype(dtype)
+        if resolved.name != spec.dtype:
+            spec = dataclasses.replace(spec, dtype=resolved.name)
+        assert spec.in_channels is not None and spec.out_channels is not None
+        in_channels, out_channels = spec.in_channels, spec.out_channels
+        kernel_size, groups = spec.kernel_size, spec.groups
+        self._spec = spec
+        self.description = ""
         shape = (out_channels, in_channels // groups, kernel_size)
         # Before drawing: torch_uniform's temporaries are several times the weight.
         check_parameter_count(shape, resolved.itemsize)
@@ -197,29 +189,6 @@ class Conv1d:
         if bias:
             bias_bound = 1 / math.sqrt(fan_in)
             self.bias = torch_uniform(mt, (out_channels,), -bias_bound, bias_bound, resolved)
-
-    def _set_hyperparameters(
-        self,
-        stride: int,
-        padding: Padding,
-        dilation: int,
-        groups: int,
-        padding_mode: str,
-        kernel_size: int,
-    ) -> None:
-        self.stride = check_size("stride", stride)
-        self.dilation = check_size("dilation", dilation)
-        self.groups = check_int("groups", groups, maximum=MAX_SIZE)
-        self.padding_mode = check_padding_mode(padding_mode)
-        # Validates the spec (and 'same' with stride > 1) once, up front.
-        resolve_padding(padding, kernel_size, self.dilation, self.stride)
-        if isinstance(padding, (tuple, list)):
-            padding = tuple(int(p) for p in padding)
-            if len(padding) == 1:
-                padding = padding[0]
-        self.padding: Padding = padding
-        self.sample_rate: float | None = None
-        self.description = ""
 
     @classmethod
     def from_weights(
@@ -248,9 +217,7 @@ class Conv1d:
         >>> layer(np.array([[1.0, 2.0, 3.0]]))
         array([[3., 6., 5.]])
         """
-        weight = _as_real_array("weight", weight)
-        if weight.dtype.kind not in "biuf":
-            raise ShapeError(f"weight must be a real float array, got dtype {weight.dtype}")
+        weight = as_real_array("weight", weight)
         dtype = np.float32 if weight.dtype == np.float32 else np.float64
         check_parameter_count(weight.shape, np.dtype(dtype).itemsize)  # before the copy
         # astype copies: the layer must not change when the caller's array does.
@@ -260,26 +227,43 @@ class Conv1d:
                 f"weight must be 3-D (out_channels, in_channels/groups, kernel_size) "
                 f"with no empty dimension, got shape {weight.shape}"
             )
-        groups = check_int("groups", groups, maximum=MAX_SIZE)
-        if weight.shape[0] % groups:
-            raise ConfigError(
-                f"out_channels must be divisible by groups, got out_channels="
-                f"{weight.shape[0]}, groups={groups}"
-            )
+        spec = LayerSpec.for_weight(
+            weight.shape,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            padding_mode=padding_mode,
+            bias=bias is not None,
+            dtype=weight.dtype.name,
+        )
         if bias is not None:
-            bias = _as_real_array("bias", bias)
-            if bias.dtype.kind not in "biuf":
-                raise ShapeError(f"bias must be a real float array, got dtype {bias.dtype}")
-            if bias.shape != (weight.shape[0],):
-                raise ShapeError(
-                    f"bias must have shape ({weight.shape[0]},) to match weight "
-                    f"{weight.shape}, got shape {bias.shape}"
-                )
+            bias = as_real_array("bias", bias)
+            check_bias_shape(bias.shape, weight.shape)
             bias = bias.astype(weight.dtype)
+        return cls.from_spec(spec, weight, bias)
+
+    @classmethod
+    def from_spec(
+        cls, spec: LayerSpec, weight: np.ndarray, bias: np.ndarray | None, description: str = ""
+    ) -> Conv1d:
+        """The layer ``spec`` describes, around arrays already checked against it.
+
+        ``weight`` and ``bias`` are used as they are (not copied): this is how
+        :func:`load_layer` and :meth:`from_weights` build a layer once they have
+        validated the arrays. The spec's ``sample_rate`` becomes the layer's.
+
+        Examples
+        --------
+        >>> spec = LayerSpec.for_weight((1, 1, 3), padding="same", bias=False)
+        >>> Conv1d.from_spec(spec, np.ones((1, 1, 3), np.float32), None)
+        Conv1d(1, 1, kernel_size=(3,), padding='same', bias=False)
+        """
         self = cls.__new__(cls)
-        self._set_hyperparameters(stride, padding, dilation, groups, padding_mode, weight.shape[2])
+        self._spec = spec
         self.weight = weight
         self.bias = bias
+        self.description = description
         return self
 
     @classmethod
@@ -361,6 +345,64 @@ class Conv1d:
             raise type(e)(f"from_torch ({what}): {e}") from e
 
     @property
+    def spec(self) -> LayerSpec:
+        """The hyperparameters, validated once (a :class:`~conv1d_cli.shapes.LayerSpec`)."""
+        return self._spec
+
+    def _replace(self, **changes: Any) -> None:
+        # A frozen spec: a changed hyperparameter is validated like a new layer's.
+        self._spec = dataclasses.replace(self._spec, **changes)
+
+    @property
+    def stride(self) -> int:
+        return self._spec.stride
+
+    @stride.setter
+    def stride(self, value: int) -> None:
+        self._replace(stride=value)
+
+    @property
+    def padding(self) -> Padding:
+        return self._spec.padding
+
+    @padding.setter
+    def padding(self, value: Padding) -> None:
+        self._replace(padding=value)
+
+    @property
+    def dilation(self) -> int:
+        return self._spec.dilation
+
+    @dilation.setter
+    def dilation(self, value: int) -> None:
+        self._replace(dilation=value)
+
+    @property
+    def groups(self) -> int:
+        return self._spec.groups
+
+    @groups.setter
+    def groups(self, value: int) -> None:
+        self._replace(groups=value)
+
+    @property
+    def padding_mode(self) -> str:
+        return self._spec.padding_mode
+
+    @padding_mode.setter
+    def padding_mode(self, value: str) -> None:
+        self._replace(padding_mode=value)
+
+    @property
+    def sample_rate(self) -> float | None:
+        """The rate a designed filter was made for (metadata; not used by the arithmetic)."""
+        return self._spec.sample_rate
+
+    @sample_rate.setter
+    def sample_rate(self, value: float | None) -> None:
+        self._replace(sample_rate=value)
+
+    @property
     def in_channels(self) -> int:
         return int(self.weight.shape[1] * self.groups)
 
@@ -384,7 +426,7 @@ class Conv1d:
         >>> Conv1d(1, 1, 4, padding="same", seed=0).resolved_padding()
         (1, 2)
         """
-        return resolve_padding(self.padding, self.kernel_size, self.dilation, self.stride)
+        return self._spec.resolved_padding()
 
     def __call__(self, x: Any, *, method: str = "auto") -> Any:
         """Apply the layer to ``(N, C_in, L)`` or ``(C_in, L)`` input.
@@ -426,8 +468,6 @@ class Conv1d:
         (2, 1, 3)
         >>> tmp.cleanup()
         """
-        from conv1d_cli.layerfile import save_layer
-
         save_layer(self, path, overwrite=overwrite)
 
     @classmethod
@@ -436,10 +476,8 @@ class Conv1d:
 
         ``overrides`` (``stride``, ``padding``, ``dilation``, ``groups``,
         ``padding_mode``, ``sample_rate``) replace stored values. See
-        :func:`conv1d_cli.layerfile.load_layer`.
+        :func:`load_layer`.
         """
-        from conv1d_cli.layerfile import load_layer
-
         return load_layer(path, key=key, **overrides)
 
     def __repr__(self) -> str:
@@ -461,3 +499,54 @@ class Conv1d:
         if self.padding_mode != "zeros":
             parts.append(f"padding_mode={self.padding_mode!r}")
         return f"Conv1d({', '.join(parts)})"
+
+
+def load_layer(
+    path: str | os.PathLike[str],
+    *,
+    key: str | None = None,
+    data: bytes | None = None,
+    **overrides: Any,
+) -> Conv1d:
+    """Read a layer file (or a plain/PyTorch-exported ``.npz``) into a :class:`Conv1d`.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.npz`` file. Loaded with ``allow_pickle=False``, always.
+    key : str, optional
+        Module prefix of the layer to load when the archive holds several
+        (``"encoder.conv"`` selects ``encoder.conv.weight`` and
+        ``encoder.conv.bias``).
+    data : bytes, optional
+        The file's content, already read: a pipe can be read only once, so a caller
+        that sniffed one passes its bytes here; ``path`` then only names it.
+    **overrides
+        ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode``,
+        ``sample_rate``: replace the file's values (or PyTorch's defaults for a
+        plain ``.npz``). ``None`` means "not given".
+
+    Returns
+    -------
+    Conv1d
+
+    Raises
+    ------
+    DataFileError
+        For any problem with the file, naming the file and the problem (see
+        :func:`conv1d_cli.layerfile.read_layer`).
+    ConfigError
+        For an invalid override value.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(tmp.name) / "exported.npz"
+    >>> np.savez(path, **{"conv.weight": np.ones((1, 1, 3), np.float32)})
+    >>> load_layer(path, padding="same")
+    Conv1d(1, 1, kernel_size=(3,), padding='same', bias=False)
+    >>> tmp.cleanup()
+    """
+    stored = read_layer(path, key=key, data=data, **overrides)
+    return Conv1d.from_spec(stored.spec, stored.weight, stored.bias, stored.description)

@@ -1,4 +1,7 @@
-"""Layer files: a :class:`~conv1d_cli.layer.Conv1d` saved as a pickle-free ``.npz``.
+"""Layer files: a :class:`~conv1d_cli.shapes.LayerSpec` and its arrays as a pickle-free ``.npz``.
+
+This module reads and writes specs and arrays; :mod:`conv1d_cli.layer` builds a
+``Conv1d`` from them (``Conv1d.load``, :func:`conv1d_cli.layer.load_layer`).
 
 Format (version 1)
 ------------------
@@ -31,30 +34,38 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
-import numbers
 import os
 import stat
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, Protocol
 
 import numpy as np
 
 from conv1d_cli.atomic import atomic_path
-from conv1d_cli.errors import ConfigError, DataFileError
-from conv1d_cli.layer import Conv1d
+from conv1d_cli.errors import ConfigError, DataFileError, ShapeError
 from conv1d_cli.shapes import (
     MAX_ARRAY_BYTES,
     MAX_PARAMETERS,
     MAX_SIZE,
-    PADDING_WORDS,
+    LayerSpec,
+    check_bias_shape,
     check_int,
+    check_padding,
     check_padding_mode,
+    check_stored_rate,
 )
 
-__all__ = ["CONFIG_KEY", "FORMAT_NAME", "FORMAT_VERSION", "load_layer", "save_layer"]
+__all__ = [
+    "CONFIG_KEY",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "SavedLayer",
+    "StoredLayer",
+    "read_layer",
+    "save_layer",
+]
 
 #: Name of the JSON entry in the archive.
 CONFIG_KEY: Final = "conv1d_config"
@@ -81,6 +92,27 @@ _CONFIG_FIELDS: Final = (
 _OVERRIDES: Final = ("stride", "padding", "dilation", "groups", "padding_mode", "sample_rate")
 
 
+class SavedLayer(Protocol):
+    """What :func:`save_layer` writes: a :class:`~conv1d_cli.layer.Conv1d`, or any
+    object with its ``spec``, arrays and ``description``."""
+
+    @property
+    def spec(self) -> LayerSpec: ...
+
+    weight: np.ndarray
+    bias: np.ndarray | None
+    description: str
+
+
+class StoredLayer(NamedTuple):
+    """What :func:`read_layer` found: the validated spec, the arrays and the free text."""
+
+    spec: LayerSpec
+    weight: np.ndarray
+    bias: np.ndarray | None
+    description: str
+
+
 def _padding_to_json(padding: Any) -> Any:
     if isinstance(padding, (tuple, list)):
         return [int(p) for p in padding]
@@ -89,7 +121,7 @@ def _padding_to_json(padding: Any) -> Any:
     return int(padding)
 
 
-def save_layer(layer: Conv1d, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+def save_layer(layer: SavedLayer, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
     """Write ``layer`` to ``path`` as a version-1 layer file, atomically.
 
     Parameters
@@ -113,20 +145,22 @@ def save_layer(layer: Conv1d, path: str | os.PathLike[str], *, overwrite: bool =
     >>> import tempfile, pathlib
     >>> tmp = tempfile.TemporaryDirectory()
     >>> path = pathlib.Path(tmp.name) / "layer.npz"
+    >>> from conv1d_cli.layer import Conv1d
     >>> save_layer(Conv1d(2, 4, 3, padding="same", seed=0), path)
-    >>> load_layer(path)
-    Conv1d(2, 4, kernel_size=(3,), padding='same')
+    >>> read_layer(path).spec.padding
+    'same'
     >>> tmp.cleanup()
     """
+    spec = layer.spec
     config = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
-        "stride": int(layer.stride),
-        "padding": _padding_to_json(layer.padding),
-        "dilation": int(layer.dilation),
-        "groups": int(layer.groups),
-        "padding_mode": layer.padding_mode,
-        "sample_rate": None if layer.sample_rate is None else float(layer.sample_rate),
+        "stride": spec.stride,
+        "padding": _padding_to_json(spec.padding),
+        "dilation": spec.dilation,
+        "groups": spec.groups,
+        "padding_mode": spec.padding_mode,
+        "sample_rate": spec.sample_rate,
         "description": str(layer.description or ""),
     }
     arrays: dict[str, np.ndarray] = {
@@ -469,11 +503,11 @@ def _read_config(npz: Any, names: list[str], prefix: str, path: Path) -> dict[st
             if name in config:
                 out[name] = check_int(name, config[name], maximum=MAX_SIZE)
         if "padding" in config:
-            out["padding"] = _check_padding_value(config["padding"])
+            out["padding"] = check_padding(config["padding"], notation="json")
         if "padding_mode" in config:
             out["padding_mode"] = check_padding_mode(config["padding_mode"])
         if "sample_rate" in config:
-            out["sample_rate"] = _check_sample_rate(config["sample_rate"])
+            out["sample_rate"] = check_stored_rate(config["sample_rate"])
     except ConfigError as e:
         raise DataFileError(f"{path}: {key!r}: {e}") from e
     description = config.get("description", "")
@@ -485,47 +519,14 @@ def _read_config(npz: Any, names: list[str], prefix: str, path: Path) -> dict[st
     return out
 
 
-def _check_padding_value(padding: Any) -> Any:
-    if isinstance(padding, str):
-        if padding not in PADDING_WORDS:
-            raise ConfigError(
-                f"padding must be an integer, a [left, right] pair or one of "
-                f"{', '.join(map(repr, PADDING_WORDS))}; got {padding!r}"
-            )
-        return padding
-    if isinstance(padding, (list, tuple)):
-        if len(padding) == 1:
-            return check_int("padding", padding[0], minimum=0, maximum=MAX_SIZE)
-        if len(padding) == 2:
-            return (
-                check_int("padding[0] (left)", padding[0], minimum=0, maximum=MAX_SIZE),
-                check_int("padding[1] (right)", padding[1], minimum=0, maximum=MAX_SIZE),
-            )
-        raise ConfigError(f"padding must be an integer or a [left, right] pair, got {padding!r}")
-    return check_int("padding", padding, minimum=0, maximum=MAX_SIZE)
-
-
-def _check_sample_rate(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"sample_rate must be a positive number or null, got {value!r}")
-    rate = float(value)
-    # Not shapes.check_sample_rate: its cap (what an audio file can store) is checked
-    # where a rate is written to audio; a layer file saved with any rate must load.
-    if not math.isfinite(rate) or rate <= 0:
-        raise ConfigError(f"sample_rate must be a positive finite number, got {value!r}")
-    return rate
-
-
-def load_layer(
+def read_layer(
     path: str | os.PathLike[str],
     *,
     key: str | None = None,
     data: bytes | None = None,
     **overrides: Any,
-) -> Conv1d:
-    """Read a layer file (or a plain/PyTorch-exported ``.npz``) into a :class:`Conv1d`.
+) -> StoredLayer:
+    """Read a layer file (or a plain/PyTorch-exported ``.npz``): its spec and arrays.
 
     Parameters
     ----------
@@ -545,7 +546,7 @@ def load_layer(
 
     Returns
     -------
-    Conv1d
+    StoredLayer
 
     Raises
     ------
@@ -564,8 +565,9 @@ def load_layer(
     >>> tmp = tempfile.TemporaryDirectory()
     >>> path = pathlib.Path(tmp.name) / "exported.npz"
     >>> np.savez(path, **{"conv.weight": np.ones((1, 1, 3), np.float32)})
-    >>> load_layer(path, padding="same")
-    Conv1d(1, 1, kernel_size=(3,), padding='same', bias=False)
+    >>> stored = read_layer(path, padding="same")
+    >>> stored.spec.kernel_size, stored.spec.padding, stored.bias is None
+    (3, 'same', True)
     >>> tmp.cleanup()
     """
     unknown = sorted(set(overrides) - set(_OVERRIDES))
@@ -589,11 +591,10 @@ def load_layer(
         )
     if bias is not None:
         bias = _check_float_array(f"{prefix}bias", bias, path)
-        if bias.shape != (weight.shape[0],):
-            raise DataFileError(
-                f"{path}: {prefix}bias must have shape ({weight.shape[0]},) to match "
-                f"{shown} {weight.shape}, got shape {bias.shape}"
-            )
+        try:
+            check_bias_shape(bias.shape, weight.shape, name=f"{prefix}bias", weight_name=shown)
+        except ShapeError as e:
+            raise DataFileError(f"{path}: {e}") from e
         bias = bias.astype(weight.dtype)
     if "groups" in config and weight.shape[0] % config["groups"]:
         raise DataFileError(
@@ -601,24 +602,24 @@ def load_layer(
             f"{weight.shape[0]} output channels of {shown} {weight.shape}"
         )
     if "sample_rate" in given:
-        given["sample_rate"] = _check_sample_rate(given["sample_rate"])
+        given["sample_rate"] = check_stored_rate(given["sample_rate"])
     if "padding_mode" in given:
         check_padding_mode(given["padding_mode"])
     settings = {k: config[k] for k in _OVERRIDES if k in config} | given
     try:
-        layer = Conv1d.from_weights(
-            weight,
-            bias,
+        spec = LayerSpec.for_weight(
+            weight.shape,
             stride=settings.get("stride", 1),
             padding=settings.get("padding", 0),
             dilation=settings.get("dilation", 1),
             groups=settings.get("groups", 1),
             padding_mode=settings.get("padding_mode", "zeros"),
+            bias=bias is not None,
+            dtype=weight.dtype.name,
+            sample_rate=settings.get("sample_rate"),
         )
     except ConfigError as e:
         if any(k in given for k in ("stride", "padding", "dilation", "groups")):
             raise  # the user's override is what does not fit
         raise DataFileError(f"{path}: the config contradicts the arrays: {e}") from e
-    layer.sample_rate = settings.get("sample_rate")
-    layer.description = config.get("description", "")
-    return layer
+    return StoredLayer(spec, weight, bias, config.get("description", ""))

@@ -1,30 +1,64 @@
-"""Shape arithmetic of a 1-D convolution, in pure Python.
+"""Layers and chains of 1-D convolutions, shape-wise, in pure Python.
 
 This module deliberately imports nothing but the standard library (not even
-NumPy) so that ``conv1d shape`` starts instantly. The NumPy core calls these
-same functions, so the formula and the padding rules exist exactly once.
+NumPy) so that ``conv1d shape`` starts instantly. The NumPy core, the layer
+object, the layer file and the streaming engine all validate through
+:class:`LayerSpec`, the one set of a layer's hyperparameters, and answer every
+length question through :func:`walk_chain`, so each rule exists exactly once.
 
-Conventions are PyTorch's (``torch.nn.Conv1d``)::
-
-    L_out = floor((L_in + left + right - dilation * (K - 1) - 1) / stride) + 1
-
-Padding may be an ``int`` (both sides), a 1-tuple, ``'same'`` or ``'valid'``
-as in PyTorch, and -- beyond PyTorch -- ``'causal'``, ``'full'`` or an explicit
-``(left, right)`` pair.
+The single-layer formula and the padding rules live in :mod:`conv1d_cli.padding`,
+the number, rate and dtype rules in :mod:`conv1d_cli.units`; both are
+re-exported here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import numbers
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from conv1d_cli.errors import ConfigError, Conv1dError, ShapeError
+from conv1d_cli.padding import (
+    PADDING_MODES,
+    PADDING_WORDS,
+    Padding,
+    check_pad_limits,
+    check_padding,
+    check_padding_mode,
+    min_input_length,
+    output_length,
+    parse_padding,
+    receptive_field,
+    resolve_padding,
+)
+from conv1d_cli.units import (
+    DTYPES,
+    FREQUENCY_FORMS,
+    MAX_ARRAY_BYTES,
+    MAX_PARAMETERS,
+    MAX_SAMPLE_RATE,
+    MAX_SIZE,
+    check_dtype_name,
+    check_int,
+    check_parameter_count,
+    check_sample_rate,
+    check_size,
+    check_stored_rate,
+    implied_input_rate,
+    parse_frequency,
+    rate_mismatches,
+)
 
+# The limits and unit rules live in conv1d_cli.units; they are re-exported here
+# because every caller that checks a hyperparameter also asks shapes.
 __all__ = [
+    "DTYPES",
+    "FREQUENCY_FORMS",
+    "check_bias_shape",
+    "check_dtype_name",
+    "check_padding",
+    "check_stored_rate",
     "ChainShape",
     "LayerShape",
     "LayerSpec",
@@ -58,377 +92,15 @@ __all__ = [
     "mono_broadcast",
 ]
 
-#: torch padding_mode name -> the ``numpy.pad`` mode that implements it.
-PADDING_MODES: Final[dict[str, str]] = {
-    "zeros": "constant",
-    "reflect": "reflect",  # edge sample not repeated
-    "replicate": "edge",
-    "circular": "wrap",
-}
 
-#: Padding words: PyTorch's two, then our documented extensions.
-PADDING_WORDS: Final[tuple[str, ...]] = ("same", "valid", "causal", "full")
-
-Padding = int | str | tuple[int, ...]
-
-# --- Limits: the one place that says how big anything may be ----------------------------
-#
-# Every hyperparameter goes through check_int/check_size below, and every weight array
-# through check_parameter_count, whether it comes from Python, a command-line option or
-# a layer file; the layer-file reader also checks each .npz member's declared size
-# against MAX_ARRAY_BYTES before decompressing it. So a value too big to allocate is a
-# ConfigError (or DataFileError) naming it, never a NumPy MemoryError or a traceback.
-
-#: Largest kernel_size, stride, dilation, padding (each side), receptive field
-#: ``dilation * (kernel_size - 1) + 1``, channel count and groups: a C ``int``, the
-#: range PyTorch's kernels and libsndfile index with. It also keeps every product of
-#: two of them within int64, so NumPy index arithmetic cannot overflow.
-MAX_SIZE: Final[int] = 2**31 - 1
-#: Most weights one layer may have: 2**28, 1 GiB in float32 and 2 GiB in float64.
-#: Over 50 times the largest Conv1d of common speech and audio models, and small
-#: enough that making or loading one cannot exhaust a laptop's memory.
-MAX_PARAMETERS: Final[int] = 2**28
-#: Largest array a layer file may declare (weight, bias or config), checked from the
-#: member's header before it is decompressed: the largest weight, in float64.
-MAX_ARRAY_BYTES: Final[int] = MAX_PARAMETERS * 8
-
-
-def _show_int(value: int) -> str:
-    """``value`` for a message; a huge one by its size (``str()`` refuses > 4300 digits)."""
-    if value.bit_length() <= 200:
-        return str(value)
-    digits = int(value.bit_length() * 0.30103) + 1
-    return f"a {'negative ' if value < 0 else ''}number of about {digits} digits"
-
-
-def _gib(nbytes: int) -> str:
-    return f"{nbytes / 2**30:,.1f} GiB"
-
-
-def check_parameter_count(shape: Sequence[int], itemsize: int = 4, name: str = "weight") -> int:
-    """Refuse a weight array with more than :data:`MAX_PARAMETERS` elements.
-
-    Called before the array is allocated (``conv1d init``, :class:`conv1d_cli.Conv1d`;
-    layer files check the same limit from each entry's header), so that a typo such
-    as ``--in-channels 100000`` is a clear error instead of a NumPy ``MemoryError``
-    after minutes of swapping.
-
-    Parameters
-    ----------
-    shape : sequence of int
-        The array's shape.
-    itemsize : int
-        Bytes per element, for the size shown in the message (4 = float32).
-    name : str
-        What to call the array in the message.
-
-    Returns
-    -------
-    int
-        The number of elements.
-
-    Raises
-    ------
-    ConfigError
-
-    Examples
-    --------
-    >>> check_parameter_count((33, 16, 3))
-    1584
-    >>> check_parameter_count((100000, 100000, 100))  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    conv1d_cli.errors.ConfigError: weight (100000, 100000, 100) would hold 1000000000000 ...
-    """
-    count = 1
-    for n in shape:
-        count *= int(n)
-    if count > MAX_PARAMETERS:
-        kind = {2: "float16", 4: "float32", 8: "float64"}.get(itemsize, f"{itemsize}-byte items")
-        shown = "(" + ", ".join(_show_int(int(n)) for n in shape) + ")"
-        raise ConfigError(
-            f"{name} {shown} would hold {_show_int(count)} parameters "
-            f"({_gib(count * itemsize)} in {kind}); at most {MAX_PARAMETERS} (2**28, "
-            f"{_gib(MAX_PARAMETERS * itemsize)} in {kind}) are allowed"
-        )
-    return count
-
-
-def check_int(name: str, value: object, *, minimum: int = 1, maximum: int | None = None) -> int:
-    """Return ``value`` as an ``int`` if it is an integer ``>= minimum`` (and ``<= maximum``).
-
-    Parameters
-    ----------
-    name : str
-        Parameter name used in the error message.
-    value : object
-        The value to check. Booleans and floats are refused, even ``2.0``.
-    minimum : int, optional
-        Smallest accepted value (default 1).
-    maximum : int, optional
-        Largest accepted value (default: none); hyperparameters pass :data:`MAX_SIZE`.
-
-    Returns
-    -------
-    int
-
-    Raises
-    ------
-    ConfigError
-        If ``value`` is not an integer or is outside ``[minimum, maximum]``.
-
-    Examples
-    --------
-    >>> check_int("stride", 2)
-    2
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if value < minimum:
-        qualifier = "positive" if minimum == 1 else f">= {minimum}"
-        raise ConfigError(f"{name} must be {qualifier}, got {_show_int(value)}")
-    if maximum is not None and value > maximum:
-        limit = f"{MAX_SIZE} (2**31 - 1)" if maximum == MAX_SIZE else str(maximum)
-        raise ConfigError(f"{name} must be at most {limit}, got {_show_int(value)}")
-    return value
-
-
-def check_size(name: str, value: object, *, minimum: int = 1) -> int:
-    """Like :func:`check_int`, but also accept a 1-tuple/list, as PyTorch does.
-
-    ``torch.nn.functional.conv1d(stride=(2,))`` and ``nn.Conv1d(kernel_size=(3,))``
-    are valid PyTorch, so ``kernel_size``, ``stride`` and ``dilation`` take them too.
-    At most :data:`MAX_SIZE`, like every hyperparameter.
-
-    Examples
-    --------
-    >>> check_size("stride", (2,)), check_size("stride", 3)
-    (2, 3)
-    """
-    if isinstance(value, (tuple, list)):
-        if len(value) != 1:
-            raise ConfigError(f"{name} must be an integer or a 1-tuple, got {value!r}")
-        value = value[0]
-    return check_int(name, value, minimum=minimum, maximum=MAX_SIZE)
-
-
-def check_padding_mode(padding_mode: object) -> str:
-    """Return ``padding_mode`` if it is one of :data:`PADDING_MODES`.
-
-    Examples
-    --------
-    >>> check_padding_mode("reflect")
-    'reflect'
-    """
-    if padding_mode not in PADDING_MODES:
-        raise ConfigError(
-            f"padding_mode must be one of {', '.join(map(repr, PADDING_MODES))}, "
-            f"got {padding_mode!r}"
-        )
-    return str(padding_mode)
-
-
-def _parse_digits(text: str) -> int:
-    # int() refuses more than 4300 digits (ValueError); anything past 20 is over
-    # MAX_SIZE anyway, so stand in a value just beyond the limit with the right sign.
-    if len(text.lstrip("-")) > 20:
-        return -1 if text.startswith("-") else MAX_SIZE + 1
-    return int(text)
-
-
-def parse_padding(text: str) -> Padding:
-    """Parse a padding written on a command line.
-
-    Accepts an integer (``"3"``), a word from :data:`PADDING_WORDS` or a
-    ``LEFT,RIGHT`` pair (``"4,0"``).
-
-    Examples
-    --------
-    >>> parse_padding("same"), parse_padding("2"), parse_padding("3,1")
-    ('same', 2, (3, 1))
-    """
-    text = text.strip()
-    if text in PADDING_WORDS:
-        return text
-    parts = [p.strip() for p in text.split(",")]
-    # Plain ASCII digits only: int() would also take "1_0" and other scripts' digits.
-    numbers_ = [_parse_digits(p) for p in parts if re.fullmatch(r"-?[0-9]+", p)]
-    if len(parts) in (1, 2) and len(numbers_) == len(parts):
-        if any(n < 0 for n in numbers_):
-            raise ConfigError(f"padding must not be negative, got {text!r}")
-        if any(n > MAX_SIZE for n in numbers_):
-            raise ConfigError(
-                f"padding must be at most {MAX_SIZE} (2**31 - 1) per side, got {text!r}"
-            )
-        return numbers_[0] if len(parts) == 1 else (numbers_[0], numbers_[1])
-    raise ConfigError(
-        f"padding must be an integer, LEFT,RIGHT or one of {', '.join(PADDING_WORDS)}; got {text!r}"
-    )
-
-
-#: The forms :func:`parse_frequency` accepts, as error messages list them.
-FREQUENCY_FORMS: Final = "48000, 44.1k, 4kHz, 1.5 kHz, 2M or 1e3 Hz"
-
-# A number as Python's float writes it (ASCII only: no "_" separators, no inf/nan),
-# then an optional k (1e3) or M (1e6) and an optional "Hz" in any case.
-_FREQUENCY: Final = re.compile(
-    r"(?P<number>[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
-    r"\s*(?P<prefix>[kKM]?)(?P<hz>[hH][zZ])?",
-    re.ASCII,
-)
-
-
-def parse_frequency(text: str, name: str = "frequency") -> float:
-    """Read a frequency written by a person: ``48000``, ``44.1k``, ``4kHz``, ``1.5 kHz``.
-
-    A number, then optionally ``k`` (x1000) or ``M`` (x1,000,000) and optionally
-    ``Hz`` (any case; ``KHZ`` is accepted, not read as something else). Spaces are
-    allowed around the number and between number and unit, as printed in data
-    sheets (quote them on a shell command line). Lower-case ``m`` is refused rather
-    than guessed: ``mHz`` is millihertz, ``MHz`` megahertz. The scaling is exact
-    in decimal (``44.1k`` is 44100.0, not 44100.00000000001). Only the syntax is
-    checked here; the option's own rule (positive, at most 2**31 - 1 Hz for a
-    sample rate, below Nyquist for a cutoff) is checked where it is used.
-
-    Parameters
-    ----------
-    text : str
-        The value as typed.
-    name : str
-        What to call it in the error message (the option, e.g. ``"--cutoff"``).
-
-    Returns
-    -------
-    float
-        The frequency in Hz.
-
-    Raises
-    ------
-    ConfigError
-        Not one of the accepted forms; the message names ``name`` and the forms.
-
-    Examples
-    --------
-    >>> [parse_frequency(t) for t in ["48000", "44.1k", "4kHz", "1.5 kHz", "2M", "1e3 Hz"]]
-    [48000.0, 44100.0, 4000.0, 1500.0, 2000000.0, 1000.0]
-    >>> parse_frequency("4 kHz "), parse_frequency("250hz"), parse_frequency(".5k")
-    (4000.0, 250.0, 500.0)
-    >>> parse_frequency("4m", "--cutoff")
-    Traceback (most recent call last):
-    ...
-    conv1d_cli.errors.ConfigError: --cutoff: expected a frequency such as 48000, 44.1k, 4kHz, 1.5 kHz, 2M or 1e3 Hz; got '4m'
-    """  # noqa: E501
-    from decimal import Decimal
-
-    match = _FREQUENCY.fullmatch(str(text).strip())
-    if match is None:
-        raise ConfigError(f"{name}: expected a frequency such as {FREQUENCY_FORMS}; got {text!r}")
-    scale = {"": 1, "k": 1000, "K": 1000, "M": 1000000}[match["prefix"]]
-    value = Decimal(match["number"]) * scale
-    try:
-        return float(value)
-    except OverflowError:  # pragma: no cover - float(Decimal) gives inf, not an error
-        return float("inf")
-
-
-def resolve_padding(
-    padding: Padding, kernel_size: int, dilation: int = 1, stride: int = 1
-) -> tuple[int, int]:
-    """Resolve any padding spec to the ``(left, right)`` zero counts it adds.
-
-    Parameters
-    ----------
-    padding : int, tuple or str
-        ``int`` or 1-tuple ``p`` pads ``p`` on both sides. ``'valid'`` is 0.
-        ``'same'`` pads ``dilation*(kernel_size-1)`` in total, the extra one on
-        the right (PyTorch's split); it is refused for ``stride > 1`` as in
-        PyTorch. Extensions beyond PyTorch: ``'causal'`` pads
-        ``dilation*(kernel_size-1)`` on the left only, ``'full'`` pads that on
-        both sides, and a ``(left, right)`` pair pads exactly that.
-    kernel_size, dilation, stride : int
-        The layer's hyperparameters (positive integers).
-
-    Returns
-    -------
-    (int, int)
-
-    Examples
-    --------
-    >>> resolve_padding("same", 4), resolve_padding("same", 4, dilation=3)
-    ((1, 2), (4, 5))
-    >>> resolve_padding("causal", 3, dilation=2), resolve_padding(1, 5)
-    ((4, 0), (1, 1))
-    """
-    kernel_size = check_size("kernel_size", kernel_size)
-    dilation = check_size("dilation", dilation)
-    stride = check_size("stride", stride)
-    total = receptive_field(kernel_size, dilation) - 1
-    if isinstance(padding, str):
-        if padding == "valid":
-            return 0, 0
-        if padding == "same":
-            if stride != 1:
-                raise ConfigError(
-                    f"padding='same' is not supported for strided convolutions "
-                    f"(stride={stride}); use an explicit padding or 'causal'"
-                )
-            return total // 2, total - total // 2
-        if padding == "causal":
-            return total, 0
-        if padding == "full":
-            return total, total
-        raise ConfigError(
-            f"padding must be an integer, a (left, right) pair or one of "
-            f"{', '.join(map(repr, PADDING_WORDS))}; got {padding!r}"
-        )
-    if isinstance(padding, (tuple, list)):
-        if len(padding) == 1:
-            p = check_int("padding", padding[0], minimum=0, maximum=MAX_SIZE)
-            return p, p
-        if len(padding) == 2:
-            return (
-                check_int("padding[0] (left)", padding[0], minimum=0, maximum=MAX_SIZE),
-                check_int("padding[1] (right)", padding[1], minimum=0, maximum=MAX_SIZE),
-            )
-        raise ConfigError(
-            f"padding must be an int, a 1-tuple or a (left, right) pair, got {padding!r}"
-        )
-    p = check_int("padding", padding, minimum=0, maximum=MAX_SIZE)
-    return p, p
-
-
-def receptive_field(kernel_size: int, dilation: int = 1) -> int:
-    """Samples one output sees: ``dilation * (kernel_size - 1) + 1``.
-
-    Raises
-    ------
-    ConfigError
-        If it exceeds :data:`MAX_SIZE`: the core keeps that many samples per
-        channel (and an FFT of the dilated kernel), so it is a limit like the others.
-
-    Examples
-    --------
-    >>> receptive_field(3, dilation=4)
-    9
-    """
-    kernel_size = check_size("kernel_size", kernel_size)
-    dilation = check_size("dilation", dilation)
-    field = dilation * (kernel_size - 1) + 1
-    if field > MAX_SIZE:
-        raise ConfigError(
-            f"the receptive field dilation * (kernel_size - 1) + 1 must be at most "
-            f"{MAX_SIZE} (2**31 - 1) samples, got {dilation} * ({kernel_size} - 1) + 1 = {field}"
-        )
-    return field
-
-
-def check_pad_limits(length: int, left: int, right: int, padding_mode: str) -> None:
-    """Refuse padding that ``padding_mode`` cannot produce from ``length`` samples.
-
-    PyTorch's limits, each side checked on its own: ``reflect`` needs
-    ``pad < length``, ``circular`` needs ``pad <= length`` (wrap at most once),
-    ``replicate`` and ``zeros`` have none.
+def check_bias_shape(
+    bias_shape: Sequence[int],
+    weight_shape: Sequence[int],
+    *,
+    name: str = "bias",
+    weight_name: str = "weight",
+) -> None:
+    """Refuse a bias that is not one value per output channel of the weight.
 
     Raises
     ------
@@ -436,106 +108,18 @@ def check_pad_limits(length: int, left: int, right: int, padding_mode: str) -> N
 
     Examples
     --------
-    >>> check_pad_limits(5, 4, 4, "reflect")  # fine: 4 < 5
+    >>> check_bias_shape((4,), (4, 1, 3))
+    >>> check_bias_shape((3,), (4, 1, 3))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    conv1d_cli.errors.ShapeError: bias must have shape (4,) to match weight (4, 1, 3), got ...
     """
-    if padding_mode == "reflect":
-        worst = max(left, right)
-        if worst >= length:
-            raise ShapeError(
-                f"reflect padding needs each side's pad smaller than the input length: "
-                f"pads ({left}, {right}) on length {length}; the input needs at least "
-                f"{worst + 1} samples (or use padding_mode 'replicate' or 'zeros')"
-            )
-    elif padding_mode == "circular":
-        worst = max(left, right)
-        if worst > length:
-            raise ShapeError(
-                f"circular padding cannot wrap around more than once: pads "
-                f"({left}, {right}) on length {length}; the input needs at least "
-                f"{worst} samples"
-            )
-
-
-def output_length(
-    length: int,
-    kernel_size: int,
-    stride: int = 1,
-    padding: Padding = 0,
-    dilation: int = 1,
-) -> int:
-    """Output length of a 1-D convolution, PyTorch's formula.
-
-    Parameters
-    ----------
-    length : int
-        Input length ``L_in`` (at least 1).
-    kernel_size, stride, dilation : int
-        Positive integers.
-    padding : int, tuple or str
-        Anything :func:`resolve_padding` accepts.
-
-    Returns
-    -------
-    int
-        ``(L_in + left + right - dilation*(kernel_size-1) - 1) // stride + 1``.
-
-    Raises
-    ------
-    ConfigError
-        For invalid hyperparameters.
-    ShapeError
-        If the input is empty or the padded input is shorter than the
-        dilated kernel.
-
-    Examples
-    --------
-    >>> output_length(50, 3, stride=2)
-    24
-    >>> output_length(10, 4, padding="same", dilation=3)
-    10
-    """
-    left, right = resolve_padding(padding, kernel_size, dilation, stride)
-    stride = check_size("stride", stride)
-    if isinstance(length, bool) or not isinstance(length, numbers.Integral):
-        raise ConfigError(f"length must be an integer, got {length!r}")
-    length = int(length)
-    if length < 1:
-        raise ShapeError(f"input length must be at least 1, got {length}")
-    field = receptive_field(kernel_size, dilation)
-    padded = length + left + right
-    if padded < field:
+    want = (int(weight_shape[0]),)
+    if tuple(bias_shape) != want:
         raise ShapeError(
-            f"input too short: padded length {padded} (length {length} + padding "
-            f"{left}+{right}) is less than the dilated kernel size {field}; "
-            f"the input needs at least {field - left - right} samples"
+            f"{name} must have shape {want} to match {weight_name} {tuple(weight_shape)}, "
+            f"got shape {tuple(bias_shape)}"
         )
-    return (padded - field) // stride + 1
-
-
-def min_input_length(
-    kernel_size: int,
-    stride: int = 1,
-    padding: Padding = 0,
-    dilation: int = 1,
-    padding_mode: str = "zeros",
-) -> int:
-    """Smallest input length the layer accepts.
-
-    Examples
-    --------
-    >>> min_input_length(5), min_input_length(5, padding=2)
-    (5, 1)
-    >>> min_input_length(11, padding=5, padding_mode="reflect")
-    6
-    """
-    left, right = resolve_padding(padding, kernel_size, dilation, stride)
-    need = max(1, receptive_field(kernel_size, dilation) - left - right)
-    mode = check_padding_mode(padding_mode)
-    if mode == "reflect":
-        need = max(need, max(left, right) + 1)
-    elif mode == "circular":
-        need = max(need, left, right)
-    return need
 
 
 # --- Layers and chains: what ``conv1d shape`` reports ----------------------------------------
@@ -546,12 +130,13 @@ def min_input_length(
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """The shape-relevant hyperparameters of one ``Conv1d`` layer.
+    """The one validated set of hyperparameters of a ``Conv1d`` layer.
 
-    Validated on construction exactly as :class:`conv1d_cli.Conv1d` validates
-    them (same checks, same messages), but without weights, so it needs no
-    NumPy. ``in_channels``/``out_channels`` may be ``None`` when only lengths
-    matter.
+    :class:`conv1d_cli.Conv1d` holds one, a layer file stores one beside the
+    arrays, and ``conv1d shape`` and the streaming engine reason with them, so
+    every hyperparameter is checked here and only here. Pure Python (no weights,
+    no NumPy). ``in_channels``/``out_channels`` may be ``None`` when only
+    lengths matter.
 
     Parameters
     ----------
@@ -566,6 +151,10 @@ class LayerSpec:
         Rate the layer was designed for (layer-file metadata; informational).
     name : str
         Label used in reports (e.g. the layer file's name).
+    bias : bool
+        Whether the layer adds a bias.
+    dtype : {'float32', 'float64'}
+        The parameters' dtype, by name (see :data:`DTYPES`).
 
     Examples
     --------
@@ -588,30 +177,33 @@ class LayerSpec:
     groups: int = 1
     sample_rate: float | None = None
     name: str = ""
+    bias: bool = True
+    dtype: str = "float32"
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen dataclass: normalise once, here
-        set_(self, "kernel_size", check_size("kernel_size", self.kernel_size))
-        set_(self, "stride", check_size("stride", self.stride))
-        set_(self, "dilation", check_size("dilation", self.dilation))
-        set_(self, "groups", check_int("groups", self.groups, maximum=MAX_SIZE))
-        set_(self, "padding_mode", check_padding_mode(self.padding_mode))
+        # The order of the checks decides which error a call with several shows:
+        # channels and kernel first, as torch.nn.Conv1d checks them.
         for name in ("in_channels", "out_channels"):
             value = getattr(self, name)
             if value is not None:
-                value = check_int(name, value, maximum=MAX_SIZE)
-                set_(self, name, value)
-                if value % self.groups:
-                    raise ConfigError(
-                        f"{name} must be divisible by groups, got {name}={value}, "
-                        f"groups={self.groups}"
-                    )
-        # Validates the spec ('same' with stride > 1, negative or malformed pads) once.
+                set_(self, name, check_int(name, value, maximum=MAX_SIZE))
+        set_(self, "kernel_size", check_size("kernel_size", self.kernel_size))
+        set_(self, "groups", check_int("groups", self.groups, maximum=MAX_SIZE))
+        for name in ("in_channels", "out_channels"):
+            value = getattr(self, name)
+            if value is not None and value % self.groups:
+                raise ConfigError(
+                    f"{name} must be divisible by groups, got {name}={value}, groups={self.groups}"
+                )
+        set_(self, "stride", check_size("stride", self.stride))
+        set_(self, "dilation", check_size("dilation", self.dilation))
+        set_(self, "padding_mode", check_padding_mode(self.padding_mode))
+        # 'same' with stride > 1 and the receptive-field limit, then the form.
         resolve_padding(self.padding, self.kernel_size, self.dilation, self.stride)
-        padding = self.padding
-        if isinstance(padding, (tuple, list)):
-            padding = tuple(int(p) for p in padding)
-            set_(self, "padding", padding[0] if len(padding) == 1 else padding)
+        set_(self, "padding", check_padding(self.padding))
+        set_(self, "bias", bool(self.bias))
+        set_(self, "dtype", check_dtype_name(self.dtype, self.dtype))
         if self.sample_rate is not None:
             set_(self, "sample_rate", float(self.sample_rate))
 
@@ -638,6 +230,44 @@ class LayerSpec:
             groups=getattr(layer, "groups", 1),
             sample_rate=getattr(layer, "sample_rate", None),
             name=name,
+        )
+
+    @classmethod
+    def for_weight(
+        cls,
+        shape: Sequence[int],
+        *,
+        stride: int = 1,
+        padding: Padding = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+        bias: bool = True,
+        dtype: str = "float32",
+        sample_rate: float | None = None,
+    ) -> LayerSpec:
+        """The spec of a layer whose weight has ``shape`` ``(C_out, C_in / groups, K)``.
+
+        Examples
+        --------
+        >>> spec = LayerSpec.for_weight((4, 1, 3), groups=2, padding="same")
+        >>> spec.in_channels, spec.out_channels, spec.kernel_size
+        (2, 4, 3)
+        """
+        c_out, c_in_group, kernel_size = (int(n) for n in shape)
+        groups = check_int("groups", groups, maximum=MAX_SIZE)
+        return cls(
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            padding_mode,
+            in_channels=c_in_group * groups,
+            out_channels=c_out,
+            groups=groups,
+            sample_rate=sample_rate,
+            bias=bias,
+            dtype=dtype,
         )
 
     def resolved_padding(self) -> tuple[int, int]:
@@ -1000,124 +630,6 @@ def paddings_for_target(
         if got == target:
             words.append(word)
     return TargetPadding(length, target, (lo, hi), symmetric, max_side, tuple(words), None)
-
-
-#: Largest sample rate anything accepts: libsndfile stores the rate as a C ``int``.
-MAX_SAMPLE_RATE: Final[int] = 2**31 - 1
-
-
-def check_sample_rate(name: str, value: object, *, integer: bool = False) -> float:
-    """Return ``value`` as a float if it is a usable sample rate in Hz.
-
-    The one rule for every sample rate (options, layer files, designs): a real
-    number, finite, > 0 and at most :data:`MAX_SAMPLE_RATE` (what an audio file
-    can store). ``integer=True`` also requires a whole number of Hz, as audio
-    file formats do; CSV/NPY outputs and designs may use fractional rates.
-
-    Parameters
-    ----------
-    name : str
-        What to call the value in the error message (``"--sample-rate"``).
-    value : object
-        The rate. Booleans and strings are refused.
-    integer : bool, optional
-        Require a whole number (audio output).
-
-    Returns
-    -------
-    float
-
-    Raises
-    ------
-    ConfigError
-        Naming ``name``, the rule and the value found.
-
-    Examples
-    --------
-    >>> check_sample_rate("--sample-rate", 48000)
-    48000.0
-    >>> check_sample_rate("--sample-rate", 1e12)
-    Traceback (most recent call last):
-    ...
-    conv1d_cli.errors.ConfigError: --sample-rate must be at most 2147483647 Hz, got 1e+12
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"{name} must be a positive number of Hz, got {value!r}")
-    rate = float(value)
-    if rate != rate or rate <= 0:
-        raise ConfigError(f"{name} must be a positive number of Hz, got {rate:g}")
-    if rate > MAX_SAMPLE_RATE:
-        raise ConfigError(f"{name} must be at most {MAX_SAMPLE_RATE} Hz, got {rate:g}")
-    if integer and not rate.is_integer():
-        raise ConfigError(f"{name} must be a whole number of Hz for audio output, got {rate:g}")
-    return rate
-
-
-def implied_input_rate(
-    design_rates: Sequence[float | None], strides: Sequence[int]
-) -> tuple[float, int] | None:
-    """The input sample rate a chain's design rates imply, for an input without one.
-
-    The first layer ``k`` (0-based) that records a design rate is taken to get the
-    rate it was designed for, so the chain's input is at that rate times the strides
-    of the layers before it (each stride divides the rate).
-
-    Returns
-    -------
-    tuple or None
-        ``(rate, k)``, or None when no layer records a rate.
-
-    Examples
-    --------
-    >>> implied_input_rate([None, 8000.0], [2, 1])
-    (16000.0, 1)
-    >>> implied_input_rate([None], [1]) is None
-    True
-    """
-    factor = 1
-    for index, (rate, stride) in enumerate(zip(design_rates, strides, strict=True)):
-        if rate is not None:
-            return float(rate) * factor, index
-        factor *= stride
-    return None
-
-
-def rate_mismatches(
-    design_rates: Sequence[float | None],
-    strides: Sequence[int],
-    names: Sequence[str],
-    input_rate: float | None,
-    source: str,
-) -> list[str]:
-    """Warnings for layers designed for another rate than the one they receive.
-
-    A filter designed for 8 kHz cuts at the wrong frequencies when fed 16 kHz: the
-    one rule ``apply`` and ``shape`` use. Rates within a relative 1e-9 are equal
-    (a rate may have gone through a division by a stride).
-
-    Parameters
-    ----------
-    design_rates, strides, names : sequences
-        Per layer: the recorded design rate (or None), the stride, a display name.
-    input_rate : float or None
-        The rate of the chain's input (None: nothing to compare).
-    source : str
-        Where the input rate comes from, for the message (a file name).
-
-    Examples
-    --------
-    >>> rate_mismatches([16000.0, 8000.0], [1, 1], ["layer 1", "layer 2"], 16000.0, "x.csv")
-    ['layer 2 was designed for 8000 Hz but gets 16000 Hz from x.csv']
-    """
-    found = []
-    rate = input_rate
-    for design, stride, name in zip(design_rates, strides, names, strict=True):
-        if rate is not None and design is not None and abs(rate - design) > 1e-9 * design:
-            found.append(
-                f"{name} was designed for {design:.10g} Hz but gets {rate:.10g} Hz from {source}"
-            )
-        rate = None if rate is None else rate / stride
-    return found
 
 
 # --- A one-channel filter on a many-channel file: the rule apply and shape share -----------

@@ -43,7 +43,7 @@ def _wav(path: Path, x: np.ndarray, subtype: str = "FLOAT", rate: int = RATE) ->
 
 
 def _whole(path: Path, x: np.ndarray) -> np.ndarray:
-    from conv1d_cli.layerfile import load_layer
+    from conv1d_cli.layer import load_layer
 
     layer = load_layer(path)
     return conv1d(

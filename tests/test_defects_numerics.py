@@ -26,7 +26,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reference import reference_conv1d
 
-from conv1d_cli import core, stream
+from conv1d_cli import core, kernels, stream
 from conv1d_cli.cli import cli
 from conv1d_cli.core import Correlator, conv1d
 from conv1d_cli.layer import Conv1d
@@ -342,7 +342,7 @@ def test_im2col_pad_free_edges_match_padded_copy(padding: int, stride: int) -> N
     w = rng.standard_normal((6, 2, 9))
     kw = {"stride": stride, "dilation": 3, "groups": 2}
     with forced("im2col"), pytest.MonkeyPatch.context() as mp:
-        mp.setattr(core, "_IM2COL_CHUNK_BYTES", 4096)  # many chunks: edges inside some
+        mp.setattr(kernels, "_IM2COL_CHUNK_BYTES", 4096)  # many chunks: edges inside some
         got = conv1d(x, w, padding=padding, **kw, method="direct")
         padded = np.pad(x, [(0, 0), (0, 0), (padding, padding)])
         want = conv1d(padded, w, **kw, method="direct")

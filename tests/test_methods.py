@@ -13,7 +13,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from conv1d_cli import core
+from conv1d_cli import core, kernels
 from conv1d_cli.core import Correlator, conv1d, pad1d
 from conv1d_cli.errors import ConfigError
 from conv1d_cli.shapes import resolve_padding
@@ -161,7 +161,7 @@ def test_methods_pad_free_direct_paths_equal_padded_copy(
     chunk_bytes: int, dtype: type, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """im2col/per-tap reading the unpadded signal (padding as zeros) == on np.pad's copy."""
-    monkeypatch.setattr(core, "_IM2COL_CHUNK_BYTES", chunk_bytes)  # many chunks, or one
+    monkeypatch.setattr(kernels, "_IM2COL_CHUNK_BYTES", chunk_bytes)  # many chunks, or one
     rng = np.random.default_rng(11)
     for _ in range(60):
         n, groups = int(rng.integers(1, 4)), int(rng.choice([1, 2, 3]))
@@ -183,8 +183,8 @@ def test_methods_pad_free_direct_paths_equal_padded_copy(
         got = np.full((n, groups, c_out_group, length_out), np.nan, dtype)
         want = np.full_like(got, np.nan)
         xp = pad1d(x, left, right)
-        core._im2col(xp.reshape(n, groups, c_in_group, -1), w2, k, stride, dilation, want)
-        core._im2col(x.reshape(n, groups, c_in_group, -1), w2, k, stride, dilation, got, left)
+        kernels._im2col(xp.reshape(n, groups, c_in_group, -1), w2, k, stride, dilation, want)
+        kernels._im2col(x.reshape(n, groups, c_in_group, -1), w2, k, stride, dilation, got, left)
         np.testing.assert_array_equal(got, want, err_msg=f"{x.shape} {w.shape} {left, right}")
         # Per-tap GEMMs over only the columns that see samples (BLAS may block a
         # narrower product differently, so equal within rounding, not bitwise).
@@ -192,7 +192,7 @@ def test_methods_pad_free_direct_paths_equal_padded_copy(
             w.reshape(groups, c_out_group, c_in_group, k).transpose(3, 0, 1, 2)
         )
         got = np.full_like(want, np.nan)
-        core._per_tap(x.reshape(n, groups, c_in_group, -1), wk, stride, dilation, got, left)
+        kernels._per_tap(x.reshape(n, groups, c_in_group, -1), wk, stride, dilation, got, left)
         assert_close(got.reshape(n, -1, length_out), want.reshape(n, -1, length_out), dtype)
 
 
@@ -226,8 +226,8 @@ def test_methods_conv1d_zero_padding_skips_the_padded_copy(
     assert calls == []
     np.testing.assert_array_equal(got, want)
     # Per-tap GEMMs (from _PER_TAP_MIN_CHANNELS input channels per group) too.
-    xd = rng.standard_normal((1, core._PER_TAP_MIN_CHANNELS, 600)).astype(np.float32)
-    wd = rng.standard_normal((3, core._PER_TAP_MIN_CHANNELS, 4)).astype(np.float32)
+    xd = rng.standard_normal((1, kernels._PER_TAP_MIN_CHANNELS, 600)).astype(np.float32)
+    wd = rng.standard_normal((3, kernels._PER_TAP_MIN_CHANNELS, 4)).astype(np.float32)
     assert Correlator(wd).describe(1, 605) == "per-tap"
     got = conv1d(xd, wd, padding=(3, 2), dilation=2)
     assert calls == []
@@ -280,7 +280,7 @@ def test_methods_fft_on_one_thread_equals_scipy_on_several(
     want = naive(xp, w, 1, 1, groups)
     got = {}
     for workers in (1, 2):
-        monkeypatch.setattr(core, "fft_workers", lambda workers=workers: workers)
+        monkeypatch.setattr(kernels, "fft_workers", lambda workers=workers: workers)
         out = np.empty((n, c_out, length - k + 1), dtype)
         Correlator(w, groups=groups)._run("fft", 1024, xp, out)
         assert_close(out, want, dtype)
@@ -290,7 +290,8 @@ def test_methods_fft_on_one_thread_equals_scipy_on_several(
 
 def test_methods_single_thread_fft_does_not_import_scipy() -> None:
     code = (
-        "import sys, numpy as np, conv1d_cli.core as c; c.fft_workers = lambda: 1; "
+        "import sys, numpy as np, conv1d_cli.core as c, conv1d_cli.kernels as k; "
+        "k.fft_workers = lambda: 1; "
         "c.conv1d(np.ones((1, 1, 5000)), np.ones((1, 1, 500)), method='fft'); "
         "print('scipy' in ' '.join(sys.modules))"
     )
@@ -302,7 +303,7 @@ def test_methods_correlator_spectrum_cache_is_bounded() -> None:
     corr = Correlator(np.ones((1, 1, 20)), method="fft")
     for length in (40, 100, 300, 700, 1500, 3000, 7000):
         corr(np.ones((1, 1, length)))
-    assert sum(1 for key in corr._cache if key[0] == "fft") <= core._SPECTRA_KEPT
+    assert sum(1 for key in corr._cache if key[0] == "fft") <= kernels._SPECTRA_KEPT
 
 
 def test_methods_float32_stays_float32_through_fft() -> None:

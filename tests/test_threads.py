@@ -169,17 +169,17 @@ def test_threads_configure_sets_env_only_before_numpy(monkeypatch):
 
 
 def test_threads_limit_and_per_call_fft_workers(monkeypatch):
-    from conv1d_cli import core
+    from conv1d_cli import core, kernels
 
     monkeypatch.setattr(threads, "_CURRENT", None)
     seen: list[int] = []
-    real = core._transforms
+    real = kernels._transforms
 
     def spy(workers: int):  # the worker count each FFT call is made with
         seen.append(workers)
         return real(workers)
 
-    monkeypatch.setattr(core, "_transforms", spy)
+    monkeypatch.setattr(kernels, "_transforms", spy)
     x = np.ones((1, 1, 50_000))
     w = np.ones((1, 1, 301))
     with threads.limit(1) as policy:

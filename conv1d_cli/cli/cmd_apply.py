@@ -103,7 +103,7 @@ def _load_layers(
     layer_args: tuple[str, ...], key: str | None, overrides: dict[str, Any]
 ) -> tuple[list[Any], list[str]]:
     """Load every ``-w FILE`` or ``-w FILE:KEY`` (a per-layer key beats --key)."""
-    from conv1d_cli.layerfile import load_layer
+    from conv1d_cli.layer import load_layer
 
     layers, names = [], []
     for text in layer_args:

@@ -525,8 +525,7 @@ def _from_layer_archive(path: str, own_key: str | None, opts: Any) -> Any:
     import numpy as np
 
     from conv1d_cli.io.coefficients import read_npy
-    from conv1d_cli.layer import Conv1d
-    from conv1d_cli.layerfile import load_layer
+    from conv1d_cli.layer import Conv1d, load_layer
 
     if opts["channels"] is not None:
         raise ConfigError(

@@ -234,7 +234,7 @@ def _json_safe(value: Any) -> Any:
 
 
 def _load(file: str, opts: Any) -> Any:
-    from conv1d_cli.layerfile import load_layer
+    from conv1d_cli.layer import load_layer
 
     return load_layer(
         file,
