@@ -494,7 +494,7 @@ def filter_npy_array(
 
     from conv1d_cli import dask as dconv
     from conv1d_cli.atomic import atomic_path
-    from conv1d_cli.pipeline import FileReport, _named
+    from conv1d_cli.pipeline import FileReport
     from conv1d_cli.shapes import implied_input_rate, rate_mismatches
     from conv1d_cli.stream import chain_output_length, check_chain, compute_dtype
 
@@ -563,7 +563,7 @@ def filter_npy_array(
                 raise
         return FileReport(job, info.frames, 0, warnings)
     except Conv1dError as e:
-        raise _named(e, job.source, job.target) from e
+        raise job.about(e) from e
 
 
 def _probe(path: str) -> Any:

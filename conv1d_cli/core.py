@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 
 from conv1d_cli.errors import ConfigError, ShapeError
 from conv1d_cli.kernels import (
@@ -95,7 +96,7 @@ def result_dtype(*dtypes: np.dtype[Any]) -> np.dtype[Any]:
     return _FLOAT64
 
 
-def check_dtype(dtype: Any) -> np.dtype[Any]:
+def check_dtype(dtype: npt.DTypeLike) -> np.dtype[Any]:
     """``dtype`` as a NumPy dtype if it names float32 or float64 (a layer's parameter dtypes).
 
     Accepts whatever ``numpy.dtype`` does (``"float32"``, ``np.float64``, ``"f4"``);
@@ -135,7 +136,7 @@ def check_method(method: object) -> str:
     return str(method)
 
 
-def as_real_array(name: str, value: Any) -> np.ndarray:
+def as_real_array(name: str, value: npt.ArrayLike) -> np.ndarray:
     """``np.asarray`` that names the argument when it is ragged or not real numbers.
 
     Examples
@@ -167,6 +168,33 @@ def _size_arg(name: str, value: Any) -> int:
     if type(value) is int and 1 <= value <= MAX_SIZE:
         return value  # type: ignore[no-any-return]
     return check_size(name, value)
+
+
+def _length_out(
+    x: np.ndarray,
+    kernel_size: int,
+    stride: int,
+    dilation: int,
+    left: int,
+    right: int,
+    padding_mode: str,
+) -> int:
+    """Output length for validated ints: the formula inline, ``output_length`` to raise."""
+    length = x.shape[-1]
+    field = dilation * (kernel_size - 1) + 1
+    if field > MAX_SIZE:
+        receptive_field(kernel_size, dilation)  # raises, naming the limit
+    padded = length + left + right
+    if length == 0 and x.ndim == 3 and x.shape[0] == 0 and padding_mode == "zeros":
+        # PyTorch accepts an empty batch of empty signals when zero padding
+        # alone fits the kernel, and returns an empty (0, C_out, L_out) result.
+        if padded < field:
+            output_length(length, kernel_size, stride, (left, right), dilation)  # raises
+        return (padded - field) // stride + 1
+    if length >= 1 and padded >= field:
+        return (padded - field) // stride + 1
+    output_length(length, kernel_size, stride, (left, right), dilation)  # raises
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _plan(
@@ -215,23 +243,7 @@ def _plan(
             f"input has {c_in} channels but the weight {weight.shape} with "
             f"groups={groups} expects {c_in_group * groups}"
         )
-    # Everything is a validated int by now: receptive_field/output_length's
-    # formula directly; output_length itself only to raise its errors.
-    field = dilation * (kernel_size - 1) + 1
-    if field > MAX_SIZE:
-        receptive_field(kernel_size, dilation)  # raises, naming the limit
-    padded = length + left + right
-    if length == 0 and x.ndim == 3 and x.shape[0] == 0 and padding_mode == "zeros":
-        # PyTorch accepts an empty batch of empty signals when zero padding
-        # alone fits the kernel, and returns an empty (0, C_out, L_out) result.
-        if padded < field:
-            output_length(length, kernel_size, stride, (left, right), dilation)  # raises
-        length_out = (padded - field) // stride + 1
-    elif length >= 1 and padded >= field:
-        length_out = (padded - field) // stride + 1
-    else:
-        output_length(length, kernel_size, stride, (left, right), dilation)  # raises
-        raise AssertionError("unreachable")  # pragma: no cover
+    length_out = _length_out(x, kernel_size, stride, dilation, left, right, padding_mode)
     if padding_mode != "zeros":
         check_pad_limits(length, left, right, padding_mode)
     dtype = x.dtype
@@ -305,9 +317,9 @@ def pad1d(x: np.ndarray, left: int, right: int, padding_mode: str = "zeros") -> 
 
 
 def conv1d(
-    x: Any,
-    weight: Any,
-    bias: Any = None,
+    x: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    bias: npt.ArrayLike | None = None,
     stride: int = 1,
     padding: Padding = 0,
     dilation: int = 1,

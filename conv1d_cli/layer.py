@@ -9,6 +9,7 @@ import secrets
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from conv1d_cli.core import as_real_array, check_dtype, conv1d
 from conv1d_cli.errors import ConfigError, ShapeError
@@ -25,7 +26,11 @@ __all__ = ["Conv1d", "load_layer", "torch_uniform"]
 
 
 def torch_uniform(
-    bit_generator: np.random.MT19937, shape: tuple[int, ...], low: float, high: float, dtype: Any
+    bit_generator: np.random.MT19937,
+    shape: tuple[int, ...],
+    low: float,
+    high: float,
+    dtype: npt.DTypeLike,
 ) -> np.ndarray:
     """Draw like ``torch.Tensor.uniform_(low, high)`` on PyTorch's CPU generator.
 
@@ -147,7 +152,7 @@ class Conv1d:
         bias: bool = True,
         padding_mode: str = "zeros",
         *,
-        dtype: Any = "float32",
+        dtype: npt.DTypeLike = "float32",
         seed: int | None = None,
     ) -> None:
         spec = LayerSpec(
@@ -193,8 +198,8 @@ class Conv1d:
     @classmethod
     def from_weights(
         cls,
-        weight: Any,
-        bias: Any = None,
+        weight: npt.ArrayLike,
+        bias: npt.ArrayLike | None = None,
         stride: int = 1,
         padding: Padding = 0,
         dilation: int = 1,
@@ -453,7 +458,7 @@ class Conv1d:
             method=method,
         )
 
-    def save(self, path: Any, overwrite: bool = False) -> None:
+    def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
         """Write this layer to a pickle-free ``.npz`` layer file (atomically).
 
         See :func:`conv1d_cli.layerfile.save_layer`.
@@ -471,7 +476,7 @@ class Conv1d:
         save_layer(self, path, overwrite=overwrite)
 
     @classmethod
-    def load(cls, path: Any, key: str | None = None, **overrides: Any) -> Conv1d:
+    def load(cls, path: str | os.PathLike[str], key: str | None = None, **overrides: Any) -> Conv1d:
         """Read a layer file, or a plain ``.npz`` of ``weight`` (+ ``bias``).
 
         ``overrides`` (``stride``, ``padding``, ``dilation``, ``groups``,

@@ -50,6 +50,7 @@ from conv1d_cli.shapes import (
     MAX_PARAMETERS,
     MAX_SIZE,
     LayerSpec,
+    Padding,
     check_bias_shape,
     check_int,
     check_padding,
@@ -113,7 +114,7 @@ class StoredLayer(NamedTuple):
     description: str
 
 
-def _padding_to_json(padding: Any) -> Any:
+def _padding_to_json(padding: Padding) -> int | str | list[int]:
     if isinstance(padding, (tuple, list)):
         return [int(p) for p in padding]
     if isinstance(padding, str):
@@ -519,6 +520,36 @@ def _read_config(npz: Any, names: list[str], prefix: str, path: Path) -> dict[st
     return out
 
 
+def _checked_arrays(
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    prefix: str,
+    config: dict[str, Any],
+    path: Path,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The weight and bias as the layer will hold them, or a DataFileError naming the file."""
+    shown = f"{prefix}weight"
+    weight = _check_float_array(shown, weight, path)
+    if weight.ndim != 3 or 0 in weight.shape:
+        raise DataFileError(
+            f"{path}: {shown} must be 3-D (out_channels, in_channels/groups, kernel_size) "
+            f"with no empty dimension, got shape {weight.shape}"
+        )
+    if bias is not None:
+        bias = _check_float_array(f"{prefix}bias", bias, path)
+        try:
+            check_bias_shape(bias.shape, weight.shape, name=f"{prefix}bias", weight_name=shown)
+        except ShapeError as e:
+            raise DataFileError(f"{path}: {e}") from e
+        bias = bias.astype(weight.dtype)
+    if "groups" in config and weight.shape[0] % config["groups"]:
+        raise DataFileError(
+            f"{path}: groups={config['groups']} in the config does not divide the "
+            f"{weight.shape[0]} output channels of {shown} {weight.shape}"
+        )
+    return weight, bias
+
+
 def read_layer(
     path: str | os.PathLike[str],
     *,
@@ -582,25 +613,7 @@ def read_layer(
         weight = _read_array(npz, prefix + "weight", path)
         bias = _read_array(npz, prefix + "bias", path) if prefix + "bias" in names else None
         config = _read_config(npz, names, prefix, path)
-    shown = f"{prefix}weight"
-    weight = _check_float_array(shown, weight, path)
-    if weight.ndim != 3 or 0 in weight.shape:
-        raise DataFileError(
-            f"{path}: {shown} must be 3-D (out_channels, in_channels/groups, kernel_size) "
-            f"with no empty dimension, got shape {weight.shape}"
-        )
-    if bias is not None:
-        bias = _check_float_array(f"{prefix}bias", bias, path)
-        try:
-            check_bias_shape(bias.shape, weight.shape, name=f"{prefix}bias", weight_name=shown)
-        except ShapeError as e:
-            raise DataFileError(f"{path}: {e}") from e
-        bias = bias.astype(weight.dtype)
-    if "groups" in config and weight.shape[0] % config["groups"]:
-        raise DataFileError(
-            f"{path}: groups={config['groups']} in the config does not divide the "
-            f"{weight.shape[0]} output channels of {shown} {weight.shape}"
-        )
+    weight, bias = _checked_arrays(weight, bias, prefix, config, path)
     if "sample_rate" in given:
         given["sample_rate"] = check_stored_rate(given["sample_rate"])
     if "padding_mode" in given:

@@ -19,20 +19,23 @@ from __future__ import annotations
 
 import numbers
 import re
+from dataclasses import dataclass
 from typing import Final
 
-from conv1d_cli.errors import ConfigError, ShapeError
+from conv1d_cli.errors import ConfigError, Conv1dError, ShapeError
 from conv1d_cli.units import MAX_SIZE, _parse_digits, check_int, check_size
 
 __all__ = [
     "PADDING_MODES",
     "PADDING_WORDS",
     "Padding",
+    "TargetPadding",
     "check_pad_limits",
     "check_padding",
     "check_padding_mode",
     "min_input_length",
     "output_length",
+    "paddings_for_target",
     "parse_padding",
     "receptive_field",
     "resolve_padding",
@@ -333,3 +336,103 @@ def min_input_length(
     elif mode == "circular":
         need = max(need, left, right)
     return need
+
+
+@dataclass(frozen=True)
+class TargetPadding:
+    """Answer of :func:`paddings_for_target`: which paddings give a target length.
+
+    Output length depends on the padding only through the total
+    ``left + right``, so the answer is a range of totals:
+
+    - ``total``: ``(lo, hi)``, every ``(left, right)`` with ``lo <= left + right <= hi``
+      gives ``target`` (for 'reflect'/'circular', also each side ``<= max_side``).
+      ``None`` if no padding can.
+    - ``symmetric``: ``(lo, hi)``, the integer paddings ``p`` (``p`` on both sides,
+      what PyTorch accepts) that give ``target``, or ``None``.
+    - ``words``: the padding words ('same', 'valid', 'causal', 'full') that give it.
+    - ``reason``: why no padding can, else ``None``.
+    """
+
+    length: int
+    target: int
+    total: tuple[int, int] | None
+    symmetric: tuple[int, int] | None
+    max_side: int | None
+    words: tuple[str, ...]
+    reason: str | None
+
+    @property
+    def possible(self) -> bool:
+        return self.total is not None
+
+
+def paddings_for_target(
+    length: int,
+    target: int,
+    kernel_size: int,
+    stride: int = 1,
+    dilation: int = 1,
+    padding_mode: str = "zeros",
+) -> TargetPadding:
+    """Which paddings turn ``length`` input samples into ``target`` output samples.
+
+    Solves ``floor((length + P - field) / stride) + 1 == target`` for the total
+    padding ``P = left + right >= 0`` (``field = dilation*(kernel_size-1)+1``):
+    ``(target-1)*stride + field - length <= P <= target*stride + field - length - 1``.
+    'reflect' caps each side at ``length - 1`` and 'circular' at ``length``.
+
+    Returns
+    -------
+    TargetPadding
+
+    Examples
+    --------
+    >>> answer = paddings_for_target(100, 50, 5, stride=2)
+    >>> answer.total, answer.symmetric, answer.words
+    ((3, 4), (2, 2), ('causal',))
+    >>> paddings_for_target(10, 10, 3).words
+    ('same', 'causal')
+    >>> paddings_for_target(10, 2, 3).reason
+    'the output is at least 8 samples long (no padding); padding cannot shorten it'
+    """
+    length = check_int("length", length)
+    target = check_int("target length", target)
+    kernel_size = check_size("kernel_size", kernel_size)
+    stride = check_size("stride", stride)
+    dilation = check_size("dilation", dilation)
+    mode = check_padding_mode(padding_mode)
+    field = receptive_field(kernel_size, dilation)
+    lo = max(0, (target - 1) * stride + field - length)
+    hi = target * stride + field - length - 1
+    max_side = {"reflect": length - 1, "circular": length}.get(mode)
+    reason = None
+    if hi < 0:
+        shortest = (length - field) // stride + 1
+        reason = (
+            f"the output is at least {shortest} samples long (no padding); "
+            f"padding cannot shorten it"
+        )
+    elif max_side is not None and lo > 2 * max_side:
+        longest = (length + 2 * max_side - field) // stride + 1
+        reason = f"{mode} padding adds at most {max_side} samples per side on length {length}, " + (
+            f"so the output is at most {longest} samples long"
+            if longest >= 1
+            else "which is too short for the kernel"
+        )
+    if reason is not None:
+        return TargetPadding(length, target, None, None, max_side, (), reason)
+    if max_side is not None:
+        hi = min(hi, 2 * max_side)
+    symmetric = ((lo + 1) // 2, hi // 2) if (lo + 1) // 2 <= hi // 2 else None
+    words = []
+    for word in PADDING_WORDS:
+        try:
+            left, right = resolve_padding(word, kernel_size, dilation, stride)
+            got = output_length(length, kernel_size, stride, (left, right), dilation)
+            check_pad_limits(length, left, right, mode)
+        except Conv1dError:
+            continue
+        if got == target:
+            words.append(word)
+    return TargetPadding(length, target, (lo, hi), symmetric, max_side, tuple(words), None)

@@ -16,18 +16,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from conv1d_cli.errors import ConfigError, Conv1dError, ShapeError
+from conv1d_cli.errors import ConfigError, ShapeError
 from conv1d_cli.padding import (
     PADDING_MODES,
     PADDING_WORDS,
     Padding,
+    TargetPadding,
     check_pad_limits,
     check_padding,
     check_padding_mode,
     min_input_length,
     output_length,
+    paddings_for_target,
     parse_padding,
     receptive_field,
     resolve_padding,
@@ -48,6 +50,7 @@ from conv1d_cli.units import (
     implied_input_rate,
     parse_frequency,
     rate_mismatches,
+    rate_warnings,
 )
 
 # The limits and unit rules live in conv1d_cli.units; they are re-exported here
@@ -87,6 +90,7 @@ __all__ = [
     "walk_chain",
     "implied_input_rate",
     "rate_mismatches",
+    "rate_warnings",
     "broadcast_first_spec",
     "channels_hint",
     "mono_broadcast",
@@ -126,6 +130,19 @@ def check_bias_shape(
 #
 # Everything below is built on the functions above (resolve_padding, output_length,
 # check_pad_limits, min_input_length), so the formula still lives in one place.
+
+
+class ChannelCounts(Protocol):
+    """What :func:`mono_broadcast` reads from a layer: ``Conv1d`` and :class:`LayerSpec` have it."""
+
+    @property
+    def in_channels(self) -> int | None: ...
+
+    @property
+    def out_channels(self) -> int | None: ...
+
+    @property
+    def groups(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -462,25 +479,52 @@ def walk_chain(
     if batch is not None:
         batch = check_int("batch", batch, minimum=0)
     if sample_rate is not None:
-        sample_rate = float(sample_rate)
-        if not sample_rate > 0 or sample_rate == float("inf"):
-            raise ConfigError(f"sample_rate must be a positive number, got {sample_rate!r}")
+        sample_rate = check_stored_rate(sample_rate)  # arithmetic only: no audio cap
     if channels is None and specs:
         channels = specs[0].in_channels
+    rows, failed, error = _rows(specs, length, channels, batch, sample_rate)
+    field, jump = _reach(specs)
+    return ChainShape(
+        specs=specs,
+        batch=batch,
+        channels=channels,
+        length=length,
+        sample_rate=sample_rate,
+        layers=tuple(rows),
+        min_input_length=chain_min_input_length(specs),
+        receptive_field=field,
+        cumulative_stride=jump,
+        failed_layer=failed,
+        error=error,
+    )
+
+
+def _reach(specs: Sequence[LayerSpec]) -> tuple[int, int]:
+    """Receptive field and cumulative stride of a chain, from its input."""
+    field, jump = 1, 1
+    for spec in specs:
+        field += spec.dilation * (spec.kernel_size - 1) * jump
+        jump *= spec.stride
+    return field, jump
+
+
+def _rows(
+    specs: tuple[LayerSpec, ...],
+    length: int,
+    channels: int | None,
+    batch: int | None,
+    sample_rate: float | None,
+) -> tuple[list[LayerShape], int | None, str | None]:
+    """One row per layer the input gets through; then the failed layer and why, if any."""
     rows: list[LayerShape] = []
-    jump, field = 1, 1
     current_length, current_channels = length, channels
-    failed: int | None = None
-    error: str | None = None
     for index, spec in enumerate(specs, start=1):
         try:
             _check_channels(spec, current_channels, first=index == 1)
             out = spec.output_length(current_length)
         except ShapeError as e:
-            failed, error = index, str(e)
-            break
-        field += spec.dilation * (spec.kernel_size - 1) * jump
-        jump *= spec.stride
+            return rows, index, str(e)
+        field, jump = _reach(specs[:index])
         out_channels = spec.out_channels
         if out_channels is None and spec.in_channels is None:
             out_channels = current_channels  # a length-only layer keeps the channel count
@@ -500,23 +544,7 @@ def walk_chain(
             )
         )
         current_length, current_channels = out, out_channels
-    total_field, total_jump = 1, 1
-    for spec in specs:
-        total_field += spec.dilation * (spec.kernel_size - 1) * total_jump
-        total_jump *= spec.stride
-    return ChainShape(
-        specs=specs,
-        batch=batch,
-        channels=channels,
-        length=length,
-        sample_rate=sample_rate,
-        layers=tuple(rows),
-        min_input_length=chain_min_input_length(specs),
-        receptive_field=total_field,
-        cumulative_stride=total_jump,
-        failed_layer=failed,
-        error=error,
-    )
+    return rows, None, None
 
 
 def _check_channels(spec: LayerSpec, channels: int | None, first: bool = False) -> None:
@@ -534,108 +562,10 @@ def _check_channels(spec: LayerSpec, channels: int | None, first: bool = False) 
         )
 
 
-@dataclass(frozen=True)
-class TargetPadding:
-    """Answer of :func:`paddings_for_target`: which paddings give a target length.
-
-    Output length depends on the padding only through the total
-    ``left + right``, so the answer is a range of totals:
-
-    - ``total``: ``(lo, hi)``, every ``(left, right)`` with ``lo <= left + right <= hi``
-      gives ``target`` (for 'reflect'/'circular', also each side ``<= max_side``).
-      ``None`` if no padding can.
-    - ``symmetric``: ``(lo, hi)``, the integer paddings ``p`` (``p`` on both sides,
-      what PyTorch accepts) that give ``target``, or ``None``.
-    - ``words``: the padding words ('same', 'valid', 'causal', 'full') that give it.
-    - ``reason``: why no padding can, else ``None``.
-    """
-
-    length: int
-    target: int
-    total: tuple[int, int] | None
-    symmetric: tuple[int, int] | None
-    max_side: int | None
-    words: tuple[str, ...]
-    reason: str | None
-
-    @property
-    def possible(self) -> bool:
-        return self.total is not None
-
-
-def paddings_for_target(
-    length: int,
-    target: int,
-    kernel_size: int,
-    stride: int = 1,
-    dilation: int = 1,
-    padding_mode: str = "zeros",
-) -> TargetPadding:
-    """Which paddings turn ``length`` input samples into ``target`` output samples.
-
-    Solves ``floor((length + P - field) / stride) + 1 == target`` for the total
-    padding ``P = left + right >= 0`` (``field = dilation*(kernel_size-1)+1``):
-    ``(target-1)*stride + field - length <= P <= target*stride + field - length - 1``.
-    'reflect' caps each side at ``length - 1`` and 'circular' at ``length``.
-
-    Returns
-    -------
-    TargetPadding
-
-    Examples
-    --------
-    >>> answer = paddings_for_target(100, 50, 5, stride=2)
-    >>> answer.total, answer.symmetric, answer.words
-    ((3, 4), (2, 2), ('causal',))
-    >>> paddings_for_target(10, 10, 3).words
-    ('same', 'causal')
-    >>> paddings_for_target(10, 2, 3).reason
-    'the output is at least 8 samples long (no padding); padding cannot shorten it'
-    """
-    length = check_int("length", length)
-    target = check_int("target length", target)
-    kernel_size = check_size("kernel_size", kernel_size)
-    stride = check_size("stride", stride)
-    dilation = check_size("dilation", dilation)
-    mode = check_padding_mode(padding_mode)
-    field = receptive_field(kernel_size, dilation)
-    lo = max(0, (target - 1) * stride + field - length)
-    hi = target * stride + field - length - 1
-    max_side = {"reflect": length - 1, "circular": length}.get(mode)
-    reason = None
-    if hi < 0:
-        shortest = (length - field) // stride + 1
-        reason = (
-            f"the output is at least {shortest} samples long (no padding); "
-            f"padding cannot shorten it"
-        )
-    elif max_side is not None and lo > 2 * max_side:
-        longest = (length + 2 * max_side - field) // stride + 1
-        reason = f"{mode} padding adds at most {max_side} samples per side on length {length}, " + (
-            f"so the output is at most {longest} samples long"
-            if longest >= 1
-            else "which is too short for the kernel"
-        )
-    if reason is not None:
-        return TargetPadding(length, target, None, None, max_side, (), reason)
-    if max_side is not None:
-        hi = min(hi, 2 * max_side)
-    symmetric = ((lo + 1) // 2, hi // 2) if (lo + 1) // 2 <= hi // 2 else None
-    words = []
-    for word in PADDING_WORDS:
-        try:
-            got = LayerSpec(kernel_size, stride, word, dilation, mode).output_length(length)
-        except Conv1dError:
-            continue
-        if got == target:
-            words.append(word)
-    return TargetPadding(length, target, (lo, hi), symmetric, max_side, tuple(words), None)
-
-
 # --- A one-channel filter on a many-channel file: the rule apply and shape share -----------
 
 
-def mono_broadcast(layer: Any, channels: int | None, format: str | None) -> bool:
+def mono_broadcast(layer: ChannelCounts, channels: int | None, format: str | None) -> bool:
     """Whether a chain's first ``layer`` is applied to each of ``channels`` separately.
 
     True for a plain FIR -- one input and one output channel, groups 1 (``conv1d init

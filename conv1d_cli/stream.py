@@ -27,35 +27,44 @@ float32):
   grows with the signal.
 
 :class:`StreamChain` runs stages in order (the output of stage *i* feeds stage
-*i + 1*). :func:`check_chain` and :func:`chain_output_length` check channel
-counts and lengths before any data is read. NumPy only: no click, no I/O.
+*i + 1*). The checks made before any data is read (:func:`check_chain`,
+:func:`chain_output_length`, ...) live in :mod:`conv1d_cli.chain` and are
+re-exported here. NumPy only: no click, no I/O.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
-from conv1d_cli.core import METHODS, Correlator, pad1d
-from conv1d_cli.errors import ConfigError, DataFileError, ShapeError
-from conv1d_cli.layer import Conv1d
-from conv1d_cli.shapes import (
-    MAX_ARRAY_BYTES,
-    LayerSpec,
-    broadcast_notice,
-    chain_min_input_length,
-    channels_hint,
-    min_input_length,
-    mono_broadcast,
-    output_length,
+from conv1d_cli.chain import (
+    BLOCK_FRAMES,
+    BLOCK_SAMPLES,
+    block_frames,
+    broadcast_first_layer,
+    chain_min_length,
+    chain_output_length,
+    chain_shapes,
+    check_chain,
+    check_finite,
+    check_stage_memory,
+    compute_dtype,
+    label,
 )
+from conv1d_cli.core import Correlator, check_method, pad1d
+from conv1d_cli.errors import ShapeError
+from conv1d_cli.layer import Conv1d
 
+# The chain checks live in conv1d_cli.chain; callers find them here too.
 __all__ = [
     "BLOCK_FRAMES",
     "BLOCK_SAMPLES",
     "broadcast_first_layer",
+    "label",
     "LayerStage",
     "StreamChain",
     "chain_min_length",
@@ -73,371 +82,6 @@ __all__ = [
 # piece at a time, like a signal read block by block: a pad of 10**7 zeros is
 # no reason to allocate 10**7 samples (or their outputs) at once.
 _PAD_PIECE_BYTES: Final = 2**20
-#: Samples (frames x channels x batch) per block when the caller does not choose:
-#: 1 MiB of float32. Measured on one core, filtering 10 minutes of stereo 48 kHz
-#: through 31 to 4097 taps, against 2**17 frames per block: 2**18 +5-10%, 2**16
-#: +0-25%, 2**15 +2-60%, 2**14 +15-150% (longer kernels suffer more: the FFT
-#: frames and the per-block work stop being amortised); decoding and encoding
-#: do not care from 2**16 on.
-BLOCK_SAMPLES: Final = 1 << 18
-#: Frames per block are kept within these bounds (whatever the channel count).
-BLOCK_FRAMES: Final = (1 << 12, 1 << 17)
-
-
-def block_frames(channels: int, batch: int | None = None, requested: int | None = None) -> int:
-    """Frames to read per block: ``requested`` as it is, else a fixed sample budget.
-
-    The one place that sizes streaming blocks. A block size the user asked
-    for is latency on a pipe, so it is never enlarged; the default keeps a
-    block at :data:`BLOCK_SAMPLES` samples whatever the channel count, so
-    memory does not grow with it.
-
-    Examples
-    --------
-    >>> block_frames(2), block_frames(64), block_frames(2, requested=100)
-    (131072, 4096, 100)
-    """
-    if requested is not None:
-        return requested
-    per_frame = max(1, channels * (batch or 1))
-    return max(BLOCK_FRAMES[0], min(BLOCK_FRAMES[1], BLOCK_SAMPLES // per_frame))
-
-
-def _label(index: int, names: Sequence[str] | None) -> str:
-    """``layer 2 (b.npz)`` -- 1-based, as a user counts ``-w`` options."""
-    if names is not None and index < len(names) and names[index]:
-        return f"layer {index + 1} ({names[index]})"
-    return f"layer {index + 1}"
-
-
-def _short(index: int, names: Sequence[str] | None) -> str:
-    if names is not None and index < len(names) and names[index]:
-        return str(names[index])
-    return f"layer {index + 1}"
-
-
-def chain_shapes(layers: Sequence[Conv1d], names: Sequence[str] | None = None) -> str:
-    """The chain's channel flow as text, e.g. ``2 -> [a.npz] -> 4 -> [b.npz] -> 1``.
-
-    Examples
-    --------
-    >>> a = Conv1d.from_weights(np.ones((4, 2, 3)))
-    >>> b = Conv1d.from_weights(np.ones((1, 4, 5)))
-    >>> chain_shapes([a, b], ["a.npz", "b.npz"])
-    '2 -> [a.npz] -> 4 -> [b.npz] -> 1'
-    """
-    parts = [str(layers[0].in_channels)] if layers else []
-    for i, layer in enumerate(layers):
-        parts.append(f"[{_short(i, names)}]")
-        parts.append(str(layer.out_channels))
-    return " -> ".join(parts)
-
-
-def check_chain(
-    layers: Sequence[Conv1d],
-    names: Sequence[str] | None = None,
-    in_channels: int | None = None,
-    source: str = "the input",
-) -> None:
-    """Refuse a chain whose channel counts do not line up (before reading any data).
-
-    Parameters
-    ----------
-    layers : sequence of Conv1d
-        In application order.
-    names : sequence of str, optional
-        Shown in messages (usually the layer file names).
-    in_channels : int, optional
-        Channels of the signal, if known; checked against the first layer.
-    source : str
-        How to call the signal in the message (e.g. its file name).
-
-    Raises
-    ------
-    ConfigError
-        Empty chain.
-    ShapeError
-        A layer's ``in_channels`` differs from what feeds it.
-
-    Examples
-    --------
-    >>> a = Conv1d.from_weights(np.ones((2, 1, 3)))
-    >>> b = Conv1d.from_weights(np.ones((1, 4, 3)))
-    >>> check_chain([a, b], ["a.npz", "b.npz"])  # doctest: +NORMALIZE_WHITESPACE
-    Traceback (most recent call last):
-    ...
-    conv1d_cli.errors.ShapeError: layer 2 (b.npz) expects 4 input channels but
-    layer 1 (a.npz) produces 2: 1 -> [a.npz] -> 2 -> [b.npz] expects 4
-    """
-    if not layers:
-        raise ConfigError("no layer given (use -w LAYER at least once)")
-    if in_channels is not None and in_channels != layers[0].in_channels:
-        raise ShapeError(
-            f"{source} has {in_channels} channel{'s' if in_channels != 1 else ''} but "
-            f"{_label(0, names)} expects {layers[0].in_channels} input channels "
-            f"(weight {tuple(layers[0].weight.shape)}, groups={layers[0].groups})"
-            f"{channels_hint(in_channels)}"
-        )
-    for i in range(1, len(layers)):
-        want, have = layers[i].in_channels, layers[i - 1].out_channels
-        if want != have:
-            flow = chain_shapes(layers[:i], names)
-            raise ShapeError(
-                f"{_label(i, names)} expects {want} input channels but "
-                f"{_label(i - 1, names)} produces {have}: "
-                f"{flow} -> [{_short(i, names)}] expects {want}"
-            )
-
-
-def broadcast_first_layer(
-    layers: Sequence[Conv1d],
-    in_channels: int | None,
-    format: str | None,
-    names: Sequence[str] | None = None,
-    source: str = "the input",
-) -> tuple[list[Conv1d], str | None]:
-    """``apply``'s side of :func:`conv1d_cli.shapes.mono_broadcast`.
-
-    When the rule applies, the first layer (weight ``(1, 1, K)``, groups 1) is
-    replaced by the depthwise layer ``(C, 1, K)`` with ``groups=C`` holding the same
-    kernel (and bias) for every channel: each channel gets exactly the result it
-    would get alone. Returns the chain and the one-line notice (None if unchanged).
-
-    Examples
-    --------
-    >>> fir = Conv1d.from_weights(np.array([[[0.25, 0.5, 0.25]]]), padding="same")
-    >>> chain, notice = broadcast_first_layer([fir], 2, "wav", ["lp.npz"], "a.wav")
-    >>> chain[0].weight.shape, chain[0].groups
-    ((2, 1, 3), 2)
-    >>> chain[0](np.array([[0.0, 4.0, 0.0], [4.0, 0.0, 0.0]]))
-    array([[1., 2., 1.],
-           [2., 1., 0.]])
-    >>> broadcast_first_layer([fir], 2, "npy")[1] is None
-    True
-    """
-    layers = list(layers)
-    if not layers or not mono_broadcast(layers[0], in_channels, format):
-        return layers, None
-    assert in_channels is not None
-    first = layers[0]
-    wide = Conv1d.from_weights(
-        np.repeat(first.weight, in_channels, axis=0),
-        None if first.bias is None else np.repeat(first.bias, in_channels),
-        stride=first.stride,
-        padding=first.padding,
-        dilation=first.dilation,
-        groups=in_channels,
-        padding_mode=first.padding_mode,
-    )
-    wide.sample_rate = first.sample_rate
-    wide.description = first.description
-    layers[0] = wide
-    return layers, broadcast_notice(_label(0, names), in_channels, source)
-
-
-def check_stage_memory(
-    layers: Sequence[Conv1d],
-    names: Sequence[str] | None = None,
-    batch: int | None = None,
-    dtype: Any = np.float64,
-) -> None:
-    """Refuse a layer whose receptive field alone is too big to hold.
-
-    Every hyperparameter is at most :data:`~conv1d_cli.shapes.MAX_SIZE`, but a
-    stage still holds ``field`` samples of history plus a piece of at least one
-    receptive field for every row (batch x channel), and the FFT path a copy of
-    the dilated kernel (``field`` taps, float64) per kernel. Each of those must fit
-    in :data:`~conv1d_cli.shapes.MAX_ARRAY_BYTES` -- the same bound as a layer
-    file's largest entry -- so a dilation of 2**30 is refused here instead of
-    failing in NumPy with a ``MemoryError`` (or swapping) once data flows. Padding
-    does not count: zero and replicate pads are fed a piece at a time, and reflect
-    and circular pads are bounded by the signal.
-
-    Raises
-    ------
-    ShapeError
-        Naming the layer, what it would hold and the limit.
-
-    Examples
-    --------
-    >>> layer = Conv1d.from_weights(np.ones((1, 1, 3)), dilation=2**29)
-    >>> check_stage_memory([layer], ["big.npz"])  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    conv1d_cli.errors.ShapeError: layer 1 (big.npz): receptive field 1073741825 needs ...
-    >>> check_stage_memory([Conv1d.from_weights(np.ones((1, 1, 3)), padding=2**30)])
-    """
-    itemsize = np.dtype(dtype).itemsize
-    rows = batch or 1
-    for i, layer in enumerate(layers):
-        field = layer.dilation * (layer.kernel_size - 1) + 1
-        buffered = 2 * field * rows * layer.in_channels * itemsize
-        kernels = field * layer.out_channels * (layer.in_channels // layer.groups) * 8
-        if max(buffered, kernels) > MAX_ARRAY_BYTES:
-            raise ShapeError(
-                f"{_label(i, names)}: receptive field {field} "
-                f"needs {max(buffered, kernels) / 2**30:,.1f} GiB of buffers "
-                f"({rows * layer.in_channels} row(s) of {np.dtype(dtype).name}); at most "
-                f"{MAX_ARRAY_BYTES / 2**30:,.1f} GiB are allowed"
-            )
-
-
-def _layer_min_length(layer: Conv1d) -> int:
-    return min_input_length(
-        layer.kernel_size, layer.stride, layer.padding, layer.dilation, layer.padding_mode
-    )
-
-
-def chain_min_length(layers: Sequence[Conv1d]) -> int:
-    """Smallest signal length the whole chain accepts.
-
-    The arithmetic is :func:`conv1d_cli.shapes.chain_min_input_length`, shared
-    with ``conv1d shape``.
-
-    Examples
-    --------
-    >>> a = Conv1d.from_weights(np.ones((1, 1, 5)), stride=2)
-    >>> b = Conv1d.from_weights(np.ones((1, 1, 3)))
-    >>> chain_min_length([a, b])
-    9
-    """
-    return chain_min_input_length(
-        [
-            LayerSpec(
-                layer.kernel_size,
-                stride=layer.stride,
-                padding=layer.padding,
-                dilation=layer.dilation,
-                padding_mode=layer.padding_mode,
-            )
-            for layer in layers
-        ]
-    )
-
-
-def chain_output_length(
-    layers: Sequence[Conv1d],
-    length: int,
-    names: Sequence[str] | None = None,
-    source: str = "the input",
-) -> int:
-    """Length of the chain's output for ``length`` input samples, or a clear error.
-
-    Raises
-    ------
-    ShapeError
-        If the signal is empty, shorter than a layer's kernel allows, or too
-        short for its reflect/circular padding; the message names the layer
-        and the minimum input length of the whole chain.
-
-    Examples
-    --------
-    >>> a = Conv1d.from_weights(np.ones((1, 1, 5)))
-    >>> chain_output_length([a], 12)
-    8
-    >>> chain_output_length([a], 3, ["lp.npz"], "x.wav")  # doctest: +NORMALIZE_WHITESPACE
-    Traceback (most recent call last):
-    ...
-    conv1d_cli.errors.ShapeError: x.wav: 3 samples is too short for layer 1 (lp.npz)
-    (kernel_size 5, dilation 1, padding (0, 0), padding_mode 'zeros'): it needs at
-    least 5 input samples
-    """
-    if length < 1:
-        raise ShapeError(f"{source}: the signal is empty (0 samples)")
-    current = length
-    for i, layer in enumerate(layers):
-        need = _layer_min_length(layer)
-        if current < need:
-            left, right = layer.resolved_padding()
-            mode = layer.padding_mode
-            detail = (
-                f"kernel_size {layer.kernel_size}, dilation {layer.dilation}, "
-                f"padding ({left}, {right}), padding_mode {mode!r}"
-            )
-            if mode == "reflect" and max(left, right) >= current:
-                detail += "; reflect padding must be smaller than the signal"
-            elif mode == "circular" and max(left, right) > current:
-                detail += "; circular padding cannot wrap around more than once"
-            overall = chain_min_length(layers)
-            if i == 0:
-                text = (
-                    f"{source}: {length} samples is too short for {_label(i, names)} "
-                    f"({detail}): it needs at least {need} input samples"
-                )
-                if overall != need:
-                    text += f"; the whole chain needs at least {overall}"
-            else:
-                text = (
-                    f"{source}: {length} samples is too short for the chain: "
-                    f"{_label(i, names)} gets {current} samples but needs at least {need} "
-                    f"({detail}); the input needs at least {overall} samples"
-                )
-            raise ShapeError(text)
-        current = output_length(
-            current, layer.kernel_size, layer.stride, layer.padding, layer.dilation
-        )
-    return current
-
-
-def compute_dtype(layers: Sequence[Conv1d], dtype: Any = None) -> np.dtype[Any]:
-    """float32 if asked or if every layer is float32 (and none asked), else float64.
-
-    Examples
-    --------
-    >>> compute_dtype([Conv1d.from_weights(np.ones((1, 1, 3), np.float32))])
-    dtype('float32')
-    """
-    if dtype is not None:
-        resolved = np.dtype(dtype)
-        if resolved not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise ConfigError(f"dtype must be float32 or float64, got {dtype!r}")
-        return resolved
-    if layers and all(layer.weight.dtype == np.float32 for layer in layers):
-        return np.dtype(np.float32)
-    return np.dtype(np.float64)
-
-
-def check_finite(
-    block: np.ndarray,
-    offset: int = 0,
-    source: str = "the input",
-    *,
-    anyway: str = "filter non-finite values anyway",
-) -> None:
-    """Raise ``DataFileError`` naming the first NaN/Inf in a ``(N, C, n)`` block.
-
-    ``offset`` is the block's first sample index in the whole signal; ``anyway`` ends
-    the hint "pass --allow-nonfinite to ...".
-
-    Examples
-    --------
-    >>> x = np.array([[[0.0, 1.0], [np.inf, 2.0]]])
-    >>> check_finite(x, offset=10, source="x.csv")  # doctest: +NORMALIZE_WHITESPACE
-    Traceback (most recent call last):
-    ...
-    conv1d_cli.errors.DataFileError: x.csv: inf at channel 1, sample 10 (0-based);
-    pass --allow-nonfinite to filter non-finite values anyway
-    """
-    # One SIMD reduction is much cheaper than a boolean mask per block; NaN and Inf
-    # propagate through the sum. A finite signal whose sum overflows just takes
-    # the exact path below and passes.
-    with np.errstate(over="ignore", invalid="ignore"):  # a sum of 1e308s, or Inf - Inf
-        total = np.add.reduce(block, axis=None, dtype=np.float64)
-    if np.isfinite(total):
-        return
-    finite = np.isfinite(block)
-    if finite.all():
-        return
-    # First bad sample in time order, then channel.
-    bad = np.argwhere(~finite.transpose(2, 0, 1))[0]
-    sample, item, channel = (int(v) for v in bad)
-    value = block[item, channel, sample]
-    where = f"channel {channel}, sample {offset + sample}"
-    if block.shape[0] > 1:
-        where = f"batch item {item}, {where}"
-    raise DataFileError(
-        f"{source}: {value} at {where} (0-based); pass --allow-nonfinite to {anyway}"
-    )
 
 
 def _joined(pieces: Iterator[np.ndarray]) -> np.ndarray:
@@ -479,12 +123,11 @@ class LayerStage:
         layer: Conv1d,
         *,
         method: str = "auto",
-        dtype: Any = np.float64,
+        dtype: npt.DTypeLike = np.float64,
         prefix: np.ndarray | None = None,
         label: str = "layer",
     ) -> None:
-        if method not in METHODS:
-            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        check_method(method)
         self.layer = layer
         self.label = label
         self.dtype = np.dtype(dtype)
@@ -511,7 +154,7 @@ class LayerStage:
                 raise ShapeError(
                     f"{label}: circular padding needs the last {self.left} samples but got "
                     f"{self._prefix.shape[-1]}; the input needs at least "
-                    f"{_layer_min_length(layer)} samples"
+                    f"{layer.spec.min_input_length} samples"
                 )
         # Samples needed before the left pad can be made.
         self._need = 0
@@ -701,7 +344,7 @@ class LayerStage:
         if self._finished:
             raise RuntimeError("finish() called twice")
         self._finished = True
-        need = _layer_min_length(self.layer)
+        need = self.layer.spec.min_input_length
         if self.samples_in < need:
             raise ShapeError(
                 f"{self.label}: input too short: {self.samples_in} samples, the layer needs "
@@ -747,6 +390,9 @@ class StreamChain:
         The last ``left`` samples of the signal (``(C, left)`` or
         ``(N, C, left)``) for a first layer with circular padding; see
         :attr:`prefix_length`.
+    checked : bool
+        The caller has run :func:`check_chain` on these layers already (the
+        pipeline does, against the input's channel count): not again.
 
     Examples
     --------
@@ -763,11 +409,13 @@ class StreamChain:
         layers: Sequence[Conv1d],
         *,
         method: str = "auto",
-        dtype: Any = None,
+        dtype: npt.DTypeLike | None = None,
         names: Sequence[str] | None = None,
         prefix: np.ndarray | None = None,
+        checked: bool = False,
     ) -> None:
-        check_chain(layers, names)
+        if not checked:
+            check_chain(layers, names)
         self.layers = list(layers)
         self.names = names
         self.dtype = compute_dtype(layers, dtype)
@@ -777,7 +425,7 @@ class StreamChain:
                 method=method,
                 dtype=self.dtype,
                 prefix=prefix if i == 0 else None,
-                label=_label(i, names),
+                label=label(i, names),
             )
             for i, layer in enumerate(layers)
         ]
@@ -800,10 +448,7 @@ class StreamChain:
     @property
     def total_stride(self) -> int:
         """Product of the strides: output rate = input rate / total_stride."""
-        total = 1
-        for layer in self.layers:
-            total *= layer.stride
-        return total
+        return math.prod(layer.stride for layer in self.layers)
 
     @property
     def whole_signal(self) -> bool:
@@ -852,7 +497,7 @@ class StreamChain:
         if self._ndim is None:
             raise ShapeError("the signal is empty (0 samples)")
         # One check of the whole chain gives the clearest message (layer + minimum).
-        chain_output_length(self.layers, self.stages[0].samples_in, self.names, "the input")
+        chain_output_length(self.layers, self.stages[0].samples_in, self.names)
         for i, stage in enumerate(self.stages):
             for piece in stage.finish_pieces():
                 for out in self._through(i + 1, piece):
@@ -864,7 +509,7 @@ def stream_filter(
     blocks: Iterable[np.ndarray],
     *,
     method: str = "auto",
-    dtype: Any = None,
+    dtype: npt.DTypeLike | None = None,
     prefix: np.ndarray | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the chain's output blocks for an iterable of input blocks.

@@ -33,6 +33,7 @@ __all__ = [
     "implied_input_rate",
     "parse_frequency",
     "rate_mismatches",
+    "rate_warnings",
 ]
 
 # --- Limits: the one place that says how big anything may be ----------------------------
@@ -331,7 +332,7 @@ def check_stored_rate(value: object) -> float | None:
     >>> check_stored_rate(float("inf"))
     Traceback (most recent call last):
     ...
-    conv1d_cli.errors.ConfigError: sample_rate must be a positive finite number, got inf
+    conv1d_cli.errors.ConfigError: sample_rate must be a positive number (finite), got inf
     """
     if value is None:
         return None
@@ -339,7 +340,7 @@ def check_stored_rate(value: object) -> float | None:
         raise ConfigError(f"sample_rate must be a positive number or null, got {value!r}")
     rate = float(value)
     if not math.isfinite(rate) or rate <= 0:
-        raise ConfigError(f"sample_rate must be a positive finite number, got {value!r}")
+        raise ConfigError(f"sample_rate must be a positive number (finite), got {value!r}")
     return rate
 
 
@@ -432,3 +433,32 @@ def rate_mismatches(
             )
         rate = None if rate is None else rate / stride
     return found
+
+
+def rate_warnings(
+    design_rates: Sequence[float | None],
+    strides: Sequence[int],
+    names: Sequence[str],
+    input_rate: float | None,
+    source: str,
+) -> tuple[float | None, list[str]]:
+    """The rate a chain's input is taken to have, and the warnings it gives: the one rule.
+
+    An input without a rate (a CSV or NPY) gets the one the first designed layer
+    implies (:func:`implied_input_rate`), and the later layers are checked against
+    it exactly as they would be for an audio file at that rate
+    (:func:`rate_mismatches`).
+
+    Examples
+    --------
+    >>> rate_warnings([8000.0, 16000.0], [1, 1], ["layer 1", "layer 2"], None, "x.csv")
+    ... # doctest: +NORMALIZE_WHITESPACE
+    (8000.0, ["layer 2 was designed for 16000 Hz but gets 8000 Hz from x.csv (it has no
+    rate; layer 1's design rate stands in)"])
+    """
+    rate, rate_source = input_rate, source
+    implied = implied_input_rate(design_rates, strides)
+    if rate is None and implied is not None:
+        rate, first = implied
+        rate_source = f"{source} (it has no rate; {names[first]}'s design rate stands in)"
+    return rate, rate_mismatches(design_rates, strides, names, rate, rate_source)

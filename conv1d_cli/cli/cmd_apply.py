@@ -423,7 +423,7 @@ def apply_(
         if sample_rate is not None:
             # One rule for every rate (shapes.check_sample_rate); whole Hz is checked
             # per output, since CSV and NPY outputs may take a fractional rate.
-            sample_rate = check_sample_rate("--sample-rate", sample_rate)
+            sample_rate = check_sample_rate("sample_rate", sample_rate)
         overrides = {
             "stride": stride,
             "padding": padding,

@@ -329,7 +329,7 @@ def init(ctx: click.Context, layer: str, **opts: Any) -> None:
     with reported_errors():
         if opts["sample_rate"] is not None:
             # One rule for every sample rate (shapes.check_sample_rate), exit 2.
-            opts["sample_rate"] = check_sample_rate("--sample-rate", opts["sample_rate"])
+            opts["sample_rate"] = check_sample_rate("sample_rate", opts["sample_rate"])
         from conv1d_cli.atomic import check_not_same_file
         from conv1d_cli.layerfile import save_layer
 

@@ -181,7 +181,7 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
     require_stdout()  # the report goes there: fail before reading anything
     if opts["sample_rate"] is not None:
         with reported_errors():  # one rule for every sample rate: exit 2 naming the option
-            opts["sample_rate"] = check_sample_rate("--sample-rate", opts["sample_rate"])
+            opts["sample_rate"] = check_sample_rate("sample_rate", opts["sample_rate"])
     if opts["plot"] == "-":
         raise click.UsageError("--plot needs a file name (an image is not written to stdout)")
     if opts["plot"] is not None:

@@ -188,7 +188,7 @@ def shape(
     }
     with reported_errors("--input-format"):
         if sample_rate is not None:
-            sample_rate = check_sample_rate("--sample-rate", sample_rate)
+            sample_rate = check_sample_rate("sample_rate", sample_rate)
         if input_file is not None and length is not None:
             raise click.UsageError("give either --length or INPUT_FILE, not both")
         if input_file is None and length is None:

@@ -1,0 +1,606 @@
+"""What a run of ``conv1d apply`` is made of, and how many files run at once.
+
+The pieces :mod:`conv1d_cli.pipeline` puts together, each usable on its own:
+the options (:class:`FilterOptions`), the jobs and their planning
+(:func:`plan_jobs`, :func:`existing_outputs`, :func:`check_output_formats`),
+what a file's run reports (:class:`FileReport`, :class:`JobProgress`), and the
+worker processes that filter several files at once with their progress counters
+(:func:`process_pool`, :class:`Counters`). Never imports click; never prints.
+Import these from :mod:`conv1d_cli.pipeline`, which re-exports them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import multiprocessing
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
+from multiprocessing.sharedctypes import RawArray
+from multiprocessing.synchronize import Event as MpEvent
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from conv1d_cli import signal_io
+from conv1d_cli import threads as thread_policy
+from conv1d_cli.atomic import check_not_same_file
+from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError
+
+if TYPE_CHECKING:
+    from conv1d_cli.layer import Conv1d
+
+__all__ = [
+    "DITHERS",
+    "PROGRESS_POLL",
+    "Cancelled",
+    "Counters",
+    "FileReport",
+    "FilterOptions",
+    "Job",
+    "JobProgress",
+    "Progress",
+    "StopFlag",
+    "Tracker",
+    "WorkerError",
+    "check_output_formats",
+    "existing_outputs",
+    "known_frames",
+    "no_progress",
+    "plan_jobs",
+    "process_pool",
+    "work",
+]
+
+Progress = Callable[[int], None]
+#: How often the parent of worker processes looks at their progress counters (seconds).
+PROGRESS_POLL: Final = 0.1
+#: The dither kinds ``FilterOptions.dither`` takes.
+DITHERS: Final = ("tpdf",)
+
+
+class StopFlag(Protocol):
+    """What :func:`~conv1d_cli.pipeline.filter_file` polls between blocks: a threading or
+    multiprocessing Event."""
+
+    def is_set(self) -> bool: ...
+
+
+def no_progress(frames: int) -> None:
+    """The default progress callback: nothing to show."""
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """How a file is filtered and written (the options of ``conv1d apply``).
+
+    Attributes
+    ----------
+    method : {'auto', 'direct', 'fft'}
+        Correlation algorithm.
+    dtype : {'float32', 'float64'} or None
+        Compute dtype; ``None`` is float32 when every layer is float32, else float64.
+    subtype : str or None
+        Audio subtype of the output (default: the input's where the format has it).
+    input_format, output_format : str or None
+        Explicit formats (needed for ``"-"``); default from the extensions.
+    on_clip : {'warn', 'error', 'clip'}
+        Integer PCM output out of range: count it, fail, or clip silently.
+    allow_nonfinite : bool
+        Pass NaN/Inf through instead of failing at the first one.
+    sample_rate : float or None
+        Forced output rate; default input rate / total stride.
+    block_size : int or None
+        Frames per block; default :func:`conv1d_cli.stream.block_frames`.
+    overlap : bool
+        Read and write in helper threads while filtering (``threads.Policy.overlap``);
+        off, every step runs in the calling thread (one thread per file).
+    gain_db : float
+        Gain applied to the chain's output before it is rounded or written (0 = none);
+        float outputs get it too.
+    normalize_db : float or None
+        Scale each output so that its sample peak is at this many dBFS (``-1`` puts the
+        peak at 10**(-1/20)). Needs the peak before the first sample is written, so the
+        filtered signal is spooled to a float NPY file in ``$TMPDIR`` (disk, not
+        memory) and encoded from there: this output does not stream. A silent output
+        (peak 0) is left as it is, with a warning. Exclusive with ``gain_db``.
+    dither : {'tpdf'} or None
+        Integer PCM outputs only: add triangular dither of +-1 LSB (the sum of two
+        uniform values in [-0.5, 0.5) LSB) before rounding. ``None`` rounds exactly.
+    seed : int or None
+        Seed of the dither: each file's noise comes from ``(seed, file index)``, so the
+        bytes do not depend on the block size or on the number of worker processes.
+        ``None`` draws fresh noise every run.
+    csv_delimiter : str or None
+        Delimiter of a CSV output (a key of :data:`conv1d_cli.signal_io.CSV_DELIMITERS`);
+        default: a CSV input's (quoting and line ending always follow a CSV input).
+    columns : tuple of str or None
+        CSV inputs: the columns filtered, by header name or 1-based number; the others
+        are dropped (the time column is passed through). Default: all.
+    time_column : str or None
+        CSV inputs: a column of time stamps (name or 1-based number), written to a CSV
+        output unfiltered, first, one value per output sample: ``t[j * S]`` for output
+        sample ``j`` and the chain's total stride ``S`` (see
+        :class:`conv1d_cli.signal_io.TimeTrack`). ``"auto"`` recognises a header named
+        ``time``, ``timestamp`` or ``t``. Default: none (every column is a channel).
+    """
+
+    method: str = "auto"
+    dtype: str | None = None
+    subtype: str | None = None
+    input_format: str | None = None
+    output_format: str | None = None
+    on_clip: str = "warn"
+    allow_nonfinite: bool = False
+    sample_rate: float | None = None
+    block_size: int | None = None
+    overlap: bool = True
+    gain_db: float = 0.0
+    normalize_db: float | None = None
+    dither: str | None = None
+    seed: int | None = None
+    csv_delimiter: str | None = None
+    columns: tuple[str, ...] | None = None
+    time_column: str | None = None
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.gain_db):
+            raise ConfigError(f"gain_db must be a finite number of dB, not {self.gain_db!r}")
+        if self.normalize_db is not None:
+            if not math.isfinite(self.normalize_db):
+                raise ConfigError(
+                    f"normalize_db must be a finite number of dBFS, not {self.normalize_db!r}"
+                )
+            if self.gain_db:
+                # Both set the level: a gain after normalising is a different target.
+                raise ConfigError(
+                    "gain_db and normalize_db both set the output level; give one "
+                    "(normalize_db=T with gain_db=G is normalize_db=T+G)"
+                )
+        if self.dither is not None and self.dither not in DITHERS:
+            raise ConfigError(f"dither must be one of {list(DITHERS)!r}, not {self.dither!r}")
+        if self.seed is not None and self.dither is None:
+            raise ConfigError("seed applies to dither only; give dither='tpdf' too")
+        if self.block_size is not None and (
+            isinstance(self.block_size, bool)
+            or not isinstance(self.block_size, int)
+            or self.block_size < 1
+        ):
+            raise ConfigError(f"block_size must be a positive integer, got {self.block_size!r}")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input and the output it is filtered into (``"-"`` is stdin / stdout)."""
+
+    source: str
+    target: str
+
+    def about(self, error: Conv1dError) -> Conv1dError:
+        """``error``, naming the file it is about: as it is if it names one, else the input.
+
+        Examples
+        --------
+        >>> job = Job("in.wav", "out.wav")
+        >>> str(job.about(ConfigError("too short")))
+        'in.wav: too short'
+        >>> str(job.about(ConfigError("out.wav: disk full")))
+        'out.wav: disk full'
+        """
+        if error.about(self.target, output=True) is error:
+            return error  # names a file already (the output's own messages do)
+        return error.about(self.source)
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """What happened to one file.
+
+    Attributes
+    ----------
+    job : Job
+    frames_in : int
+        Frames read from the input.
+    clipped : int
+        Integer PCM samples clipped (``on_clip`` 'warn' or 'clip').
+    warnings : list of str
+        Things the user should know (a layer designed for another rate, ...).
+    frames_out : int
+        Frames written.
+    sample_rate_in, sample_rate_out : float or None
+        The input's rate (a CSV's or NPY's: the design rate standing in, else None) and
+        the output's.
+    peak : float or None
+        Largest ``|sample|`` written, after the gain and before dither, rounding and
+        clipping (so a value over 1 tells how much PCM was clipped); None if not finite.
+    gain_db : float
+        Gain applied: ``gain_db``, or what ``normalize_db`` found (0 for a silent output).
+    seconds : float
+        Wall-clock time of this file.
+    """
+
+    job: Job
+    frames_in: int
+    clipped: int
+    warnings: list[str] = field(default_factory=list)
+    frames_out: int = 0
+    sample_rate_in: float | None = None
+    sample_rate_out: float | None = None
+    peak: float | None = None
+    gain_db: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """How far one file of :func:`run_jobs` has come: one event for a progress display.
+
+    Events come in the calling thread: when a file starts (``frames == 0``), after
+    blocks are read (every block in this process; with worker processes, what the
+    parent sees each :data:`PROGRESS_POLL` seconds) and when it ends.
+
+    Attributes
+    ----------
+    index : int
+        The job's position in ``jobs``.
+    frames : int
+        Input frames read so far.
+    total : int or None
+        Input frames of the file; None when its header does not say (a pipe).
+    finished : bool
+        The file is done: written, failed or cancelled.
+    failed : bool
+        It ended with an error (the one :func:`run_jobs` raises, or lists in its
+        :class:`~conv1d_cli.errors.BatchError`).
+    """
+
+    index: int
+    frames: int
+    total: int | None
+    finished: bool = False
+    failed: bool = False
+
+
+class Cancelled(Exception):
+    """Another file failed or the user interrupted: this one stopped (cleanly)."""
+
+
+def plan_jobs(
+    inputs: Sequence[str],
+    output: str | None,
+    output_dir: str | None,
+    output_format: str | None = None,
+    layer_paths: Sequence[str] = (),
+) -> list[Job]:
+    """Map inputs to outputs and refuse every invocation mistake before any work.
+
+    An output may be neither an input nor a layer file: ``-o lowpass.npz
+    --output-format npy`` would otherwise replace the filter with its output.
+
+    Raises
+    ------
+    ConfigError
+        Both or neither of ``output``/``output_dir``; ``output`` with several inputs or
+        naming a directory; stdin twice or into a directory; two inputs onto one output;
+        an output that is an input or a layer file.
+
+    Examples
+    --------
+    >>> plan_jobs(["a.wav", "b/c.csv"], None, "out", "npy")
+    [Job(source='a.wav', target='out/a.npy'), Job(source='b/c.csv', target='out/c.npy')]
+    """
+
+    def check_target(target: str) -> None:
+        check_not_same_file(target, list(inputs))
+        for layer in layer_paths:
+            try:
+                check_not_same_file(target, [layer])
+            except ConfigError as e:
+                raise ConfigError(
+                    f"output {target!r} is the same file as layer {layer!r} (-w); "
+                    f"refusing to overwrite a layer"
+                ) from e
+
+    if output is not None and output_dir is not None:
+        raise ConfigError("give either -o/--output or -d/--output-dir, not both")
+    if output is None and output_dir is None:
+        raise ConfigError("missing an output: -o OUTPUT (one input) or -d OUTDIR (any number)")
+    if list(inputs).count("-") > 1:
+        raise ConfigError("stdin ('-') can be read only once")
+    if output is not None:
+        if len(inputs) > 1:
+            raise ConfigError(
+                f"-o/--output takes one input, got {len(inputs)}; use -d/--output-dir "
+                f"for several inputs"
+            )
+        if output != "-" and Path(output).is_dir():
+            raise ConfigError(f"-o {output!r} is a directory; use -d/--output-dir for a folder")
+        check_target(output)
+        return [Job(inputs[0], output)]
+    assert output_dir is not None
+    directory = Path(output_dir)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"-d {output_dir!r} is not a directory")
+    if "-" in inputs:
+        raise ConfigError("stdin ('-') needs -o OUTPUT (an output directory needs file names)")
+    jobs: list[Job] = []
+    seen: dict[str, str] = {}
+    for source in inputs:
+        src = Path(source)
+        suffix = "." + output_format.lower() if output_format else src.suffix
+        target = str(directory / (src.stem + suffix))
+        if target in seen:
+            raise ConfigError(
+                f"inputs {seen[target]!r} and {source!r} would both be written to {target!r}"
+            )
+        seen[target] = source
+        check_target(target)
+        jobs.append(Job(source, target))
+    return jobs
+
+
+def check_output_formats(
+    jobs_list: Sequence[Job], output_format: str | None, subtype: str | None
+) -> list[str]:
+    """Refuse --subtype for non-audio outputs; warn when --output-format contradicts a name.
+
+    Only what the command line tells: a '-' output without --output-format takes
+    the input's format, which :func:`filter_file` checks once it is known.
+    """
+    warnings = []
+    explicit = None if output_format is None else signal_io.detect_format("-", output_format)
+    for job in jobs_list:
+        by_name = None
+        if not (signal_io.is_stream(job.target) or signal_io.names_open_file(job.target)):
+            with contextlib.suppress(Conv1dError):  # no/unknown extension: nothing to compare
+                by_name = signal_io.detect_format(job.target)
+        fmt = explicit or by_name
+        if subtype is not None and fmt is not None:
+            signal_io.check_output_subtype(subtype, fmt)
+        if explicit is not None and by_name is not None and explicit != by_name:
+            # Not refused: a user may mean it (a WAV under a legacy name), but it is
+            # usually a typo that a file browser or the next tool will trip over.
+            warnings.append(
+                f"{job.target}: writing {explicit.upper()} (--output-format {output_format}) "
+                f"into a file named like {by_name.upper()}"
+            )
+    return warnings
+
+
+def existing_outputs(jobs_list: Sequence[Job]) -> list[Job]:
+    """The jobs whose output file exists already (for a no-clobber run), in input order.
+
+    Only names that would be created or replaced count: stdout and what is not a
+    regular file or a link (``/dev/null``, a FIFO) is written through, never replaced.
+
+    Examples
+    --------
+    >>> existing_outputs([Job("in.wav", "-"), Job("in.wav", "/dev/null")])
+    []
+    """
+    found = []
+    for job in jobs_list:
+        if signal_io.is_stream(job.target) or signal_io.names_open_file(job.target):
+            continue
+        path = Path(job.target)
+        if path.is_symlink() or path.exists():
+            found.append(job)
+    return found
+
+
+def known_frames(source: str, input_format: str | None = None) -> int | None:
+    """Frame count of a file for a progress display (None for pipes and unknown lengths).
+
+    Examples
+    --------
+    >>> known_frames("-") is None
+    True
+    """
+    if signal_io.is_stream(source):  # probing a pipe would consume it
+        return None
+    try:
+        return signal_io.probe(source, format=input_format).frames
+    except Conv1dError:
+        return None  # the real read reports the problem
+
+
+# --- Worker processes and their progress -----------------------------------------------
+
+
+class Tracker:
+    """Turns one in-process file's start and block callbacks into :class:`JobProgress`."""
+
+    def __init__(self, index: int, emit: Callable[[JobProgress], None] | None) -> None:
+        self.index = index
+        self.emit = emit
+        self.frames = 0
+        self.total: int | None = None
+
+    def start(self, total: int | None) -> None:
+        self.total = total
+        if self.emit is not None:
+            self.emit(JobProgress(self.index, 0, total))
+
+    def advance(self, frames: int) -> None:
+        self.frames += frames
+        if self.emit is not None:
+            self.emit(JobProgress(self.index, self.frames, self.total))
+
+    def finish(self, failed: bool = False) -> None:
+        if self.emit is not None:
+            self.emit(JobProgress(self.index, self.frames, self.total, True, failed))
+
+
+#: ``Counters.totals`` of a file no worker has started yet, and of an unknown length.
+_NOT_STARTED: Final = -2
+_UNKNOWN: Final = -1
+
+
+class Counters:
+    """Progress of worker processes in shared memory: frames read and total per job.
+
+    Each slot is written by the one worker filtering that job (an aligned 64-bit
+    store, no lock needed) and read by the parent; a queue would cost a pickle and a
+    pipe write per block, these cost one addition.
+    """
+
+    def __init__(self, jobs: int) -> None:
+        self.frames = RawArray("q", jobs)
+        self.totals = RawArray("q", [_NOT_STARTED] * jobs)
+        self._seen: dict[int, tuple[int, int]] = {}
+
+    def poll(self, index: int, emit: Callable[[JobProgress], None]) -> None:
+        """Emit an event for ``index`` if it has changed since the last poll."""
+        total = self.totals[index]
+        if total == _NOT_STARTED:
+            return
+        now = (total, self.frames[index])
+        if self._seen.get(index) != now:
+            self._seen[index] = now
+            emit(JobProgress(index, now[1], None if total == _UNKNOWN else total))
+
+    def finish(self, index: int, emit: Callable[[JobProgress], None], failed: bool) -> None:
+        total = self.totals[index]
+        shown_total = None if total in (_NOT_STARTED, _UNKNOWN) else total
+        emit(JobProgress(index, self.frames[index], shown_total, True, failed))
+
+
+#: A worker process's stop flag, set by the parent (or by a signal to the worker).
+_WORKER_CANCEL: StopFlag | None = None
+#: A worker process's progress counters (None: nobody watches).
+_WORKER_COUNTERS: Counters | None = None
+
+
+def process_pool(
+    workers: int, counters: Counters | None = None
+) -> tuple[ProcessPoolExecutor, MpEvent]:
+    """A pool of ``workers`` single-threaded worker processes and their shared stop event.
+
+    Workers fork from this process on Linux when it runs no other thread (BLAS
+    single-threaded, no pipeline threads yet), so nothing is copied mid-lock and
+    no worker pays an interpreter start and the NumPy/SciPy imports again
+    (~0.5 s measured). Otherwise they start from a forkserver (or spawn) with the
+    filtering modules preloaded.
+    """
+    policy = thread_policy.current() or thread_policy.decide(jobs=workers)
+    methods = multiprocessing.get_all_start_methods()
+    # The CLI's signal watcher only waits in os.read on its wakeup pipe, holding no
+    # lock a forked child could inherit locked: it does not count.
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    alone = all(t.name == "conv1d-signals" for t in others) and policy.blas == 1
+    ctx: BaseContext
+    if sys.platform.startswith("linux") and "fork" in methods and alone:
+        ctx = multiprocessing.get_context("fork")
+    else:
+        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(["conv1d_cli.pipeline"])
+    cancel = ctx.Event()
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(cancel, policy, counters),
+    )
+    return pool, cancel
+
+
+def _init_worker(
+    cancel: MpEvent, policy: thread_policy.Policy, counters: Counters | None = None
+) -> None:
+    """Set up a worker: the parent's thread policy, and stop cleanly on a signal.
+
+    Ctrl-C reaches the whole process group: the worker ignores it and lets the
+    parent decide (it sets ``cancel``). SIGTERM/SIGHUP sent to a worker alone stop
+    its current file the same way, so its temporary file is removed.
+    """
+    global _WORKER_CANCEL, _WORKER_COUNTERS
+    _WORKER_CANCEL = cancel
+    _WORKER_COUNTERS = counters
+    thread_policy.configure(policy)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), lambda *_: cancel.set())
+
+
+def work(
+    filter_file: Callable[..., FileReport],
+    job: Job,
+    layers: list[Conv1d],
+    names: list[str],
+    opts: FilterOptions,
+    index: int,
+) -> FileReport:
+    """Filter one file in a worker process (see :func:`process_pool`).
+
+    ``filter_file`` is :func:`conv1d_cli.pipeline.filter_file`, passed in (by
+    reference, as a pickled function is) so that this module stays below the
+    pipeline. An error goes back to the parent as a :class:`WorkerError`, raised
+    outside the ``except``.
+    """
+    counters = _WORKER_COUNTERS
+    on_start: Callable[[int | None], None] | None = None
+    progress: Progress = no_progress
+    if counters is not None:
+
+        def on_start(total: int | None) -> None:
+            counters.frames[index] = 0
+            # Written last: a total other than _NOT_STARTED tells the parent "started".
+            counters.totals[index] = _UNKNOWN if total is None else total
+
+        def progress(frames: int) -> None:
+            counters.frames[index] += frames
+
+    try:
+        return filter_file(
+            job,
+            layers=layers,
+            names=names,
+            options=opts,
+            cancel=_WORKER_CANCEL,
+            progress=progress,
+            on_start=on_start,
+            index=index,
+        )
+    except Conv1dError as e:
+        carried = WorkerError(e)
+    raise carried
+
+
+class WorkerError(Exception):
+    """A worker process's :class:`~conv1d_cli.errors.Conv1dError`, on its way to the parent.
+
+    Pickled as its class, message and fields (path, parameter, hint) only, so the
+    parent raises the same error (:meth:`rebuilt`) with nothing else to unpickle: no
+    cause, context or traceback. Once ``dask`` is imported (it installs tblib's
+    exception pickling process-wide) those were pickled too, and under a deep stack
+    that failed (RecursionError) and the pool took the worker for dead.
+    """
+
+    def __init__(self, error: Conv1dError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        e = self.error
+        fields = {"path": e.path, "parameter": e.parameter, "hint": e.hint, "output": e.output}
+        return (_carried, (type(e), e.message, fields, str(e)))
+
+    def rebuilt(self) -> Conv1dError:
+        """The error as the worker raised it."""
+        return self.error
+
+
+def _carried(
+    kind: type[Conv1dError], message: str, fields: dict[str, Any], text: str
+) -> WorkerError:
+    try:
+        error = kind(message, **fields)
+    except TypeError:  # pragma: no cover - an error class with a constructor of its own
+        error = DataFileError(text)
+    return WorkerError(error)
