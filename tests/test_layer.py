@@ -283,3 +283,58 @@ def test_from_weights_accepts_lists():
 def test_from_weights_errors(weight, bias, kwargs, error, match):
     with pytest.raises(error, match=match):
         Conv1d.from_weights(weight, bias, **kwargs)
+
+
+# -- the LayerSpec inside, and the layer file below the layer -----------------------------
+
+
+def test_layer_holds_one_validated_spec():
+    layer = Conv1d(4, 6, 5, stride=2, padding=(3, 1), groups=2, dtype="float64", seed=0)
+    spec = layer.spec
+    assert (spec.in_channels, spec.out_channels, spec.kernel_size) == (4, 6, 5)
+    assert (spec.stride, spec.padding, spec.groups, spec.dtype) == (2, (3, 1), 2, "float64")
+    assert spec.bias is True and layer.resolved_padding() == (3, 1)
+
+
+def test_layer_hyperparameter_set_later_is_validated_like_a_new_one():
+    layer = Conv1d(1, 1, 3, seed=0)
+    layer.padding = [2]
+    assert layer.padding == 2 and layer.spec.padding == 2
+    layer.sample_rate = 8000
+    assert layer.sample_rate == 8000.0
+    with pytest.raises(ConfigError, match="stride must be positive, got 0"):
+        layer.stride = 0
+    with pytest.raises(ConfigError, match="padding='same' is not supported for strided"):
+        Conv1d(1, 1, 3, padding="same", seed=0).stride = 2
+    assert layer.stride == 1
+
+
+def test_layer_from_spec_uses_the_arrays_as_given():
+    from conv1d_cli.shapes import LayerSpec
+
+    weight = np.ones((2, 1, 3), np.float32)
+    layer = Conv1d.from_spec(LayerSpec.for_weight(weight.shape, groups=2, bias=False), weight, None)
+    assert layer.weight is weight and layer.groups == 2 and layer.in_channels == 2
+
+
+def test_layerfile_reads_a_spec_without_importing_the_layer(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "l.npz"
+    Conv1d(2, 2, 3, padding="causal", seed=0).save(path)
+    code = (
+        "import sys; from conv1d_cli.layerfile import read_layer; "
+        f"s = read_layer({str(path)!r}); "
+        "print(s.spec.padding, s.spec.in_channels, 'conv1d_cli.layer' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["causal", "2", "False"]
+
+
+def test_layer_dtype_rule_is_the_cores():
+    from conv1d_cli.core import check_dtype
+
+    assert Conv1d(1, 1, 1, dtype="f8", seed=0).dtype == check_dtype("float64")
+    with pytest.raises(ConfigError, match="dtype must be 'float32' or 'float64', got 'int8'"):
+        check_dtype("int8")

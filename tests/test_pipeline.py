@@ -129,3 +129,23 @@ def test_a_gain_past_the_largest_float_is_an_error_not_inf(tmp_path, signals):
             signals[0], str(tmp_path / "y.npy"), [layer], options=FilterOptions(gain_db=1000)
         )
     assert not (tmp_path / "y.npy").exists()
+
+
+def test_job_about_names_the_input_unless_a_file_is_named():
+    job = Job("in.wav", "out.wav")
+    assert str(job.about(ShapeError("{path}: too short"))) == "in.wav: too short"
+    assert str(job.about(DataFileError("out.wav: disk full"))) == "out.wav: disk full"
+    named = job.about(ConfigError("bad", parameter="dither"))
+    assert (named.path, named.parameter) == ("in.wav", "dither")
+
+
+def test_worker_errors_travel_with_their_fields():
+    import pickle
+
+    from conv1d_cli.jobs import WorkerError
+
+    error = DataFileError("{path}: nan; pass {parameter} to go on", parameter="allow_nonfinite")
+    back = pickle.loads(pickle.dumps(WorkerError(error.about("x.csv")))).rebuilt()
+    assert type(back) is DataFileError
+    assert (back.path, back.parameter) == ("x.csv", "allow_nonfinite")
+    assert back.render(lambda name: "--" + name) == "x.csv: nan; pass --allow_nonfinite to go on"

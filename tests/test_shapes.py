@@ -275,3 +275,61 @@ def test_min_input_length_examples_from_spec():
     assert min_input_length(4, padding="same", dilation=3, padding_mode="reflect") == 6
     assert min_input_length(4, padding="same", dilation=3, padding_mode="circular") == 5
     assert min_input_length(31, padding=15, padding_mode="replicate") == 1
+
+
+# -- one rule each: padding forms, bias shape, stored rates, rate warnings ----------------
+
+
+def test_shapes_check_padding_normalises_and_names_the_notation():
+    from conv1d_cli.shapes import check_padding
+
+    assert check_padding([2]) == 2 and check_padding([1, 0]) == (1, 0)
+    with pytest.raises(ConfigError, match=r"a 1-tuple or a \(left, right\) pair"):
+        check_padding((1, 2, 3))
+    with pytest.raises(ConfigError, match=r"an integer or a \[left, right\] pair"):
+        check_padding([1, 2, 3], notation="json")
+
+
+def test_shapes_check_bias_shape_names_both_arrays():
+    from conv1d_cli.shapes import check_bias_shape
+
+    check_bias_shape((4,), (4, 2, 3))
+    with pytest.raises(ShapeError, match=r"b must have shape \(4,\) to match w \(4, 2, 3\)"):
+        check_bias_shape((2,), (4, 2, 3), name="b", weight_name="w")
+
+
+def test_shapes_layer_spec_for_weight_and_its_checks():
+    from conv1d_cli.shapes import LayerSpec
+
+    spec = LayerSpec.for_weight((4, 3, 5), groups=2, dtype="float64", bias=False)
+    assert (spec.in_channels, spec.out_channels, spec.dtype, spec.bias) == (6, 4, "float64", False)
+    with pytest.raises(ConfigError, match="out_channels must be divisible by groups"):
+        LayerSpec.for_weight((3, 1, 5), groups=2)
+    with pytest.raises(ConfigError, match="dtype must be 'float32' or 'float64'"):
+        LayerSpec(3, dtype="float16")
+
+
+def test_shapes_sample_rate_rules():
+    from conv1d_cli.cli._common import error_text
+    from conv1d_cli.shapes import check_sample_rate, check_stored_rate
+
+    with pytest.raises(ConfigError) as info:
+        check_sample_rate("sample_rate", 0)
+    assert str(info.value) == "sample_rate must be a positive number of Hz, got 0"
+    assert error_text(info.value) == "--sample-rate must be a positive number of Hz, got 0"
+    with pytest.raises(ConfigError, match="^x.wav: output sample rate must be a whole number"):
+        check_sample_rate("x.wav: output sample rate", 44100.5, integer=True)
+    # A layer file's rate is metadata: any positive finite number loads.
+    assert check_stored_rate(1e12) == 1e12 and check_stored_rate(None) is None
+    with pytest.raises(ConfigError, match="positive number"):
+        check_stored_rate(float("nan"))
+
+
+def test_shapes_rate_warnings_take_the_first_design_rate_for_an_input_without_one():
+    from conv1d_cli.shapes import rate_warnings
+
+    rate, warnings = rate_warnings([None, 8000.0], [2, 1], ["a", "b"], None, "x.csv")
+    assert rate == 16000.0 and warnings == []
+    rate, warnings = rate_warnings([16000.0], [1], ["a"], 48000.0, "x.wav")
+    assert rate == 48000.0
+    assert warnings == ["a was designed for 16000 Hz but gets 48000 Hz from x.wav"]

@@ -231,3 +231,28 @@ def test_stream_filter_generator_and_unbatched_shape():
     x = rng.standard_normal((2, 25))
     out = np.concatenate(list(stream_filter([layer], _blocks(x, 4), method="direct")), axis=-1)
     _assert_same(out, _whole([layer], x))
+
+
+def test_stream_chain_output_length_is_walk_chains_answer():
+    from conv1d_cli.shapes import walk_chain
+
+    layers = [
+        Conv1d.from_weights(np.ones((2, 1, 5)), stride=2, padding=1),
+        Conv1d.from_weights(np.ones((1, 2, 3)), dilation=2),
+    ]
+    assert chain_min_length(layers) == 11
+    for length in range(11, 40):
+        walked = walk_chain([layer.spec for layer in layers], length)
+        assert chain_output_length(layers, length) == walked.layers[-1].output_length
+
+
+def test_stream_chain_checked_by_the_caller_is_not_checked_again(monkeypatch):
+    from conv1d_cli import stream
+
+    calls = []
+    monkeypatch.setattr(stream, "check_chain", lambda *a: calls.append(a))
+    layer = Conv1d.from_weights(np.ones((1, 1, 3)))
+    stream.StreamChain([layer], checked=True)
+    assert calls == []
+    stream.StreamChain([layer])
+    assert len(calls) == 1
