@@ -17,6 +17,7 @@ from conv1d_cli.cli._common import (
     FrequencyType,
     PaddingType,
     csv_column_options,
+    error_text,
     layer_display_name,
     names_stdout,
     override_options_text,
@@ -850,9 +851,9 @@ def _run(
         if as_json:
             if isinstance(e, BatchError):
                 by_source = {job.source: i for i, job in enumerate(jobs_list)}
-                failures = {by_source[source]: str(err) for source, err in e.failures}
+                failures = {by_source[source]: error_text(err) for source, err in e.failures}
             else:
-                failures = {i: str(e) for i in sorted(failed)[:1]} or {-1: str(e)}
+                failures = {i: error_text(e) for i in sorted(failed)[:1]} or {-1: error_text(e)}
             _emit_json(jobs_list, reports, failures, run_warnings or [], started)
         raise
     if display is not None:
