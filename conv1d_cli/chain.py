@@ -15,10 +15,9 @@ re-exports all of them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-import numpy.typing as npt
 
 from conv1d_cli.core import check_dtype, result_dtype
 from conv1d_cli.errors import ConfigError, DataFileError, ShapeError
@@ -31,6 +30,9 @@ from conv1d_cli.shapes import (
     mono_broadcast,
     walk_chain,
 )
+
+if TYPE_CHECKING:
+    import numpy.typing as npt  # annotations only: importing it costs start-up time
 
 __all__ = [
     "BLOCK_FRAMES",

@@ -8,10 +8,9 @@ flipped), exactly as in PyTorch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-import numpy.typing as npt
 
 from conv1d_cli.errors import ConfigError, ShapeError
 from conv1d_cli.kernels import (
@@ -41,6 +40,9 @@ from conv1d_cli.shapes import (
     receptive_field,
     resolve_padding,
 )
+
+if TYPE_CHECKING:
+    import numpy.typing as npt  # annotations only: importing it costs start-up time
 
 __all__ = [
     "METHODS",

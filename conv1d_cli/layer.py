@@ -6,10 +6,9 @@ import dataclasses
 import math
 import os
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
 from conv1d_cli.core import as_real_array, check_dtype, conv1d
 from conv1d_cli.errors import ConfigError, ShapeError
@@ -21,6 +20,9 @@ from conv1d_cli.shapes import (
     check_int,
     check_parameter_count,
 )
+
+if TYPE_CHECKING:
+    import numpy.typing as npt  # annotations only: importing it costs start-up time
 
 __all__ = ["Conv1d", "load_layer", "torch_uniform"]
 

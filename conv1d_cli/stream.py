@@ -36,10 +36,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
-import numpy.typing as npt
 
 from conv1d_cli.chain import (
     BLOCK_FRAMES,
@@ -58,6 +57,9 @@ from conv1d_cli.chain import (
 from conv1d_cli.core import Correlator, check_method, pad1d
 from conv1d_cli.errors import ShapeError
 from conv1d_cli.layer import Conv1d
+
+if TYPE_CHECKING:
+    import numpy.typing as npt  # annotations only: importing it costs start-up time
 
 # The chain checks live in conv1d_cli.chain; callers find them here too.
 __all__ = [
