@@ -1,4 +1,4 @@
-"""Measure the constants of ``conv1d_cli.core``'s cost model on this machine, one thread.
+"""Measure the constants of ``conv1d_cli.kernels``'s cost model on this machine, one thread.
 
 The cost model (``kernels._choose_method``) prices each algorithm in seconds of
 ONE core: BLAS and FFT threads only divide the work, and under ``make -j`` or
@@ -8,7 +8,7 @@ one FFT worker, and prints:
 
 1. the per-unit constants (``_GEMM_FLOP_S``, ``_BANDED_FLOP_S``, ``_COPY_S``,
    ``_FFT_S``, ``_MIX_S``, ``_CALL_S``) as the median over a few shapes, next
-   to the values in ``core``;
+   to the values in ``kernels``;
 2. for per-channel FIRs (the streaming case: a stereo block of 2**17 frames)
    the measured time of the banded GEMM and of overlap-save FFT at every FFT
    size, which one ``auto`` picks, and how far its pick is from the best.
@@ -34,7 +34,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from conv1d_cli import kernels as core
+from conv1d_cli import kernels
+from conv1d_cli.core import Correlator
 
 
 def best_time(repeat: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
@@ -49,7 +50,7 @@ def best_time(repeat: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) ->
 
 def single_thread() -> Any:
     """Limit BLAS/OpenMP to one thread (threadpoolctl if present) and FFT to one worker."""
-    core._WORKERS = 1  # type: ignore[misc]
+    kernels.fft_workers = lambda: 1  # type: ignore[attr-defined]  # read by every FFT call
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
@@ -81,15 +82,15 @@ def calibrate_units(repeat: int) -> dict[str, float]:
     for k in (31, 101, 255):
         w = rng.standard_normal((2, 1, k), dtype=np.float32)
         xp = rng.standard_normal((1, 2, frames + k - 1), dtype=np.float32)
-        corr = core.Correlator(w, groups=2)
-        rows = core._banded_rows(k)
+        corr = Correlator(w, groups=2)
+        rows = kernels._banded_rows(k)
         band = corr._prepared(("banded", rows))
         out = np.empty((1, 2, frames), np.float32)
-        t = best_time(repeat, core._banded, xp, band, rows, 1, out)
+        t = best_time(repeat, kernels._banded, xp, band, rows, 1, out)
         width = rows - 1 + k
         units["banded"].append(t / (2.0 * 2 * frames * width))
     # FFT: r2c + c2r of (2, F, nfft) frames, per sample x log2(nfft).
-    rfft, irfft = core._transforms(1)
+    rfft, irfft = kernels._transforms(1)
     for nfft in (1024, 4096, 16384):
         f = (2 * frames) // nfft
         xf = rng.standard_normal((2, f, nfft), dtype=np.float32)
@@ -108,12 +109,12 @@ def fir_sweep(repeat: int, frames: int) -> None:
     for k in (9, 15, 31, 47, 63, 81, 101, 127, 191, 255, 511, 1025, 2049, 4097, 8193):
         w = rng.standard_normal((2, 1, k), dtype=np.float32)
         xp = rng.standard_normal((1, 2, frames + k - 1), dtype=np.float32)
-        corr = core.Correlator(w, groups=2)
+        corr = Correlator(w, groups=2)
         pick = corr._choose(1, xp.shape[-1])
         out = np.empty((1, 2, frames), np.float32)
         results: dict[tuple[str, int], float] = {}
         if k <= 1025:
-            rows = core._banded_rows(k)
+            rows = kernels._banded_rows(k)
             corr._run("banded", rows, xp, out)  # builds the band outside the timing
             results[("banded", rows)] = best_time(repeat, corr._run, "banded", rows, xp, out)
         nfft = 1 << max(6, (2 * k - 1).bit_length())
@@ -139,13 +140,13 @@ def main() -> None:
     print(f"numpy {np.__version__}; one thread; load average {os.getloadavg()[0]:.2f}")
     units = calibrate_units(args.repeat)
     current = {
-        "gemm": core._GEMM_FLOP_S,
-        "banded": core._BANDED_FLOP_S,
-        "copy": core._COPY_S,
-        "fft": core._FFT_S,
-        "mix": core._MIX_S,
+        "gemm": kernels._GEMM_FLOP_S,
+        "banded": kernels._BANDED_FLOP_S,
+        "copy": kernels._COPY_S,
+        "fft": kernels._FFT_S,
+        "mix": kernels._MIX_S,
     }
-    print("\nunit      measured   core")
+    print("\nunit      measured   kernels")
     for name, value in units.items():
         print(f"{name:8s} {value:.3g}  {current[name]:.3g}")
     fir_sweep(args.repeat, args.frames)

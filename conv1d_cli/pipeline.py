@@ -359,7 +359,7 @@ def _checked(
 
     The input was checked finite, so NaN/Inf in the output means the layers overflowed
     the compute dtype (weights of 1e200, float32 past 3.4e38). NumPy's RuntimeWarning
-    would name a line of core.py and ignore -q; the error below names the output sample.
+    would name a line of kernels.py and ignore -q; the error below names the output sample.
     ``produced`` is the output frames before the first piece (for that sample index).
     Each piece is computed inside ``next()``, hence under the ``errstate``.
     """
