@@ -99,7 +99,7 @@ def connect(address: str) -> tuple[Any, Any | None]:
 
 
 def _temp_pattern(target: Path) -> str:
-    """The glob of :func:`conv1d_cli.atomic._create_temp`'s names for ``target``."""
+    """The glob of :func:`conv1d_cli.io.atomic._create_temp`'s names for ``target``."""
     return f".{target.stem}.{'[0-9a-f]' * 8}.tmp{target.suffix}"
 
 
@@ -493,7 +493,7 @@ def filter_npy_array(
     import numpy as np
 
     from conv1d_cli import dask as dconv
-    from conv1d_cli.atomic import atomic_path
+    from conv1d_cli.io.atomic import atomic_path
     from conv1d_cli.pipeline import FileReport, _named
     from conv1d_cli.shapes import implied_input_rate, rate_mismatches
     from conv1d_cli.stream import chain_output_length, check_chain, compute_dtype

@@ -65,7 +65,7 @@ import numpy as np
 
 from conv1d_cli import signal_io
 from conv1d_cli import threads as thread_policy
-from conv1d_cli.atomic import check_not_same_file
+from conv1d_cli.io.atomic import check_not_same_file
 from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, DataFileError
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.shapes import implied_input_rate, rate_mismatches

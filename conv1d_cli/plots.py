@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from conv1d_cli import design
-from conv1d_cli.atomic import atomic_path
+from conv1d_cli.io.atomic import atomic_path
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError
 
 if TYPE_CHECKING:

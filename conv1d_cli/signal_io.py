@@ -67,7 +67,7 @@ Behaviour worth knowing
   with pickles. The streaming writer writes time-major (Fortran order) and rewrites the
   header at close; ``np.load`` returns the same ``(C, L)`` / ``(N, C, L)`` array.
   :func:`write_signal` writes a plain C-ordered file.
-- File outputs go through :func:`conv1d_cli.atomic.atomic_path`: nothing appears at the
+- File outputs go through :func:`conv1d_cli.io.atomic.atomic_path`: nothing appears at the
   target unless the writer closes without an error.
 
 Examples
@@ -114,7 +114,7 @@ import numpy as np
 import soundfile as sf
 
 from conv1d_cli import cells
-from conv1d_cli.atomic import atomic_path
+from conv1d_cli.io.atomic import atomic_path
 from conv1d_cli.errors import (
     ConfigError,
     Conv1dError,

@@ -19,7 +19,7 @@ from conv1d_cli import signal_io
 from conv1d_cli.cli import cli
 from conv1d_cli.core import conv1d
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.layerfile import save_layer
+from conv1d_cli.io.layerfile import save_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 8000
@@ -43,7 +43,7 @@ def _wav(path: Path, x: np.ndarray, subtype: str = "FLOAT", rate: int = RATE) ->
 
 
 def _whole(path: Path, x: np.ndarray) -> np.ndarray:
-    from conv1d_cli.layerfile import load_layer
+    from conv1d_cli.io.layerfile import load_layer
 
     layer = load_layer(path)
     return conv1d(

@@ -10,7 +10,7 @@ import pytest
 
 from conv1d_cli.errors import ConfigError, DataFileError, OutputExistsError
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.layerfile import CONFIG_KEY, load_layer, save_layer
+from conv1d_cli.io.layerfile import CONFIG_KEY, load_layer, save_layer
 
 
 def _config(path):
@@ -357,7 +357,7 @@ def test_layerfile_is_plain_zip_without_pickles(tmp_path):
         assert sorted(z.namelist()) == ["bias.npy", "conv1d_config.npy", "weight.npy"]
 
 
-@pytest.mark.parametrize("module", ["design", "layer", "layerfile"])
+@pytest.mark.parametrize("module", ["design", "layer", "io.layerfile"])
 def test_layerfile_doctest_examples_remove_their_temp_dirs(module):
     # The examples run on every test run: tempfile.mkdtemp() in them left a directory
     # behind each time; TemporaryDirectory() plus cleanup() at the end does not.

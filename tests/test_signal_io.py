@@ -1038,7 +1038,7 @@ def test_writer_unwritable_directory(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("conv1d_cli.atomic.os.open", refuse)
+    monkeypatch.setattr("conv1d_cli.io.atomic.os.open", refuse)
     with pytest.raises(DataFileError, match=r"o\.wav: cannot write to .*Permission denied"):
         open_writer(tmp_path / "o.wav", format=None, channels=1, sample_rate=8000)
 

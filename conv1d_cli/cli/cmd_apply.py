@@ -103,7 +103,7 @@ def _load_layers(
     layer_args: tuple[str, ...], key: str | None, overrides: dict[str, Any]
 ) -> tuple[list[Any], list[str]]:
     """Load every ``-w FILE`` or ``-w FILE:KEY`` (a per-layer key beats --key)."""
-    from conv1d_cli.layerfile import load_layer
+    from conv1d_cli.io.layerfile import load_layer
 
     layers, names = [], []
     for text in layer_args:
@@ -591,7 +591,7 @@ def _left_behind(jobs_list: list[Job]) -> str:
 
 def _check_plot_compare(path: str, jobs_list: list[Job], layer_files: tuple[str, ...]) -> None:
     """Refuse a --plot-compare that cannot be drawn, before anything is filtered."""
-    from conv1d_cli.atomic import check_not_same_file
+    from conv1d_cli.io.atomic import check_not_same_file
     from conv1d_cli.signal_io import is_stream
 
     if path == "-":

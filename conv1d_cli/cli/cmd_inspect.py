@@ -111,7 +111,7 @@ def _read_piped_layer(path: str) -> bytes | None:
     signal reader could use is lost; a pipe named like ``x.wav`` or ``x.npz`` goes by
     its extension instead.
     """
-    from conv1d_cli.layerfile import read_piped_layer
+    from conv1d_cli.io.layerfile import read_piped_layer
     from conv1d_cli.signal_io import is_stream
 
     if path == "-" or Path(path).suffix or not is_stream(path):
@@ -191,7 +191,7 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
         raise click.UsageError("--input-format only applies to signal files")
     with reported_errors("--input-format"):
         if opts["plot"] is not None:
-            from conv1d_cli.atomic import check_not_same_file
+            from conv1d_cli.io.atomic import check_not_same_file
             from conv1d_cli.plots import check_image_path
 
             check_not_same_file(opts["plot"], [file])
@@ -226,7 +226,7 @@ def _json_safe(value: Any) -> Any:
 
 
 def _load(file: str, opts: Any) -> Any:
-    from conv1d_cli.layerfile import load_layer
+    from conv1d_cli.io.layerfile import load_layer
 
     return load_layer(
         file,

@@ -313,7 +313,7 @@ def shape(
 
 def _load_spec(text: str, key: str | None, hyper: dict[str, Any]) -> LayerSpec:
     """The layer of ``-w text`` (``FILE`` or ``FILE:KEY``; a per-layer key beats --key)."""
-    from conv1d_cli.layerfile import load_layer
+    from conv1d_cli.io.layerfile import load_layer
 
     path, own_key = split_layer_arg(text)
     chosen = own_key if own_key is not None else key

@@ -42,7 +42,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from conv1d_cli.atomic import atomic_path
+from conv1d_cli.io.atomic import atomic_path
 from conv1d_cli.errors import ConfigError, DataFileError
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.shapes import (
