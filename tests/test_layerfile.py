@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conv1d_cli.errors import ConfigError, DataFileError, OutputExistsError
-from conv1d_cli.layer import Conv1d
 from conv1d_cli.io.layerfile import CONFIG_KEY, load_layer, save_layer
+from conv1d_cli.layer import Conv1d
 
 
 def _config(path):

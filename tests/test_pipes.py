@@ -295,7 +295,7 @@ def test_pipe_writer_that_falls_short_of_its_header_fails(tmp_path, fmt):
     is a safety net; here the writer is driven directly.)
     """
     from conv1d_cli.errors import DataFileError
-    from conv1d_cli.signal_io import open_writer
+    from conv1d_cli.io.outputs import open_writer
 
     fifo = tmp_path / "out.fifo"
     os.mkfifo(fifo)

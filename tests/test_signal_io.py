@@ -1,4 +1,4 @@
-"""conv1d_cli.signal_io: formats, round trips, pipes, streaming, atomic output, bad input."""
+"""conv1d_cli.io signal files: formats, round trips, pipes, streaming, atomic output, bad input."""
 
 from __future__ import annotations
 
@@ -23,21 +23,13 @@ import pytest
 import soundfile as sf
 from conftest import drained_fifo
 
-from conv1d_cli import signal_io as sio
 from conv1d_cli.errors import ConfigError, DataFileError, ShapeError
-from conv1d_cli.signal_io import (
-    ClipError,
-    FormatError,
-    Signal,
-    SignalReader,
-    detect_format,
-    open_reader,
-    open_writer,
-    output_subtype,
-    probe,
-    read_signal,
-    write_signal,
-)
+from conv1d_cli.io import audiofile, csvfile
+from conv1d_cli.io.audiofile import ClipError
+from conv1d_cli.io.base import SignalReader
+from conv1d_cli.io.formats import FormatError, Signal, SignalInfo, detect_format, output_subtype
+from conv1d_cli.io.inputs import open_reader, probe, read_signal
+from conv1d_cli.io.outputs import open_writer, write_signal
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -157,7 +149,7 @@ def test_audio_round_trip_exact(
     path = tmp_path / f"x.{fmt}"
     assert write_signal(path, x, format=None, sample_rate=44100, subtype=subtype) == 0
     sig = read_signal(path)
-    assert sig.info == sio.SignalInfo(str(path), fmt, subtype, 44100.0, channels, 257)
+    assert sig.info == SignalInfo(str(path), fmt, subtype, 44100.0, channels, 257)
     assert sig.data.shape == (channels, 257) and sig.data.dtype == np.float64
     np.testing.assert_array_equal(sig.data, x)
 
@@ -320,7 +312,7 @@ def test_audio_pcm_encoding_in_chunks_equals_one_pass(
     x[2, 4321] = -1.5
     written = {}
     for chunk in (1 << 20, 256):
-        monkeypatch.setattr(sio, "_ENCODE_CHUNK_SAMPLES", chunk)
+        monkeypatch.setattr(audiofile, "_ENCODE_CHUNK_SAMPLES", chunk)
         path = tmp_path / f"c{chunk}.wav"
         with open_writer(path, format=None, channels=3, sample_rate=8000, subtype="PCM_16") as w:
             w.write(x)
@@ -408,7 +400,7 @@ def test_probe_audio_reads_header_only(tmp_path: Path) -> None:
         tmp_path / "p.flac", np.zeros((3, 1234)), format=None, sample_rate=22050, subtype="PCM_16"
     )
     info = probe(tmp_path / "p.flac")
-    assert info == sio.SignalInfo(str(tmp_path / "p.flac"), "flac", "PCM_16", 22050.0, 3, 1234)
+    assert info == SignalInfo(str(tmp_path / "p.flac"), "flac", "PCM_16", 22050.0, 3, 1234)
 
 
 def test_audio_format_comes_from_content_not_extension(tmp_path: Path) -> None:
@@ -438,7 +430,7 @@ def test_csv_header_delimiters_comments_bom(tmp_path: Path, text: str) -> None:
     sig = read_signal(path)
     np.testing.assert_array_equal(sig.data, [[1, 3, 5], [2, 4, 6]])
     assert sig.info.column_names == ("t", "x")
-    assert sig.info == sio.SignalInfo(str(path), "csv", None, None, 2, 3, None, ("t", "x"))
+    assert sig.info == SignalInfo(str(path), "csv", None, None, 2, 3, None, ("t", "x"))
 
 
 def test_csv_without_header_and_single_column(tmp_path: Path) -> None:
@@ -529,9 +521,7 @@ def test_npy_layouts(tmp_path: Path, rng: np.random.Generator, shape, batch, cha
     x = rng.standard_normal(shape)
     np.save(tmp_path / "x.npy", x)
     sig = read_signal(tmp_path / "x.npy")
-    assert sig.info == sio.SignalInfo(
-        str(tmp_path / "x.npy"), "npy", None, None, channels, 50, batch
-    )
+    assert sig.info == SignalInfo(str(tmp_path / "x.npy"), "npy", None, None, channels, 50, batch)
     np.testing.assert_array_equal(sig.data, x if x.ndim > 1 else x[None])
 
 
@@ -667,8 +657,8 @@ def test_reader_bad_frames_and_dtype(tmp_path: Path) -> None:
 
 
 def test_csv_reader_works_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sio, "_CSV_CHUNK", 7)
-    monkeypatch.setattr(sio, "_CSV_READ_BYTES", 16)  # a few lines per batch read from disk
+    monkeypatch.setattr(csvfile, "_CSV_CHUNK", 7)
+    monkeypatch.setattr(csvfile, "_CSV_READ_BYTES", 16)  # a few lines per batch read from disk
     x = np.arange(60.0).reshape(2, 30)
     lines = ["# comment", "", "a,b"] + [f"{p},{q}" for p, q in x.T.tolist()]
     lines[10:10] = ["# in the middle", "   "]
@@ -733,7 +723,7 @@ def test_stdin_real_pipe_streams_wav_with_unknown_length(
     write_signal(tmp_path / "p.wav", x, format=None, sample_rate=8000, subtype="PCM_16")
     code = (
         "import sys, numpy as np\n"
-        "from conv1d_cli.signal_io import open_reader\n"
+        "from conv1d_cli.io.inputs import open_reader\n"
         "from conv1d_cli.errors import DataFileError\n"
         "with open_reader('-', 'wav') as r:\n"
         "    print(r.info.frames, r.seekable, r.info.sample_rate)\n"
@@ -757,7 +747,7 @@ def test_stdin_real_pipe_streams_wav_with_unknown_length(
 def test_stdin_real_pipe_refuses_flac(tmp_path: Path) -> None:
     write_signal(tmp_path / "p.flac", np.zeros((1, 100)), format=None, sample_rate=8000)
     code = (
-        "from conv1d_cli.signal_io import read_signal\n"
+        "from conv1d_cli.io.inputs import read_signal\n"
         "from conv1d_cli.errors import DataFileError\n"
         "try:\n"
         "    read_signal('-', 'flac')\n"
@@ -1069,7 +1059,7 @@ def test_stdin_real_pipe_au(tmp_path: Path) -> None:
     x = np.array([[0.5, -0.25, 0.125, 0.0]])
     write_signal(tmp_path / "p.au", x, format=None, sample_rate=8000, subtype="PCM_16")
     code = (
-        "from conv1d_cli.signal_io import read_signal\n"
+        "from conv1d_cli.io.inputs import read_signal\n"
         "s = read_signal('-', 'au')\n"
         "print(s.info.format, s.info.frames, s.data.tolist())\n"
     )
@@ -1175,7 +1165,7 @@ def test_pipe_path_input_in_a_subprocess(tmp_path: Path, fmt: str) -> None:
     write_signal(tmp_path / f"src.{fmt}", x, format=None)
     code = (
         "import sys, numpy as np\n"
-        "from conv1d_cli.signal_io import read_signal\n"
+        "from conv1d_cli.io.inputs import read_signal\n"
         f"sig = read_signal(sys.argv[1], {fmt!r})\n"
         "sys.stdout.write(repr(sig.data.tolist()) + ' ' + repr(sig.info.frames))\n"
     )
@@ -1235,7 +1225,7 @@ def test_writer_to_dev_stdout_in_a_subprocess(tmp_path: Path) -> None:
         "    assert not str(dst).startswith('/dev/'), dst\n"
         "    real_replace(src, dst)\n"
         "os.replace = guard\n"
-        "from conv1d_cli.signal_io import write_signal\n"
+        "from conv1d_cli.io.outputs import write_signal\n"
         "write_signal('/dev/stdout', np.array([[0.5, -0.25]]), format='wav',\n"
         "             sample_rate=8000, subtype='PCM_16')\n"
     )
@@ -1331,7 +1321,7 @@ def test_stdout_copy_to_dev_full(tmp_path: Path) -> None:
     code = (
         "import numpy as np\n"
         "from conv1d_cli.errors import DataFileError\n"
-        "from conv1d_cli.signal_io import write_signal\n"
+        "from conv1d_cli.io.outputs import write_signal\n"
         "try:\n"
         "    write_signal('-', np.zeros((1, 10)), format='csv')\n"
         "except DataFileError as e:\n"
@@ -1351,7 +1341,7 @@ def test_writer_real_write_failure_via_file_size_limit(tmp_path: Path, fmt: str)
     code = (
         "import resource, signal, sys, numpy as np\n"
         "from conv1d_cli.errors import DataFileError\n"
-        "from conv1d_cli.signal_io import write_signal\n"
+        "from conv1d_cli.io.outputs import write_signal\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
         "x = np.random.default_rng(1).uniform(-0.9, 0.9, (2, 100000))\n"

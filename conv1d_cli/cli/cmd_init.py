@@ -463,8 +463,8 @@ def _from_layer_archive(path: str, own_key: str | None, opts: Any) -> Any:
     import numpy as np
 
     from conv1d_cli import design
-    from conv1d_cli.layer import Conv1d
     from conv1d_cli.io.layerfile import load_layer
+    from conv1d_cli.layer import Conv1d
 
     if opts["channels"] is not None:
         raise ConfigError(

@@ -1,7 +1,7 @@
 """``conv1d inspect``: what a layer file or a signal file holds.
 
 Imports click and the standard library only; NumPy, the layer-file reader,
-``signal_io`` and ``plots`` (matplotlib) are imported inside the command.
+``conv1d_cli.io`` readers and ``plots`` (matplotlib) are imported inside the command.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def _read_piped_layer(path: str) -> bytes | None:
     its extension instead.
     """
     from conv1d_cli.io.layerfile import read_piped_layer
-    from conv1d_cli.signal_io import is_stream
+    from conv1d_cli.io.pipes import is_stream
 
     if path == "-" or Path(path).suffix or not is_stream(path):
         return None
@@ -434,7 +434,7 @@ def _plot_layer(file: str, opts: Any, layer: Any) -> None:
 
 def _signal_report(file: str, opts: Any) -> dict[str, Any]:
     from conv1d_cli.design import SignalStats
-    from conv1d_cli.signal_io import open_reader
+    from conv1d_cli.io.inputs import open_reader
 
     with open_reader(file, opts["input_format"]) as reader:
         info = reader.info

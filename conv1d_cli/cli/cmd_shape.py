@@ -334,7 +334,7 @@ def _read_input(
     a WAV piped from sox) is read to its end in blocks, keeping none of them. A
     CSV's time column and ``--columns`` are applied as ``apply`` applies them.
     """
-    from conv1d_cli.signal_io import open_reader
+    from conv1d_cli.io.inputs import open_reader
 
     with open_reader(
         path, input_format, "float32", columns=columns, time_column=time_column
