@@ -129,8 +129,9 @@ def test_layerfile_prefixed_keys_and_key_selection(tmp_path):
             "b.weight": np.ones((4, 2, 5)),
         },
     )
-    with pytest.raises(DataFileError, match=r"several layers.*--key.*'a', 'b'"):
+    with pytest.raises(DataFileError, match=r"several layers.*with key: 'a', 'b'") as e:
         load_layer(path)
+    assert e.value.parameter == "key"  # the CLI names its --key option
     assert load_layer(path, key="a").bias is not None
     assert load_layer(path, key="b").weight.shape == (4, 2, 5)
     assert load_layer(path, key="b.weight").kernel_size == 5

@@ -321,7 +321,7 @@ class _AudioWriter(SignalWriter):
         codes: tuple[np.ndarray, int, int] | None = None,
         offset: int = 0,
     ) -> None:
-        """Count the samples flagged in ``over``; with ``--on-clip error`` name the first.
+        """Count the samples flagged in ``over``; with ``on_clip="error"`` name the first.
 
         ``x`` holds the block's columns from ``offset``. ``codes`` is ``(rounded,
         lowest, highest)`` for integer PCM: a sample such as 0.99999 lies inside
@@ -349,7 +349,8 @@ class _AudioWriter(SignalWriter):
             outcome = "the output stops here" if self.live else "no output was written"
             raise ClipError(
                 f"{shown_path(self.path, output=True)}: sample {self.frames + offset + t} of "
-                f"channel {c} {found} (--on-clip error); {outcome}"
+                f"channel {c} {found} ({{parameter}} error); {outcome}",
+                parameter="on_clip",
             )
         self.clipped += count
 

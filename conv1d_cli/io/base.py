@@ -11,7 +11,7 @@ module (:mod:`~conv1d_cli.io.audiofile`, :mod:`~conv1d_cli.io.csvfile`,
 A writer's target is one of three: a temporary file next to the output, renamed into
 place by :func:`conv1d_cli.io.atomic.atomic_path` only when the writer closes without
 an error; an anonymous spool for stdout and other outputs that are not regular files,
-copied out at close (:func:`conv1d_cli.io.pipes.copy_spool_out`); or, for a live pipe
+copied out at close (:func:`conv1d_cli.io.pipes._copy_spool_out`); or, for a live pipe
 (:func:`conv1d_cli.io.formats.streams_live`), the pipe itself, a block at a time. A
 failed run stops a live stream where it is (a reader sees it cut short); a reader
 that goes away raises :class:`~conv1d_cli.errors.PipeClosedError`.
@@ -38,7 +38,7 @@ from conv1d_cli.errors import (
 )
 from conv1d_cli.io.atomic import atomic_path
 from conv1d_cli.io.formats import SignalInfo
-from conv1d_cli.io.pipes import copy_spool_out, is_stream, names_open_file, open_live_output
+from conv1d_cli.io.pipes import _copy_spool_out, _open_live_output, is_stream, names_open_file
 from conv1d_cli.shapes import check_int
 
 if TYPE_CHECKING:
@@ -95,7 +95,8 @@ def _narrowed(
             at = tuple(int(i) for i in np.argwhere(grown)[0])
             raise DataFileError(
                 f"{where(at)}: {float(values[at]):g} does not fit {dtype.name} (largest "
-                f"{float(np.finfo(dtype).max):.3g}); compute in float64 (--dtype float64)"
+                f"{float(np.finfo(dtype).max):.3g}); compute in float64 ({{parameter}} float64)",
+                parameter="dtype",
             )
     return out
 
@@ -377,7 +378,7 @@ class SignalWriter:
 
     def _open_live(self) -> IO[bytes]:
         """The pipe a live writer writes to: stdout's buffer, or the FIFO/socket path."""
-        return open_live_output(self.path)
+        return _open_live_output(self.path)
 
     def _write_error(self, e: BaseException) -> DataFileError:
         if isinstance(e, BrokenPipeError) or (isinstance(e, OSError) and e.errno == errno.EPIPE):
@@ -412,7 +413,7 @@ class SignalWriter:
     def _copy_to_stdout(self) -> None:
         assert self._spool is not None
         self._copying = True
-        copy_spool_out(self._spool, self.path)
+        _copy_spool_out(self._spool, self.path)
 
     def _write(self, arr: np.ndarray) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -271,9 +271,12 @@ TIME_NAMES: Final = ("time", "timestamp", "t")
 
 
 def _column_index(
-    path: str, option: str, wanted: str, header: tuple[str, ...] | None, width: int
+    path: str, parameter: str, wanted: str, header: tuple[str, ...] | None, width: int
 ) -> int:
-    """0-based index of column ``wanted``: a header name, else a 1-based number."""
+    """0-based index of column ``wanted``: a header name, else a 1-based number.
+
+    ``parameter`` is the keyword ``wanted`` was given as (``"columns"``, ...).
+    """
     text = wanted.strip()
     if header is not None:
         for exact in (True, False):
@@ -284,8 +287,9 @@ def _column_index(
         return int(text) - 1
     names = f"names {', '.join(map(repr, header))} or " if header is not None else ""
     raise DataFileError(
-        f"{shown_path(path)}: {option} {wanted!r}: no such column; expected {names}"
-        f"a number from 1 to {width}"
+        f"{shown_path(path)}: {{parameter}} {wanted!r}: no such column; expected {names}"
+        f"a number from 1 to {width}",
+        parameter=parameter,
     )
 
 
@@ -307,9 +311,9 @@ def _select_columns(
                     time_index, detected = i, True
                     break
     elif time_column is not None:
-        time_index = _column_index(path, "--time-column", time_column, header, width)
+        time_index = _column_index(path, "time_column", time_column, header, width)
     if columns is not None:
-        chosen = [_column_index(path, "--columns", c, header, width) for c in columns]
+        chosen = [_column_index(path, "columns", c, header, width) for c in columns]
         if time_index is not None and time_index in chosen:
             if detected:
                 time_index, detected = None, False  # asked for as a channel: it is one
@@ -319,7 +323,11 @@ def _select_columns(
                     f"{'' if header is None else f' ({header[time_index]!r})'}"
                 )
         if len(set(chosen)) != len(chosen):
-            raise ConfigError(f"--columns names a column twice: {','.join(columns)}")
+            raise ConfigError(
+                f"{{parameter}} names a column twice: {','.join(columns)}",
+                parameter="columns",
+                path=path,
+            )
     else:
         chosen = [i for i in range(width) if i != time_index]
     if not chosen:

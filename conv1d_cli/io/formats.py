@@ -213,11 +213,12 @@ def check_output_subtype(subtype: str, format: str) -> None:
     >>> check_output_subtype("PCM_16", "csv")
     Traceback (most recent call last):
     ...
-    conv1d_cli.errors.ConfigError: --subtype applies to audio outputs only; the output format is CSV
+    conv1d_cli.errors.ConfigError: subtype applies to audio outputs only; the output format is CSV
     """
     if output_subtype(format) is None:
         raise ConfigError(
-            f"--subtype applies to audio outputs only; the output format is {format.upper()}"
+            f"{{parameter}} applies to audio outputs only; the output format is {format.upper()}",
+            parameter="subtype",
         )
 
 

@@ -89,8 +89,10 @@ def open_reader(
     if fmt == "csv":
         return _CsvReader(text, dt, columns, time_column)
     if columns is not None or (time_column is not None and time_column != "auto"):
-        option = "--columns" if columns is not None else "--time-column"
-        raise ConfigError(f"{option} applies to CSV inputs only; {text} is {fmt.upper()}")
+        raise ConfigError(
+            f"{{parameter}} applies to CSV inputs only; {text} is {fmt.upper()}",
+            parameter="columns" if columns is not None else "time_column",
+        )
     if fmt == "npy":
         return _NpyReader(text, dt)
     return _AudioReader(text, fmt, dt)

@@ -370,8 +370,9 @@ def _choose_prefix(names: list[str], npz: Any, path: Path, key: str | None) -> s
         if len(conv) == 1:
             return conv[0]
         raise DataFileError(
-            f"{path}: holds several layers, choose one with --key: "
-            f"{_describe(conv or prefixes, names)}"
+            f"{path}: holds several layers, choose one with {{parameter}}: "
+            f"{_describe(conv or prefixes, names)}",
+            parameter="key",
         )
     return prefixes[0]
 

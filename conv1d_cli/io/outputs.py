@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from conv1d_cli.errors import ConfigError, DataFileError, ShapeError, shown_path
+from conv1d_cli.errors import PARAMETER, ConfigError, DataFileError, ShapeError, shown_path
 from conv1d_cli.io.audiofile import _AudioWriter, _LiveAudioWriter
 from conv1d_cli.io.base import SignalWriter
 from conv1d_cli.io.csvfile import _CsvWriter
@@ -184,58 +184,72 @@ def plan_output(
     """
     shown = shown_path(info.path)
     in_rate = info.sample_rate if info.sample_rate is not None else rate_hint
-    if format is not None:
-        out_format = detect_format("-", format)
-    elif is_stream(target) or names_open_file(target):
-        # '-', /dev/stdout, a FIFO: no extension to go by, keep the input's format
-        out_format = info.format
-    else:
-        out_format = detect_format(target)
+    out_format = _output_format(target, info, format)
     audio = output_subtype(out_format) is not None
     # A CSV or NPY stores no rate, so only audio needs a whole number of Hz.
     rate = _output_rate(in_rate, total_stride, sample_rate, shown, audio)
     if subtype is not None:
-        check_output_subtype(subtype, out_format)
+        try:
+            check_output_subtype(subtype, out_format)
+        except ConfigError as e:  # named after the input, as every error of this plan
+            raise e.about(info.path) from e
     else:
         # The input's subtype where the output format has it (PCM_16 WAV -> FLAC
         # stays PCM_16), else the format's best (FLOAT, or PCM_24 for FLAC).
         subtype = output_subtype(out_format, info.subtype)
-    if audio and rate is None:
-        # Exit 1, like a non-integer rate: the same command works with a WAV
-        # input, so it is this input that lacks something, not the invocation.
-        raise DataFileError(
-            f"{shown}: has no sample rate and no layer records a design rate, but "
-            f"audio output needs one; give it with --sample-rate"
-        )
-    if audio and rate is not None:
-        _check_audio_rate(rate, sample_rate is not None, shown)
-    columns = None
-    if info.column_names is not None:
-        # A headed CSV keeps its names when channels map one to one, else ch0...
-        columns = info.column_names
-        if channels != info.channels:
-            columns = tuple(f"ch{i}" for i in range(channels))
-    dialect = None
-    if out_format == "csv":
-        dialect = _output_dialect(target, info.csv_dialect, csv_delimiter)
-    elif csv_delimiter is not None:
-        raise ConfigError(
-            f"--csv-delimiter applies to CSV outputs only; the output format is "
-            f"{out_format.upper()}"
-        )
+    if audio:
+        _check_audio_rate(rate, sample_rate is not None, info.path)
+    dialect = _output_csv_dialect(target, out_format, info, csv_delimiter)
     return OutputSpec(
         path=target,
         format=out_format,
         channels=channels,
         sample_rate=rate,
         subtype=subtype,
-        column_names=columns,
+        column_names=_output_columns(info, channels),
         batch=info.batch,
         dtype=_check_dtype(dtype).name,
         on_clip=on_clip,
         csv_dialect=dialect,
         frames=frames,
     )
+
+
+def _output_format(target: str, info: SignalInfo, format: str | None) -> str:
+    """The explicit ``format``, else the target's extension; a stream keeps the input's."""
+    if format is not None:
+        return detect_format("-", format)
+    if is_stream(target) or names_open_file(target):
+        # '-', /dev/stdout, a FIFO: no extension to go by, keep the input's format
+        return info.format
+    return detect_format(target)
+
+
+def _output_columns(info: SignalInfo, channels: int) -> tuple[str, ...] | None:
+    """A headed CSV keeps its names when channels map one to one, else ``ch0``, ..."""
+    if info.column_names is None:
+        return None
+    if channels != info.channels:
+        return tuple(f"ch{i}" for i in range(channels))
+    return info.column_names
+
+
+def _output_csv_dialect(
+    target: str, out_format: str, info: SignalInfo, csv_delimiter: str | None
+) -> CsvDialect | None:
+    """The CSV output's dialect; ``csv_delimiter`` for any other format is refused."""
+    if out_format == "csv":
+        try:
+            return _output_dialect(target, info.csv_dialect, csv_delimiter)
+        except ConfigError as e:  # named after the input, as every error of the plan
+            raise e.about(info.path) from e
+    if csv_delimiter is not None:
+        raise ConfigError(
+            f"{{parameter}} applies to CSV outputs only; the output format is {out_format.upper()}",
+            parameter="csv_delimiter",
+            path=info.path,
+        )
+    return None
 
 
 def _output_rate(
@@ -251,24 +265,39 @@ def _output_rate(
         raise ShapeError(
             f"{source}: input sample rate {in_rate:g} Hz / total stride {total_stride} = "
             f"{rate:g} Hz is not a whole number of Hz, which audio output needs; set the "
-            f"output rate with --sample-rate"
+            f"output rate with {{parameter}}",
+            parameter="sample_rate",
         )
     return int(rate) if float(rate).is_integer() else rate
 
 
-def _check_audio_rate(rate: float, forced: bool, source: str) -> None:
+def _check_audio_rate(rate: float | None, forced: bool, path: str) -> None:
     """An audio file stores a whole number of Hz that fits a C int (libsndfile).
 
     A bad forced rate is the invocation's fault (ConfigError, exit 2); a rate derived
-    from the input or a layer's design rate is the data's (ShapeError, exit 1).
+    from the input or a layer's design rate is the data's (ShapeError, exit 1), and
+    so is no rate at all: the same command works with a WAV input, so it is this
+    input that lacks something, not the invocation.
     """
+    source = shown_path(path)
+    if rate is None:
+        raise DataFileError(
+            f"{source}: has no sample rate and no layer records a design rate, but "
+            f"audio output needs one; give it with {{parameter}}",
+            parameter="sample_rate",
+        )
     if forced:
-        check_sample_rate("--sample-rate", rate, integer=True)
+        try:
+            check_sample_rate(PARAMETER, rate, integer=True)
+        except ConfigError as e:  # the same text, naming the keyword through the field
+            raise ConfigError(e.message, parameter="sample_rate", path=path) from None
         return
     try:
         check_sample_rate(f"{source}: output sample rate", rate, integer=True)
     except ConfigError as e:
-        raise ShapeError(f"{e}; set the output rate with --sample-rate") from e
+        raise ShapeError(
+            f"{e}; set the output rate with {PARAMETER}", parameter="sample_rate"
+        ) from e
 
 
 def _output_dialect(target: str, source: CsvDialect | None, delimiter: str | None) -> CsvDialect:
@@ -286,7 +315,10 @@ def _output_dialect(target: str, source: CsvDialect | None, delimiter: str | Non
     if delimiter is not None:
         if delimiter not in CSV_DELIMITERS:
             names = ", ".join(repr(k) for k in CSV_DELIMITERS if k.strip() and k != "\\t")
-            raise ConfigError(f"--csv-delimiter must be one of {names}; got {delimiter!r}")
+            raise ConfigError(
+                f"{{parameter}} must be one of {names}; got {delimiter!r}",
+                parameter="csv_delimiter",
+            )
         return dataclasses.replace(base, delimiter=CSV_DELIMITERS[delimiter])
     if not is_stream(target) and target.lower().endswith(".tsv"):
         return dataclasses.replace(base, delimiter="\t")
@@ -361,16 +393,10 @@ def open_writer(
     """
     text = os.fspath(path)
     fmt = detect_format(text, format)
-    if on_clip not in _ON_CLIP:
-        raise ConfigError(f"on_clip must be one of {list(_ON_CLIP)!r}, not {on_clip!r}")
+    _check_on_clip(on_clip)
     nchan = check_int("channels", channels)
-    nbatch = None if batch is None else check_int("batch", batch)
+    nbatch = _check_batch(batch, fmt, text)
     dt = _check_dtype(dtype)
-    if nbatch is not None and fmt != "npy":
-        raise ConfigError(
-            f"{shown_path(text, output=True)}: a batch of {nbatch} signals (N, C, L) can only be "
-            f"written as NPY, not {fmt.upper()}"
-        )
     length = None if frames is None else check_int("frames", frames, minimum=0)
     live = is_live_stream(text) and streams_live(fmt, subtype, length)
     if fmt == "csv":
@@ -380,6 +406,22 @@ def open_writer(
     if live:
         return _LiveAudioWriter(text, fmt, nchan, sample_rate, subtype, on_clip, length)
     return _AudioWriter(text, fmt, nchan, sample_rate, subtype, on_clip)
+
+
+def _check_on_clip(on_clip: str) -> None:
+    if on_clip not in _ON_CLIP:
+        raise ConfigError(f"on_clip must be one of {list(_ON_CLIP)!r}, not {on_clip!r}")
+
+
+def _check_batch(batch: int | None, fmt: str, path: str) -> int | None:
+    """``batch`` checked: only an NPY output holds ``(N, C, L)``."""
+    nbatch = None if batch is None else check_int("batch", batch)
+    if nbatch is not None and fmt != "npy":
+        raise ConfigError(
+            f"{shown_path(path, output=True)}: a batch of {nbatch} signals (N, C, L) can only be "
+            f"written as NPY, not {fmt.upper()}"
+        )
+    return nbatch
 
 
 def write_signal(
@@ -424,8 +466,7 @@ def write_signal(
             f"dtype {data.dtype}; expected real (C, L) or (N, C, L)"
         )
     if fmt == "npy":
-        if on_clip not in _ON_CLIP:
-            raise ConfigError(f"on_clip must be one of {list(_ON_CLIP)!r}, not {on_clip!r}")
+        _check_on_clip(on_clip)
         out_dtype = _check_dtype(
             dtype if dtype is not None else (data.dtype if data.dtype.kind == "f" else "float64")
         )

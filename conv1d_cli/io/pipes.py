@@ -18,7 +18,7 @@ Behaviour worth knowing:
   sniffed first bytes to libsndfile.
 - An output that is not a regular file and not live (``-`` or ``/dev/stdout``
   redirected to a file, a device) is spooled to an anonymous temporary file (in
-  ``$TMPDIR``: disk, not memory) and copied out by :func:`copy_spool_out` only when
+  ``$TMPDIR``: disk, not memory) and copied out by :func:`_copy_spool_out` only when
   its writer closes successfully, so a failed run prints nothing.
 
 No NumPy here: :mod:`conv1d_cli.io.atomic` asks :func:`names_open_file`.
@@ -38,12 +38,10 @@ from typing import IO, Any, Final
 from conv1d_cli.errors import ConfigError, DataFileError, PipeClosedError, shown_path
 
 __all__ = [
-    "copy_spool_out",
     "interrupt_inputs",
     "is_live_stream",
     "is_stream",
     "names_open_file",
-    "open_live_output",
     "pipe_limit",
 ]
 
@@ -346,7 +344,7 @@ def interrupt_inputs() -> None:
         relay.interrupt()
 
 
-def open_live_output(path: str) -> IO[bytes]:
+def _open_live_output(path: str) -> IO[bytes]:
     """The pipe a live writer writes to: stdout's buffer, or the FIFO/socket ``path``."""
     if path == "-":
         with contextlib.suppress(AttributeError, ValueError, OSError):
@@ -361,7 +359,7 @@ def open_live_output(path: str) -> IO[bytes]:
         raise DataFileError(f"{path}: cannot write: {e.strerror}") from e
 
 
-def copy_spool_out(spool: IO[bytes], path: str) -> None:
+def _copy_spool_out(spool: IO[bytes], path: str) -> None:
     """Copy a finished ``spool`` to stdout (``-``) or the device or FIFO ``path``; close it.
 
     A name such as ``/dev/stdout`` is opened once, at the end, for appending: a
