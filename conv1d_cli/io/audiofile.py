@@ -61,15 +61,12 @@ __all__ = ["ClipError"]
 # for every subtype: FLAC loses sync, CAF reads 0 frames, RF64 drops frames, SDS hangs)
 _PIPE_READABLE: Final = frozenset({"wav", "wavex", "w64", "au", "aiff", "ogg"})
 
-
 # ... except these subtypes, which libsndfile reads as 0 frames from a pipe, silently
 _PIPE_UNREADABLE_SUBTYPES: Final = frozenset(
     {("AU", "G721_32"), ("AU", "G723_24"), ("AU", "G723_40")}
 )
 
-
 _PIPE_FORMATS_TEXT: Final = "pipe WAV, AU or AIFF instead"
-
 
 _ENCODE_CHUNK_SAMPLES: Final = 1 << 16  # PCM encoding: temporaries of 256-512 KiB
 
@@ -446,7 +443,6 @@ def _round_half_up(q: np.ndarray) -> None:
 #: What a WAV or AU header says when the length is not known: FFmpeg's sizes, which
 #: libsndfile (and SoX with --ignore-length) read as "until the data ends".
 _UNKNOWN_SIZE: Final = 0xFFFFFFFF
-
 
 #: KSDATAFORMAT_SUBTYPE_PCM / _IEEE_FLOAT without their first two bytes (the format tag).
 _WAVEX_GUID_TAIL: Final = bytes.fromhex("000000001000800000aa00389b71")

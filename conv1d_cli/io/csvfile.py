@@ -40,7 +40,6 @@ __all__ = ["TIME_NAMES", "TimeTrack"]
 
 _CSV_CHUNK: Final = 8192  # lines parsed per vectorised chunk
 
-
 _DELIMITERS: Final = (",", ";", "\t", None)  # None = runs of whitespace
 
 
@@ -58,7 +57,6 @@ def _split(line: str, delimiter: str | None) -> list[str]:
 
 
 _CSV_READ_BYTES: Final = 1 << 20  # text read per batch of lines
-
 
 # Longest CSV line accepted, in characters: about 600,000 columns of 25-character numbers.
 # A longer "line" is a binary file or a stream without newlines, not a row of samples.
@@ -122,7 +120,6 @@ class _CsvLayout:
 
 # A number written with a decimal comma (German, French, ... locales): -0,06786 or 1,5e-3.
 _DECIMAL_COMMA: Final = re.compile(r'"?\s*[+-]?[0-9]+,[0-9]+(?:[eE][+-]?[0-9]+)?\s*"?', re.ASCII)
-
 
 _INTEGER: Final = re.compile(r"[+-]?[0-9]+", re.ASCII)
 

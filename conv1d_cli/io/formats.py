@@ -44,15 +44,11 @@ __all__ = [
 # soundfile format names we accept, lower-case (everything libsndfile can read).
 _AUDIO_FORMATS: Final = frozenset(name.lower() for name in sf.available_formats())
 
-
 _TEXT_FORMATS: Final = frozenset({"csv"})
-
 
 _ARRAY_FORMATS: Final = frozenset({"npy"})
 
-
 _FORMATS: Final = _AUDIO_FORMATS | _TEXT_FORMATS | _ARRAY_FORMATS
-
 
 # extension (no dot, lower-case) -> format, where it is not the format name itself
 _EXTENSION_ALIASES: Final = {
@@ -69,14 +65,11 @@ _EXTENSION_ALIASES: Final = {
     "txt": "csv",
 }
 
-
 _FORMAT_ALIASES: Final = {"aif": "aiff", "tsv": "csv", "txt": "csv", "snd": "au"}
-
 
 # libsndfile names a WAVE_FORMAT_EXTENSIBLE file (most 24-bit and multichannel WAVs) WAVEX;
 # we report "wav" so that "same format and subtype as the input" keeps e.g. PCM_24 for .wav
 _FORMAT_FAMILY: Final = {"wavex": "wav"}
-
 
 _INT_PCM: Final = {
     # subtype: (bits of the sample grid, NumPy dtype handed to soundfile, left shift)
@@ -87,20 +80,15 @@ _INT_PCM: Final = {
     "PCM_32": (32, np.int32, 0),
 }
 
-
 _FLOAT_SUBTYPES: Final = frozenset({"FLOAT", "DOUBLE"})
-
 
 _ON_CLIP: Final = ("warn", "error", "clip")
 
-
 _DTYPES: Final = ("float64", "float32")
-
 
 #: Live (pipe) audio: the containers written here and the sample encodings each takes,
 #: as (bits per sample, WAV format tag, AU encoding). Anything else is spooled.
 _LIVE_AUDIO: Final = frozenset({"wav", "au", "raw"})
-
 
 _LIVE_SUBTYPES: Final = {
     "PCM_16": (16, 0x0001, 3),

@@ -32,7 +32,6 @@ __all__: list[str] = []
 
 _NPY_MAX_HEADER: Final = 10000  # numpy's own bound (np.load's max_header_size)
 
-
 _NPY_HEADER_BYTES: Final = 256  # reserved for a streamed NPY header (shape known at close)
 
 

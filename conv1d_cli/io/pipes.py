@@ -47,9 +47,7 @@ __all__ = [
 
 _PIPE_LIMIT_ENV: Final = "CONV1D_PIPE_LIMIT"
 
-
 _PIPE_LIMIT_DEFAULT: Final = 1 << 30
-
 
 _SIZE_SHIFTS: Final = {"K": 10, "M": 20, "G": 30, "T": 40}
 
