@@ -283,7 +283,10 @@ class _AudioWriter(SignalWriter):
         self._open_encoder(int(rate))
 
     def _live_args(self, fmt: str, declared: int | None) -> dict[str, Any]:
-        """How :class:`SignalWriter` opens the target: a file writer is never live."""
+        """How :class:`~conv1d_cli.io.base.SignalWriter` opens the target.
+
+        A file writer is never live.
+        """
         return {}
 
     def _open_encoder(self, rate: int) -> None:

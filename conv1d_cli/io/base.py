@@ -102,7 +102,7 @@ def _narrowed(
 
 
 class SignalReader:
-    """Streaming reader; use :func:`open_reader`. A context manager.
+    """Streaming reader; use :func:`~conv1d_cli.io.inputs.open_reader`. A context manager.
 
     Attributes
     ----------
@@ -209,7 +209,7 @@ class _Aborted(Exception):
 
 
 class SignalWriter:
-    """Atomic streaming writer; use :func:`open_writer`. A context manager.
+    """Atomic streaming writer; use :func:`~conv1d_cli.io.outputs.open_writer`. A context manager.
 
     Blocks passed to :meth:`write` are ``(C, n)`` (``(N, C, n)`` for a batched NPY). The
     output appears at its path (or on stdout) only when :meth:`close` runs without an

@@ -9,7 +9,7 @@ Where an output's format, subtype and rate are decided from the input and the
 options: :func:`conv1d_cli.io.outputs.plan_output`.
 
 ``-`` is stdin / stdout and then the format must be given explicitly; an unknown
-extension or a bare ``-`` raises :class:`FormatError` (a ConfigError *and* a
+extension or a bare ``-`` raises :class:`~conv1d_cli.errors.FormatError` (a ConfigError *and* a
 DataFileError: the CLI exits 2). The audio format reported for a file is the
 container libsndfile found (a FLAC named ``.wav`` is ``"flac"``; WAVEX, i.e.
 WAVE_FORMAT_EXTENSIBLE, is reported as ``"wav"``).
@@ -295,8 +295,9 @@ class SignalInfo:
         the samples.
     time_column : str or None
         The CSV column read as time, not as a channel (its header name, or
-        ``column N`` without a header): see :func:`open_reader`'s ``time_column``.
-        ``channels`` and ``column_names`` then leave it out.
+        ``column N`` without a header): see ``time_column`` of
+        :func:`~conv1d_cli.io.inputs.open_reader`. ``channels`` and ``column_names``
+        then leave it out.
     time_detected : bool
         The time column was recognised by its name (``time_column="auto"``).
     """

@@ -41,7 +41,7 @@ def open_reader(
     path : str or path-like
         File, or ``"-"`` for stdin (then ``format`` is required).
     format : str, optional
-        Overrides the extension (see :func:`detect_format`).
+        Overrides the extension (see :func:`~conv1d_cli.io.formats.detect_format`).
     dtype : {"float64", "float32"}
         Sample type of the blocks returned.
     columns : sequence of str, optional
@@ -52,7 +52,7 @@ def open_reader(
         number); ``"auto"`` takes a header named ``time``, ``timestamp`` or ``t`` (any
         case, a unit such as ``time (s)`` allowed) if there is one. The reader leaves it
         out of ``channels``; ``reader.time_track()`` gives its values
-        (:class:`TimeTrack`). Default: no time column.
+        (:class:`~conv1d_cli.io.csvfile.TimeTrack`). Default: no time column.
 
     Returns
     -------
@@ -99,7 +99,7 @@ def open_reader(
 
 
 def probe(path: str | os.PathLike[str], format: str | None = None) -> SignalInfo:
-    """Return a signal's :class:`SignalInfo` without reading its samples.
+    """Return a signal's :class:`~conv1d_cli.io.formats.SignalInfo` without reading its samples.
 
     A CSV is scanned to count its rows. ``probe("-", fmt)`` consumes stdin; use
     ``open_reader("-", fmt).info`` when the data is needed too.

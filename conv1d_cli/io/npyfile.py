@@ -197,9 +197,9 @@ class _NpyWriter(_ByteWriter):
     """Streams time-major: the file is Fortran-ordered, its header is rewritten at close.
 
     ``np.load`` gives back the ``(C, L)`` / ``(N, C, L)`` array with the right values (it
-    is F-contiguous). :func:`write_signal` writes a plain C-ordered file instead. On a
-    pipe (``live``) the header cannot be rewritten: it is written once with the
-    ``declared`` length, and writing any other length fails at close.
+    is F-contiguous). :func:`~conv1d_cli.io.outputs.write_signal` writes a plain
+    C-ordered file instead. On a pipe (``live``) the header cannot be rewritten: it is
+    written once with the ``declared`` length, and writing any other length fails at close.
     """
 
     def __init__(

@@ -159,10 +159,11 @@ def plan_output(
     on_clip, dtype, frames
         Passed on to the writer (see :func:`open_writer`).
     csv_delimiter : str, optional
-        A key of :data:`CSV_DELIMITERS` (``","``, ``"semicolon"``, ``"tab"``, ...). A
-        CSV output takes, first match wins: this delimiter; tabs for a ``.tsv`` name;
-        the input CSV's delimiter; commas. Quoting and line ending always follow a
-        CSV input (semicolon and CRLF in, semicolon and CRLF out).
+        A key of :data:`~conv1d_cli.io.formats.CSV_DELIMITERS` (``","``,
+        ``"semicolon"``, ``"tab"``, ...). A CSV output takes, first match wins: this
+        delimiter; tabs for a ``.tsv`` name; the input CSV's delimiter; commas. Quoting and
+        line ending always follow a CSV input (semicolon and CRLF in, semicolon and CRLF
+        out).
 
     Returns
     -------
@@ -345,8 +346,8 @@ def open_writer(
     ----------
     path : str or path-like
         Output file, or ``"-"`` for stdout. A pipe, FIFO or socket is written block by
-        block where the format allows (:func:`streams_live`); other stdouts and devices
-        are spooled to a temporary file and copied at close.
+        block where the format allows (:func:`~conv1d_cli.io.formats.streams_live`);
+        other stdouts and devices are spooled to a temporary file and copied at close.
     format : str or None
         Output format; ``None`` means from the extension.
     channels : int
@@ -354,13 +355,15 @@ def open_writer(
     sample_rate : float, optional
         Required for audio; must be a whole number of Hz. Ignored for CSV/NPY.
     subtype : str, optional
-        Audio subtype; default :func:`output_subtype` (FLOAT, or PCM_24 for FLAC). Integer
-        PCM subtypes get each value rounded to the nearest code, exact ties upwards as in
-        SoX (``100.5 -> 101``, ``-100.5 -> -100``; ``np.rint`` would give 100 and -100).
+        Audio subtype; default :func:`~conv1d_cli.io.formats.output_subtype` (FLOAT,
+        or PCM_24 for FLAC). Integer PCM subtypes get each value rounded to the nearest
+        code, exact ties upwards as in SoX (``100.5 -> 101``, ``-100.5 -> -100``;
+        ``np.rint`` would give 100 and -100).
     on_clip : {"warn", "error", "clip"}
         For integer PCM (and other non-float audio subtypes): ``warn`` and ``clip`` clip and
         count in ``writer.clipped`` (reporting is the caller's job); ``error`` raises
-        :class:`ClipError` at the first clipped sample and publishes nothing.
+        :class:`~conv1d_cli.io.audiofile.ClipError` at the first clipped sample and
+        publishes nothing.
     column_names : sequence of str, optional
         CSV header, one name per channel.
     batch : int, optional
@@ -438,8 +441,9 @@ def write_signal(
     """Write a whole signal atomically; return the number of clipped samples.
 
     ``signal_data`` is ``(C, L)``, ``(L,)`` (mono) or, for NPY only, ``(N, C, L)``; a
-    :class:`Signal` is accepted too. NPY keeps float32 data as float32 (``dtype`` overrides)
-    and is written C-ordered. See :func:`open_writer` for the other parameters.
+    :class:`~conv1d_cli.io.formats.Signal` is accepted too. NPY keeps float32 data as
+    float32 (``dtype`` overrides) and is written C-ordered. See :func:`open_writer` for the
+    other parameters.
 
     Examples
     --------

@@ -96,9 +96,9 @@ def is_live_stream(path: str | os.PathLike[str]) -> bool:
     """True when output to ``path`` goes to a pipe, FIFO or socket (``-`` = fd 1).
 
     Such an output is read as it is written (``conv1d apply ... -o - | aplay``), so it
-    is streamed where the format allows (:func:`streams_live`). A regular file, also
-    behind ``/dev/stdout`` (``-o - > out.wav``), a terminal or another device is not:
-    those outputs are spooled and appear whole, or not at all.
+    is streamed where the format allows (:func:`~conv1d_cli.io.formats.streams_live`).
+    A regular file, also behind ``/dev/stdout`` (``-o - > out.wav``), a terminal or another
+    device is not: those outputs are spooled and appear whole, or not at all.
 
     Examples
     --------
