@@ -414,7 +414,7 @@ class Conv1d:
     def save(self, path: Any, overwrite: bool = False) -> None:
         """Write this layer to a pickle-free ``.npz`` layer file (atomically).
 
-        See :func:`conv1d_cli.layerfile.save_layer`.
+        See :func:`conv1d_cli.io.layerfile.save_layer`.
 
         Examples
         --------
@@ -426,7 +426,7 @@ class Conv1d:
         (2, 1, 3)
         >>> tmp.cleanup()
         """
-        from conv1d_cli.layerfile import save_layer
+        from conv1d_cli.io.layerfile import save_layer
 
         save_layer(self, path, overwrite=overwrite)
 
@@ -436,9 +436,9 @@ class Conv1d:
 
         ``overrides`` (``stride``, ``padding``, ``dilation``, ``groups``,
         ``padding_mode``, ``sample_rate``) replace stored values. See
-        :func:`conv1d_cli.layerfile.load_layer`.
+        :func:`conv1d_cli.io.layerfile.load_layer`.
         """
-        from conv1d_cli.layerfile import load_layer
+        from conv1d_cli.io.layerfile import load_layer
 
         return load_layer(path, key=key, **overrides)
 

@@ -19,7 +19,8 @@ Examples
 >>> import tempfile, pathlib
 >>> import numpy as np
 >>> from conv1d_cli import Conv1d
->>> from conv1d_cli.signal_io import read_signal, write_signal
+>>> from conv1d_cli.io.inputs import read_signal
+>>> from conv1d_cli.io.outputs import write_signal
 >>> workdir = tempfile.TemporaryDirectory()
 >>> src = str(pathlib.Path(workdir.name) / "x.csv")
 >>> dst = str(pathlib.Path(workdir.name) / "y.csv")
@@ -63,13 +64,13 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
-from conv1d_cli import signal_io
 from conv1d_cli import threads as thread_policy
-from conv1d_cli.atomic import check_not_same_file
-from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, DataFileError
+from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, DataFileError, shown_path
+from conv1d_cli.io import csvfile, formats, inputs, outputs, pipes
+from conv1d_cli.io.atomic import check_not_same_file
+from conv1d_cli.io.base import SignalReader, SignalWriter
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.shapes import implied_input_rate, rate_mismatches
-from conv1d_cli.signal_io import SignalReader, SignalWriter
 from conv1d_cli.stream import (
     StreamChain,
     block_frames,
@@ -162,7 +163,7 @@ class FilterOptions:
         bytes do not depend on the block size or on the number of worker processes.
         ``None`` draws fresh noise every run.
     csv_delimiter : str or None
-        Delimiter of a CSV output (a key of :data:`conv1d_cli.signal_io.CSV_DELIMITERS`);
+        Delimiter of a CSV output (a key of :data:`conv1d_cli.io.formats.CSV_DELIMITERS`);
         default: a CSV input's (quoting and line ending always follow a CSV input).
     columns : tuple of str or None
         CSV inputs: the columns filtered, by header name or 1-based number; the others
@@ -171,7 +172,7 @@ class FilterOptions:
         CSV inputs: a column of time stamps (name or 1-based number), written to a CSV
         output unfiltered, first, one value per output sample: ``t[j * S]`` for output
         sample ``j`` and the chain's total stride ``S`` (see
-        :class:`conv1d_cli.signal_io.TimeTrack`). ``"auto"`` recognises a header named
+        :class:`conv1d_cli.io.csvfile.TimeTrack`). ``"auto"`` recognises a header named
         ``time``, ``timestamp`` or ``t``. Default: none (every column is a channel).
     """
 
@@ -307,7 +308,7 @@ def _named(error: Conv1dError, source: str, target: str) -> Conv1dError:
         return error
     if (target != "-" and target in text) or (target == "-" and "stdout" in text):
         return error
-    shown = signal_io._shown(source)
+    shown = shown_path(source)
     text = text.replace("the input", shown, 1) if text.startswith("the input") else text
     if not text.startswith(shown):
         text = f"{shown}: {text}"
@@ -399,15 +400,15 @@ def check_output_formats(
     the input's format, which :func:`filter_file` checks once it is known.
     """
     warnings = []
-    explicit = None if output_format is None else signal_io.detect_format("-", output_format)
+    explicit = None if output_format is None else formats.detect_format("-", output_format)
     for job in jobs_list:
         by_name = None
-        if not (signal_io.is_stream(job.target) or signal_io.names_open_file(job.target)):
+        if not (pipes.is_stream(job.target) or pipes.names_open_file(job.target)):
             with contextlib.suppress(Conv1dError):  # no/unknown extension: nothing to compare
-                by_name = signal_io.detect_format(job.target)
+                by_name = formats.detect_format(job.target)
         fmt = explicit or by_name
         if subtype is not None and fmt is not None:
-            signal_io.check_output_subtype(subtype, fmt)
+            formats.check_output_subtype(subtype, fmt)
         if explicit is not None and by_name is not None and explicit != by_name:
             # Not refused: a user may mean it (a WAV under a legacy name), but it is
             # usually a typo that a file browser or the next tool will trip over.
@@ -431,7 +432,7 @@ def existing_outputs(jobs_list: Sequence[Job]) -> list[Job]:
     """
     found = []
     for job in jobs_list:
-        if signal_io.is_stream(job.target) or signal_io.names_open_file(job.target):
+        if pipes.is_stream(job.target) or pipes.names_open_file(job.target):
             continue
         path = Path(job.target)
         if path.is_symlink() or path.exists():
@@ -457,34 +458,34 @@ def check_dither(jobs_list: Sequence[Job], options: FilterOptions) -> None:
     for job in jobs_list:
         source_format = fmt = None
         with contextlib.suppress(Conv1dError):  # unknown here: filter_file checks
-            source_format = signal_io.detect_format(job.source, options.input_format)
+            source_format = formats.detect_format(job.source, options.input_format)
         with contextlib.suppress(Conv1dError):  # no extension: a stream takes the input's
-            fmt = signal_io.detect_format(job.target, options.output_format)
+            fmt = formats.detect_format(job.target, options.output_format)
         fmt = fmt or source_format
         if fmt is None:
             continue
         subtype = options.subtype
-        if subtype is None and signal_io.is_audio_format(fmt):
+        if subtype is None and formats.is_audio_format(fmt):
             if source_format is None or (
-                signal_io.is_audio_format(source_format) and signal_io.is_stream(job.source)
+                formats.is_audio_format(source_format) and pipes.is_stream(job.source)
             ):
                 continue  # follows an input not open yet: filter_file checks
-            if signal_io.is_audio_format(source_format):
+            if formats.is_audio_format(source_format):
                 # The output keeps an audio input's subtype where it can: read the
                 # header (never a CSV's probe, which scans the file; it has no subtype).
                 try:
-                    subtype = signal_io.probe(job.source, format=options.input_format).subtype
+                    subtype = inputs.probe(job.source, format=options.input_format).subtype
                 except Conv1dError:
                     continue  # the real read reports the problem, with its exit status
-        if signal_io.is_audio_format(fmt):
-            subtype = signal_io.output_subtype(fmt, subtype)
+        if formats.is_audio_format(fmt):
+            subtype = formats.output_subtype(fmt, subtype)
         else:
             subtype = None
         _check_dither_subtype(job.target, fmt, subtype)
 
 
 def _check_dither_subtype(target: str, fmt: str, subtype: str | None) -> None:
-    if signal_io.pcm_step(subtype) is not None:
+    if formats.pcm_step(subtype) is not None:
         return
     shown = "<stdout>" if target == "-" else target
     what = fmt.upper() if subtype is None else f"{fmt.upper()} {subtype}"
@@ -521,7 +522,7 @@ def filter_file(
         Output path (``"-"`` = stdout); not given with a Job. A file appears only
         when the whole run succeeds (atomic write); a pipe, FIFO or socket gets each
         block as it is computed where the format can stream
-        (:func:`conv1d_cli.signal_io.streams_live`), and is cut short by an error.
+        (:func:`conv1d_cli.io.formats.streams_live`), and is cut short by an error.
     layers : sequence of Conv1d
         The chain, applied in order.
     names : sequence of str, optional
@@ -553,11 +554,11 @@ def filter_file(
     opts = options or FilterOptions()
     layers = list(layers)
     names = list(names) if names is not None else [f"layer {i + 1}" for i in range(len(layers))]
-    shown = signal_io._shown(job.source)
+    shown = shown_path(job.source)
     dtype = compute_dtype(layers, opts.dtype)
     started = time.perf_counter()
     try:
-        reader_cm = signal_io.open_reader(
+        reader_cm = inputs.open_reader(
             job.source,
             format=opts.input_format,
             dtype=dtype.name,
@@ -587,7 +588,7 @@ def filter_file(
                 # checked against it exactly as they would be for a WAV at that rate.
                 in_rate, first = implied
                 rate_source = f"{shown} (it has no rate; {names[first]}'s design rate stands in)"
-            spec = signal_io.plan_output(
+            spec = outputs.plan_output(
                 job.target,
                 info,
                 channels=layers[-1].out_channels,
@@ -602,7 +603,7 @@ def filter_file(
                 # a pipe output announces its length when the input's header tells it
                 frames=out_frames,
             )
-            step = signal_io.pcm_step(spec.subtype)
+            step = formats.pcm_step(spec.subtype)
             if opts.dither is not None:
                 _check_dither_subtype(job.target, spec.format, spec.subtype)
             chain = StreamChain(
@@ -784,7 +785,7 @@ def _normalized(
         if peak is None or peak == 0.0:
             why = "silent (peak 0)" if peak == 0.0 else "not finite (NaN or Inf)"
             warnings.append(
-                f"{signal_io._shown(spec.path, output=True)}: the output is {why}; "
+                f"{shown_path(spec.path, output=True)}: the output is {why}; "
                 f"--normalize left its level as it is"
             )
             gain, applied = 1.0, 0.0
@@ -793,7 +794,7 @@ def _normalized(
             gain = target / peak
             applied = 20.0 * math.log10(gain)
         block = block_frames(spec.channels, spec.batch, run.opts.block_size)
-        with signal_io.open_reader(spool.path, format="npy", dtype=spec.dtype) as spooled:
+        with inputs.open_reader(spool.path, format="npy", dtype=spec.dtype) as spooled:
             with output.open() as raw:
                 writer = _Leveled(raw, gain, step, rng)
                 while True:
@@ -809,11 +810,11 @@ def _normalized(
 class _TimedWriter:
     """Writes each output block after its time stamps: the input's time column, first.
 
-    Output sample ``j`` gets ``t[j * stride]`` (:class:`signal_io.TimeTrack`), the same
+    Output sample ``j`` gets ``t[j * stride]`` (:class:`csvfile.TimeTrack`), the same
     rule for every block size, since ``j`` counts the frames written so far.
     """
 
-    def __init__(self, writer: SignalWriter, track: signal_io.TimeTrack, stride: int) -> None:
+    def __init__(self, writer: SignalWriter, track: csvfile.TimeTrack, stride: int) -> None:
         self._writer = writer
         self._track = track
         self._stride = stride
@@ -833,8 +834,8 @@ class _TimedWriter:
 
 
 def _time_track(
-    reader: SignalReader, spec: signal_io.OutputSpec, shown: str, warnings: list[str]
-) -> signal_io.TimeTrack | None:
+    reader: SignalReader, spec: outputs.OutputSpec, shown: str, warnings: list[str]
+) -> csvfile.TimeTrack | None:
     """The input's time column, if it has one and the output is a CSV that can hold it."""
     info = reader.info
     if info.time_column is None:
@@ -857,8 +858,8 @@ def _time_track(
 class _Output:
     """The output file, and the time column written first in it (CSV), if any."""
 
-    spec: signal_io.OutputSpec
-    track: signal_io.TimeTrack | None
+    spec: outputs.OutputSpec
+    track: csvfile.TimeTrack | None
     stride: int
     time_name: str | None = None
 
@@ -1352,9 +1353,9 @@ def known_frames(source: str, input_format: str | None = None) -> int | None:
     >>> known_frames("-") is None
     True
     """
-    if signal_io.is_stream(source):  # probing a pipe would consume it
+    if pipes.is_stream(source):  # probing a pipe would consume it
         return None
     try:
-        return signal_io.probe(source, format=input_format).frames
+        return inputs.probe(source, format=input_format).frames
     except Conv1dError:
         return None  # the real read reports the problem

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from scipy import signal
 
 from conv1d_cli.cli import cli
-from conv1d_cli.layerfile import load_layer
+from conv1d_cli.io.layerfile import load_layer
 
 
 def run(*args):

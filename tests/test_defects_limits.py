@@ -28,7 +28,7 @@ from conv1d_cli import Conv1d, conv1d
 from conv1d_cli.cli import cli
 from conv1d_cli.core import pad1d
 from conv1d_cli.errors import ConfigError, DataFileError
-from conv1d_cli.layerfile import load_layer
+from conv1d_cli.io.layerfile import load_layer
 from conv1d_cli.shapes import (
     MAX_ARRAY_BYTES,
     MAX_PARAMETERS,

@@ -13,7 +13,7 @@ from conv1d_cli.analysis import FilterSpec, latency, measure_spec
 from conv1d_cli.cli import cli
 from conv1d_cli.errors import ConfigError
 from conv1d_cli.filters import MAX_SPEC_TAPS, design_fir, design_spec, kernel_layer, minimum_phase
-from conv1d_cli.layerfile import load_layer
+from conv1d_cli.io.layerfile import load_layer
 
 
 def _random_specs(count, seed=14):

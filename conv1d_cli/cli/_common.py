@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, FormatError, PipeClosedError
+from conv1d_cli.io.sniff import is_layer_archive
 from conv1d_cli.shapes import FREQUENCY_FORMS, MAX_SIZE, parse_frequency, parse_padding
 
 __all__ = [
@@ -193,36 +194,6 @@ def split_layer_arg(text: str) -> tuple[str, str | None]:
     if sep and head and tail and os.path.isfile(head) and not os.path.exists(text):
         return head, tail
     return text, None
-
-
-def is_layer_archive(path: str) -> bool:
-    """Whether ``path`` is read as a layer archive rather than a signal or a ``.npy``.
-
-    True for the ``.npz``, ``.pt`` and ``.pth`` extensions and, whatever the name,
-    for a zip archive or a Python pickle (an old-style ``torch.save`` file): the
-    layer reader then explains what a PyTorch file is and how to export it, instead
-    of a signal reader complaining about an unknown format.
-    """
-    import os
-    import stat
-    from pathlib import Path
-
-    if path == "-":
-        return False
-    if Path(path).suffix.lower() in (".npz", ".pt", ".pth"):
-        return True
-    try:
-        # Sniffing a pipe (<(...), a FIFO) would eat its first bytes: streams are not sniffed.
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError:
-        return False
-    # Pickle protocols 2-5 start with PROTO (0x80) and the protocol number.
-    return head == b"PK\x03\x04" or (
-        head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
-    )
 
 
 def layer_display_name(text: str, key: str | None) -> str:
@@ -521,9 +492,9 @@ def _unblock_reads_on_signal() -> tuple[int, int] | None:
     waiting for a pipe that a producer holds open: Ctrl-C would do nothing. Python's
     C-level handler writes to the wakeup fd at once, whatever the threads are doing;
     a daemon thread waiting on it ends those reads
-    (:func:`conv1d_cli.signal_io.interrupt_inputs`), and the handler's exception then
-    unwinds as usual. signal_io is looked up, never imported: without it loaded, no
-    audio is being read.
+    (:func:`conv1d_cli.io.pipes.interrupt_inputs`), and the handler's exception then
+    unwinds as usual. The pipes module is looked up, never imported: without it
+    loaded, no audio is being read.
     """
     import sys
     import threading
@@ -543,7 +514,7 @@ def _unblock_reads_on_signal() -> tuple[int, int] | None:
     def watch() -> None:
         with contextlib.suppress(OSError):
             while os.read(read_end, 64):
-                module = sys.modules.get("conv1d_cli.signal_io")
+                module = sys.modules.get("conv1d_cli.io.pipes")
                 if module is not None:
                     module.interrupt_inputs()
         os.close(read_end)

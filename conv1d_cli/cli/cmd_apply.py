@@ -103,7 +103,7 @@ def _load_layers(
     layer_args: tuple[str, ...], key: str | None, overrides: dict[str, Any]
 ) -> tuple[list[Any], list[str]]:
     """Load every ``-w FILE`` or ``-w FILE:KEY`` (a per-layer key beats --key)."""
-    from conv1d_cli.layerfile import load_layer
+    from conv1d_cli.io.layerfile import load_layer
 
     layers, names = [], []
     for text in layer_args:
@@ -578,7 +578,7 @@ def _cluster(scheduler: str, policy: Any) -> Iterator[Any]:
 
 def _left_behind(jobs_list: list[Job]) -> str:
     """What a signal leaves: a file output nothing, a pipe what it already got."""
-    from conv1d_cli.signal_io import is_live_stream
+    from conv1d_cli.io.pipes import is_live_stream
 
     streams = [job.target for job in jobs_list if is_live_stream(job.target)]
     if streams:
@@ -591,8 +591,8 @@ def _left_behind(jobs_list: list[Job]) -> str:
 
 def _check_plot_compare(path: str, jobs_list: list[Job], layer_files: tuple[str, ...]) -> None:
     """Refuse a --plot-compare that cannot be drawn, before anything is filtered."""
-    from conv1d_cli.atomic import check_not_same_file
-    from conv1d_cli.signal_io import is_stream
+    from conv1d_cli.io.atomic import check_not_same_file
+    from conv1d_cli.io.pipes import is_stream
 
     if path == "-":
         raise click.UsageError(
@@ -625,8 +625,8 @@ def _plot_compare(path: str, job: Job, layers: list[Conv1d], opts: FilterOptions
     import math
 
     from conv1d_cli import overview, plots
+    from conv1d_cli.io.inputs import probe
     from conv1d_cli.shapes import implied_input_rate
-    from conv1d_cli.signal_io import probe
 
     strides = [layer.stride for layer in layers]
     stride = math.prod(strides)

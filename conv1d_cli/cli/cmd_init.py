@@ -330,8 +330,8 @@ def init(ctx: click.Context, layer: str, **opts: Any) -> None:
         if opts["sample_rate"] is not None:
             # One rule for every sample rate (shapes.check_sample_rate), exit 2.
             opts["sample_rate"] = check_sample_rate("--sample-rate", opts["sample_rate"])
-        from conv1d_cli.atomic import check_not_same_file
-        from conv1d_cli.layerfile import save_layer
+        from conv1d_cli.io.atomic import check_not_same_file
+        from conv1d_cli.io.layerfile import save_layer
 
         weight_file = None if opts["weight"] is None else split_layer_arg(opts["weight"])[0]
         inputs = [p for p in (opts["coefficients"], weight_file, opts["bias_file"]) if p]
@@ -525,8 +525,8 @@ def _from_layer_archive(path: str, own_key: str | None, opts: Any) -> Any:
     import numpy as np
 
     from conv1d_cli.io.coefficients import read_npy
+    from conv1d_cli.io.layerfile import load_layer
     from conv1d_cli.layer import Conv1d
-    from conv1d_cli.layerfile import load_layer
 
     if opts["channels"] is not None:
         raise ConfigError(

@@ -1,7 +1,7 @@
 """``conv1d inspect``: what a layer file or a signal file holds.
 
 Imports click and the standard library only; NumPy, the layer-file reader,
-``signal_io`` and ``plots`` (matplotlib) are imported inside the command.
+``conv1d_cli.io`` readers and ``plots`` (matplotlib) are imported inside the command.
 """
 
 from __future__ import annotations
@@ -119,8 +119,8 @@ def _read_piped_layer(path: str) -> bytes | None:
     signal reader could use is lost; a pipe named like ``x.wav`` or ``x.npz`` goes by
     its extension instead.
     """
-    from conv1d_cli.layerfile import read_piped_layer
-    from conv1d_cli.signal_io import is_stream
+    from conv1d_cli.io.layerfile import read_piped_layer
+    from conv1d_cli.io.pipes import is_stream
 
     if path == "-" or Path(path).suffix or not is_stream(path):
         return None
@@ -199,7 +199,7 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
         raise click.UsageError("--input-format only applies to signal files")
     with reported_errors("--input-format"):
         if opts["plot"] is not None:
-            from conv1d_cli.atomic import check_not_same_file
+            from conv1d_cli.io.atomic import check_not_same_file
             from conv1d_cli.plots import check_image_path
 
             check_not_same_file(opts["plot"], [file])
@@ -234,7 +234,7 @@ def _json_safe(value: Any) -> Any:
 
 
 def _load(file: str, opts: Any) -> Any:
-    from conv1d_cli.layerfile import load_layer
+    from conv1d_cli.io.layerfile import load_layer
 
     return load_layer(
         file,
@@ -509,7 +509,7 @@ def _plot_layer(file: str, opts: Any, layer: Any) -> None:
 
 def _signal_report(file: str, opts: Any) -> dict[str, Any]:
     from conv1d_cli.analysis import SignalStats
-    from conv1d_cli.signal_io import open_reader
+    from conv1d_cli.io.inputs import open_reader
 
     with open_reader(file, opts["input_format"]) as reader:
         info = reader.info

@@ -313,7 +313,7 @@ def shape(
 
 def _load_spec(text: str, key: str | None, hyper: dict[str, Any]) -> LayerSpec:
     """The layer of ``-w text`` (``FILE`` or ``FILE:KEY``; a per-layer key beats --key)."""
-    from conv1d_cli.layerfile import load_layer
+    from conv1d_cli.io.layerfile import load_layer
 
     path, own_key = split_layer_arg(text)
     chosen = own_key if own_key is not None else key
@@ -334,7 +334,7 @@ def _read_input(
     a WAV piped from sox) is read to its end in blocks, keeping none of them. A
     CSV's time column and ``--columns`` are applied as ``apply`` applies them.
     """
-    from conv1d_cli.signal_io import open_reader
+    from conv1d_cli.io.inputs import open_reader
 
     with open_reader(
         path, input_format, "float32", columns=columns, time_column=time_column

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from conv1d_cli.errors import ConfigError, DataFileError, OutputExistsError
+from conv1d_cli.io.pipes import names_open_file
 
 __all__ = ["atomic_path", "check_not_same_file"]
 
@@ -135,7 +136,7 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = True) -> It
         raise DataFileError(f"{target}: is a directory, expected an output file name")
     if not overwrite and (st is not None or os.path.lexists(target)):
         raise OutputExistsError(f"{target}: already exists (pass overwrite=True)")
-    shell_opened = os.path.abspath(target).startswith(("/dev/", "/proc/"))
+    shell_opened = names_open_file(target)
     if st is not None and (shell_opened or not stat.S_ISREG(st.st_mode)):
         # a character device (/dev/stdout, /dev/null), FIFO or socket: there is no file
         # to protect, and replacing it would break the pipe or the device node
