@@ -66,7 +66,7 @@ import numpy as np
 from conv1d_cli import signal_io
 from conv1d_cli import threads as thread_policy
 from conv1d_cli.atomic import check_not_same_file
-from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, DataFileError
+from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, DataFileError, FormatError
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.shapes import implied_input_rate, rate_mismatches
 from conv1d_cli.signal_io import SignalReader, SignalWriter
@@ -311,7 +311,8 @@ def _named(error: Conv1dError, source: str, target: str) -> Conv1dError:
     text = text.replace("the input", shown, 1) if text.startswith("the input") else text
     if not text.startswith(shown):
         text = f"{shown}: {text}"
-    named = type(error)(text)
+    # A FormatError's parameter (which format to give) is not part of its text.
+    named = type(error)(text, parameter=error.parameter if isinstance(error, FormatError) else None)
     named.__cause__ = error
     return named
 
@@ -399,7 +400,11 @@ def check_output_formats(
     the input's format, which :func:`filter_file` checks once it is known.
     """
     warnings = []
-    explicit = None if output_format is None else signal_io.detect_format("-", output_format)
+    explicit = (
+        None
+        if output_format is None
+        else signal_io.detect_format("-", output_format, parameter="output_format")
+    )
     for job in jobs_list:
         by_name = None
         if not (signal_io.is_stream(job.target) or signal_io.names_open_file(job.target)):

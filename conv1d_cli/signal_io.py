@@ -245,7 +245,9 @@ def _shown(path: str, *, output: bool = False) -> str:
     return path
 
 
-def detect_format(path: str | os.PathLike[str], explicit: str | None = None) -> str:
+def detect_format(
+    path: str | os.PathLike[str], explicit: str | None = None, *, parameter: str = "input_format"
+) -> str:
     """Return the lower-case format name of ``path``.
 
     Parameters
@@ -255,6 +257,9 @@ def detect_format(path: str | os.PathLike[str], explicit: str | None = None) -> 
     explicit : str, optional
         A format given by the user (``--input-format``/``--output-format``); it wins over
         the extension. Case-insensitive; ``aif``/``tsv``/``txt`` are accepted aliases.
+    parameter : str
+        Which format is meant (``"input_format"`` or ``"output_format"``), for the
+        :class:`FormatError`'s ``parameter``: a front end names its option.
 
     Returns
     -------
@@ -276,14 +281,16 @@ def detect_format(path: str | os.PathLike[str], explicit: str | None = None) -> 
         name = _FORMAT_ALIASES.get(name, name)
         if name not in _FORMATS:
             raise FormatError(
-                f"unknown format {explicit!r}; expected one of {', '.join(sorted(_FORMATS))}"
+                f"unknown format {explicit!r}; expected one of {', '.join(sorted(_FORMATS))}",
+                parameter=parameter,
             )
         return name
     text = os.fspath(path)
     if text == "-":
         raise FormatError(
             "'-' (stdin/stdout) has no extension to tell the format from; "
-            "give the format explicitly"
+            "give the format explicitly",
+            parameter=parameter,
         )
     ext = Path(text).suffix.lower().lstrip(".")
     name = _EXTENSION_ALIASES.get(ext, ext)
@@ -292,7 +299,8 @@ def detect_format(path: str | os.PathLike[str], explicit: str | None = None) -> 
         raise FormatError(
             f"{text}: cannot tell the signal format from {found}; expected .wav, .flac, "
             f".ogg, .aiff, .au, .csv, .npy or another soundfile format, "
-            f"or give the format explicitly"
+            f"or give the format explicitly",
+            parameter=parameter,
         )
     return name
 
@@ -2651,7 +2659,7 @@ def open_writer(
     >>> workdir.cleanup()
     """
     text = os.fspath(path)
-    fmt = detect_format(text, format)
+    fmt = detect_format(text, format, parameter="output_format")
     if on_clip not in _ON_CLIP:
         raise ConfigError(f"on_clip must be one of {list(_ON_CLIP)!r}, not {on_clip!r}")
     nchan = check_int("channels", channels)
@@ -2884,12 +2892,12 @@ def plan_output(
     shown = _shown(info.path)
     in_rate = info.sample_rate if info.sample_rate is not None else rate_hint
     if format is not None:
-        out_format = detect_format("-", format)
+        out_format = detect_format("-", format, parameter="output_format")
     elif is_stream(target) or names_open_file(target):
         # '-', /dev/stdout, a FIFO: no extension to go by, keep the input's format
         out_format = info.format
     else:
-        out_format = detect_format(target)
+        out_format = detect_format(target, parameter="output_format")
     audio = output_subtype(out_format) is not None
     # A CSV or NPY stores no rate, so only audio needs a whole number of Hz.
     rate = _output_rate(in_rate, total_stride, sample_rate, shown, audio)
@@ -3006,7 +3014,7 @@ def write_signal(
     """
     data = signal_data.data if isinstance(signal_data, Signal) else np.asarray(signal_data)
     text = os.fspath(path)
-    fmt = detect_format(text, format)
+    fmt = detect_format(text, format, parameter="output_format")
     if data.ndim == 1:
         data = data[None, :]
     if data.ndim not in (2, 3) or data.dtype.kind not in "biuf":
