@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from conv1d_cli import pipeline
+from conv1d_cli import cluster, pipeline
 from conv1d_cli.cli._common import write_stdout
+from conv1d_cli.cli._progress import Display
 from conv1d_cli.errors import BatchError, Conv1dError
+from conv1d_cli.shapes import implied_input_rate
+from conv1d_cli.signal_io import probe
 
 if TYPE_CHECKING:
-    from conv1d_cli.cluster import DaskFiles
     from conv1d_cli.layer import Conv1d
     from conv1d_cli.pipeline import FileReport, FilterOptions, Job, JobProgress
     from conv1d_cli.threads import Policy
@@ -84,10 +86,8 @@ class _Reporting:
 
 
 @contextlib.contextmanager
-def _cluster(scheduler: str, policy: Policy | None) -> Iterator[DaskFiles]:
+def _cluster(scheduler: str, policy: Policy | None) -> Iterator[cluster.DaskFiles]:
     """Connect (or start ``local:N``), yield the executor, always close what was opened."""
-    from conv1d_cli import cluster
-
     client, local_cluster = cluster.connect(scheduler)
     try:
         yield cluster.DaskFiles(client, policy)
@@ -100,7 +100,7 @@ def _cluster(scheduler: str, policy: Policy | None) -> Iterator[DaskFiles]:
 
 
 def _array_path(
-    executor: DaskFiles,
+    executor: cluster.DaskFiles,
     job: Job,
     layers: list[Conv1d],
     names: list[str],
@@ -112,8 +112,6 @@ def _array_path(
     A file task would need the whole file's worth of time on one worker; as an
     array, every worker filters chunks of it in bounded memory.
     """
-    from conv1d_cli import cluster
-
     if not cluster.wants_array_path(job, opts):
         return False
     executor.check_paths([job])
@@ -128,11 +126,8 @@ def _array_path(
 
 def plot_compare(path: str, job: Job, layers: list[Conv1d], opts: FilterOptions) -> None:
     """Draw the input's and output's spectra from a second read of both files."""
-    import dataclasses
-
+    # Here, not at the top: matplotlib is loaded only to draw.
     from conv1d_cli import overview, plots
-    from conv1d_cli.shapes import implied_input_rate
-    from conv1d_cli.signal_io import probe
 
     strides = [layer.stride for layer in layers]
     stride = math.prod(strides)
@@ -267,11 +262,9 @@ def _run(
     workers: int,
     keep_going: bool,
     how: _Reporting,
-    executor: DaskFiles | None = None,
+    executor: cluster.DaskFiles | None = None,
 ) -> None:
     """Filter every file, showing progress on a terminal and each file's warnings."""
-    from conv1d_cli.cli._progress import Display
-
     quiet, schema, run_warnings = how.quiet, how.json_schema, how.run_warnings
     as_json = schema is not None
     show = not quiet and sys.stderr.isatty()

@@ -1,4 +1,10 @@
-"""``conv1d apply``: filter audio, CSV and NPY files (and pipes) through a chain of layers."""
+"""``conv1d apply``: filter audio, CSV and NPY files (and pipes) through a chain of layers.
+
+Imports click and the standard library only at the top: ``conv1d --help`` loads
+this module to list it. The library (NumPy, soundfile, the pipeline) is imported
+inside the functions, once the command runs; the run and its report are
+:mod:`conv1d_cli.cli._apply_run`.
+"""
 
 from __future__ import annotations
 
@@ -115,7 +121,8 @@ def _load_layers(
             if not given:
                 raise
             # The override is global, the failure is one layer's: say which, and why.
-            raise e.replace(path=name, hint=f"from {given}") from e
+            hint = f"from {given}" if e.hint is None else f"{e.hint}; from {given}"
+            raise e.replace(path=name, hint=hint) from e
         except Conv1dError as e:
             # Two layers of one model file must be told apart in the message.
             raise e.renamed(str(Path(path)), name) from e
