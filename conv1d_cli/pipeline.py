@@ -65,7 +65,14 @@ from typing import Any, Final, Protocol
 import numpy as np
 
 from conv1d_cli import threads as thread_policy
-from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, DataFileError, shown_path
+from conv1d_cli.errors import (
+    BatchError,
+    ConfigError,
+    Conv1dError,
+    DataFileError,
+    FormatError,
+    shown_path,
+)
 from conv1d_cli.io import csvfile, formats, inputs, outputs, pipes
 from conv1d_cli.io.atomic import check_not_same_file
 from conv1d_cli.io.base import SignalReader, SignalWriter
@@ -312,7 +319,8 @@ def _named(error: Conv1dError, source: str, target: str) -> Conv1dError:
     text = text.replace("the input", shown, 1) if text.startswith("the input") else text
     if not text.startswith(shown):
         text = f"{shown}: {text}"
-    named = type(error)(text)
+    # A FormatError's parameter (which format to give) is not part of its text.
+    named = type(error)(text, parameter=error.parameter if isinstance(error, FormatError) else None)
     named.__cause__ = error
     return named
 
@@ -400,12 +408,16 @@ def check_output_formats(
     the input's format, which :func:`filter_file` checks once it is known.
     """
     warnings = []
-    explicit = None if output_format is None else formats.detect_format("-", output_format)
+    explicit = (
+        None
+        if output_format is None
+        else formats.detect_format("-", output_format, parameter="output_format")
+    )
     for job in jobs_list:
         by_name = None
         if not (pipes.is_stream(job.target) or pipes.names_open_file(job.target)):
             with contextlib.suppress(Conv1dError):  # no/unknown extension: nothing to compare
-                by_name = formats.detect_format(job.target)
+                by_name = formats.detect_format(job.target, parameter="output_format")
         fmt = explicit or by_name
         if subtype is not None and fmt is not None:
             formats.check_output_subtype(subtype, fmt)
@@ -460,7 +472,9 @@ def check_dither(jobs_list: Sequence[Job], options: FilterOptions) -> None:
         with contextlib.suppress(Conv1dError):  # unknown here: filter_file checks
             source_format = formats.detect_format(job.source, options.input_format)
         with contextlib.suppress(Conv1dError):  # no extension: a stream takes the input's
-            fmt = formats.detect_format(job.target, options.output_format)
+            fmt = formats.detect_format(
+                job.target, options.output_format, parameter="output_format"
+            )
         fmt = fmt or source_format
         if fmt is None:
             continue

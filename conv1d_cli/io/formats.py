@@ -99,7 +99,9 @@ _LIVE_SUBTYPES: Final = {
 }
 
 
-def detect_format(path: str | os.PathLike[str], explicit: str | None = None) -> str:
+def detect_format(
+    path: str | os.PathLike[str], explicit: str | None = None, *, parameter: str = "input_format"
+) -> str:
     """Return the lower-case format name of ``path``.
 
     Parameters
@@ -109,6 +111,9 @@ def detect_format(path: str | os.PathLike[str], explicit: str | None = None) -> 
     explicit : str, optional
         A format given by the user (``--input-format``/``--output-format``); it wins over
         the extension. Case-insensitive; ``aif``/``tsv``/``txt`` are accepted aliases.
+    parameter : str
+        Which format is meant (``"input_format"`` or ``"output_format"``), for the
+        :class:`FormatError`'s ``parameter``: a front end names its option.
 
     Returns
     -------
@@ -130,14 +135,16 @@ def detect_format(path: str | os.PathLike[str], explicit: str | None = None) -> 
         name = _FORMAT_ALIASES.get(name, name)
         if name not in _FORMATS:
             raise FormatError(
-                f"unknown format {explicit!r}; expected one of {', '.join(sorted(_FORMATS))}"
+                f"unknown format {explicit!r}; expected one of {', '.join(sorted(_FORMATS))}",
+                parameter=parameter,
             )
         return name
     text = os.fspath(path)
     if text == "-":
         raise FormatError(
             "'-' (stdin/stdout) has no extension to tell the format from; "
-            "give the format explicitly"
+            "give the format explicitly",
+            parameter=parameter,
         )
     ext = Path(text).suffix.lower().lstrip(".")
     name = _EXTENSION_ALIASES.get(ext, ext)
@@ -146,7 +153,8 @@ def detect_format(path: str | os.PathLike[str], explicit: str | None = None) -> 
         raise FormatError(
             f"{text}: cannot tell the signal format from {found}; expected .wav, .flac, "
             f".ogg, .aiff, .au, .csv, .npy or another soundfile format, "
-            f"or give the format explicitly"
+            f"or give the format explicitly",
+            parameter=parameter,
         )
     return name
 

@@ -219,11 +219,11 @@ def plan_output(
 def _output_format(target: str, info: SignalInfo, format: str | None) -> str:
     """The explicit ``format``, else the target's extension; a stream keeps the input's."""
     if format is not None:
-        return detect_format("-", format)
+        return detect_format("-", format, parameter="output_format")
     if is_stream(target) or names_open_file(target):
         # '-', /dev/stdout, a FIFO: no extension to go by, keep the input's format
         return info.format
-    return detect_format(target)
+    return detect_format(target, parameter="output_format")
 
 
 def _output_columns(info: SignalInfo, channels: int) -> tuple[str, ...] | None:
@@ -395,7 +395,7 @@ def open_writer(
     >>> workdir.cleanup()
     """
     text = os.fspath(path)
-    fmt = detect_format(text, format)
+    fmt = detect_format(text, format, parameter="output_format")
     _check_on_clip(on_clip)
     nchan = check_int("channels", channels)
     nbatch = _check_batch(batch, fmt, text)
@@ -461,7 +461,7 @@ def write_signal(
     """
     data = signal_data.data if isinstance(signal_data, Signal) else np.asarray(signal_data)
     text = os.fspath(path)
-    fmt = detect_format(text, format)
+    fmt = detect_format(text, format, parameter="output_format")
     if data.ndim == 1:
         data = data[None, :]
     if data.ndim not in (2, 3) or data.dtype.kind not in "biuf":
