@@ -62,8 +62,8 @@ from scipy.signal import firwin
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from conv1d_cli.io.layerfile import save_layer  # noqa: E402
 from conv1d_cli.layer import Conv1d  # noqa: E402
-from conv1d_cli.layerfile import save_layer  # noqa: E402
 from conv1d_cli.threads import BLAS_ENV_VARS  # noqa: E402
 
 RATE = 48000

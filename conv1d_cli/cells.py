@@ -1,6 +1,6 @@
 """What a field of a text file is: a number, a column name, or neither.
 
-One rule for every text reader (CSV signals in :mod:`conv1d_cli.signal_io`, coefficient
+One rule for every text reader (CSV signals in :mod:`conv1d_cli.io.csvfile`, coefficient
 files in :mod:`conv1d_cli.io.coefficients`), so that "is the first line a header?" has a single
 answer. The rule is strict on purpose: a mistyped number (``−0.5`` with a Unicode minus,
 ``O.25`` with a letter O, ``0.25.``, ``0x1p-2``) must never be taken as a column name,

@@ -99,7 +99,7 @@ def connect(address: str) -> tuple[Any, Any | None]:
 
 
 def _temp_pattern(target: Path) -> str:
-    """The glob of :func:`conv1d_cli.atomic._create_temp`'s names for ``target``."""
+    """The glob of :func:`conv1d_cli.io.atomic._create_temp`'s names for ``target``."""
     return f".{target.stem}.{'[0-9a-f]' * 8}.tmp{target.suffix}"
 
 
@@ -392,7 +392,7 @@ class NpyFile:
         """A time-major NPY of ``shape``, header as the streaming writer's, data not written."""
         import numpy as np
 
-        from conv1d_cli.signal_io import _npy_header_bytes
+        from conv1d_cli.io.npyfile import _npy_header_bytes
 
         header = _npy_header_bytes(shape, np.dtype(dtype), True)
         with open(path, "wb") as fh:
@@ -493,7 +493,7 @@ def filter_npy_array(
     import numpy as np
 
     from conv1d_cli import dask as dconv
-    from conv1d_cli.atomic import atomic_path
+    from conv1d_cli.io.atomic import atomic_path
     from conv1d_cli.pipeline import FileReport
     from conv1d_cli.shapes import implied_input_rate, rate_mismatches
     from conv1d_cli.stream import chain_output_length, check_chain, compute_dtype
@@ -567,20 +567,20 @@ def filter_npy_array(
 
 
 def _probe(path: str) -> Any:
-    from conv1d_cli import signal_io
+    from conv1d_cli.io import inputs
 
-    return signal_io.probe(path, format="npy")
+    return inputs.probe(path, format="npy")
 
 
 def wants_array_path(job: Any, opts: Any) -> bool:
     """An NPY file into an NPY file: filtered as one Dask array across the workers."""
-    from conv1d_cli import signal_io
+    from conv1d_cli.io import formats, pipes
 
-    if signal_io.is_stream(job.source) or signal_io.is_stream(job.target):
+    if pipes.is_stream(job.source) or pipes.is_stream(job.target):
         return False
     try:
-        source = signal_io.detect_format(job.source, opts.input_format)
-        target = signal_io.detect_format(job.target, opts.output_format)
+        source = formats.detect_format(job.source, opts.input_format)
+        target = formats.detect_format(job.target, opts.output_format)
     except Conv1dError:
         return False
     # The array path filters and writes; the level and dither options live in the

@@ -12,6 +12,7 @@ the others are bad data or a failed run (exit 1).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
 #: Placeholders a message may hold; :meth:`Conv1dError.render` fills them.
 PARAMETER = "{parameter}"
 PATH = "{path}"
+#: ``{parameter:NAME}``: another parameter a message mentions (``"uses {parameter:groups}"``).
+_OTHER_PARAMETER = re.compile(r"\{parameter:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def shown_path(path: str, *, output: bool = False) -> str:
@@ -51,8 +54,9 @@ class Conv1dError(ValueError):
     ----------
     message : str
         The text. It may hold ``{parameter}`` where the parameter's name belongs
-        (``"{parameter} must be one of ..."``) and ``{path}`` where the file's;
-        without ``{parameter}``, a set ``parameter`` leads as ``"name: message"``.
+        (``"{parameter} must be one of ..."``), ``{parameter:NAME}`` where another
+        parameter's name belongs, and ``{path}`` where the file's; without
+        ``{parameter}``, a set ``parameter`` leads as ``"name: message"``.
     path : str, optional
         The file the error is about (``"-"`` for stdin/stdout). Without ``{path}``
         in the message, the rendered text starts with it unless it already names it.
@@ -72,6 +76,9 @@ class Conv1dError(ValueError):
     '--sample-rate must be positive, got -1'
     >>> str(DataFileError("input is empty", path="-"))
     '<stdin>: input is empty'
+    >>> e = ConfigError("{parameter} needs {parameter:weight}", parameter="key")
+    >>> str(e), e.render(lambda name: "--" + name)
+    ('key needs weight', '--key needs --weight')
     """
 
     def __init__(
@@ -96,10 +103,10 @@ class Conv1dError(ValueError):
         ``label`` is how a front end names a parameter (the CLI: its flag); by
         default the Python keyword itself.
         """
-        text = self.message
+        name_of = label if label is not None else str
+        text = _OTHER_PARAMETER.sub(lambda m: name_of(m.group(1)), self.message)
         if self.parameter is not None:
-            name = label(self.parameter) if label is not None else self.parameter
-            text = text.replace(PARAMETER, name) if PARAMETER in text else f"{name}: {text}"
+            text = self._place_parameter(text, name_of(self.parameter), label is not None)
         if self.path is not None:
             shown = shown_path(self.path, output=self.output)
             if PATH in text:
@@ -112,24 +119,67 @@ class Conv1dError(ValueError):
             text = f"{text} ({self.hint})"
         return text
 
+    def _place_parameter(self, text: str, name: str, front_end: bool) -> str:
+        # Where the parameter's name goes: its placeholder, else leading the text.
+        return text.replace(PARAMETER, name) if PARAMETER in text else f"{name}: {text}"
+
     def about(self, path: str, *, output: bool = False) -> Conv1dError:
         """This error, naming ``path`` if it names no file yet (a copy; chained)."""
         if self.path is not None or _names(self.message, path):
             return self
-        named = self._copy(path=path, output=output)
+        named = self.replace(path=path, output=output)
         named.__cause__ = self
         return named
 
-    def _copy(self, **fields: object) -> Conv1dError:
+    def renamed(self, path: str, name: str) -> Conv1dError:
+        """This error, calling the file ``path`` by ``name`` instead (a copy; chained).
+
+        For a front end that knows the file by another name than the library does
+        (``model.npz:encoder`` for one layer of ``model.npz``). A message that names
+        the file as its leading ``"path: "`` is read as naming it in the ``path``
+        field, which is how :meth:`render` writes that field.
+
+        Examples
+        --------
+        >>> str(DataFileError("m.npz: no key 'enc'").renamed("m.npz", "m.npz:enc"))
+        "m.npz:enc: no key 'enc'"
+        >>> str(DataFileError("truncated", path="m.npz").renamed("m.npz", "m.npz:enc"))
+        'm.npz:enc: truncated'
+        """
+        if self.path == path:
+            named = self.replace(path=name)
+        elif self.path is None and self.message.startswith(f"{path}: "):
+            named = self.replace(message=self.message[len(path) + 2 :], path=name)
+        else:
+            return self
+        named.__cause__ = self
+        return named
+
+    def replace(self, **fields: object) -> Conv1dError:
+        """A copy of this error (same class and attributes) with some fields changed.
+
+        ``fields`` are among ``message``, ``path``, ``parameter``, ``hint`` and
+        ``output``, as in the constructor.
+
+        Examples
+        --------
+        >>> e = ConfigError("{parameter} must be positive", parameter="stride")
+        >>> str(e.replace(hint="got 0"))
+        'stride must be positive (got 0)'
+        """
         current: dict[str, object] = {
+            "message": self.message,
             "path": self.path,
             "parameter": self.parameter,
             "hint": self.hint,
             "output": self.output,
         }
+        unknown = set(fields) - set(current)
+        if unknown:
+            raise TypeError(f"replace() got unexpected field(s) {', '.join(sorted(unknown))}")
         current.update(fields)
         copy = Conv1dError.__new__(type(self))
-        Conv1dError.__init__(copy, self.message, **current)  # type: ignore[arg-type]
+        Conv1dError.__init__(copy, **current)  # type: ignore[arg-type]
         copy.__dict__.update({k: v for k, v in self.__dict__.items() if k not in current})
         return copy
 
@@ -174,8 +224,19 @@ class FormatError(ConfigError, DataFileError):
     It is both a :class:`ConfigError` (the fix is an explicit format, so the CLI exits 2)
     and a :class:`DataFileError` (the file name is what cannot be used). The message says
     "give the format explicitly"; its ``parameter`` says which format was meant
-    (``"input_format"`` or ``"output_format"``) and the CLI names its option.
+    (``"input_format"`` or ``"output_format"``). ``str()`` leaves it out (a caller of
+    the library passes the format by its own name); a front end's :meth:`render` ends
+    with it in parentheses, as the option to give.
+
+    Examples
+    --------
+    >>> e = FormatError("give the format explicitly", parameter="input_format")
+    >>> str(e), e.render(lambda name: "--" + name.replace("_", "-"))
+    ('give the format explicitly', 'give the format explicitly (--input-format)')
     """
+
+    def _place_parameter(self, text: str, name: str, front_end: bool) -> str:
+        return f"{text} ({name})" if front_end else text
 
 
 class BatchError(DataFileError):

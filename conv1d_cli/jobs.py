@@ -26,10 +26,10 @@ from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from conv1d_cli import signal_io
 from conv1d_cli import threads as thread_policy
-from conv1d_cli.atomic import check_not_same_file
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError
+from conv1d_cli.io import formats, inputs, pipes
+from conv1d_cli.io.atomic import check_not_same_file
 
 if TYPE_CHECKING:
     from conv1d_cli.layer import Conv1d
@@ -116,7 +116,7 @@ class FilterOptions:
         bytes do not depend on the block size or on the number of worker processes.
         ``None`` draws fresh noise every run.
     csv_delimiter : str or None
-        Delimiter of a CSV output (a key of :data:`conv1d_cli.signal_io.CSV_DELIMITERS`);
+        Delimiter of a CSV output (a key of :data:`conv1d_cli.io.formats.CSV_DELIMITERS`);
         default: a CSV input's (quoting and line ending always follow a CSV input).
     columns : tuple of str or None
         CSV inputs: the columns filtered, by header name or 1-based number; the others
@@ -125,7 +125,7 @@ class FilterOptions:
         CSV inputs: a column of time stamps (name or 1-based number), written to a CSV
         output unfiltered, first, one value per output sample: ``t[j * S]`` for output
         sample ``j`` and the chain's total stride ``S`` (see
-        :class:`conv1d_cli.signal_io.TimeTrack`). ``"auto"`` recognises a header named
+        :class:`conv1d_cli.io.csvfile.TimeTrack`). ``"auto"`` recognises a header named
         ``time``, ``timestamp`` or ``t``. Default: none (every column is a channel).
     """
 
@@ -352,15 +352,19 @@ def check_output_formats(
     the input's format, which :func:`filter_file` checks once it is known.
     """
     warnings = []
-    explicit = None if output_format is None else signal_io.detect_format("-", output_format)
+    explicit = (
+        None
+        if output_format is None
+        else formats.detect_format("-", output_format, parameter="output_format")
+    )
     for job in jobs_list:
         by_name = None
-        if not (signal_io.is_stream(job.target) or signal_io.names_open_file(job.target)):
+        if not (pipes.is_stream(job.target) or pipes.names_open_file(job.target)):
             with contextlib.suppress(Conv1dError):  # no/unknown extension: nothing to compare
-                by_name = signal_io.detect_format(job.target)
+                by_name = formats.detect_format(job.target, parameter="output_format")
         fmt = explicit or by_name
         if subtype is not None and fmt is not None:
-            signal_io.check_output_subtype(subtype, fmt)
+            formats.check_output_subtype(subtype, fmt)
         if explicit is not None and by_name is not None and explicit != by_name:
             # Not refused: a user may mean it (a WAV under a legacy name), but it is
             # usually a typo that a file browser or the next tool will trip over.
@@ -384,7 +388,7 @@ def existing_outputs(jobs_list: Sequence[Job]) -> list[Job]:
     """
     found = []
     for job in jobs_list:
-        if signal_io.is_stream(job.target) or signal_io.names_open_file(job.target):
+        if pipes.is_stream(job.target) or pipes.names_open_file(job.target):
             continue
         path = Path(job.target)
         if path.is_symlink() or path.exists():
@@ -400,10 +404,10 @@ def known_frames(source: str, input_format: str | None = None) -> int | None:
     >>> known_frames("-") is None
     True
     """
-    if signal_io.is_stream(source):  # probing a pipe would consume it
+    if pipes.is_stream(source):  # probing a pipe would consume it
         return None
     try:
-        return signal_io.probe(source, format=input_format).frames
+        return inputs.probe(source, format=input_format).frames
     except Conv1dError:
         return None  # the real read reports the problem
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from conv1d_cli.core import as_real_array, check_dtype, conv1d
 from conv1d_cli.errors import ConfigError, ShapeError
-from conv1d_cli.layerfile import read_layer, save_layer
+from conv1d_cli.io.layerfile import read_layer, save_layer
 from conv1d_cli.shapes import (
     LayerSpec,
     Padding,
@@ -463,7 +463,7 @@ class Conv1d:
     def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
         """Write this layer to a pickle-free ``.npz`` layer file (atomically).
 
-        See :func:`conv1d_cli.layerfile.save_layer`.
+        See :func:`conv1d_cli.io.layerfile.save_layer`.
 
         Examples
         --------
@@ -541,7 +541,7 @@ def load_layer(
     ------
     DataFileError
         For any problem with the file, naming the file and the problem (see
-        :func:`conv1d_cli.layerfile.read_layer`).
+        :func:`conv1d_cli.io.layerfile.read_layer`).
     ConfigError
         For an invalid override value.
 

@@ -22,11 +22,11 @@ from typing import Protocol
 
 import numpy as np
 
-from conv1d_cli import signal_io
 from conv1d_cli.chain import block_frames
-from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError
+from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, shown_path
+from conv1d_cli.io import csvfile, formats, inputs, outputs, pipes
+from conv1d_cli.io.base import SignalReader, SignalWriter
 from conv1d_cli.jobs import Cancelled, FilterOptions, Job, StopFlag
-from conv1d_cli.signal_io import SignalReader, SignalWriter
 
 __all__ = [
     "BlockWriter",
@@ -70,27 +70,29 @@ def check_dither(jobs_list: Sequence[Job], options: FilterOptions) -> None:
     for job in jobs_list:
         source_format = fmt = None
         with contextlib.suppress(Conv1dError):  # unknown here: filter_file checks
-            source_format = signal_io.detect_format(job.source, options.input_format)
+            source_format = formats.detect_format(job.source, options.input_format)
         with contextlib.suppress(Conv1dError):  # no extension: a stream takes the input's
-            fmt = signal_io.detect_format(job.target, options.output_format)
+            fmt = formats.detect_format(
+                job.target, options.output_format, parameter="output_format"
+            )
         fmt = fmt or source_format
         if fmt is None:
             continue
         subtype = options.subtype
-        if subtype is None and signal_io.is_audio_format(fmt):
+        if subtype is None and formats.is_audio_format(fmt):
             if source_format is None or (
-                signal_io.is_audio_format(source_format) and signal_io.is_stream(job.source)
+                formats.is_audio_format(source_format) and pipes.is_stream(job.source)
             ):
                 continue  # follows an input not open yet: filter_file checks
-            if signal_io.is_audio_format(source_format):
+            if formats.is_audio_format(source_format):
                 # The output keeps an audio input's subtype where it can: read the
                 # header (never a CSV's probe, which scans the file; it has no subtype).
                 try:
-                    subtype = signal_io.probe(job.source, format=options.input_format).subtype
+                    subtype = inputs.probe(job.source, format=options.input_format).subtype
                 except Conv1dError:
                     continue  # the real read reports the problem, with its exit status
-        if signal_io.is_audio_format(fmt):
-            subtype = signal_io.output_subtype(fmt, subtype)
+        if formats.is_audio_format(fmt):
+            subtype = formats.output_subtype(fmt, subtype)
         else:
             subtype = None
         check_dither_subtype(job.target, fmt, subtype)
@@ -107,7 +109,7 @@ def check_dither_subtype(target: str, fmt: str, subtype: str | None) -> None:
     ...
     conv1d_cli.errors.ConfigError: <stdout>: dither applies to integer PCM audio outputs only, ...
     """
-    if signal_io.pcm_step(subtype) is not None:
+    if formats.pcm_step(subtype) is not None:
         return
     what = fmt.upper() if subtype is None else f"{fmt.upper()} {subtype}"
     fix = (
@@ -185,7 +187,7 @@ class Leveled:
 def normalized(
     filter_into: Callable[[Leveled], int],
     open_output: Callable[[], AbstractContextManager[BlockWriter]],
-    spec: signal_io.OutputSpec,
+    spec: outputs.OutputSpec,
     opts: FilterOptions,
     cancel: StopFlag | None,
     step: float | None,
@@ -235,7 +237,7 @@ def normalized(
         if peak is None or peak == 0.0:
             why = "silent (peak 0)" if peak == 0.0 else "not finite (NaN or Inf)"
             warnings.append(
-                f"{signal_io._shown(spec.path, output=True)}: the output is {why}; "
+                f"{shown_path(spec.path, output=True)}: the output is {why}; "
                 f"--normalize left its level as it is"
             )
             gain, applied = 1.0, 0.0
@@ -244,7 +246,7 @@ def normalized(
             gain = target / peak
             applied = 20.0 * math.log10(gain)
         block = block_frames(spec.channels, spec.batch, opts.block_size)
-        with signal_io.open_reader(spool.path, format="npy", dtype=spec.dtype) as spooled:
+        with inputs.open_reader(spool.path, format="npy", dtype=spec.dtype) as spooled:
             with open_output() as raw:
                 writer = Leveled(raw, gain, step, rng)
                 while True:
@@ -260,11 +262,11 @@ def normalized(
 class TimedWriter:
     """Writes each output block after its time stamps: the input's time column, first.
 
-    Output sample ``j`` gets ``t[j * stride]`` (:class:`signal_io.TimeTrack`), the same
+    Output sample ``j`` gets ``t[j * stride]`` (:class:`csvfile.TimeTrack`), the same
     rule for every block size, since ``j`` counts the frames written so far.
     """
 
-    def __init__(self, writer: SignalWriter, track: signal_io.TimeTrack, stride: int) -> None:
+    def __init__(self, writer: SignalWriter, track: csvfile.TimeTrack, stride: int) -> None:
         self._writer = writer
         self._track = track
         self._stride = stride
@@ -284,8 +286,8 @@ class TimedWriter:
 
 
 def time_track(
-    reader: SignalReader, spec: signal_io.OutputSpec, shown: str, warnings: list[str]
-) -> signal_io.TimeTrack | None:
+    reader: SignalReader, spec: outputs.OutputSpec, shown: str, warnings: list[str]
+) -> csvfile.TimeTrack | None:
     """The input's time column, if it has one and the output is a CSV that can hold it."""
     info = reader.info
     if info.time_column is None:
@@ -308,8 +310,8 @@ def time_track(
 class Output:
     """The output file, and the time column written first in it (CSV), if any."""
 
-    spec: signal_io.OutputSpec
-    track: signal_io.TimeTrack | None
+    spec: outputs.OutputSpec
+    track: csvfile.TimeTrack | None
     stride: int
     time_name: str | None = None
 

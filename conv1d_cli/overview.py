@@ -3,7 +3,7 @@
 Both are accumulated block by block (:class:`Envelope`, :class:`WelchSpectrum`), so a
 signal of any length is summarised in memory bounded by the block size and the
 summary size, never by the signal's length. :func:`signal_overview` runs both over
-one pass of a :func:`~conv1d_cli.signal_io.open_reader`. NumPy only at import time;
+one pass of a :func:`~conv1d_cli.io.inputs.open_reader`. NumPy only at import time;
 SciPy (for the window) is imported inside :class:`WelchSpectrum`. Nothing here
 imports matplotlib: :mod:`conv1d_cli.plots` draws what this module computes.
 """
@@ -17,8 +17,9 @@ from typing import Any, Final
 import numpy as np
 
 from conv1d_cli.errors import ConfigError
+from conv1d_cli.io.formats import SignalInfo
+from conv1d_cli.io.inputs import open_reader
 from conv1d_cli.shapes import check_int
-from conv1d_cli.signal_io import SignalInfo, open_reader
 
 __all__ = [
     "COLUMNS",
@@ -376,7 +377,7 @@ def signal_overview(
     Parameters
     ----------
     path, format
-        As for :func:`~conv1d_cli.signal_io.open_reader`.
+        As for :func:`~conv1d_cli.io.inputs.open_reader`.
     sample_rate : float, optional
         Overrides the file's rate (CSV and NPY have none).
     columns : int

@@ -19,7 +19,8 @@ Examples
 >>> import tempfile, pathlib
 >>> import numpy as np
 >>> from conv1d_cli import Conv1d
->>> from conv1d_cli.signal_io import read_signal, write_signal
+>>> from conv1d_cli.io.inputs import read_signal
+>>> from conv1d_cli.io.outputs import write_signal
 >>> workdir = tempfile.TemporaryDirectory()
 >>> src = str(pathlib.Path(workdir.name) / "x.csv")
 >>> dst = str(pathlib.Path(workdir.name) / "y.csv")
@@ -46,8 +47,9 @@ from typing import Any
 
 import numpy as np
 
-from conv1d_cli import signal_io
 from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, DataFileError, shown_path
+from conv1d_cli.io import csvfile, formats, inputs, outputs
+from conv1d_cli.io.base import SignalReader
 from conv1d_cli.jobs import (
     PROGRESS_POLL,
     Cancelled,
@@ -79,7 +81,6 @@ from conv1d_cli.levels import (
     time_track,
 )
 from conv1d_cli.shapes import rate_warnings
-from conv1d_cli.signal_io import SignalReader
 from conv1d_cli.stream import (
     StreamChain,
     block_frames,
@@ -138,7 +139,7 @@ def filter_file(
         Output path (``"-"`` = stdout); not given with a Job. A file appears only
         when the whole run succeeds (atomic write); a pipe, FIFO or socket gets each
         block as it is computed where the format can stream
-        (:func:`conv1d_cli.signal_io.streams_live`), and is cut short by an error.
+        (:func:`conv1d_cli.io.formats.streams_live`), and is cut short by an error.
     layers : sequence of Conv1d
         The chain, applied in order.
     names : sequence of str, optional
@@ -173,7 +174,7 @@ def filter_file(
     dtype = compute_dtype(layers, opts.dtype)
     started = time.perf_counter()
     try:
-        reader_cm = signal_io.open_reader(
+        reader_cm = inputs.open_reader(
             job.source,
             format=opts.input_format,
             dtype=dtype.name,
@@ -208,10 +209,10 @@ class _FilePlan:
 
     shown: str
     chain: StreamChain
-    spec: signal_io.OutputSpec
+    spec: outputs.OutputSpec
     in_rate: float | None
     warnings: list[str]
-    track: signal_io.TimeTrack | None
+    track: csvfile.TimeTrack | None
     time_name: str | None
 
 
@@ -242,7 +243,7 @@ def _plan_file(
         info.sample_rate,
         shown,
     )
-    spec = signal_io.plan_output(
+    spec = outputs.plan_output(
         job.target,
         info,
         channels=layers[-1].out_channels,
@@ -275,7 +276,7 @@ def _plan_file(
 def _write(run: _Run, plan: _FilePlan, index: int) -> tuple[int, Leveled, float]:
     """Filter the input into the output at its level; returns frames, writer and gain (dB)."""
     opts = run.opts
-    step = signal_io.pcm_step(plan.spec.subtype)
+    step = formats.pcm_step(plan.spec.subtype)
     rng = None
     if opts.dither is not None:
         # (seed, index): a file's noise does not depend on which worker runs it.

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from conv1d_cli import analysis
-from conv1d_cli.atomic import atomic_path
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError
+from conv1d_cli.io.atomic import atomic_path
 
 if TYPE_CHECKING:
     from conv1d_cli.layer import Conv1d

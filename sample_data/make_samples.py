@@ -26,8 +26,8 @@ from scipy.signal import firwin
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 
+from conv1d_cli.io.layerfile import save_layer  # noqa: E402
 from conv1d_cli.layer import Conv1d  # noqa: E402
-from conv1d_cli.layerfile import save_layer  # noqa: E402
 
 
 def make_wav(path: Path, rng: np.random.Generator) -> None:

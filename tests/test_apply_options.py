@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from conv1d_cli.cli import cli
 from conv1d_cli.cli.cmd_apply import JSON_SCHEMA
+from conv1d_cli.io.layerfile import save_layer
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.layerfile import save_layer
 from conv1d_cli.pipeline import FilterOptions, Job, JobProgress, run_jobs
 
 ROOT = Path(__file__).resolve().parent.parent

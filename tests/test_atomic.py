@@ -1,4 +1,4 @@
-"""conv1d_cli.atomic: atomic publishing, symlinks, devices, FIFOs, directories, umask."""
+"""conv1d_cli.io.atomic: atomic publishing, symlinks, devices, FIFOs, directories, umask."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import drained_fifo
 
-from conv1d_cli import atomic
-from conv1d_cli.atomic import atomic_path
 from conv1d_cli.errors import DataFileError, OutputExistsError
+from conv1d_cli.io import atomic
+from conv1d_cli.io.atomic import atomic_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -111,7 +111,7 @@ def test_atomic_path_to_stdout_device_reaches_the_pipe(tmp_path: Path, target: s
         "    assert not str(dst).startswith('/dev/'), dst\n"
         "    real_replace(src, dst)\n"
         "os.replace = guard\n"
-        "from conv1d_cli.atomic import atomic_path\n"
+        "from conv1d_cli.io.atomic import atomic_path\n"
         "with atomic_path(sys.argv[1]) as tmp:\n"
         "    tmp.write_text('hello\\n')\n"
     )
@@ -208,7 +208,9 @@ def test_layer_save_twice_says_overwrite_true(tmp_path: Path) -> None:
     layer.save(tmp_path / "layer.npz", overwrite=True)
 
 
-@pytest.mark.parametrize("module_name", ["conv1d_cli.atomic", "conv1d_cli.signal_io"])
+@pytest.mark.parametrize(
+    "module_name", ["conv1d_cli.io.atomic", "conv1d_cli.io.inputs", "conv1d_cli.io.outputs"]
+)
 def test_doctests_leave_no_temporary_directories(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module_name: str
 ) -> None:

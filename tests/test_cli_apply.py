@@ -15,11 +15,12 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from conv1d_cli import signal_io
 from conv1d_cli.cli import cli
 from conv1d_cli.core import conv1d
+from conv1d_cli.errors import DataFileError
+from conv1d_cli.io import base
+from conv1d_cli.io.layerfile import save_layer
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.layerfile import save_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 8000
@@ -270,13 +271,13 @@ def test_apply_reads_blocks_of_the_size_asked_never_more(
     """--block-size is latency on a pipe: every read asks for exactly that many frames."""
     path, _ = stereo
     asked = []
-    real_read = signal_io.SignalReader.read
+    real_read = base.SignalReader.read
 
     def read(self, frames):
         asked.append(frames)
         return real_read(self, frames)
 
-    monkeypatch.setattr(signal_io.SignalReader, "read", read)
+    monkeypatch.setattr(base.SignalReader, "read", read)
     extra = [] if block is None else ["--block-size", block]
     result = _run("-w", smooth, path, "-o", tmp_path / "out.wav", *extra)
     assert result.exit_code == 0, result.stderr
@@ -285,16 +286,16 @@ def test_apply_reads_blocks_of_the_size_asked_never_more(
 
 def test_apply_atomic_on_error_mid_write(tmp_path, stereo, smooth, monkeypatch):
     path, _ = stereo
-    real_write = signal_io.SignalWriter.write
+    real_write = base.SignalWriter.write
     calls = []
 
     def failing_write(self, block):
         calls.append(block.shape)
         if len(calls) > 1:
-            raise signal_io.DataFileError("disk on fire")
+            raise DataFileError("disk on fire")
         real_write(self, block)
 
-    monkeypatch.setattr(signal_io.SignalWriter, "write", failing_write)
+    monkeypatch.setattr(base.SignalWriter, "write", failing_write)
     result = _run("-w", smooth, path, "-o", tmp_path / "out.wav", "--block-size", 100)
     _assert_error(result, 1, "disk on fire")
     assert len(calls) == 2

@@ -13,8 +13,8 @@ from conftest import run_with_stdout_full
 
 from conv1d_cli.cli import cli
 from conv1d_cli.filters import design_fir, kernel_layer
+from conv1d_cli.io.layerfile import save_layer
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.layerfile import save_layer
 
 LAYER_KEYS = {
     "schema", "file", "key", "weight_shape", "bias_shape", "dtype", "in_channels",

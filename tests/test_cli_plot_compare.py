@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from conv1d_cli import plots
 from conv1d_cli.cli import cli
 from conv1d_cli.filters import design_fir, kernel_layer
+from conv1d_cli.io.layerfile import save_layer
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.layerfile import save_layer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

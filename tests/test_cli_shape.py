@@ -590,7 +590,7 @@ def test_shape_design_rate_mismatch_warns(runner: CliRunner, tmp_path: Path) -> 
 
 @pytest.fixture
 def fake_probe(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Replace signal_io.open_reader by the documented contract, to test shape on its own."""
+    """Replace io.inputs.open_reader by the documented contract, to test shape on its own."""
     info: dict[str, Any] = {
         "format": "wav",
         "subtype": "PCM_16",
@@ -636,9 +636,9 @@ def fake_probe(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         return Reader(path)
 
     info["stream_blocks"] = [65536, 1000]
-    module = types.ModuleType("conv1d_cli.signal_io")
+    module = types.ModuleType("conv1d_cli.io.inputs")
     module.open_reader = open_reader  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "conv1d_cli.signal_io", module)
+    monkeypatch.setitem(sys.modules, "conv1d_cli.io.inputs", module)
     info["calls"] = calls
     return info
 
@@ -755,7 +755,7 @@ def test_shape_wav_piped_from_sox(tmp_path: Path) -> None:
     assert doc["output"]["shape"] == [2, 1230]
 
 
-def test_shape_real_files_through_signal_io(runner: CliRunner, tmp_path: Path) -> None:
+def test_shape_real_files_through_io_readers(runner: CliRunner, tmp_path: Path) -> None:
     batch = tmp_path / "batch.npy"
     np.save(batch, np.zeros((4, 2, 100), np.float32))
     layer = make_layer(tmp_path / "a.npz", 3, 2, 5, stride=2)

@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from conv1d_cli import Conv1d
 from conv1d_cli.cli import cli
-from conv1d_cli.signal_io import CsvDialect, probe, read_signal
+from conv1d_cli.io.formats import CsvDialect
+from conv1d_cli.io.inputs import probe, read_signal
 
 
 def _run(*args, input=None):

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conv1d_cli.io.layerfile import save_layer
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.layerfile import save_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 8000

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from conv1d_cli.cli import cli
 from conv1d_cli.core import conv1d
 from conv1d_cli.errors import ConfigError, DataFileError, ShapeError
+from conv1d_cli.io.layerfile import save_layer
 from conv1d_cli.layer import Conv1d, load_layer
-from conv1d_cli.layerfile import save_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERRIDES = ["--stride", "2", "--padding", "4"]

@@ -29,8 +29,8 @@ from reference import reference_conv1d
 from conv1d_cli import core, kernels, stream
 from conv1d_cli.cli import cli
 from conv1d_cli.core import Correlator, conv1d
+from conv1d_cli.io.layerfile import save_layer
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.layerfile import save_layer
 from conv1d_cli.stream import StreamChain
 
 MODES = ("zeros", "reflect", "replicate", "circular")

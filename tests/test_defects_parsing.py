@@ -15,9 +15,9 @@ from conv1d_cli import cells
 from conv1d_cli.cli import cli
 from conv1d_cli.errors import DataFileError
 from conv1d_cli.io.coefficients import parse_coefficients, read_coefficients
+from conv1d_cli.io.inputs import read_signal
+from conv1d_cli.io.layerfile import save_layer
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.layerfile import save_layer
-from conv1d_cli.signal_io import read_signal
 
 MISTYPED = ["\u22120.25", "O.25", "0.25.", "0x1p-2"]
 

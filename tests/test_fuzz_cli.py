@@ -49,8 +49,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conv1d_cli.cli import cli
+from conv1d_cli.io.layerfile import save_layer
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.layerfile import save_layer
 
 COMMANDS = ("init", "apply", "shape", "inspect")
 RATE = 8000

@@ -324,7 +324,7 @@ def test_layerfile_reads_a_spec_without_importing_the_layer(tmp_path):
     path = tmp_path / "l.npz"
     Conv1d(2, 2, 3, padding="causal", seed=0).save(path)
     code = (
-        "import sys; from conv1d_cli.layerfile import read_layer; "
+        "import sys; from conv1d_cli.io.layerfile import read_layer; "
         f"s = read_layer({str(path)!r}); "
         "print(s.spec.padding, s.spec.in_channels, 'conv1d_cli.layer' in sys.modules)"
     )

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conv1d_cli.errors import ConfigError, DataFileError, OutputExistsError
+from conv1d_cli.io.layerfile import CONFIG_KEY, save_layer
 from conv1d_cli.layer import Conv1d, load_layer
-from conv1d_cli.layerfile import CONFIG_KEY, save_layer
 
 
 def _config(path):
@@ -129,8 +129,9 @@ def test_layerfile_prefixed_keys_and_key_selection(tmp_path):
             "b.weight": np.ones((4, 2, 5)),
         },
     )
-    with pytest.raises(DataFileError, match=r"several layers.*--key.*'a', 'b'"):
+    with pytest.raises(DataFileError, match=r"several layers.*with key: 'a', 'b'") as e:
         load_layer(path)
+    assert e.value.parameter == "key"  # the CLI names its --key option
     assert load_layer(path, key="a").bias is not None
     assert load_layer(path, key="b").weight.shape == (4, 2, 5)
     assert load_layer(path, key="b.weight").kernel_size == 5
@@ -357,7 +358,7 @@ def test_layerfile_is_plain_zip_without_pickles(tmp_path):
         assert sorted(z.namelist()) == ["bias.npy", "conv1d_config.npy", "weight.npy"]
 
 
-@pytest.mark.parametrize("module", ["io.coefficients", "layer", "layerfile"])
+@pytest.mark.parametrize("module", ["io.coefficients", "layer", "io.layerfile"])
 def test_layerfile_doctest_examples_remove_their_temp_dirs(module):
     # The examples run on every test run: tempfile.mkdtemp() in them left a directory
     # behind each time; TemporaryDirectory() plus cleanup() at the end does not.

@@ -7,8 +7,10 @@ import pytest
 
 from conv1d_cli import Conv1d
 from conv1d_cli.errors import BatchError, ConfigError, DataFileError, ShapeError
+from conv1d_cli.io.formats import SignalInfo
+from conv1d_cli.io.inputs import read_signal
+from conv1d_cli.io.outputs import plan_output, write_signal
 from conv1d_cli.pipeline import FilterOptions, Job, filter_file, plan_jobs, run_jobs
-from conv1d_cli.signal_io import SignalInfo, plan_output, read_signal, write_signal
 
 
 @pytest.fixture

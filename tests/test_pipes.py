@@ -22,7 +22,7 @@ import pytest
 import soundfile as sf
 
 from conv1d_cli import Conv1d
-from conv1d_cli.layerfile import save_layer
+from conv1d_cli.io.layerfile import save_layer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -295,7 +295,7 @@ def test_pipe_writer_that_falls_short_of_its_header_fails(tmp_path, fmt):
     is a safety net; here the writer is driven directly.)
     """
     from conv1d_cli.errors import DataFileError
-    from conv1d_cli.signal_io import open_writer
+    from conv1d_cli.io.outputs import open_writer
 
     fifo = tmp_path / "out.fifo"
     os.mkfifo(fifo)

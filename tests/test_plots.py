@@ -99,18 +99,18 @@ def test_signal_overview_streams_a_long_file_in_bounded_memory(tmp_path):
 
 
 def test_signal_overview_reads_the_file_block_by_block(tmp_path, monkeypatch):
-    from conv1d_cli import signal_io
+    from conv1d_cli.io import base
 
     path = tmp_path / "x.wav"
     sf.write(path, np.zeros((10000, 2)), 8000)
     sizes: list[int] = []
-    read = signal_io.SignalReader.read
+    read = base.SignalReader.read
 
     def spy(self, frames):
         sizes.append(frames)
         return read(self, frames)
 
-    monkeypatch.setattr(signal_io.SignalReader, "read", spy)
+    monkeypatch.setattr(base.SignalReader, "read", spy)
     ov = overview.signal_overview(path, block_frames=1024)
     assert set(sizes) == {1024} and len(sizes) == 11  # 10 blocks, then the empty read
     assert ov.frames == 10000 and ov.sample_rate == 8000.0

@@ -13,8 +13,8 @@ import pytest
 import soundfile as sf
 
 from conv1d_cli import threads
+from conv1d_cli.io.layerfile import save_layer
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.layerfile import save_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 

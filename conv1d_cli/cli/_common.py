@@ -1,25 +1,64 @@
-"""What every subcommand shares: turning library errors and signals into exit codes."""
+"""What every subcommand shares: option types, and the one route from a failure to an exit code.
+
+Every failure leaves a command through this module. A library error goes through
+:func:`reported_errors` (its parameters shown as flags by :func:`error_text`); what
+only the command can see, options that clash or a stdout that is closed, goes
+through :func:`refuse` (a wrong invocation, exit 2) or :func:`fail` (exit 1).
+Single values are checked by the option types here, while Click parses.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import signal
-from collections.abc import Iterator
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, FormatError, PipeClosedError
-from conv1d_cli.shapes import FREQUENCY_FORMS, MAX_SIZE, parse_frequency, parse_padding
+from conv1d_cli.errors import (
+    BatchError,
+    ConfigError,
+    Conv1dError,
+    OutputExistsError,
+    PipeClosedError,
+)
+from conv1d_cli.io.sniff import is_layer_archive
+from conv1d_cli.shapes import (
+    FREQUENCY_FORMS,
+    MAX_SIZE,
+    Padding,
+    parse_frequency,
+    parse_padding,
+)
+
+if TYPE_CHECKING:
+    # Click 8.4 types a ParamType by the value it converts to; the Clicks this
+    # project supports (>= 8.2) cannot subscript it at run time.
+    _IntType = click.ParamType[int]
+    _FloatType = click.ParamType[float]
+    _FrequencyValue = click.ParamType[float | tuple[float, ...]]
+    _PaddingValue = click.ParamType[Padding]
+else:
+    _IntType = _FloatType = _FrequencyValue = _PaddingValue = click.ParamType
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "CountType",
+    "FiniteFloat",
     "FrequencyType",
     "csv_column_options",
     "time_column_arg",
     "PaddingType",
+    "error_text",
+    "fail",
+    "flag_label",
+    "refuse",
     "is_layer_archive",
     "layer_display_name",
     "override_options_text",
@@ -37,7 +76,7 @@ __all__ = [
 ]
 
 
-class PaddingType(click.ParamType):
+class PaddingType(_PaddingValue):
     """``--padding``: whatever :func:`conv1d_cli.shapes.parse_padding` accepts.
 
     A bad value is a usage error (exit 2) naming the option.
@@ -48,16 +87,18 @@ class PaddingType(click.ParamType):
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return "INT|LEFT,RIGHT|same|valid|causal|full"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Padding:
         if not isinstance(value, str):
-            return value
+            return value  # type: ignore[no-any-return]  # a default, already parsed
         try:
             return parse_padding(value)
         except ConfigError as e:
             self.fail(str(e), param, ctx)
 
 
-class FrequencyType(click.ParamType):
+class FrequencyType(_FrequencyValue):
     """Every frequency option (``--sample-rate``, ``--cutoff``): ``48000``, ``44.1k``, ``4kHz``.
 
     The syntax is :func:`conv1d_cli.shapes.parse_frequency`'s; a bad value is a
@@ -75,9 +116,11 @@ class FrequencyType(click.ParamType):
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return "HZ[,HZ]" if self.several else "HZ"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float | tuple[float, ...]:
         if not isinstance(value, str):
-            return value
+            return value  # type: ignore[no-any-return]  # a default, already parsed
         parts = value.split(",") if self.several else [value]
         try:
             found = tuple(parse_frequency(part, "value") for part in parts)
@@ -86,7 +129,7 @@ class FrequencyType(click.ParamType):
         return found if self.several else found[0]
 
 
-class CountType(click.ParamType):
+class CountType(_IntType):
     """An integer in ``[minimum, maximum]``, with a message that says what was wrong.
 
     Every command's hyperparameters (``--stride``, ``--dilation``, ``--groups``,
@@ -104,7 +147,7 @@ class CountType(click.ParamType):
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         return self.metavar
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
         else:
@@ -127,11 +170,34 @@ class CountType(click.ParamType):
         return number
 
 
+class FiniteFloat(_FloatType):
+    """A float option that must be finite (``--gain``, ``--normalize``), in ``unit``.
+
+    Click's float type takes ``inf`` and ``nan``; a level of infinite dB is no level.
+    """
+
+    name = "float"
+
+    def __init__(self, unit: str) -> None:
+        self.unit = unit
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        number = float(click.FLOAT.convert(value, param, ctx))
+        if not math.isfinite(number):
+            # Named as typed, unquoted, as the command's own checks name options.
+            hint = max(param.opts, key=len) if param is not None and param.opts else None
+            raise click.BadParameter(
+                f"expected a finite number of {self.unit}, got {number!r}", ctx, param, hint
+            )
+        return number
+
+
 #: Library parameters whose flag is not ``--`` plus the name with dashes.
 FLAG_OVERRIDES = {
     "output": "-o/--output",
     "output_dir": "-d/--output-dir",
-    "weight": "-w/--weight",
 }
 
 
@@ -151,15 +217,34 @@ def error_text(error: Conv1dError) -> str:
     return error.render(flag_label)
 
 
+def refuse(message: str) -> NoReturn:
+    """A wrong invocation the command sees itself (options that clash): exit 2.
+
+    Shown as Click shows its own usage errors: the usage line, the ``--help`` hint,
+    then ``Error: message``.
+    """
+    raise click.UsageError(message)
+
+
+def fail(message: str) -> NoReturn:
+    """A failure the command sees itself, not the library (stdout closed): exit 1."""
+    raise click.ClickException(message)
+
+
 @contextlib.contextmanager
-def reported_errors(format_options: str | None = None) -> Iterator[None]:
+def reported_errors(*, overwrite: str | None = None) -> Iterator[None]:
     """The one translation of library errors into exit codes and ``Error:`` lines.
 
-    A bad option is exit 2, bad data or a failed run exit 1. A :class:`BatchError`
-    (``--keep-going``) prints one ``Error:`` line per failed file, in input order,
-    then its summary. ``format_options`` names the command's format option(s), added
-    to a :class:`FormatError` (the library cannot know them). Anything else is a bug
-    and propagates as a traceback.
+    A :class:`~conv1d_cli.errors.ConfigError` (a bad option, also a
+    :class:`~conv1d_cli.errors.FormatError`) is exit 2, any other
+    :class:`~conv1d_cli.errors.Conv1dError` (bad data or a failed run) exit 1, each
+    with the parameters it names shown as flags (:func:`error_text`). A
+    :class:`~conv1d_cli.errors.BatchError` (``--keep-going``) prints one ``Error:``
+    line per failed file, in input order, then its summary; a reader that went away
+    is status 141 without a message (:func:`reader_gone`). ``overwrite`` is how this
+    command replaces an existing output (``"use --force to overwrite"``), said by an
+    :class:`~conv1d_cli.errors.OutputExistsError` instead of the library's keyword.
+    Anything else is a bug and propagates as a traceback.
     """
     try:
         yield
@@ -171,14 +256,18 @@ def reported_errors(format_options: str | None = None) -> Iterator[None]:
         for _source, error in e.failures:
             with contextlib.suppress(OSError, ValueError):
                 click.echo(f"Error: {error_text(error)}", err=True)
-        raise click.ClickException(error_text(e)) from e
-    except FormatError as e:
-        hint = f" ({format_options})" if format_options else ""
-        raise click.UsageError(f"{error_text(e)}{hint}") from e
-    except ConfigError as e:
-        raise click.UsageError(error_text(e)) from e
+        _leave_with(e)
+    except OutputExistsError as e:
+        _leave_with(e if overwrite is None else e.replace(hint=overwrite))
     except Conv1dError as e:
-        raise click.ClickException(error_text(e)) from e
+        _leave_with(e)
+
+
+def _leave_with(error: Conv1dError) -> NoReturn:
+    """Leave the command for a library error: exit 2 for a bad option, else 1."""
+    if isinstance(error, ConfigError):
+        raise click.UsageError(error_text(error)) from error
+    raise click.ClickException(error_text(error)) from error
 
 
 def split_layer_arg(text: str) -> tuple[str, str | None]:
@@ -193,36 +282,6 @@ def split_layer_arg(text: str) -> tuple[str, str | None]:
     if sep and head and tail and os.path.isfile(head) and not os.path.exists(text):
         return head, tail
     return text, None
-
-
-def is_layer_archive(path: str) -> bool:
-    """Whether ``path`` is read as a layer archive rather than a signal or a ``.npy``.
-
-    True for the ``.npz``, ``.pt`` and ``.pth`` extensions and, whatever the name,
-    for a zip archive or a Python pickle (an old-style ``torch.save`` file): the
-    layer reader then explains what a PyTorch file is and how to export it, instead
-    of a signal reader complaining about an unknown format.
-    """
-    import os
-    import stat
-    from pathlib import Path
-
-    if path == "-":
-        return False
-    if Path(path).suffix.lower() in (".npz", ".pt", ".pth"):
-        return True
-    try:
-        # Sniffing a pipe (<(...), a FIFO) would eat its first bytes: streams are not sniffed.
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError:
-        return False
-    # Pickle protocols 2-5 start with PROTO (0x80) and the protocol number.
-    return head == b"PK\x03\x04" or (
-        head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
-    )
 
 
 def layer_display_name(text: str, key: str | None) -> str:
@@ -262,7 +321,7 @@ def refuse_chain_overrides(
     names = ", ".join("--" + k.replace("_", "-") for k in given)
     first = layer_display_name(layer_args[0], key)
     rest = " ".join(f"-w {layer_display_name(text, key)}" for text in layer_args[1:])
-    raise click.UsageError(
+    refuse(
         f"{names} can override only a single -w layer file, not every layer of a chain "
         f"of {len(layer_args)}; write a layer with its own values to a file once, e.g. "
         f"'conv1d init layer1.npz --weight {first} {override_options_text(given)}', "
@@ -331,7 +390,7 @@ def require_stdout(what: str = "") -> None:
     if sys.stdout is None:
         where = f"{what}: " if what else ""
         hint = " (give a file name instead)" if what else ""
-        raise click.ClickException(f"{where}stdout is closed; nothing to write to{hint}")
+        fail(f"{where}stdout is closed; nothing to write to{hint}")
 
 
 def write_stdout(text: str) -> None:
@@ -353,10 +412,10 @@ def write_stdout(text: str) -> None:
         reader_gone()
     except OSError as e:
         _stdout_to_devnull()
-        raise click.ClickException(f"cannot write to stdout: {e.strerror or e}") from None
+        fail(f"cannot write to stdout: {e.strerror or e}")
 
 
-def csv_column_options(command: Any) -> Any:
+def csv_column_options(command: F) -> F:
     """``--columns`` and ``--time-column``: the same two options in ``apply`` and ``shape``."""
     command = click.option(
         "--time-column",
@@ -403,10 +462,10 @@ def require_plotting(option: str) -> None:
     try:
         require_matplotlib()
     except MatplotlibMissingError:
-        raise click.ClickException(
+        fail(
             f"{option} needs matplotlib, which is not installed; "
             "install it with: pip install 'conv1d-cli[plot]'"
-        ) from None
+        )
 
 
 def _stdout_to_devnull() -> None:
@@ -475,10 +534,10 @@ def signals_exit() -> Iterator[None]:
     failed file, and SIGTERM ends the process without a word or any cleanup.
     """
 
-    def handler(signum: int, frame: Any) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         raise _Stopped(signum)
 
-    previous: dict[int, Any] = {}
+    previous: dict[int, Any] = {}  # whatever signal.signal returned
     signal_note(None)
     try:
         for signum in _STOP_SIGNALS:
@@ -521,9 +580,9 @@ def _unblock_reads_on_signal() -> tuple[int, int] | None:
     waiting for a pipe that a producer holds open: Ctrl-C would do nothing. Python's
     C-level handler writes to the wakeup fd at once, whatever the threads are doing;
     a daemon thread waiting on it ends those reads
-    (:func:`conv1d_cli.signal_io.interrupt_inputs`), and the handler's exception then
-    unwinds as usual. signal_io is looked up, never imported: without it loaded, no
-    audio is being read.
+    (:func:`conv1d_cli.io.pipes.interrupt_inputs`), and the handler's exception then
+    unwinds as usual. The pipes module is looked up, never imported: without it
+    loaded, no audio is being read.
     """
     import sys
     import threading
@@ -543,7 +602,7 @@ def _unblock_reads_on_signal() -> tuple[int, int] | None:
     def watch() -> None:
         with contextlib.suppress(OSError):
             while os.read(read_end, 64):
-                module = sys.modules.get("conv1d_cli.signal_io")
+                module = sys.modules.get("conv1d_cli.io.pipes")
                 if module is not None:
                     module.interrupt_inputs()
         os.close(read_end)

@@ -1,12 +1,15 @@
-"""``conv1d apply``: filter audio, CSV and NPY files (and pipes) through a chain of layers."""
+"""``conv1d apply``: filter audio, CSV and NPY files (and pipes) through a chain of layers.
+
+Imports click and the standard library only at the top: ``conv1d --help`` loads
+this module to list it. The library (NumPy, soundfile, the pipeline) is imported
+inside the functions, once the command runs; the run and its report are
+:mod:`conv1d_cli.cli._apply_run`.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,13 +17,15 @@ import click
 
 from conv1d_cli.cli._common import (
     CountType,
+    FiniteFloat,
     FrequencyType,
     PaddingType,
     csv_column_options,
-    error_text,
+    fail,
     layer_display_name,
     names_stdout,
     override_options_text,
+    refuse,
     refuse_chain_overrides,
     reported_errors,
     require_plotting,
@@ -28,14 +33,13 @@ from conv1d_cli.cli._common import (
     signal_note,
     split_layer_arg,
     time_column_arg,
-    write_stdout,
 )
-from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError
-from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, check_sample_rate
+from conv1d_cli.errors import ConfigError, Conv1dError
+from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, Padding, check_sample_rate
 
 if TYPE_CHECKING:
     from conv1d_cli.layer import Conv1d
-    from conv1d_cli.pipeline import FileReport, FilterOptions, Job, JobProgress
+    from conv1d_cli.pipeline import Job
 
 __all__ = ["JSON_SCHEMA", "apply_"]
 
@@ -102,7 +106,7 @@ def _tune_malloc() -> None:
 
 def _load_layers(
     layer_args: tuple[str, ...], key: str | None, overrides: dict[str, Any]
-) -> tuple[list[Any], list[str]]:
+) -> tuple[list[Conv1d], list[str]]:
     """Load every ``-w FILE`` or ``-w FILE:KEY`` (a per-layer key beats --key)."""
     from conv1d_cli.layer import load_layer
 
@@ -117,15 +121,11 @@ def _load_layers(
             if not given:
                 raise
             # The override is global, the failure is one layer's: say which, and why.
-            raise ConfigError(f"{name}: {e} (from {given})") from e
+            hint = f"from {given}" if e.hint is None else f"{e.hint}; from {given}"
+            raise e.replace(path=name, hint=hint) from e
         except Conv1dError as e:
-            message = str(e)
-            shown = str(Path(path))
-            if name != shown and message.startswith(shown + ":"):
-                # Two layers of one model file must be told apart in the message.
-                renamed = type(e)(name + message[len(shown) :])
-                raise renamed from e
-            raise
+            # Two layers of one model file must be told apart in the message.
+            raise e.renamed(str(Path(path)), name) from e
         layers.append(layer)
         names.append(name)
     return layers, names
@@ -224,14 +224,14 @@ def _warn(message: str) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no warnings.")
 @click.option(
     "--gain",
-    type=float,
+    type=FiniteFloat("dB"),
     metavar="DB",
     default=None,
     help="Gain in dB after the chain, before rounding and clipping (e.g. -6).",
 )
 @click.option(
     "--normalize",
-    type=float,
+    type=FiniteFloat("dBFS"),
     metavar="DBFS",
     default=None,
     help="Put each output's sample peak at DBFS (e.g. -1); spools, does not stream.",
@@ -344,7 +344,7 @@ def apply_(
     sample_rate: float | None,
     key: str | None,
     stride: int | None,
-    padding: str | None,
+    padding: Padding | None,
     dilation: int | None,
     groups: int | None,
     padding_mode: str | None,
@@ -405,19 +405,20 @@ def apply_(
         conv1d apply -w lowpass.npz sensors.csv --columns ax,az -o smooth.csv
         cat in.wav | conv1d apply -w lowpass.npz - --input-format wav -o - --output-format wav
     """
-    with reported_errors("--input-format / --output-format"):
+    with reported_errors():
         # First, before anything imports NumPy (and with it BLAS, whose thread
         # count is fixed when it loads): conv1d_cli.threads has the rules.
         from conv1d_cli import threads as thread_policy
 
         if scheduler is not None:
-            _check_scheduler_args(scheduler, jobs, inputs, output)
+            _check_scheduler_args(jobs, inputs, output)
         policy = thread_policy.decide(threads, jobs)
         thread_policy.configure(policy)
 
         # Imported here, not at the top: the pipeline loads NumPy and soundfile, which
         # `conv1d --help` must not pay for.
         from conv1d_cli import pipeline
+        from conv1d_cli.cli import _apply_run
         from conv1d_cli.stream import check_chain
 
         _check_level_options(gain, normalize, dither, seed)
@@ -435,22 +436,11 @@ def apply_(
         refuse_chain_overrides(overrides, layer_paths, key)
         layer_files = tuple(split_layer_arg(text)[0] for text in layer_paths)
         jobs_list = pipeline.plan_jobs(inputs, output, output_dir, output_format, layer_files)
-        if plot_compare is not None:
-            _check_plot_compare(plot_compare, jobs_list, layer_files)
-        if any(names_stdout(job.target) for job in jobs_list):
-            if as_json:
-                raise click.UsageError(
-                    f"--json prints its report on stdout, and -o {jobs_list[0].target} sends "
-                    f"the data there; write the output to a file, or drop --json"
-                )
-            require_stdout(f"-o {jobs_list[0].target}")
-        if no_clobber:
-            _refuse_existing(pipeline.existing_outputs(jobs_list))
+        _check_outputs(jobs_list, layer_files, plot_compare, as_json, no_clobber)
         signal_note(_left_behind(jobs_list))
         run_warnings = pipeline.check_output_formats(jobs_list, output_format, subtype)
-        for text in run_warnings:
-            if not quiet:
-                _warn(text)
+        for text in [] if quiet else run_warnings:
+            _warn(text)
         layers, names = _load_layers(layer_paths, key, overrides)
         check_chain(layers, names)
         opts = pipeline.FilterOptions(
@@ -474,142 +464,91 @@ def apply_(
         )
         pipeline.check_dither(jobs_list, opts)
         _tune_malloc()
-        if output_dir is not None:
-            try:
-                Path(output_dir).mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise DataFileError(f"-d {output_dir}: cannot create: {e.strerror}") from e
-        if scheduler is not None:
+        _make_output_dir(output_dir)
+        _apply_run.filter_files(
+            jobs_list,
+            layers,
+            names,
+            opts,
+            jobs=jobs,
+            scheduler=scheduler,
             # Workers single-threaded (the parallelism is the files) unless --threads.
-            worker_policy = policy if threads is not None else None
-            with _cluster(scheduler, worker_policy) as executor:
-                # One NPY as one Dask array; --json reports files, so it goes by file.
-                as_array = len(jobs_list) == 1 and not as_json
-                if not (
-                    as_array and _array_path(executor, jobs_list[0], layers, names, opts, quiet)
-                ):
-                    _run(
-                        jobs_list,
-                        layers,
-                        names,
-                        opts,
-                        workers=2,
-                        keep_going=keep_going,
-                        quiet=quiet,
-                        as_json=as_json,
-                        run_warnings=run_warnings,
-                        executor=executor,
-                    )
-        else:
-            _run(
-                jobs_list,
-                layers,
-                names,
-                opts,
-                workers=jobs,
-                keep_going=keep_going,
-                quiet=quiet,
-                as_json=as_json,
-                run_warnings=run_warnings,
-            )
+            worker_policy=policy if threads is not None else None,
+            keep_going=keep_going,
+            quiet=quiet,
+            json_schema=JSON_SCHEMA if as_json else None,
+            run_warnings=run_warnings,
+        )
         if plot_compare is not None:
-            _plot_compare(plot_compare, jobs_list[0], layers, opts)
+            _apply_run.plot_compare(plot_compare, jobs_list[0], layers, opts)
             if not quiet:
                 click.echo(f"wrote {plot_compare}", err=True)
 
 
-def _array_path(
-    executor: Any,
-    job: Job,
-    layers: list[Conv1d],
-    names: list[str],
-    opts: FilterOptions,
-    quiet: bool,
-) -> bool:
-    """One NPY into one NPY on a cluster: as a Dask array split across the workers.
-
-    A file task would need the whole file's worth of time on one worker; as an
-    array, every worker filters chunks of it in bounded memory.
-    """
-    from conv1d_cli import cluster
-
-    if not cluster.wants_array_path(job, opts):
-        return False
-    executor.check_paths([job])
-    report = cluster.filter_npy_array(
-        executor.client, job, layers, names, opts, policy=executor.worker_policy()
-    )
-    if not quiet:
-        for line in _report_lines(report, opts.on_clip):
-            click.echo(line, err=True)
-    return True
-
-
-def _check_scheduler_args(
-    scheduler: str, jobs: int, inputs: tuple[str, ...], output: str | None
-) -> None:
+def _check_scheduler_args(jobs: int, inputs: tuple[str, ...], output: str | None) -> None:
     """Refuse what cannot go to a cluster, before anything is loaded (exit 2)."""
     import importlib.util
 
     if importlib.util.find_spec("distributed") is None:
-        raise ConfigError(
-            "--scheduler needs Dask, which is not installed: pip install 'conv1d-cli[dask]'"
-        )
+        refuse("--scheduler needs Dask, which is not installed: pip install 'conv1d-cli[dask]'")
     if jobs > 1:
-        raise ConfigError("give either --jobs or --scheduler, not both (the workers are the jobs)")
+        refuse("give either --jobs or --scheduler, not both (the workers are the jobs)")
     if "-" in inputs or output == "-":
-        raise ConfigError("--scheduler filters files: stdin/stdout ('-') cannot go to a cluster")
+        refuse("--scheduler filters files: stdin/stdout ('-') cannot go to a cluster")
 
 
-@contextlib.contextmanager
-def _cluster(scheduler: str, policy: Any) -> Iterator[Any]:
-    """Connect (or start ``local:N``), yield the executor, always close what was opened."""
-    from conv1d_cli import cluster
-
-    client, local_cluster = cluster.connect(scheduler)
-    try:
-        yield cluster.DaskFiles(client, policy)
-    finally:
-        with contextlib.suppress(Exception):
-            client.close()
-        if local_cluster is not None:
-            with contextlib.suppress(Exception):
-                local_cluster.close()
+def _check_level_options(
+    gain: float | None, normalize: float | None, dither: str | None, seed: int | None
+) -> None:
+    """Refuse level options that cannot work together, before any work (exit 2)."""
+    if gain is not None and normalize is not None:
+        refuse(
+            f"--gain and --normalize both set the output level; give one "
+            f"(--normalize {normalize:g} --gain {gain:g} is --normalize {normalize + gain:g})"
+        )
+    if seed is not None and dither is None:
+        refuse("--seed seeds the dither noise; give --dither tpdf too")
 
 
-def _left_behind(jobs_list: list[Job]) -> str:
-    """What a signal leaves: a file output nothing, a pipe what it already got."""
-    from conv1d_cli.signal_io import is_live_stream
+def _check_outputs(
+    jobs_list: list[Job],
+    layer_files: tuple[str, ...],
+    plot_compare: str | None,
+    as_json: bool,
+    no_clobber: bool,
+) -> None:
+    """Refuse outputs that cannot be written as asked, before anything is filtered."""
+    from conv1d_cli.pipeline import existing_outputs
 
-    streams = [job.target for job in jobs_list if is_live_stream(job.target)]
-    if streams:
-        shown = "stdout" if streams[0] == "-" else streams[0]
-        return f"the output on {shown} stops where it was"
-    if len(jobs_list) == 1:
-        return "nothing was written"
-    return "the file being written was removed (finished ones are kept)"
+    if plot_compare is not None:
+        _check_plot_compare(plot_compare, jobs_list, layer_files)
+    if any(names_stdout(job.target) for job in jobs_list):
+        if as_json:
+            refuse(
+                f"--json prints its report on stdout, and -o {jobs_list[0].target} sends "
+                f"the data there; write the output to a file, or drop --json"
+            )
+        require_stdout(f"-o {jobs_list[0].target}")
+    if no_clobber:
+        _refuse_existing(existing_outputs(jobs_list))
 
 
 def _check_plot_compare(path: str, jobs_list: list[Job], layer_files: tuple[str, ...]) -> None:
     """Refuse a --plot-compare that cannot be drawn, before anything is filtered."""
-    from conv1d_cli.atomic import check_not_same_file
-    from conv1d_cli.signal_io import is_stream
+    from conv1d_cli.io.atomic import check_not_same_file
+    from conv1d_cli.io.pipes import is_stream
 
     if path == "-":
-        raise click.UsageError(
-            "--plot-compare needs a file name (an image is not written to stdout)"
-        )
+        refuse("--plot-compare needs a file name (an image is not written to stdout)")
     if len(jobs_list) != 1:
-        raise click.UsageError(
-            f"--plot-compare draws one file's input and output; got {len(jobs_list)} inputs"
-        )
+        refuse(f"--plot-compare draws one file's input and output; got {len(jobs_list)} inputs")
     (job,) = jobs_list
     # Both files are read again after the run: a pipe or device cannot be.
     for what, name in (("input", job.source), ("output", job.target)):
         if is_stream(name) or names_stdout(name):
             shown = "stdin" if name == "-" and what == "input" else name
             shown = "stdout" if name == "-" and what == "output" else shown
-            raise click.UsageError(
+            refuse(
                 f"--plot-compare reads the {what} again after the run, which a pipe or "
                 f"device ({shown}) cannot do; use a file"
             )
@@ -620,254 +559,36 @@ def _check_plot_compare(path: str, jobs_list: list[Job], layer_files: tuple[str,
     check_image_path(path)  # now, not after filtering an hour of audio
 
 
-def _plot_compare(path: str, job: Job, layers: list[Conv1d], opts: FilterOptions) -> None:
-    """Draw the input's and output's spectra from a second read of both files."""
-    import dataclasses
-    import math
-
-    from conv1d_cli import overview, plots
-    from conv1d_cli.shapes import implied_input_rate
-    from conv1d_cli.signal_io import probe
-
-    strides = [layer.stride for layer in layers]
-    stride = math.prod(strides)
-    source = probe(job.source, opts.input_format)
-    in_rate = source.sample_rate
-    out_rate = probe(job.target, opts.output_format).sample_rate
-    if in_rate is None:
-        # The rate the run itself took for a CSV/NPY input: the output's, else the
-        # one the chain's design rates imply.
-        implied = implied_input_rate([layer.sample_rate for layer in layers], strides)
-        in_rate = out_rate * stride if out_rate else (implied[0] if implied else None)
-    if out_rate is None and in_rate is not None:
-        out_rate = opts.sample_rate or in_rate / stride
-    # One segment length for both, so equal rates give equal grids (and a gain curve).
-    nperseg = overview.segment_length(source.frames)
-    before = overview.signal_overview(
-        job.source, opts.input_format, sample_rate=in_rate, nperseg=nperseg
-    )
-    after = overview.signal_overview(
-        job.target, opts.output_format, sample_rate=out_rate, nperseg=nperseg
-    )
-    label = None
-    if in_rate is None and stride > 1:
-        # No rate anywhere: measure the output in cycles per input sample too, so a
-        # strided output's band lines up with the input's.
-        after = dataclasses.replace(after, freqs=after.freqs / stride)
-        label = "frequency (cycles per input sample)"
-    name_in, name_out = Path(job.source).name, Path(job.target).name
-    fig = plots.compare_figure(
-        before,
-        after,
-        labels=(f"input {name_in}", f"output {name_out}"),
-        freq_label=label,
-    )
-    plots.save_figure(fig, path)
-
-
-def _check_level_options(
-    gain: float | None, normalize: float | None, dither: str | None, seed: int | None
-) -> None:
-    """Refuse level options that cannot work together, before any work (exit 2)."""
-    for name, value, unit in (("--gain", gain, "dB"), ("--normalize", normalize, "dBFS")):
-        if value is not None and not math.isfinite(value):
-            raise click.BadParameter(
-                f"expected a finite number of {unit}, got {value!r}", param_hint=name
-            )
-    if gain is not None and normalize is not None:
-        raise click.UsageError(
-            f"--gain and --normalize both set the output level; give one "
-            f"(--normalize {normalize:g} --gain {gain:g} is --normalize {normalize + gain:g})"
-        )
-    if seed is not None and dither is None:
-        raise click.UsageError("--seed seeds the dither noise; give --dither tpdf too")
-
-
 def _refuse_existing(existing: list[Job]) -> None:
     """--no-clobber: one ``Error:`` line naming every existing output, exit 1 as in ``init``."""
     if not existing:
         return
     names = ", ".join(job.target for job in existing)
     verb = "exists" if len(existing) == 1 else "exist"
-    raise click.ClickException(
+    fail(
         f"{names}: already {verb} (--no-clobber; nothing was written, drop --no-clobber "
         f"to overwrite)"
     )
 
 
-def _clip_hint(report: FileReport) -> str:
-    """What to do about clipping: the gain that fits the peak, or a normalisation."""
-    peak = report.peak
-    if peak is not None and peak > 1.0:
-        # Rounded up to 0.1 dB, so the suggested gain really fits.
-        needed = math.ceil(20.0 * math.log10(peak) * 10.0) / 10.0
-        level = f" (peak {peak:.4g}, {20.0 * math.log10(peak):+.1f} dBFS)"
-        return f"{level}; lower the level with --gain -{needed:g} or --normalize -1"
-    return "; lower the level with --gain (e.g. --gain -6) or --normalize -1"
+def _left_behind(jobs_list: list[Job]) -> str:
+    """What a signal leaves: a file output nothing, a pipe what it already got."""
+    from conv1d_cli.io.pipes import is_live_stream
+
+    streams = [job.target for job in jobs_list if is_live_stream(job.target)]
+    if streams:
+        shown = "stdout" if streams[0] == "-" else streams[0]
+        return f"the output on {shown} stops where it was"
+    if len(jobs_list) == 1:
+        return "nothing was written"
+    return "the file being written was removed (finished ones are kept)"
 
 
-def _report_lines(report: FileReport, on_clip: str) -> list[str]:
-    lines = [f"warning: {text}" for text in report.warnings]
-    if report.clipped and on_clip == "warn":
-        target = report.job.target
-        shown = "<stdout>" if target == "-" else target
-        count = report.clipped
-        lines.append(
-            f"warning: {shown}: clipped {count} sample{'s' if count != 1 else ''}"
-            f"{_clip_hint(report)}"
-        )
-    return lines
-
-
-def _rate(rate: float | None) -> float | int | None:
-    """48000, not 48000.0: one type for whole rates whichever way they were found."""
-    return int(rate) if rate is not None and float(rate).is_integer() else rate
-
-
-def _peak_dbfs(peak: float | None) -> float | None:
-    if peak is None or peak == 0.0:
-        return None
-    return 20.0 * math.log10(peak)
-
-
-def _json_report(
-    jobs_list: list[Job],
-    reports: dict[int, FileReport],
-    failures: dict[int, str],
-    run_warnings: list[str],
-    seconds: float,
-) -> str:
-    """The ``--json`` document (schema in the epilog; keys pinned by the tests)."""
-    import json
-
-    files = []
-    for index in sorted(reports):
-        r = reports[index]
-        files.append(
-            {
-                "input": r.job.source,
-                "output": r.job.target,
-                "frames_in": r.frames_in,
-                "frames_out": r.frames_out,
-                "sample_rate_in": _rate(r.sample_rate_in),
-                "sample_rate_out": _rate(r.sample_rate_out),
-                "clipped": r.clipped,
-                "peak": r.peak,
-                "peak_dbfs": _peak_dbfs(r.peak),
-                "gain_db": r.gain_db,
-                "seconds": round(r.seconds, 6),
-                "warnings": list(r.warnings),
-            }
-        )
-    failed = [
-        # index -1: a failure no file owns (a worker process died)
-        {
-            "input": jobs_list[i].source if i >= 0 else None,
-            "output": jobs_list[i].target if i >= 0 else None,
-            "error": message,
-        }
-        for i, message in sorted(failures.items())
-    ]
-    doc = {
-        "schema": JSON_SCHEMA,
-        "ok": not failed,
-        "seconds": round(seconds, 6),
-        "files": files,
-        "failures": failed,
-        "warnings": list(run_warnings),
-        "totals": {
-            "inputs": len(jobs_list),
-            "written": len(files),
-            "failed": len(failed),
-            "frames_in": sum(r.frames_in for r in reports.values()),
-            "frames_out": sum(r.frames_out for r in reports.values()),
-            "clipped": sum(r.clipped for r in reports.values()),
-        },
-    }
-    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
-
-
-def _run(
-    jobs_list: list[Job],
-    layers: list[Conv1d],
-    names: list[str],
-    opts: FilterOptions,
-    *,
-    workers: int,
-    keep_going: bool,
-    quiet: bool,
-    as_json: bool = False,
-    run_warnings: list[str] | None = None,
-    executor: Any = None,
-) -> None:
-    """Filter every file, showing progress on a terminal and each file's warnings."""
-    from conv1d_cli import pipeline
-    from conv1d_cli.cli._progress import Display
-    from conv1d_cli.errors import BatchError
-
-    show = not quiet and sys.stderr.isatty()
-    total = len(jobs_list)
-    # Files finished elsewhere (a cluster) are counted as files, even a single one.
-    display = Display(jobs_list, sys.stderr) if show else None
-    reports: dict[int, FileReport] = {}
-    failed: set[int] = set()
-    started = time.perf_counter()
-
-    def say(text: str) -> None:
-        if display is not None:
-            display.message(text)
-        else:
-            click.echo(text, err=True)
-
-    def file_done(index: int, report: FileReport) -> None:
-        reports[index] = report
-        if display is not None and total > 1:
-            say(f"[{index + 1}/{total}] {report.job.target}")
-        if not quiet:
-            for line in _report_lines(report, opts.on_clip):
-                say(line)
-
-    def progress(event: JobProgress) -> None:
-        if event.failed:
-            failed.add(event.index)
-        if display is not None:
-            display.update(event)
-
+def _make_output_dir(output_dir: str | None) -> None:
+    """``-d OUTDIR``, made with its parents before the first file is written."""
+    if output_dir is None:
+        return
     try:
-        pipeline.run_jobs(
-            jobs_list,
-            layers,
-            names,
-            opts,
-            workers=workers,
-            keep_going=keep_going,
-            on_done=file_done,
-            on_progress=progress if (display is not None or as_json) else None,
-            executor=executor,
-        )
-    except Conv1dError as e:
-        if display is not None:
-            display.close()
-        if as_json:
-            if isinstance(e, BatchError):
-                by_source = {job.source: i for i, job in enumerate(jobs_list)}
-                failures = {by_source[source]: error_text(err) for source, err in e.failures}
-            else:
-                failures = {i: error_text(e) for i in sorted(failed)[:1]} or {-1: error_text(e)}
-            _emit_json(jobs_list, reports, failures, run_warnings or [], started)
-        raise
-    if display is not None:
-        display.close()
-    if as_json:
-        _emit_json(jobs_list, reports, {}, run_warnings or [], started)
-
-
-def _emit_json(
-    jobs_list: list[Job],
-    reports: dict[int, FileReport],
-    failures: dict[int, str],
-    run_warnings: list[str],
-    started: float,
-) -> None:
-    seconds = time.perf_counter() - started
-    write_stdout(_json_report(jobs_list, reports, failures, run_warnings, seconds))
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        fail(f"-d {output_dir}: cannot create: {e.strerror}")

@@ -6,8 +6,9 @@ modules are imported inside the command.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,12 +18,17 @@ from conv1d_cli.cli._common import (
     PaddingType,
     is_layer_archive,
     layer_display_name,
+    refuse,
     reported_errors,
     signal_note,
     split_layer_arg,
 )
-from conv1d_cli.errors import ConfigError, DataFileError, OutputExistsError
-from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, check_sample_rate
+from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, Padding, check_sample_rate
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from conv1d_cli.layer import Conv1d
 
 __all__ = ["init"]
 
@@ -124,7 +130,9 @@ for random layers), shown by 'conv1d inspect'.
 """
 
 
-def _cutoffs(ctx: click.Context, param: click.Parameter, value: Any) -> tuple[float, ...]:
+def _cutoffs(
+    ctx: click.Context, param: click.Parameter, value: tuple[tuple[float, ...], ...]
+) -> tuple[float, ...]:
     # FrequencyType(several=True) gives a tuple per --cutoff (LOW,HIGH); flatten them.
     return tuple(f for group in value for f in group)
 
@@ -152,7 +160,7 @@ def _source(ctx: click.Context, design: str | None) -> str:
         if _given(ctx, name)
     ]
     if len(sources) > 1:
-        raise click.UsageError(f"{' and '.join(sources)} are alternatives; give only one")
+        refuse(f"{' and '.join(sources)} are alternatives; give only one")
     if not sources:
         return "random"
     if design is not None:
@@ -174,13 +182,13 @@ def _check_applicable(ctx: click.Context, source: str) -> None:
             "coefficients": "--coefficients",
             "weight": "--weight",
         }.get(source, f"--design {source}")
-        raise click.UsageError(f"{', '.join(stray)} cannot be used with {what}")
+        refuse(f"{', '.join(stray)} cannot be used with {what}")
 
 
 def _require(ctx: click.Context, names: list[str], what: str) -> None:
     missing = [_option_name(ctx, n) for n in names if ctx.params.get(n) in (None, ())]
     if missing:
-        raise click.UsageError(f"{what} needs {', '.join(missing)}")
+        refuse(f"{what} needs {', '.join(missing)}")
 
 
 @click.command("init", epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -291,7 +299,41 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing LAYER file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @click.pass_context
-def init(ctx: click.Context, layer: str, **opts: Any) -> None:
+def init(
+    ctx: click.Context,
+    /,
+    layer: str,
+    in_channels: int | None,
+    out_channels: int | None,
+    kernel_size: int | None,
+    stride: int,
+    padding: Padding | None,
+    dilation: int,
+    groups: int | None,
+    bias: bool | None,
+    padding_mode: str,
+    dtype: str | None,
+    seed: int | None,
+    design: str | None,
+    cutoff: tuple[float, ...],
+    sample_rate: float | None,
+    taps: int | None,
+    window: str,
+    transition: float | None,
+    attenuation: float | None,
+    phase: str,
+    sigma: float | None,
+    delay: int | None,
+    channels: int | None,
+    coefficients: str | None,
+    correlation: bool,
+    weight: str | None,
+    key: str | None,
+    bias_file: str | None,
+    description: str | None,
+    force: bool,
+    quiet: bool,
+) -> None:
     """Make a layer file: random like PyTorch, a designed filter, or given taps.
 
     \b
@@ -303,16 +345,16 @@ def init(ctx: click.Context, layer: str, **opts: Any) -> None:
         conv1d init fir.npz --coefficients taps.txt --channels 2
         conv1d init conv.npz --in-channels 16 --out-channels 33 --kernel-size 3 --seed 0
     """
-    source = _source(ctx, opts["design"])
+    source = _source(ctx, design)
     _check_applicable(ctx, source)
     if layer == "-":
-        raise click.UsageError("LAYER must be a file name; layers are not written to stdout")
-    if opts["bias_file"] is not None and opts["bias"] is False:
-        raise click.UsageError("--bias-file and --no-bias contradict each other")
+        refuse("LAYER must be a file name; layers are not written to stdout")
+    if bias_file is not None and bias is False:
+        refuse("--bias-file and --no-bias contradict each other")
     spec = ["transition", "attenuation"]
     by_spec = source == "fir" and any(_given(ctx, name) for name in spec)
     if by_spec and (_given(ctx, "taps") or _given(ctx, "window")):
-        raise click.UsageError(
+        refuse(
             "--taps and --window cannot be used with --transition/--attenuation "
             "(the spec picks the taps and the Kaiser window)"
         )
@@ -323,109 +365,173 @@ def init(ctx: click.Context, layer: str, **opts: Any) -> None:
         "gaussian": ["sigma"],
         "delay": ["delay"],
     }.get(source, [])
-    what = "a random layer" if source == "random" else f"--design {opts['design']}"
+    what = "a random layer" if source == "random" else f"--design {design}"
     _require(ctx, required, what)
-    signal_note("nothing was written")  # the layer file is written atomically
-    with reported_errors():
-        if opts["sample_rate"] is not None:
-            # One rule for every sample rate (shapes.check_sample_rate), exit 2.
-            opts["sample_rate"] = check_sample_rate("sample_rate", opts["sample_rate"])
-        from conv1d_cli.atomic import check_not_same_file
-        from conv1d_cli.layerfile import save_layer
-
-        weight_file = None if opts["weight"] is None else split_layer_arg(opts["weight"])[0]
-        inputs = [p for p in (opts["coefficients"], weight_file, opts["bias_file"]) if p]
-        check_not_same_file(layer, inputs)
+    if source == "weight":
+        assert weight is not None
+        _check_weight_clashes(weight, key, channels)
+    opts = _Options(
+        source=source,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        kernel_size=kernel_size,
+        padding=padding,
+        groups=groups,
+        bias=bias,
+        dtype=dtype,
+        seed=seed,
+        design=design,
+        cutoff=cutoff,
+        sample_rate=sample_rate,
+        taps=taps,
+        window=window,
+        transition=transition,
+        attenuation=attenuation,
+        phase=phase,
+        sigma=sigma,
+        delay=delay,
+        channels=channels,
+        coefficients=coefficients,
+        correlation=correlation,
+        weight=weight,
+        key=key,
+        bias_file=bias_file,
         # Only what was typed overrides a layer read from an .npz (not init's defaults).
-        opts["explicit"] = {
-            name: opts[name]
-            for name in ("stride", "padding", "dilation", "groups", "padding_mode")
+        explicit={
+            name: value
+            for name, value in (
+                ("stride", stride),
+                ("padding", padding),
+                ("dilation", dilation),
+                ("groups", groups),
+                ("padding_mode", padding_mode),
+            )
             if _given(ctx, name)
-        }
-        made = _build(source, opts)
-        if opts["description"] is not None:
-            made.description = opts["description"]
-        # save_layer refuses an existing file itself (no separate check to race with);
-        # only its message names the library's switch, so name ours.
-        try:
-            save_layer(made, layer, overwrite=opts["force"])
-        except OutputExistsError as e:
-            raise click.ClickException(f"{layer}: already exists (use --force to overwrite)") from e
-    if not opts["quiet"]:
+        },
+        common={"stride": stride, "dilation": dilation, "padding_mode": padding_mode},
+    )
+    signal_note("nothing was written")  # the layer file is written atomically
+    with reported_errors(overwrite="use --force to overwrite"):
+        if sample_rate is not None:
+            # One rule for every sample rate (shapes.check_sample_rate), exit 2.
+            opts.sample_rate = check_sample_rate("sample_rate", sample_rate)
+        from conv1d_cli.io.atomic import check_not_same_file
+        from conv1d_cli.io.layerfile import save_layer
+
+        weight_file = None if weight is None else split_layer_arg(weight)[0]
+        check_not_same_file(layer, [p for p in (coefficients, weight_file, bias_file) if p])
+        made = _build(opts)
+        if description is not None:
+            made.description = description
+        # save_layer refuses an existing file itself (no separate check to race with).
+        save_layer(made, layer, overwrite=force)
+    if not quiet:
         extra = f" ({made.description})" if made.description else ""
         click.echo(f"wrote {layer}: {made!r}{extra}", err=True)
 
 
-def _build(source: str, opts: Any) -> Any:
+def _check_weight_clashes(weight: str, key: str | None, channels: int | None) -> None:
+    """Refuse --key and --channels where the --weight they go with cannot take them."""
+    path, own_key = split_layer_arg(weight)
+    if own_key is not None or key is not None or is_layer_archive(path):
+        if key is not None and path.lower().endswith(".npy"):
+            refuse(f"--key applies to an .npz --weight; {path} holds one array")
+        if channels is not None:
+            refuse(
+                "--channels applies to a 1-D .npy --weight; a layer from an .npz has its "
+                "channels (--groups sets its groups)"
+            )
+
+
+@dataclasses.dataclass
+class _Options:
+    """The command line, checked: what :func:`_build` makes a layer from."""
+
+    source: str
+    in_channels: int | None
+    out_channels: int | None
+    kernel_size: int | None
+    padding: Padding | None
+    groups: int | None
+    bias: bool | None
+    dtype: str | None
+    seed: int | None
+    design: str | None
+    cutoff: tuple[float, ...]
+    sample_rate: float | None
+    taps: int | None
+    window: str
+    transition: float | None
+    attenuation: float | None
+    phase: str
+    sigma: float | None
+    delay: int | None
+    channels: int | None
+    coefficients: str | None
+    correlation: bool
+    weight: str | None
+    key: str | None
+    bias_file: str | None
+    #: The hyperparameters typed on the command line: they override an .npz layer's.
+    explicit: dict[str, Any]
+    #: stride, dilation, padding_mode with init's defaults: every other source's.
+    common: dict[str, Any]
+
+
+def _build(opts: _Options) -> Conv1d:
+    """The layer of the chosen source."""
     import secrets
 
-    from conv1d_cli import filters
-    from conv1d_cli.io import coefficients
+    from conv1d_cli import filters, weightfile
     from conv1d_cli.layer import Conv1d
 
-    common = {
-        "stride": opts["stride"],
-        "dilation": opts["dilation"],
-        "padding_mode": opts["padding_mode"],
-    }
-    rate = opts["sample_rate"]
-    if source == "random":
-        seed = opts["seed"] if opts["seed"] is not None else secrets.randbits(32)
+    rate = opts.sample_rate
+    if opts.source == "random":
+        assert opts.in_channels and opts.out_channels and opts.kernel_size
+        seed = opts.seed if opts.seed is not None else secrets.randbits(32)
         layer = Conv1d(
-            opts["in_channels"],
-            opts["out_channels"],
-            opts["kernel_size"],
-            padding=0 if opts["padding"] is None else opts["padding"],
-            groups=opts["groups"] or 1,
-            bias=opts["bias"] is not False,
-            dtype=opts["dtype"] or "float32",
+            opts.in_channels,
+            opts.out_channels,
+            opts.kernel_size,
+            padding=0 if opts.padding is None else opts.padding,
+            groups=opts.groups or 1,
+            bias=opts.bias is not False,
+            dtype=opts.dtype or "float32",
             seed=seed,
-            **common,
+            **opts.common,
         )
         layer.sample_rate = rate  # checked in init()
         layer.description = f"random init like torch.nn.Conv1d, seed {seed}"
         return layer
-    if source == "weight":
-        return _from_weight_file(opts, common)
-    origin = None
-    correlation = False
-    if source == "fir" and opts["transition"] is not None:
-        made = filters.design_spec(
-            opts["design"],
-            list(opts["cutoff"]),
-            rate,
-            transition=opts["transition"],
-            attenuation=opts["attenuation"],
+    if opts.source == "weight":
+        assert opts.weight is not None
+        path, own_key = split_layer_arg(opts.weight)
+        if own_key is not None or opts.key is not None or is_layer_archive(path):
+            return weightfile.layer_from_archive(
+                path,
+                key=own_key if own_key is not None else opts.key,
+                name=layer_display_name(opts.weight, opts.key),
+                bias_file=opts.bias_file,
+                bias=opts.bias,
+                dtype=opts.dtype,
+                sample_rate=rate,
+                **opts.explicit,
+            )
+        return weightfile.layer_from_npy(
+            opts.weight,
+            bias_file=opts.bias_file,
+            bias=bool(opts.bias),
+            channels=opts.channels,
+            groups=opts.groups,
+            dtype=opts.dtype,
+            padding=opts.padding,
+            sample_rate=rate,
+            **opts.common,
         )
-        taps, text = made.taps, made.description
-    elif source == "fir":
-        window = filters.parse_window(opts["window"])
-        taps = filters.design_fir(opts["design"], list(opts["cutoff"]), rate, opts["taps"], window)
-        cut = " - ".join(f"{c:g}" for c in opts["cutoff"])
-        text = f"{opts['design']} {cut} Hz, {opts['taps']} taps, {opts['window']} window"
-    elif source == "moving-average":
-        taps = filters.moving_average(opts["taps"])
-        text = f"moving average, {opts['taps']} taps"
-    elif source == "gaussian":
-        taps = filters.gaussian(opts["sigma"], opts["taps"])
-        text = f"gaussian, sigma {opts['sigma']:g} samples, {taps.size} taps"
-    elif source == "identity":
-        taps = filters.identity(opts["taps"] or 1)
-        text = "identity"
-    elif source == "delay":
-        taps, origin = filters.delay(opts["delay"])
-        text = f"delay by {opts['delay']} samples"
-    else:
-        if opts["coefficients"] == "-":  # like SoX's `fir -`
-            stdin = sys.stdin.buffer
-            taps = coefficients.parse_coefficients(stdin.read(), "<stdin>")
-        else:
-            taps = coefficients.read_coefficients(opts["coefficients"])
-        correlation = opts["correlation"]
-        kind = "correlation weights" if correlation else "convolution taps"
-        text = f"{taps.size} {kind} from {opts['coefficients']}"
-    padding = opts["padding"]
-    if opts["phase"] == "minimum":
+    taps, origin, text = _kernel(opts)
+    correlation = opts.source == "coefficients" and opts.correlation
+    padding = opts.padding
+    if opts.phase == "minimum":
         if correlation:  # the taps of these correlation weights
             taps, correlation = taps[::-1], False
         taps = filters.minimum_phase(taps)
@@ -433,134 +539,63 @@ def _build(source: str, opts: Any) -> Any:
         padding = "causal" if padding is None else padding
     return filters.kernel_layer(
         taps,
-        channels=opts["channels"] or 1,
+        channels=opts.channels or 1,
         correlation=correlation,
         origin=origin,
         padding=padding,
-        bias=bool(opts["bias"]),
-        dtype=opts["dtype"] or "float64",
+        bias=bool(opts.bias),
+        dtype=opts.dtype or "float64",
         sample_rate=rate,
         description=text,
-        **common,
+        **opts.common,
     )
 
 
-def _from_weight_file(opts: Any, common: dict[str, Any]) -> Any:
-    import numpy as np
+def _kernel(opts: _Options) -> tuple[np.ndarray, int | None, str]:
+    """The taps of a designed kernel or of coefficients, their origin and a description."""
+    from conv1d_cli import filters
+    from conv1d_cli.io import coefficients
 
-    from conv1d_cli.io.coefficients import read_npy
-    from conv1d_cli.layer import Conv1d
-
-    path, own_key = split_layer_arg(opts["weight"])
-    if own_key is not None or opts["key"] is not None or is_layer_archive(path):
-        if opts["key"] is not None and path.lower().endswith(".npy"):
-            raise ConfigError(f"--key applies to an .npz --weight; {path} holds one array")
-        return _from_layer_archive(path, own_key, opts)
-    weight = read_npy(opts["weight"], "weight")
-    if weight.ndim == 1:
-        weight = np.broadcast_to(weight, (opts["channels"] or 1, 1, weight.size))
-        groups = opts["channels"] or 1
-        if opts["groups"] is not None:
-            raise ConfigError("--groups applies to a 3-D --weight; a 1-D kernel uses --channels")
-    elif weight.ndim == 3:
-        if opts["channels"] is not None:
-            raise ConfigError("--channels applies to a 1-D --weight; a 3-D weight uses --groups")
-        groups = opts["groups"] or 1
+    origin = None
+    if opts.source == "fir" and opts.transition is not None:
+        assert opts.design and opts.sample_rate and opts.attenuation is not None
+        made = filters.design_spec(
+            opts.design,
+            list(opts.cutoff),
+            opts.sample_rate,
+            transition=opts.transition,
+            attenuation=opts.attenuation,
+        )
+        taps, text = made.taps, made.description
+    elif opts.source == "fir":
+        assert opts.design and opts.taps and opts.sample_rate
+        window = filters.parse_window(opts.window)
+        taps = filters.design_fir(
+            opts.design, list(opts.cutoff), opts.sample_rate, opts.taps, window
+        )
+        cut = " - ".join(f"{c:g}" for c in opts.cutoff)
+        text = f"{opts.design} {cut} Hz, {opts.taps} taps, {opts.window} window"
+    elif opts.source == "moving-average":
+        assert opts.taps is not None
+        taps = filters.moving_average(opts.taps)
+        text = f"moving average, {opts.taps} taps"
+    elif opts.source == "gaussian":
+        assert opts.sigma is not None
+        taps = filters.gaussian(opts.sigma, opts.taps)
+        text = f"gaussian, sigma {opts.sigma:g} samples, {taps.size} taps"
+    elif opts.source == "identity":
+        taps = filters.identity(opts.taps or 1)
+        text = "identity"
+    elif opts.source == "delay":
+        assert opts.delay is not None
+        taps, origin = filters.delay(opts.delay)
+        text = f"delay by {opts.delay} samples"
     else:
-        raise DataFileError(
-            f"{opts['weight']}: weight must be 1-D (one kernel) or 3-D "
-            f"(out_channels, in_channels/groups, kernel_size), got shape {weight.shape}"
-        )
-    dtype = opts["dtype"] or (weight.dtype.name if weight.dtype.kind == "f" else "float64")
-    weight = _narrowed(weight, dtype, opts["weight"])
-    bias = None
-    if opts["bias_file"] is not None:
-        bias = _narrowed(read_npy(opts["bias_file"], "bias"), dtype, opts["bias_file"])
-        if bias.shape != (weight.shape[0],):
-            raise DataFileError(
-                f"{opts['bias_file']}: bias must have shape ({weight.shape[0]},) to match "
-                f"weight {weight.shape}, got shape {bias.shape}"
-            )
-    elif opts["bias"]:
-        bias = np.zeros(weight.shape[0], dtype)
-    layer = Conv1d.from_weights(
-        weight,
-        bias,
-        padding=0 if opts["padding"] is None else opts["padding"],
-        groups=groups,
-        **common,
-    )
-    layer.sample_rate = opts["sample_rate"]  # checked in init()
-    layer.description = f"weight from {opts['weight']}" + (
-        f", bias from {opts['bias_file']}" if opts["bias_file"] else ""
-    )
-    return layer
-
-
-def _narrowed(array: Any, dtype: str, source: str) -> Any:
-    """``array`` as ``dtype``; a value too large for it (1e308 as float32) is an error.
-
-    NumPy would turn it into inf with a RuntimeWarning, and the layer would then hold
-    a non-finite weight that no layer file accepts.
-    """
-    import numpy as np
-
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = np.array(array, dtype=dtype)
-    if not np.isfinite(out).all() and np.isfinite(array).all():
-        raise DataFileError(
-            f"{source}: values up to {float(np.max(np.abs(array))):.3g} do not fit {dtype} "
-            f"(largest {float(np.finfo(dtype).max):.3g}); give --dtype float64"
-        )
-    return out
-
-
-def _from_layer_archive(path: str, own_key: str | None, opts: Any) -> Any:
-    """The layer of ``--weight MODEL.npz[:KEY]``, with init's options applied to it.
-
-    layerfile.load_layer does the reading (prefixed state_dict keys, the candidates
-    listed when the choice is ambiguous, torch.save files refused), so an export
-    means the same thing here as in ``apply -w``.
-    """
-    import numpy as np
-
-    from conv1d_cli.io.coefficients import read_npy
-    from conv1d_cli.layer import Conv1d, load_layer
-
-    if opts["channels"] is not None:
-        raise ConfigError(
-            "--channels applies to a 1-D .npy --weight; a layer from an .npz has its "
-            "channels (--groups sets its groups)"
-        )
-    shown = layer_display_name(opts["weight"], opts["key"])
-    key = own_key if own_key is not None else opts["key"]
-    loaded = load_layer(path, key=key, sample_rate=opts["sample_rate"], **opts["explicit"])
-    dtype = opts["dtype"] or loaded.dtype.name
-    weight = _narrowed(loaded.weight, dtype, shown)
-    bias = loaded.bias
-    if opts["bias_file"] is not None:
-        bias = read_npy(opts["bias_file"], "bias")
-        if bias.shape != (weight.shape[0],):
-            raise DataFileError(
-                f"{opts['bias_file']}: bias must have shape ({weight.shape[0]},) to match "
-                f"{shown} weight {weight.shape}, got shape {bias.shape}"
-            )
-    elif opts["bias"] is False:
-        bias = None
-    elif opts["bias"] and bias is None:
-        bias = np.zeros(weight.shape[0], dtype)
-    layer = Conv1d.from_weights(
-        weight,
-        None if bias is None else _narrowed(bias, dtype, opts["bias_file"] or shown),
-        stride=loaded.stride,
-        padding=loaded.padding,
-        dilation=loaded.dilation,
-        groups=loaded.groups,
-        padding_mode=loaded.padding_mode,
-    )
-    layer.sample_rate = loaded.sample_rate
-    # A layer file's own description says more than where it was copied from.
-    layer.description = loaded.description or f"layer from {shown}"
-    if opts["bias_file"] is not None:
-        layer.description += f", bias from {opts['bias_file']}"
-    return layer
+        assert opts.coefficients is not None
+        if opts.coefficients == "-":  # like SoX's `fir -`
+            taps = coefficients.parse_coefficients(sys.stdin.buffer.read(), "<stdin>")
+        else:
+            taps = coefficients.read_coefficients(opts.coefficients)
+        kind = "correlation weights" if opts.correlation else "convolution taps"
+        text = f"{taps.size} {kind} from {opts.coefficients}"
+    return taps, origin, text

@@ -1,16 +1,17 @@
 """``conv1d inspect``: what a layer file or a signal file holds.
 
 Imports click and the standard library only; NumPy, the layer-file reader,
-``signal_io`` and ``plots`` (matplotlib) are imported inside the command.
+``conv1d_cli.io`` readers and ``plots`` (matplotlib) are imported inside the command.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +20,7 @@ from conv1d_cli.cli._common import (
     FrequencyType,
     PaddingType,
     is_layer_archive,
+    refuse,
     reported_errors,
     require_plotting,
     require_stdout,
@@ -26,7 +28,13 @@ from conv1d_cli.cli._common import (
     write_stdout,
 )
 from conv1d_cli.errors import DataFileError
-from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, check_sample_rate
+from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, Padding, check_sample_rate
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from conv1d_cli.analysis import FilterSpec
+    from conv1d_cli.layer import Conv1d
 
 __all__ = ["LAYER_SCHEMA", "SIGNAL_SCHEMA", "inspect_"]
 
@@ -107,8 +115,6 @@ Signal ("schema": "{SIGNAL_SCHEMA}"):
 Exit status: 0 ok; 1 unreadable or malformed file; 2 wrong invocation.
 """
 
-_LAYER_ONLY = ("key", "stride", "padding", "dilation", "groups", "padding_mode")
-
 
 def _read_piped_layer(path: str) -> bytes | None:
     """The bytes of a layer archive given as a pipe with no extension (``<(cat l.npz)``).
@@ -119,8 +125,8 @@ def _read_piped_layer(path: str) -> bytes | None:
     signal reader could use is lost; a pipe named like ``x.wav`` or ``x.npz`` goes by
     its extension instead.
     """
-    from conv1d_cli.layerfile import read_piped_layer
-    from conv1d_cli.signal_io import is_stream
+    from conv1d_cli.io.layerfile import read_piped_layer
+    from conv1d_cli.io.pipes import is_stream
 
     if path == "-" or Path(path).suffix or not is_stream(path):
         return None
@@ -167,8 +173,20 @@ def _read_piped_layer(path: str) -> bytes | None:
 @click.option(
     "--input-format", metavar="FORMAT", help="Signal: format (wav, csv, npy, ...; needed for '-')."
 )
-@click.pass_context
-def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
+def inspect_(
+    file: str,
+    as_json: bool,
+    sample_rate: float | None,
+    plot: str | None,
+    key: str | None,
+    max_kernels: int,
+    stride: int | None,
+    padding: Padding | None,
+    dilation: int | None,
+    groups: int | None,
+    padding_mode: str | None,
+    input_format: str | None,
+) -> None:
     """Describe a layer file (.npz) or a signal file.
 
     \b
@@ -179,44 +197,73 @@ def inspect_(ctx: click.Context, file: str, **opts: Any) -> None:
         conv1d inspect take1.wav --plot take1.png
     """
     require_stdout()  # the report goes there: fail before reading anything
-    if opts["sample_rate"] is not None:
+    opts = _Options(
+        sample_rate=sample_rate,
+        plot=plot,
+        key=key,
+        max_kernels=max_kernels,
+        overrides={
+            "stride": stride,
+            "padding": padding,
+            "dilation": dilation,
+            "groups": groups,
+            "padding_mode": padding_mode,
+        },
+        input_format=input_format,
+    )
+    if sample_rate is not None:
         with reported_errors():  # one rule for every sample rate: exit 2 naming the option
-            opts["sample_rate"] = check_sample_rate("sample_rate", opts["sample_rate"])
-    if opts["plot"] == "-":
-        raise click.UsageError("--plot needs a file name (an image is not written to stdout)")
-    if opts["plot"] is not None:
+            opts.sample_rate = check_sample_rate("sample_rate", sample_rate)
+    if plot == "-":
+        refuse("--plot needs a file name (an image is not written to stdout)")
+    if plot is not None:
         require_plotting("--plot")
         signal_note("no plot was written")  # the image is written atomically
-    piped = _read_piped_layer(file) if opts["input_format"] is None else None
-    layer_file = piped is not None or is_layer_archive(file)
-    opts["data"] = piped
+    opts.data = _read_piped_layer(file) if input_format is None else None
+    layer_file = opts.data is not None or is_layer_archive(file)
     if not layer_file:
-        stray = [n for n in _LAYER_ONLY if opts[n] is not None]
+        layer_only = {"key": key, **opts.overrides}
+        stray = [name for name, value in layer_only.items() if value is not None]
         if stray:
             names = ", ".join("--" + n.replace("_", "-") for n in stray)
-            raise click.UsageError(f"{names} only apply to layer files; {file} is read as a signal")
-    elif opts["input_format"] is not None:
-        raise click.UsageError("--input-format only applies to signal files")
-    with reported_errors("--input-format"):
-        if opts["plot"] is not None:
-            from conv1d_cli.atomic import check_not_same_file
+            refuse(f"{names} only apply to layer files; {file} is read as a signal")
+    elif input_format is not None:
+        refuse("--input-format only applies to signal files")
+    with reported_errors():
+        if plot is not None:
+            from conv1d_cli.io.atomic import check_not_same_file
             from conv1d_cli.plots import check_image_path
 
-            check_not_same_file(opts["plot"], [file])
-            check_image_path(opts["plot"])  # before reading an hour of audio
+            check_not_same_file(plot, [file])
+            check_image_path(plot)  # before reading an hour of audio
         if layer_file:
             layer = _load(file, opts)
             report = _layer_report(file, opts, layer)
-            if opts["plot"] is not None:
-                _plot_layer(file, opts, layer)
+            if plot is not None:
+                _plot_layer(file, plot, opts, layer)
         else:
             report = _signal_report(file, opts)
-    if opts["as_json"]:
+    if as_json:
         write_stdout(json.dumps(_json_safe(report), indent=2, allow_nan=False) + "\n")
     else:
         write_stdout(_layer_text(report) if layer_file else _signal_text(report))
-    if opts["plot"] is not None:
-        click.echo(f"wrote {opts['plot']}", err=True)
+    if plot is not None:
+        click.echo(f"wrote {plot}", err=True)
+
+
+@dataclasses.dataclass
+class _Options:
+    """What the report needs of the command line, checked."""
+
+    sample_rate: float | None
+    plot: str | None
+    key: str | None
+    max_kernels: int
+    #: --stride, --padding, ...: None where not given (the layer file's value).
+    overrides: dict[str, Any]
+    input_format: str | None
+    #: The bytes of a layer read from a pipe (read once, by the sniffing).
+    data: bytes | None = None
 
 
 def _json_safe(value: Any) -> Any:
@@ -233,19 +280,15 @@ def _json_safe(value: Any) -> Any:
 # ---- layers --------------------------------------------------------------------------
 
 
-def _load(file: str, opts: Any) -> Any:
+def _load(file: str, opts: _Options) -> Conv1d:
     from conv1d_cli.layer import load_layer
 
     return load_layer(
         file,
-        key=opts["key"],
-        data=opts["data"],
-        stride=opts["stride"],
-        padding=opts["padding"],
-        dilation=opts["dilation"],
-        groups=opts["groups"],
-        padding_mode=opts["padding_mode"],
-        sample_rate=opts["sample_rate"],
+        key=opts.key,
+        data=opts.data,
+        sample_rate=opts.sample_rate,
+        **opts.overrides,
     )
 
 
@@ -261,8 +304,13 @@ def _ratio(numerator: float, norm: float, smallest: float) -> float | None:
 
 
 def _kernel_entries(
-    layer: Any, stats: Any, start: int, stop: int, left: int, spec: Any = None
-) -> list[Any]:
+    layer: Conv1d,
+    stats: dict[str, np.ndarray],
+    start: int,
+    stop: int,
+    left: int,
+    spec: FilterSpec | None = None,
+) -> list[dict[str, Any]]:
     """Report entries of kernels ``start:stop`` (flattened (out, in) order)."""
     import numpy as np
 
@@ -297,7 +345,7 @@ def _kernel_entries(
             "pedalboard_gain": _ratio(0.125, float(stats["l2_norm"][o, c]), 1e-4),
             "response": None,
         }
-        if responses is not None:
+        if responses is not None and rate is not None:
             summary = analysis.response_summary(
                 freqs, responses[i, 0], rate, scale=float(scales[i])
             )
@@ -310,7 +358,9 @@ def _kernel_entries(
     return kernels
 
 
-def _delay_and_spec(taps: Any, layer: Any, left: int, spec: Any) -> dict[str, Any]:
+def _delay_and_spec(
+    taps: np.ndarray, layer: Conv1d, left: int, spec: FilterSpec | None
+) -> dict[str, Any]:
     """Latency (group delay) of one kernel, and how it meets the layer's stored spec."""
     from conv1d_cli import analysis
 
@@ -328,7 +378,7 @@ def _delay_and_spec(taps: Any, layer: Any, left: int, spec: Any) -> dict[str, An
     }
 
 
-def _layer_report(file: str, opts: Any, layer: Any) -> dict[str, Any]:
+def _layer_report(file: str, opts: _Options, layer: Conv1d) -> dict[str, Any]:
     import numpy as np
 
     from conv1d_cli import analysis
@@ -340,7 +390,7 @@ def _layer_report(file: str, opts: Any, layer: Any) -> dict[str, Any]:
     stats = analysis.kernel_stats(weight)
     spec = analysis.FilterSpec.from_description(layer.description)
     total = c_out * c_in_group
-    limit = total if opts["max_kernels"] == 0 else min(total, opts["max_kernels"])
+    limit = total if opts.max_kernels == 0 else min(total, opts.max_kernels)
     rate = layer.sample_rate
     kernels: list[dict[str, Any]] = []
     chunk = 16  # kernels per FFT batch: bounded memory for long kernels
@@ -351,7 +401,7 @@ def _layer_report(file: str, opts: Any, layer: Any) -> dict[str, Any]:
     return {
         "schema": LAYER_SCHEMA,
         "file": file,
-        "key": opts["key"],
+        "key": opts.key,
         "weight_shape": list(weight.shape),
         "bias_shape": None if layer.bias is None else list(layer.bias.shape),
         "dtype": weight.dtype.name,
@@ -496,43 +546,43 @@ def _latency_and_spec_text(r: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _plot_layer(file: str, opts: Any, layer: Any) -> None:
+def _plot_layer(file: str, plot: str, opts: _Options, layer: Conv1d) -> None:
     from conv1d_cli import plots
 
     title = os.path.basename(file) + (f": {layer.description}" if layer.description else "")
-    fig = plots.layer_figure(layer, max_kernels=opts["max_kernels"], title=title)
-    plots.save_figure(fig, opts["plot"])
+    fig = plots.layer_figure(layer, max_kernels=opts.max_kernels, title=title)
+    plots.save_figure(fig, plot)
 
 
 # ---- signals -------------------------------------------------------------------------
 
 
-def _signal_report(file: str, opts: Any) -> dict[str, Any]:
+def _signal_report(file: str, opts: _Options) -> dict[str, Any]:
     from conv1d_cli.analysis import SignalStats
-    from conv1d_cli.signal_io import open_reader
+    from conv1d_cli.io.inputs import open_reader
 
-    with open_reader(file, opts["input_format"]) as reader:
+    with open_reader(file, opts.input_format) as reader:
         info = reader.info
         channels = info.channels
         acc = SignalStats(channels)
         picture = None
-        if opts["plot"] is not None:
+        if opts.plot is not None:
             from conv1d_cli.overview import OverviewBuilder
 
             # The same pass as the statistics: a pipe can be read only once.
-            picture = OverviewBuilder(info, sample_rate=opts["sample_rate"])
+            picture = OverviewBuilder(info, sample_rate=opts.sample_rate)
         frames = 0
         for block in reader:
             acc.update(block)
             if picture is not None:
                 picture.update(block)
             frames += block.shape[-1]
-    if picture is not None:
+    if picture is not None and opts.plot is not None:
         from conv1d_cli import plots
 
         fig = plots.signal_figure(picture.result(), title=os.path.basename(file))
-        plots.save_figure(fig, opts["plot"])
-    rate = opts["sample_rate"] if opts["sample_rate"] is not None else info.sample_rate
+        plots.save_figure(fig, opts.plot)
+    rate = opts.sample_rate if opts.sample_rate is not None else info.sample_rate
     names = list(info.column_names) if info.column_names else None
     peak, rms, dc = acc.peak.tolist(), acc.rms().tolist(), acc.dc().tolist()
     stats = [

@@ -8,6 +8,7 @@ given, with the imports inside the functions that need them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from conv1d_cli.cli._common import (
     FrequencyType,
     PaddingType,
     csv_column_options,
+    fail,
     layer_display_name,
+    refuse,
     refuse_chain_overrides,
     reported_errors,
     require_stdout,
@@ -27,7 +30,6 @@ from conv1d_cli.cli._common import (
     time_column_arg,
     write_stdout,
 )
-from conv1d_cli.errors import ShapeError
 from conv1d_cli.shapes import (
     MAX_SIZE,
     PADDING_MODES,
@@ -178,7 +180,6 @@ def shape(
         conv1d shape -w lowpass.npz -w decimate.npz speech.wav
     """
     require_stdout()  # the answer goes there: fail before reading anything
-    notices: list[str] = []
     hyper = {
         "stride": stride,
         "padding": padding,
@@ -186,91 +187,24 @@ def shape(
         "padding_mode": padding_mode,
         "groups": groups,
     }
-    with reported_errors("--input-format"):
+    with reported_errors():
         if sample_rate is not None:
             sample_rate = check_sample_rate("sample_rate", sample_rate)
-        if input_file is not None and length is not None:
-            raise click.UsageError("give either --length or INPUT_FILE, not both")
-        if input_file is None and length is None:
-            raise click.UsageError("give the input length with --length, or an INPUT_FILE")
-        if input_file is not None and batch is not None:
-            raise click.UsageError("--batch cannot be used with INPUT_FILE (the file has one)")
-        if input_format is not None and input_file is None:
-            raise click.UsageError("--input-format needs an INPUT_FILE")
-        if layers:
-            for name, flag in (("--kernel-size", kernel_size), ("--out-channels", out_channels)):
-                if flag is not None:
-                    raise click.UsageError(f"{name} cannot be used with -w (the layer file has it)")
-            refuse_chain_overrides(hyper, layers, key)
-            specs = [_load_spec(text, key, hyper) for text in layers]
-        else:
-            if key is not None:
-                raise click.UsageError("--key needs a layer file (-w)")
-            if kernel_size is None:
-                raise click.UsageError("give --kernel-size (numbers mode) or a layer file with -w")
-            specs = []
-        if input_file is None and columns is not None:
-            raise click.UsageError("--columns needs an INPUT_FILE")
+    _check_clashes(
+        input_file, length, batch, input_format, columns, layers, key, kernel_size, out_channels
+    )
+    if layers:
+        refuse_chain_overrides(hyper, layers, key)
+    with reported_errors():
+        specs = [_load_spec(text, key, hyper) for text in layers]
         source = None
         if input_file is not None:
             source = _read_input(input_file, input_format, columns, time_column_arg(time_column))
-            notices += source["notices"]
-        rate = _input_rate(source, sample_rate)
-        from_file = source is not None and source["sample_rate"] is not None
-        rate_source = str(input_file) if from_file else "--sample-rate"
-        implied = implied_input_rate([s.sample_rate for s in specs], [s.stride for s in specs])
-        if rate is None and implied is not None:
-            # As in apply: an input without a rate gets the one the first designed
-            # layer implies, and the later layers are checked against it.
-            rate, first = implied
-            rate_source = (
-                f"{input_file or 'the input'} (it has no rate; layer {first + 1} "
-                f"({specs[first].name})'s design rate stands in)"
-            )
-        if source is not None:
-            in_length, channels, in_batch = source["length"], source["channels"], source["batch"]
-            if in_channels is not None and channels is not None and in_channels != channels:
-                raise ShapeError(
-                    f"{input_file}: has {channels} channels, but --in-channels is {in_channels}"
-                )
-        else:
-            assert length is not None
-            in_length, channels, in_batch = length, in_channels, batch
-        if not layers:
-            assert kernel_size is not None
-            full = source is not None or any(
-                v is not None for v in (in_channels, out_channels, groups, batch)
-            )
-            c_in = c_out = None
-            if full:
-                c_in = channels if channels is not None else (groups or 1)
-                c_out = out_channels if out_channels is not None else c_in
-                if source is None and in_batch is None:
-                    in_batch = 1
-            specs = [
-                LayerSpec(
-                    kernel_size,
-                    stride or 1,
-                    0 if padding is None else padding,
-                    dilation or 1,
-                    padding_mode or "zeros",
-                    in_channels=c_in,
-                    out_channels=c_out,
-                    groups=groups or 1,
-                )
-            ]
-            channels = c_in
-        else:
-            if source is None and in_batch is None:
-                in_batch = 1
-            # The rule apply follows (shapes.mono_broadcast): a one-channel FIR first
-            # on an audio or CSV file with C channels filters each of them.
-            specs, notice = broadcast_first_spec(
-                specs, channels, None if source is None else source["format"], str(input_file)
-            )
-            if notice is not None:
-                notices.append(notice)
-        chain = walk_chain(specs, in_length, channels=channels, batch=in_batch, sample_rate=rate)
+        given = _Given(length, kernel_size, in_channels, out_channels, batch, sample_rate)
+        specs, start = _chain_input(specs, source, given, hyper, input_file)
+        chain = walk_chain(
+            specs, start.length, channels=start.channels, batch=start.batch, sample_rate=start.rate
+        )
         target = _target(chain, target_length)
     report = _report(chain, target, None if input_file is None else str(input_file))
     if as_json:
@@ -289,26 +223,155 @@ def shape(
         [s.sample_rate for s in chain.specs],
         [s.stride for s in chain.specs],
         [f"layer {i} ({s.name})" for i, s in enumerate(chain.specs, 1)],
-        rate,
-        rate_source,
+        start.rate,
+        start.rate_source,
     ):
         click.echo(f"warning: {text}", err=True)
-    for text in notices:
+    for text in start.notices:
         click.echo(f"warning: {text}", err=True)
+    _exit_status(chain, target, numbers_mode=not layers)
+
+
+def _check_clashes(
+    input_file: Path | None,
+    length: int | None,
+    batch: int | None,
+    input_format: str | None,
+    columns: tuple[str, ...] | None,
+    layers: tuple[str, ...],
+    key: str | None,
+    kernel_size: int | None,
+    out_channels: int | None,
+) -> None:
+    """Refuse options that do not go together, before anything is read (exit 2)."""
+    if input_file is not None and length is not None:
+        refuse("give either --length or INPUT_FILE, not both")
+    if input_file is None and length is None:
+        refuse("give the input length with --length, or an INPUT_FILE")
+    if input_file is not None and batch is not None:
+        refuse("--batch cannot be used with INPUT_FILE (the file has one)")
+    if input_format is not None and input_file is None:
+        refuse("--input-format needs an INPUT_FILE")
+    if layers:
+        for name, flag in (("--kernel-size", kernel_size), ("--out-channels", out_channels)):
+            if flag is not None:
+                refuse(f"{name} cannot be used with -w (the layer file has it)")
+    else:
+        if key is not None:
+            refuse("--key needs a layer file (-w)")
+        if kernel_size is None:
+            refuse("give --kernel-size (numbers mode) or a layer file with -w")
+    if input_file is None and columns is not None:
+        refuse("--columns needs an INPUT_FILE")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Given:
+    """The numbers typed on the command line that describe the input and the layer."""
+
+    length: int | None
+    kernel_size: int | None
+    in_channels: int | None
+    out_channels: int | None
+    batch: int | None
+    sample_rate: float | None
+
+
+@dataclasses.dataclass
+class _Start:
+    """What goes into the chain: the input's shape and rate, and where the rate came from."""
+
+    length: int
+    channels: int | None
+    batch: int | None
+    rate: float | None
+    rate_source: str
+    notices: list[str]
+
+
+def _chain_input(
+    specs: list[LayerSpec],
+    source: dict[str, Any] | None,
+    given: _Given,
+    hyper: dict[str, Any],
+    input_file: Path | None,
+) -> tuple[list[LayerSpec], _Start]:
+    """The chain to walk and its input, from the layer files (or numbers) and the input."""
+    notices: list[str] = [] if source is None else list(source["notices"])
+    rate = _input_rate(source, given.sample_rate)
+    from_file = source is not None and source["sample_rate"] is not None
+    rate_source = str(input_file) if from_file else "--sample-rate"
+    implied = implied_input_rate([s.sample_rate for s in specs], [s.stride for s in specs])
+    if rate is None and implied is not None:
+        # As in apply: an input without a rate gets the one the first designed
+        # layer implies, and the later layers are checked against it.
+        rate, first = implied
+        rate_source = (
+            f"{input_file or 'the input'} (it has no rate; layer {first + 1} "
+            f"({specs[first].name})'s design rate stands in)"
+        )
+    if source is not None:
+        in_length, channels, in_batch = source["length"], source["channels"], source["batch"]
+        if given.in_channels is not None and channels is not None and given.in_channels != channels:
+            fail(f"{input_file}: has {channels} channels, but --in-channels is {given.in_channels}")
+    else:
+        assert given.length is not None
+        in_length, channels, in_batch = given.length, given.in_channels, given.batch
+    if not specs:
+        assert given.kernel_size is not None
+        groups = hyper["groups"]
+        full = source is not None or any(
+            v is not None for v in (given.in_channels, given.out_channels, groups, given.batch)
+        )
+        c_in = c_out = None
+        if full:
+            c_in = channels if channels is not None else (groups or 1)
+            c_out = given.out_channels if given.out_channels is not None else c_in
+            if source is None and in_batch is None:
+                in_batch = 1
+        padding = hyper["padding"]
+        specs = [
+            LayerSpec(
+                given.kernel_size,
+                hyper["stride"] or 1,
+                0 if padding is None else padding,
+                hyper["dilation"] or 1,
+                hyper["padding_mode"] or "zeros",
+                in_channels=c_in,
+                out_channels=c_out,
+                groups=groups or 1,
+            )
+        ]
+        channels = c_in
+    else:
+        if source is None and in_batch is None:
+            in_batch = 1
+        # The rule apply follows (shapes.mono_broadcast): a one-channel FIR first
+        # on an audio or CSV file with C channels filters each of them.
+        specs, notice = broadcast_first_spec(
+            specs, channels, None if source is None else source["format"], str(input_file)
+        )
+        if notice is not None:
+            notices.append(notice)
+    return specs, _Start(in_length, channels, in_batch, rate, rate_source, notices)
+
+
+def _exit_status(
+    chain: ChainShape, target: tuple[int, TargetPadding] | None, *, numbers_mode: bool
+) -> None:
+    """Exit 1 when the input does not fit, or no padding reaches the target."""
     if not chain.ok:
-        if not layers:  # numbers mode: there is only the one layer
-            raise click.ClickException(str(chain.error))
+        if numbers_mode:  # there is only the one layer
+            fail(str(chain.error))
         assert chain.failed_layer is not None
         name = chain.specs[chain.failed_layer - 1].name
         whole = ""
         needed = chain.min_input_length
         if len(chain.specs) > 1 and needed is not None and chain.length < needed:
             whole = f" (the chain needs an input of at least {needed} samples)"
-        raise click.ClickException(f"layer {chain.failed_layer} ({name}): {chain.error}{whole}")
+        fail(f"layer {chain.failed_layer} ({name}): {chain.error}{whole}")
     if target is not None and not target[1].possible:
-        raise click.ClickException(
-            f"no padding gives output length {target[1].target}: {target[1].reason}"
-        )
+        fail(f"no padding gives output length {target[1].target}: {target[1].reason}")
 
 
 def _load_spec(text: str, key: str | None, hyper: dict[str, Any]) -> LayerSpec:
@@ -334,7 +397,7 @@ def _read_input(
     a WAV piped from sox) is read to its end in blocks, keeping none of them. A
     CSV's time column and ``--columns`` are applied as ``apply`` applies them.
     """
-    from conv1d_cli.signal_io import open_reader
+    from conv1d_cli.io.inputs import open_reader
 
     with open_reader(
         path, input_format, "float32", columns=columns, time_column=time_column
@@ -344,7 +407,7 @@ def _read_input(
         if frames is None:
             frames = sum(block.shape[-1] for block in reader)
     if frames < 1:
-        raise ShapeError(f"{path}: holds no samples")
+        fail(f"{path}: holds no samples")
     return {
         "length": int(frames),
         "channels": None if info.channels is None else int(info.channels),
@@ -365,9 +428,7 @@ def _read_input(
 def _input_rate(source: dict[str, Any] | None, sample_rate: float | None) -> float | None:
     file_rate = None if source is None else source["sample_rate"]
     if file_rate is not None and sample_rate is not None and file_rate != sample_rate:
-        raise click.UsageError(
-            f"--sample-rate {_hz(sample_rate)} contradicts the input file's {_hz(file_rate)} Hz"
-        )
+        refuse(f"--sample-rate {_hz(sample_rate)} contradicts the input file's {_hz(file_rate)} Hz")
     return file_rate if file_rate is not None else sample_rate
 
 
@@ -390,10 +451,8 @@ def _padding_json(padding: Padding) -> Any:
     return list(padding) if isinstance(padding, tuple) else padding
 
 
-def _report(
-    chain: ChainShape, target: tuple[int, TargetPadding] | None, file: str | None
-) -> dict[str, Any]:
-    """The ``--json`` document (also the source of the text output)."""
+def _layer_rows(chain: ChainShape) -> list[dict[str, Any]]:
+    """``layers[]`` of the ``--json`` document: one per layer the input got through."""
     rows = []
     for row in chain.layers:
         spec = row.spec
@@ -420,6 +479,14 @@ def _report(
                 "min_input_length": spec.min_input_length,
             }
         )
+    return rows
+
+
+def _report(
+    chain: ChainShape, target: tuple[int, TargetPadding] | None, file: str | None
+) -> dict[str, Any]:
+    """The ``--json`` document (also the source of the text output)."""
+    rows = _layer_rows(chain)
     output = None
     if chain.ok:
         if chain.layers:

@@ -43,8 +43,9 @@ from typing import Any, Final, NamedTuple, Protocol
 
 import numpy as np
 
-from conv1d_cli.atomic import atomic_path
 from conv1d_cli.errors import ConfigError, DataFileError, ShapeError
+from conv1d_cli.io.atomic import atomic_path
+from conv1d_cli.io.sniff import is_pickle, starts_like_layer
 from conv1d_cli.shapes import (
     MAX_ARRAY_BYTES,
     MAX_PARAMETERS,
@@ -210,16 +211,6 @@ def _holds_torch_pickle(f: Any) -> bool:
 #: Most bytes read from a pipe given as a layer: the largest entry plus its config.
 MAX_PIPED_LAYER_BYTES: Final = MAX_ARRAY_BYTES + MAX_CONFIG_BYTES + (1 << 20)
 
-#: How the archives a layer may come in start: zip (npz), .npy, pickle protocol 2-5.
-_LAYER_MAGICS: Final = (
-    b"PK\x03\x04",
-    b"\x93NUM",
-    b"\x80\x02",
-    b"\x80\x03",
-    b"\x80\x04",
-    b"\x80\x05",
-)
-
 
 def read_piped_layer(f: Any, path: str | os.PathLike[str]) -> bytes:
     """Read a layer arriving on a pipe (``-w <(...)``, a FIFO) whole, with a bound.
@@ -234,7 +225,7 @@ def read_piped_layer(f: Any, path: str | os.PathLike[str]) -> bytes:
         Not the start of a layer archive, or longer than the bound.
     """
     head = f.read(4)
-    if not head.startswith(_LAYER_MAGICS) and head[:2] not in _LAYER_MAGICS:
+    if not starts_like_layer(head):
         raise DataFileError(
             f"{path}: not a layer file (it starts with {head!r}; a layer .npz starts with 'PK')"
         )
@@ -279,8 +270,7 @@ def _load_npz(f: Any, magic: bytes, path: Path, stack: contextlib.ExitStack) -> 
             f"{path}: is a single .npy array, not a layer .npz archive "
             f"(make one with: conv1d init LAYER.npz --weight {path})"
         )
-    if magic[:1] == b"\x80" and magic[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-        # Pickle protocol 2-5: torch.save(..., _use_new_zipfile_serialization=False).
+    if is_pickle(magic):  # torch.save(..., _use_new_zipfile_serialization=False)
         raise DataFileError(
             f"{path}: not a layer file but a Python pickle (an old-style torch.save file?), "
             f"which conv1d never loads; {_TORCH_EXPORT}"
@@ -415,8 +405,9 @@ def _choose_prefix(names: list[str], npz: Any, path: Path, key: str | None) -> s
         if len(conv) == 1:
             return conv[0]
         raise DataFileError(
-            f"{path}: holds several layers, choose one with --key: "
-            f"{_describe(conv or prefixes, names)}"
+            f"{path}: holds several layers, choose one with {{parameter}}: "
+            f"{_describe(conv or prefixes, names)}",
+            parameter="key",
         )
     return prefixes[0]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from conv1d_cli.errors import ConfigError, DataFileError, OutputExistsError
+from conv1d_cli.io.pipes import names_open_file
 
 __all__ = ["atomic_path", "check_not_same_file"]
 
@@ -126,6 +127,7 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = True) -> It
     'done'
     >>> workdir.cleanup()
     """
+    given = os.fspath(target)
     target = Path(target)
     try:
         st: os.stat_result | None = os.stat(target)  # follows symlinks, /proc magic links too
@@ -134,8 +136,10 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = True) -> It
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise DataFileError(f"{target}: is a directory, expected an output file name")
     if not overwrite and (st is not None or os.path.lexists(target)):
-        raise OutputExistsError(f"{target}: already exists (pass overwrite=True)")
-    shell_opened = os.path.abspath(target).startswith(("/dev/", "/proc/"))
+        raise OutputExistsError(
+            "{path}: already exists", path=given, output=True, hint="pass overwrite=True"
+        )
+    shell_opened = names_open_file(target)
     if st is not None and (shell_opened or not stat.S_ISREG(st.st_mode)):
         # a character device (/dev/stdout, /dev/null), FIFO or socket: there is no file
         # to protect, and replacing it would break the pipe or the device node
