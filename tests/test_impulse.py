@@ -354,6 +354,6 @@ def test_cli_inspect_shows_the_ir_layer(tmp_path):
 def test_cli_help_documents_the_ir_options():
     text = _run("init", "--help").stdout
     for word in ("--impulse-response", "--true-stereo", "LL, LR,", "path from input L to output R",
-                 "--ir-norm", "1/max|h_c[k]|", "1/sqrt(max_c", "--trim", "--mix",
+                 "--ir-norm", "1/max_c,k|h_c[k]|", "1/sqrt(max_c", "--trim", "--mix",
                  "WET*IR + (1-WET)*delta"):  # fmt: skip
         assert word in text, word

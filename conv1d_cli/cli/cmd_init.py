@@ -323,7 +323,7 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
     type=click.Choice(["none", "peak", "dc", "energy"]),
     default="none",
     show_default=True,
-    help="IR: scale by g, one gain for all IR channels c: peak g = 1/max|h_c[k]|; "
+    help="IR: scale by g, one gain for all IR channels c: peak g = 1/max_c,k|h_c[k]|; "
     "dc g = 1/max_c|sum_k h_c[k]|; energy g = 1/sqrt(max_c sum_k h_c[k]^2).",
 )
 @click.option(
