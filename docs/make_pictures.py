@@ -10,6 +10,8 @@ the images show exactly what a user gets:
 - eight-channel-signal.png  ``conv1d inspect --plot`` of an 8-channel WAV made here.
 - lowpass-compare.png    ``conv1d apply ... --plot-compare``: stereo.wav through
                          the lowpass, input vs output spectra and the gain applied.
+- room-response.png      ``conv1d inspect room.npz --plot``: the README's true-stereo
+                         room layer from sample_data/room.wav (four paths).
 
 Each image stays well under 200 KB.
 """
@@ -17,6 +19,7 @@ Each image stays well under 200 KB.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,7 +74,15 @@ def main() -> None:
         conv1d("inspect", "eight.wav", "--plot", HERE / "eight-channel-signal.png", cwd=work)
         conv1d("apply", "-w", "lowpass4k.npz", stereo, "-o", "filtered.wav",
                "--plot-compare", HERE / "lowpass-compare.png", cwd=work)  # fmt: skip
-    for name in ("lowpass-response", "stereo-signal", "eight-channel-signal", "lowpass-compare"):
+        # The README's relative path, so the picture's title shows what a user sees.
+        (work / "sample_data").mkdir()
+        shutil.copy(ROOT / "sample_data" / "room.wav", work / "sample_data" / "room.wav")
+        conv1d("init", "room.npz", "--impulse-response", "sample_data/room.wav", "--true-stereo",
+               "--ir-norm", "energy", "--trim", 60, "--mix", 0.3, cwd=work)  # fmt: skip
+        conv1d("inspect", "room.npz", "--plot", HERE / "room-response.png", cwd=work)
+    names = ("lowpass-response", "stereo-signal", "eight-channel-signal", "lowpass-compare",
+             "room-response")  # fmt: skip
+    for name in names:
         size = (HERE / f"{name}.png").stat().st_size
         print(f"docs/{name}.png: {size / 1024:.0f} KB")
         if size > LIMIT:

@@ -9,6 +9,11 @@
                   depthwise (groups=2, weight (2, 1, 101)), padding 'same'.
 - smooth3.npz     31-tap lowpass at 5 Hz for the 100 Hz 3-axis CSV, depthwise
                   (groups=3), padding 'same', padding_mode 'replicate'.
+- room.wav        a synthetic true-stereo room impulse response: 0.25 s, 48 kHz,
+                  4 channels LL, LR, RL, RR (LR: from the left source to the right
+                  microphone), PCM_16. Direct sound after 2 ms on LL and RR, 1 ms
+                  later and weaker on the cross paths, a few early reflections, then
+                  a decaying tail that darkens over time (RT60 about 0.2 s).
 
 Each file is well under 1 MiB. The WAV is written with the standard library so
 the script does not depend on the I/O layer; the layers use the layer-file API.
@@ -78,11 +83,41 @@ def make_layers(directory: Path) -> None:
     save_layer(smooth, directory / "smooth3.npz", overwrite=True)
 
 
+def make_room(path: Path, rng: np.random.Generator) -> None:
+    rate, length = 48000, 12000
+    t = np.arange(length) / rate
+    paths = []
+    for k, (direct, delay) in enumerate(((1.0, 96), (0.45, 144), (0.45, 144), (1.0, 96))):
+        h = np.zeros(length)
+        h[delay] = direct
+        for tap, gain in ((410, 0.35), (700, -0.25), (1130, 0.2), (1500 + 40 * k, 0.15)):
+            h[tap + (k % 2) * 23] += gain * direct
+        tail = rng.standard_normal(length) * np.exp(-6.9 * t / 0.2)  # -60 dB after 0.2 s
+        # A one-pole lowpass whose pole moves towards 1: the tail loses its highs.
+        smooth = np.empty(length)
+        state = 0.0
+        for n in range(length):
+            pole = 0.2 + 0.7 * n / length
+            state = pole * state + (1 - pole) * tail[n]
+            smooth[n] = state
+        smooth[:delay] = 0.0  # nothing before the direct sound; the tail builds up after it
+        smooth[delay : delay + 300] *= np.linspace(0, 1, 300)
+        paths.append(h + 0.3 * smooth)
+    taps = np.stack(paths, axis=1)
+    pcm = np.clip(np.round(taps / np.abs(taps).max() * 0.9 * 32768), -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(4)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+
+
 def main(directory: Path = HERE) -> None:
     rng = np.random.default_rng(20240601)
     make_wav(directory / "stereo.wav", rng)
     make_csv(directory / "accel.csv", rng)
     make_layers(directory)
+    make_room(directory / "room.wav", np.random.default_rng(14))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ _ALLOWED: dict[str, set[str]] = {
     "delay": {"design", "delay", "channels"},
     "coefficients": {"coefficients", "correlation", "channels", "phase"},
     "weight": {"weight", "key", "bias_file", "groups", "channels"},
+    "impulse-response": {"impulse_response", "true_stereo", "ir_norm", "trim", "mix", "channels"},
 }
 
 _EPILOG = """\b
@@ -98,6 +99,24 @@ Sources (exactly one):
                 K). --correlation keeps them as PyTorch correlation weights.
   --weight W.npy [--bias-file B.npy]: PyTorch weights, (C_out, C_in/groups, K)
                 or one 1-D kernel; used as they are (no flip), padding 0.
+  --impulse-response FILE (an audio file soundfile reads; '-' = stdin):
+                a room, speaker or microphone IR as a causal layer that
+                convolves with it: output sample n depends on inputs <= n,
+                same length (scipy.signal.oaconvolve(x, h)[:len(x)], as FFmpeg
+                afir). A mono IR filters each of --channels C channels (default
+                1: apply runs it on every channel); a stereo IR filters channel
+                i by IR channel i; a 4-channel IR with --true-stereo is a 2x2
+                MIMO layer Conv1d(2, 2, K), IR channels in the order LL, LR,
+                RL, RR, where LR is the path from input L to output R (left
+                source, right microphone: REVerence, LV2 ir, Web Audio), so
+                out_L = LL*in_L + RL*in_R and out_R = LR*in_L + RR*in_R. The
+                IR's sample rate is stored ('conv1d apply' warns about a signal
+                at another rate; nothing is resampled). In this order:
+                --trim DB cuts the tail after the last tap within DB dB of the
+                peak; --ir-norm scales the IR; --mix WET makes the layer
+                WET*IR + (1-WET)*delta, the dry delta at the IR's onset (its
+                first tap within 20 dB of the peak; on LL and RR for true
+                stereo), so one layer is the whole effect.
   --weight MODEL.npz:KEY (or --weight MODEL.npz --key KEY): one layer of a
                 state_dict export (numpy.savez(**state_dict)) or of a layer
                 file: weight, and bias from KEY.bias when there is one
@@ -156,6 +175,7 @@ def _source(ctx: click.Context, design: str | None) -> str:
             ("--design", "design"),
             ("--coefficients", "coefficients"),
             ("--weight", "weight"),
+            ("--impulse-response", "impulse_response"),
         )
         if _given(ctx, name)
     ]
@@ -181,6 +201,7 @@ def _check_applicable(ctx: click.Context, source: str) -> None:
             "fir": f"--design {ctx.params['design']}",
             "coefficients": "--coefficients",
             "weight": "--weight",
+            "impulse-response": "--impulse-response",
         }.get(source, f"--design {source}")
         refuse(f"{', '.join(stray)} cannot be used with {what}")
 
@@ -295,6 +316,36 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
     help="Layer prefix in an .npz --weight (e.g. encoder.conv), as apply's --key.",
 )
 @click.option("--bias-file", metavar="FILE.npy", help="Bias array (C_out,) for --weight.")
+@click.option(
+    "--impulse-response",
+    metavar="FILE",
+    help="Impulse response, an audio file ('-' = stdin): a causal layer (see below).",
+)
+@click.option(
+    "--true-stereo",
+    is_flag=True,
+    help="IR: read a 4-channel IR as LL, LR, RL, RR (LR = input L to output R).",
+)
+@click.option(
+    "--ir-norm",
+    type=click.Choice(["none", "peak", "dc", "energy"]),
+    default="none",
+    show_default=True,
+    help="IR: scale by g, one gain for all IR channels c: peak g = 1/max_c,k|h_c[k]|; "
+    "dc g = 1/max_c|sum_k h_c[k]|; energy g = 1/sqrt(max_c sum_k h_c[k]^2).",
+)
+@click.option(
+    "--trim",
+    type=float,
+    metavar="DB",
+    help="IR: cut the tail after the last tap within DB dB of the peak (DB > 0).",
+)
+@click.option(
+    "--mix",
+    type=float,
+    metavar="WET",
+    help="IR: WET*IR + (1-WET)*delta at the IR's onset, 0 <= WET <= 1 [default: 1].",
+)
 @click.option("--description", metavar="TEXT", help="Free text stored in the layer.")
 @click.option("--force", is_flag=True, help="Overwrite an existing LAYER file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
@@ -330,6 +381,11 @@ def init(
     weight: str | None,
     key: str | None,
     bias_file: str | None,
+    impulse_response: str | None,
+    true_stereo: bool,
+    ir_norm: str,
+    trim: float | None,
+    mix: float | None,
     description: str | None,
     force: bool,
     quiet: bool,
@@ -343,6 +399,7 @@ def init(
         conv1d init lp4k.npz --design lowpass --cutoff 4k --transition 500 \\
             --attenuation 80 --sample-rate 48k --phase minimum
         conv1d init fir.npz --coefficients taps.txt --channels 2
+        conv1d init room.npz --impulse-response hall.wav --mix 0.3
         conv1d init conv.npz --in-channels 16 --out-channels 33 --kernel-size 3 --seed 0
     """
     source = _source(ctx, design)
@@ -396,6 +453,11 @@ def init(
         weight=weight,
         key=key,
         bias_file=bias_file,
+        impulse_response=impulse_response,
+        true_stereo=true_stereo,
+        ir_norm=ir_norm,
+        trim=trim,
+        mix=mix,
         # Only what was typed overrides a layer read from an .npz (not init's defaults).
         explicit={
             name: value
@@ -419,7 +481,8 @@ def init(
         from conv1d_cli.io.layerfile import save_layer
 
         weight_file = None if weight is None else split_layer_arg(weight)[0]
-        check_not_same_file(layer, [p for p in (coefficients, weight_file, bias_file) if p])
+        sources = (coefficients, weight_file, bias_file, impulse_response)
+        check_not_same_file(layer, [p for p in sources if p])
         made = _build(opts)
         if description is not None:
             made.description = description
@@ -472,6 +535,11 @@ class _Options:
     weight: str | None
     key: str | None
     bias_file: str | None
+    impulse_response: str | None
+    true_stereo: bool
+    ir_norm: str
+    trim: float | None
+    mix: float | None
     #: The hyperparameters typed on the command line: they override an .npz layer's.
     explicit: dict[str, Any]
     #: stride, dilation, padding_mode with init's defaults: every other source's.
@@ -503,6 +571,23 @@ def _build(opts: _Options) -> Conv1d:
         layer.sample_rate = rate  # checked in init()
         layer.description = f"random init like torch.nn.Conv1d, seed {seed}"
         return layer
+    if opts.source == "impulse-response":
+        from conv1d_cli.impulse import impulse_response_layer
+
+        assert opts.impulse_response is not None
+        return impulse_response_layer(
+            opts.impulse_response,
+            sample_rate=rate,
+            channels=opts.channels,
+            true_stereo=opts.true_stereo,
+            norm=opts.ir_norm,
+            trim=opts.trim,
+            mix=opts.mix,
+            padding=opts.padding,
+            bias=bool(opts.bias),
+            dtype=opts.dtype or "float64",
+            **opts.common,
+        )
     if opts.source == "weight":
         assert opts.weight is not None
         path, own_key = split_layer_arg(opts.weight)
