@@ -74,6 +74,24 @@ def no_progress(frames: int) -> None:
     """The default progress callback: nothing to show."""
 
 
+#: Largest level change in dB: its factor 10**(dB/20) must be a finite, non-zero float64.
+MAX_LEVEL_DB = 6000.0
+
+
+def _check_level(parameter: str, value: float, unit: str) -> None:
+    """Refuse a level whose linear factor float64 cannot hold (``10**(8000/20)`` overflows)."""
+    if not math.isfinite(value):
+        raise ConfigError(
+            f"{{parameter}} must be a finite number of {unit}, not {value!r}", parameter=parameter
+        )
+    if abs(value) > MAX_LEVEL_DB:
+        raise ConfigError(
+            f"{{parameter}} must be between -{MAX_LEVEL_DB:g} and {MAX_LEVEL_DB:g} {unit}, "
+            f"got {value:g}",
+            parameter=parameter,
+        )
+
+
 @dataclass(frozen=True)
 class FilterOptions:
     """How a file is filtered and written (the options of ``conv1d apply``).
@@ -148,13 +166,9 @@ class FilterOptions:
     time_column: str | None = None
 
     def __post_init__(self) -> None:
-        if not math.isfinite(self.gain_db):
-            raise ConfigError(f"gain_db must be a finite number of dB, not {self.gain_db!r}")
+        _check_level("gain_db", self.gain_db, "dB")
         if self.normalize_db is not None:
-            if not math.isfinite(self.normalize_db):
-                raise ConfigError(
-                    f"normalize_db must be a finite number of dBFS, not {self.normalize_db!r}"
-                )
+            _check_level("normalize_db", self.normalize_db, "dBFS")
             if self.gain_db:
                 # Both set the level: a gain after normalising is a different target.
                 raise ConfigError(

@@ -89,6 +89,24 @@ def test_gain_is_exact_in_a_float_output(tmp_path, signal_npy, smooth):
     np.testing.assert_allclose(np.load(loud), np.load(plain) * 10 ** (-6.5 / 20), rtol=1e-15)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "needle"),
+    [
+        ("--gain", "8000", "--gain must be between -6000 and 6000 dB, got 8000"),
+        ("--gain", "-6001", "--gain must be between -6000 and 6000 dB, got -6001"),
+        ("--normalize", "8000", "--normalize must be between -6000 and 6000 dBFS, got 8000"),
+    ],
+)
+def test_a_level_whose_factor_overflows_is_refused(
+    tmp_path, signal_npy, smooth, option, value, needle
+):
+    """10**(8000/20) overflows float64: an Error line (exit 2), not an OverflowError traceback."""
+    src, _ = signal_npy
+    out = tmp_path / "out.npy"
+    _assert_error(_run("-w", smooth, src, "-o", out, option, value), 2, needle)
+    assert not out.exists()
+
+
 def test_gain_comes_before_rounding_and_clipping(tmp_path, loud_wav):
     src, x = loud_wav
     boost = _layer(tmp_path / "boost.npz", np.eye(2)[:, :, None] * 4.0)

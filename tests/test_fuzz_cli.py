@@ -117,7 +117,7 @@ ALL_VALUES = sorted(
     {*INTS, *FLOATS, *FREQS, *PADDINGS, *FORMATS, *SUBTYPES, *KEYS, *WINDOWS, *TEXTS, *PATHS}
 )
 # Options whose value is written (may change or appear on success).
-OUTPUT_OPTIONS = {"output", "output_dir", "plot"}
+OUTPUT_OPTIONS = {"output", "output_dir", "plot", "plot_compare"}
 
 
 def _command(name: str) -> click.Command:

@@ -198,6 +198,8 @@ class FiniteFloat(_FloatType):
 FLAG_OVERRIDES = {
     "output": "-o/--output",
     "output_dir": "-d/--output-dir",
+    "gain_db": "--gain",
+    "normalize_db": "--normalize",
 }
 
 
