@@ -33,6 +33,7 @@ from conv1d_cli.cli._common import (
     signal_note,
     split_layer_arg,
     time_column_arg,
+    warning_text,
 )
 from conv1d_cli.errors import ConfigError, Conv1dError
 from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, Padding, check_sample_rate
@@ -132,7 +133,7 @@ def _load_layers(
 
 
 def _warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
+    click.echo(f"warning: {warning_text(message)}", err=True)
 
 
 @click.command("apply", epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -442,6 +443,8 @@ def apply_(
         for text in [] if quiet else run_warnings:
             _warn(text)
         layers, names = _load_layers(layer_paths, key, overrides)
+        # Once for the run, before any file is opened: a bad chain is one error, even
+        # with --keep-going; each file then checks only its input against the start.
         check_chain(layers, names)
         opts = pipeline.FilterOptions(
             method=method,
@@ -480,7 +483,7 @@ def apply_(
             run_warnings=run_warnings,
         )
         if plot_compare is not None:
-            _apply_run.plot_compare(plot_compare, jobs_list[0], layers, opts)
+            _apply_run.plot_compare(plot_compare, jobs_list[0], layers, names, opts)
             if not quiet:
                 click.echo(f"wrote {plot_compare}", err=True)
 
