@@ -315,8 +315,7 @@ def plan_jobs(
             except ConfigError as e:
                 raise ConfigError(
                     f"output {target!r} is the same file as layer {layer!r} "
-                    f"({{parameter:layer_paths:short}}); refusing to overwrite a layer",
-                    parameter="output",
+                    f"({{parameter:layer_paths:short}}); refusing to overwrite a layer"
                 ) from e
 
     if output is not None and output_dir is not None:

@@ -210,3 +210,37 @@ def test_a_checked_chain_still_meets_each_input(tmp_path):
         filter_file(str(stereo), str(tmp_path / "o.wav"), [three], chain_checked=True)
     report = filter_file(str(stereo), str(tmp_path / "o.wav"), [fir], chain_checked=True)
     assert report.frames_out == 18
+
+
+def test_plan_jobs_messages_name_keywords_and_the_cli_shows_flags(tmp_path):
+    from conv1d_cli.cli._common import error_text
+
+    (tmp_path / "dir").mkdir()
+    cases = [
+        ((["a.wav"], "o.wav", "d"), "give either output or output_dir, not both",
+         "give either -o/--output or -d/--output-dir, not both"),
+        ((["a.wav"], str(tmp_path / "dir"), None), "output '", "-o '"),
+        ((["-"], None, "d"), "stdin ('-') needs output OUTPUT", "stdin ('-') needs -o OUTPUT"),
+    ]  # fmt: skip
+    for args, library, cli in cases:
+        with pytest.raises(ConfigError) as info:
+            plan_jobs(*args)
+        assert str(info.value).startswith(library)
+        assert error_text(info.value).startswith(cli)
+
+
+def test_warnings_from_worker_processes_keep_their_parameters(tmp_path):
+    from conv1d_cli.cli._common import warning_text
+    from conv1d_cli.errors import Notice
+
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.csv").write_text("time,x\n0,1\n1,2\n2,3\n")
+    sources = [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]
+    jobs = plan_jobs(sources, None, str(tmp_path / "out"))
+    (tmp_path / "out").mkdir()
+    layers, options = [Conv1d.from_weights(np.ones((1, 1, 1)))], FilterOptions(time_column="auto")
+    reports = run_jobs(jobs, layers, ["one"], options, workers=2)
+    for report in reports:
+        (note,) = report.warnings
+        assert isinstance(note, Notice) and "(time_column none filters it too)" in note
+        assert warning_text(note).endswith("(--time-column none filters it too)")
