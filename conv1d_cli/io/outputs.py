@@ -289,9 +289,9 @@ def _check_audio_rate(rate: float | None, forced: bool, path: str) -> None:
         )
     if forced:
         try:
-            check_sample_rate(PARAMETER, rate, integer=True)
-        except ConfigError as e:  # the same text, naming the keyword through the field
-            raise ConfigError(e.message, parameter="sample_rate", path=path) from None
+            check_sample_rate("sample_rate", rate, integer=True)
+        except ConfigError as e:
+            raise e.replace(path=path) from None
         return
     try:
         check_sample_rate(f"{source}: output sample rate", rate, integer=True)
