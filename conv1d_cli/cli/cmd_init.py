@@ -403,27 +403,7 @@ def init(
         conv1d init conv.npz --in-channels 16 --out-channels 33 --kernel-size 3 --seed 0
     """
     source = _source(ctx, design)
-    _check_applicable(ctx, source)
-    if layer == "-":
-        refuse("LAYER must be a file name; layers are not written to stdout")
-    if bias_file is not None and bias is False:
-        refuse("--bias-file and --no-bias contradict each other")
-    spec = ["transition", "attenuation"]
-    by_spec = source == "fir" and any(_given(ctx, name) for name in spec)
-    if by_spec and (_given(ctx, "taps") or _given(ctx, "window")):
-        refuse(
-            "--taps and --window cannot be used with --transition/--attenuation "
-            "(the spec picks the taps and the Kaiser window)"
-        )
-    required = {
-        "random": ["in_channels", "out_channels", "kernel_size"],
-        "fir": ["cutoff", "sample_rate", *(spec if by_spec else ["taps"])],
-        "moving-average": ["taps"],
-        "gaussian": ["sigma"],
-        "delay": ["delay"],
-    }.get(source, [])
-    what = "a random layer" if source == "random" else f"--design {design}"
-    _require(ctx, required, what)
+    _check_invocation(ctx, source, layer)
     if source == "weight":
         assert weight is not None
         _check_weight_clashes(weight, key, channels)
@@ -493,6 +473,31 @@ def init(
         click.echo(f"wrote {layer}: {made!r}{extra}", err=True)
 
 
+def _check_invocation(ctx: click.Context, source: str, layer: str) -> None:
+    """Refuse options that do not fit the source, clash, or are missing (exit 2)."""
+    _check_applicable(ctx, source)
+    if layer == "-":
+        refuse("LAYER must be a file name; layers are not written to stdout")
+    if ctx.params["bias_file"] is not None and ctx.params["bias"] is False:
+        refuse("--bias-file and --no-bias contradict each other")
+    spec = ["transition", "attenuation"]
+    by_spec = source == "fir" and any(_given(ctx, name) for name in spec)
+    if by_spec and (_given(ctx, "taps") or _given(ctx, "window")):
+        refuse(
+            "--taps and --window cannot be used with --transition/--attenuation "
+            "(the spec picks the taps and the Kaiser window)"
+        )
+    required = {
+        "random": ["in_channels", "out_channels", "kernel_size"],
+        "fir": ["cutoff", "sample_rate", *(spec if by_spec else ["taps"])],
+        "moving-average": ["taps"],
+        "gaussian": ["sigma"],
+        "delay": ["delay"],
+    }.get(source, [])
+    what = "a random layer" if source == "random" else f"--design {ctx.params['design']}"
+    _require(ctx, required, what)
+
+
 def _check_weight_clashes(weight: str, key: str | None, channels: int | None) -> None:
     """Refuse --key and --channels where the --weight they go with cannot take them."""
     path, own_key = split_layer_arg(weight)
@@ -548,71 +553,96 @@ class _Options:
 
 def _build(opts: _Options) -> Conv1d:
     """The layer of the chosen source."""
+    makers = {
+        "random": _random_layer,
+        "impulse-response": _impulse_response_layer,
+        "weight": _weight_layer,
+    }
+    return makers.get(opts.source, _kernel_source_layer)(opts)
+
+
+def _random_layer(opts: _Options) -> Conv1d:
+    """``--in-channels/--out-channels/--kernel-size``: random weights, as PyTorch draws them."""
     import secrets
 
-    from conv1d_cli import filters, weightfile
+    # Here, not at the top: the layer loads NumPy, which `conv1d --help` must not pay for.
     from conv1d_cli.layer import Conv1d
 
-    rate = opts.sample_rate
-    if opts.source == "random":
-        assert opts.in_channels and opts.out_channels and opts.kernel_size
-        seed = opts.seed if opts.seed is not None else secrets.randbits(32)
-        layer = Conv1d(
-            opts.in_channels,
-            opts.out_channels,
-            opts.kernel_size,
-            padding=0 if opts.padding is None else opts.padding,
-            groups=opts.groups or 1,
-            bias=opts.bias is not False,
-            dtype=opts.dtype or "float32",
-            seed=seed,
-            **opts.common,
-        )
-        layer.sample_rate = rate  # checked in init()
-        layer.description = f"random init like torch.nn.Conv1d, seed {seed}"
-        return layer
-    if opts.source == "impulse-response":
-        from conv1d_cli.impulse import impulse_response_layer
+    assert opts.in_channels and opts.out_channels and opts.kernel_size
+    seed = opts.seed if opts.seed is not None else secrets.randbits(32)
+    layer = Conv1d(
+        opts.in_channels,
+        opts.out_channels,
+        opts.kernel_size,
+        padding=0 if opts.padding is None else opts.padding,
+        groups=opts.groups or 1,
+        bias=opts.bias is not False,
+        dtype=opts.dtype or "float32",
+        seed=seed,
+        **opts.common,
+    )
+    layer.sample_rate = opts.sample_rate  # checked in init()
+    layer.description = f"random init like torch.nn.Conv1d, seed {seed}"
+    return layer
 
-        assert opts.impulse_response is not None
-        return impulse_response_layer(
-            opts.impulse_response,
-            sample_rate=rate,
-            channels=opts.channels,
-            true_stereo=opts.true_stereo,
-            norm=opts.ir_norm,
-            trim=opts.trim,
-            mix=opts.mix,
-            padding=opts.padding,
-            bias=bool(opts.bias),
-            dtype=opts.dtype or "float64",
-            **opts.common,
-        )
-    if opts.source == "weight":
-        assert opts.weight is not None
-        path, own_key = split_layer_arg(opts.weight)
-        if own_key is not None or opts.key is not None or is_layer_archive(path):
-            return weightfile.layer_from_archive(
-                path,
-                key=own_key if own_key is not None else opts.key,
-                name=layer_display_name(opts.weight, opts.key),
-                bias_file=opts.bias_file,
-                bias=opts.bias,
-                dtype=opts.dtype,
-                sample_rate=rate,
-                **opts.explicit,
-            )
-        return weightfile.layer_from_npy(
-            opts.weight,
+
+def _impulse_response_layer(opts: _Options) -> Conv1d:
+    """``--impulse-response FILE``: an audio file's taps as a causal layer."""
+    # Here, not at the top: NumPy and soundfile load only once the command runs.
+    from conv1d_cli.impulse import impulse_response_layer
+
+    assert opts.impulse_response is not None
+    return impulse_response_layer(
+        opts.impulse_response,
+        sample_rate=opts.sample_rate,
+        channels=opts.channels,
+        true_stereo=opts.true_stereo,
+        norm=opts.ir_norm,
+        trim=opts.trim,
+        mix=opts.mix,
+        padding=opts.padding,
+        bias=bool(opts.bias),
+        dtype=opts.dtype or "float64",
+        **opts.common,
+    )
+
+
+def _weight_layer(opts: _Options) -> Conv1d:
+    """``--weight FILE[:KEY]``: an .npy kernel, or a layer of an .npz with overrides."""
+    # Here, not at the top: NumPy loads only once the command runs.
+    from conv1d_cli import weightfile
+
+    assert opts.weight is not None
+    path, own_key = split_layer_arg(opts.weight)
+    if own_key is not None or opts.key is not None or is_layer_archive(path):
+        return weightfile.layer_from_archive(
+            path,
+            key=own_key if own_key is not None else opts.key,
+            name=layer_display_name(opts.weight, opts.key),
             bias_file=opts.bias_file,
-            bias=bool(opts.bias),
-            channels=opts.channels,
-            groups=opts.groups,
+            bias=opts.bias,
             dtype=opts.dtype,
-            padding=opts.padding,
-            sample_rate=rate,
-            **opts.common,
+            sample_rate=opts.sample_rate,
+            **opts.explicit,
         )
+    return weightfile.layer_from_npy(
+        opts.weight,
+        bias_file=opts.bias_file,
+        bias=bool(opts.bias),
+        channels=opts.channels,
+        groups=opts.groups,
+        dtype=opts.dtype,
+        padding=opts.padding,
+        sample_rate=opts.sample_rate,
+        **opts.common,
+    )
+
+
+def _kernel_source_layer(opts: _Options) -> Conv1d:
+    """``--design`` or ``--coefficients``: one kernel for every channel (depthwise)."""
+    # Here, not at the top: NumPy loads only once the command runs.
+    from conv1d_cli import filters
+
     taps, origin, text = _kernel(opts)
     correlation = opts.source == "coefficients" and opts.correlation
     padding = opts.padding
@@ -630,7 +660,7 @@ def _build(opts: _Options) -> Conv1d:
         padding=padding,
         bias=bool(opts.bias),
         dtype=opts.dtype or "float64",
-        sample_rate=rate,
+        sample_rate=opts.sample_rate,
         description=text,
         **opts.common,
     )
