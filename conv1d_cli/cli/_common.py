@@ -474,6 +474,7 @@ def require_plotting(option: str) -> None:
     matplotlib is an optional extra; without it the command would otherwise read
     (or filter) everything and only then find it cannot draw.
     """
+    # Here, not at the top: plots loads NumPy, which start-up must not pay for.
     from conv1d_cli.plots import MatplotlibMissingError, require_matplotlib
 
     try:

@@ -179,6 +179,7 @@ def _kernel_source_layer(opts: Options) -> Conv1d:
 
 def _kernel(opts: Options) -> tuple[np.ndarray, int | None, str]:
     """The taps of a designed kernel or of coefficients, their origin and a description."""
+    # Here, not at the top: NumPy and SciPy load only once the command runs.
     from conv1d_cli import filters
     from conv1d_cli.io import coefficients
 

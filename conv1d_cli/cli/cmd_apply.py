@@ -109,6 +109,7 @@ def _load_layers(
     layer_args: tuple[str, ...], key: str | None, overrides: dict[str, Any]
 ) -> tuple[list[Conv1d], list[str]]:
     """Load every ``-w FILE`` or ``-w FILE:KEY`` (a per-layer key beats --key)."""
+    # Here, not at the top: it loads NumPy, which `conv1d --help` must not pay for.
     from conv1d_cli.layer import load_layer
 
     layers, names = [], []
@@ -521,6 +522,7 @@ def _check_outputs(
     no_clobber: bool,
 ) -> None:
     """Refuse outputs that cannot be written as asked, before anything is filtered."""
+    # Here, not at the top: the pipeline loads NumPy and soundfile (see apply_).
     from conv1d_cli.pipeline import existing_outputs
 
     if plot_compare is not None:
@@ -538,6 +540,8 @@ def _check_outputs(
 
 def _check_plot_compare(path: str, jobs_list: list[Job], layer_files: tuple[str, ...]) -> None:
     """Refuse a --plot-compare that cannot be drawn, before anything is filtered."""
+    # Here, not at the top: `conv1d --help` imports this module to list the command
+    # and needs none of these.
     from conv1d_cli.io.atomic import check_not_same_file
     from conv1d_cli.io.pipes import is_stream
 
@@ -556,6 +560,7 @@ def _check_plot_compare(path: str, jobs_list: list[Job], layer_files: tuple[str,
                 f"device ({shown}) cannot do; use a file"
             )
     require_plotting("--plot-compare")
+    # Here, not at the top: it loads NumPy, which `conv1d --help` must not pay for.
     from conv1d_cli.plots import check_image_path
 
     check_not_same_file(path, [job.source, job.target, *layer_files])
@@ -576,6 +581,7 @@ def _refuse_existing(existing: list[Job]) -> None:
 
 def _left_behind(jobs_list: list[Job]) -> str:
     """What a signal leaves: a file output nothing, a pipe what it already got."""
+    # Here, not at the top: `conv1d --help` imports this module and does not need it.
     from conv1d_cli.io.pipes import is_live_stream
 
     streams = [job.target for job in jobs_list if is_live_stream(job.target)]

@@ -452,6 +452,8 @@ def init(
         if sample_rate is not None:
             # One rule for every sample rate (shapes.check_sample_rate), exit 2.
             opts.sample_rate = check_sample_rate("sample_rate", sample_rate)
+        # Here, not at the top: the layer file loads NumPy, which `conv1d --help`
+        # must not pay for.
         from conv1d_cli.io.atomic import check_not_same_file
         from conv1d_cli.io.layerfile import save_layer
 

@@ -374,6 +374,7 @@ def _exit_status(
 
 def _load_spec(text: str, key: str | None, hyper: dict[str, Any]) -> LayerSpec:
     """The layer of ``-w text`` (``FILE`` or ``FILE:KEY``; a per-layer key beats --key)."""
+    # Here, not at the top: a layer file needs NumPy, which numbers mode never loads.
     from conv1d_cli.layer import load_layer
 
     path, own_key = split_layer_arg(text)
@@ -395,6 +396,7 @@ def _read_input(
     a WAV piped from sox) is read to its end in blocks, keeping none of them. A
     CSV's time column and ``--columns`` are applied as ``apply`` applies them.
     """
+    # Here, not at the top: NumPy and soundfile load only for an input file.
     from conv1d_cli.io.inputs import open_reader
 
     with open_reader(
