@@ -18,15 +18,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from conv1d_cli.chain import block_frames
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, Notice, shown_path
 from conv1d_cli.io import csvfile, formats, inputs, outputs, pipes
-from conv1d_cli.io.base import SignalReader, SignalWriter
 from conv1d_cli.jobs import Cancelled, FilterOptions, Job, StopFlag
+
+if TYPE_CHECKING:
+    from conv1d_cli.io.base import SignalReader, SignalWriter
 
 __all__ = [
     "BlockWriter",

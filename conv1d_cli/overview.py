@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from conv1d_cli.errors import ConfigError
 from conv1d_cli.io.base import READ_FRAMES
-from conv1d_cli.io.formats import SignalInfo
 from conv1d_cli.io.inputs import open_reader
 from conv1d_cli.shapes import check_int
+
+if TYPE_CHECKING:
+    from conv1d_cli.io.formats import SignalInfo
 
 __all__ = [
     "COLUMNS",

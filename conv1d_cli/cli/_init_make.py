@@ -12,12 +12,12 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from conv1d_cli.cli._common import is_layer_archive, layer_display_name, split_layer_arg
-from conv1d_cli.shapes import Padding
 
 if TYPE_CHECKING:
     import numpy as np
 
     from conv1d_cli.layer import Conv1d
+    from conv1d_cli.shapes import Padding
 
 __all__ = ["Options", "build"]
 

@@ -37,12 +37,12 @@ from conv1d_cli.errors import (
     shown_path,
 )
 from conv1d_cli.io.atomic import atomic_path
-from conv1d_cli.io.formats import SignalInfo
 from conv1d_cli.io.pipes import _copy_spool_out, _open_live_output, is_stream, names_open_file
 from conv1d_cli.shapes import check_int
 
 if TYPE_CHECKING:
     from conv1d_cli.io.csvfile import TimeTrack
+    from conv1d_cli.io.formats import SignalInfo
 
 __all__ = ["READ_FRAMES", "SignalReader", "SignalWriter"]
 
