@@ -515,8 +515,7 @@ def run_jobs(
         reporting, ``keep_going`` and ordering rules stay these. Closing it early
         must stop the rest. :class:`conv1d_cli.cluster.DaskFiles` is one (Dask).
     chain_checked : bool
-        As for :func:`filter_file`: the links between the layers were checked once
-        for the run, so each file checks only its input against the chain's start.
+        As for :func:`filter_file`, for every file.
 
     Returns
     -------
