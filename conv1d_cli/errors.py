@@ -222,9 +222,8 @@ class Conv1dError(ValueError):
         return {k: v for k, v in self.__dict__.items() if k not in fields}
 
     def __reduce__(self) -> tuple[object, ...]:
-        """Pickled as class, fields and extra attributes: a worker process's error
-        arrives whole, with no cause, context or traceback to unpickle, whatever the
-        constructor of the class (:class:`BatchError` has its own)."""
+        """Pickled as class, fields and extra attributes, whatever the class's own
+        constructor (:class:`BatchError`'s): a worker process's error arrives whole."""
         return (_rebuilt, (type(self), self._fields(), self._extra()))
 
 
@@ -319,7 +318,7 @@ class Notice(str):
     Warnings are returned, not raised (``FileReport.warnings``); one that names a
     parameter holds ``{parameter:NAME}`` as an error message does, and
     :meth:`render` shows it with the front end's names (the CLI: its flags), by the
-    same rule as :meth:`Conv1dError.render`. A plain ``str`` warning renders as itself.
+    same rule as :meth:`Conv1dError.render`; a front end shows a plain ``str`` as it is.
 
     Examples
     --------
