@@ -24,14 +24,40 @@ __all__ = [
     "OutputExistsError",
     "BatchError",
     "PipeClosedError",
+    "Notice",
     "shown_path",
 ]
 
 #: Placeholders a message may hold; :meth:`Conv1dError.render` fills them.
 PARAMETER = "{parameter}"
 PATH = "{path}"
-#: ``{parameter:NAME}``: another parameter a message mentions (``"uses {parameter:groups}"``).
-_OTHER_PARAMETER = re.compile(r"\{parameter:([A-Za-z_][A-Za-z0-9_]*)\}")
+#: ``{parameter:NAME}``: another parameter a message mentions (``"uses {parameter:groups}"``);
+#: ``{parameter:NAME:short}``: its short spelling, where a value follows (``-o 'x'``).
+_OTHER_PARAMETER = re.compile(r"\{parameter:([A-Za-z_][A-Za-z0-9_]*)(:short)?\}")
+
+
+def fill_parameters(text: str, label: Callable[[str], str] | None = None) -> str:
+    """``text`` with each ``{parameter:NAME}`` shown as ``label(NAME)``.
+
+    ``label`` is how a front end names a parameter (the CLI: its flag); by default
+    the Python keyword. ``{parameter:NAME:short}`` takes the first of the label's
+    ``/``-separated spellings: ``-o`` of ``-o/--output``, for a message that shows
+    the value after it.
+
+    Examples
+    --------
+    >>> fill_parameters("give {parameter:output} or {parameter:output_dir:short} DIR")
+    'give output or output_dir DIR'
+    >>> fill_parameters("{parameter:output:short} 'x'", lambda name: "-o/--" + name)
+    "-o 'x'"
+    """
+    name_of = label if label is not None else str
+
+    def shown(match: re.Match[str]) -> str:
+        name = name_of(match.group(1))
+        return name.split("/")[0] if match.group(2) else name
+
+    return _OTHER_PARAMETER.sub(shown, text)
 
 
 def shown_path(path: str, *, output: bool = False) -> str:
@@ -63,7 +89,8 @@ class Conv1dError(ValueError):
     parameter : str, optional
         The library parameter at fault, as the Python keyword (``"sample_rate"``).
     hint : str, optional
-        A way out, appended in parentheses.
+        A way out, appended in parentheses; it may name parameters as
+        ``{parameter:NAME}``.
     output : bool
         ``path`` is an output (``-`` shows as ``<stdout>``).
 
@@ -104,8 +131,8 @@ class Conv1dError(ValueError):
         default the Python keyword itself.
         """
         name_of = label if label is not None else str
-        text = _OTHER_PARAMETER.sub(lambda m: name_of(m.group(1)), self.message)
-        if self.parameter is not None:
+        text = fill_parameters(self.message, label)
+        if self.parameter is not None and not self._names_own_parameter():
             text = self._place_parameter(text, name_of(self.parameter), label is not None)
         if self.path is not None:
             shown = shown_path(self.path, output=self.output)
@@ -116,8 +143,14 @@ class Conv1dError(ValueError):
         elif PATH in text:
             text = text.replace(PATH, "the output" if self.output else "the input")
         if self.hint:
-            text = f"{text} ({self.hint})"
+            text = f"{text} ({fill_parameters(self.hint, label)})"
         return text
+
+    def _names_own_parameter(self) -> bool:
+        # Spelled out as {parameter:NAME:short} (``-o 'x' is a directory``): placed already.
+        return PARAMETER not in self.message and any(
+            m.group(1) == self.parameter for m in _OTHER_PARAMETER.finditer(self.message)
+        )
 
     def _place_parameter(self, text: str, name: str, front_end: bool) -> str:
         # Where the parameter's name goes: its placeholder, else leading the text.
@@ -167,21 +200,41 @@ class Conv1dError(ValueError):
         >>> str(e.replace(hint="got 0"))
         'stride must be positive (got 0)'
         """
-        current: dict[str, object] = {
+        current = self._fields()
+        unknown = set(fields) - set(current)
+        if unknown:
+            raise TypeError(f"replace() got unexpected field(s) {', '.join(sorted(unknown))}")
+        current.update(fields)
+        return _rebuilt(type(self), current, self._extra())
+
+    def _fields(self) -> dict[str, object]:
+        return {
             "message": self.message,
             "path": self.path,
             "parameter": self.parameter,
             "hint": self.hint,
             "output": self.output,
         }
-        unknown = set(fields) - set(current)
-        if unknown:
-            raise TypeError(f"replace() got unexpected field(s) {', '.join(sorted(unknown))}")
-        current.update(fields)
-        copy = Conv1dError.__new__(type(self))
-        Conv1dError.__init__(copy, **current)  # type: ignore[arg-type]
-        copy.__dict__.update({k: v for k, v in self.__dict__.items() if k not in current})
-        return copy
+
+    def _extra(self) -> dict[str, object]:
+        # What a subclass keeps besides the fields (BatchError's failures and total).
+        fields = self._fields()
+        return {k: v for k, v in self.__dict__.items() if k not in fields}
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as class, fields and extra attributes, whatever the class's own
+        constructor (:class:`BatchError`'s): a worker process's error arrives whole."""
+        return (_rebuilt, (type(self), self._fields(), self._extra()))
+
+
+def _rebuilt(
+    kind: type[Conv1dError], fields: dict[str, object], extra: dict[str, object]
+) -> Conv1dError:
+    """An error of class ``kind`` from its fields, bypassing a subclass's own ``__init__``."""
+    error = Conv1dError.__new__(kind)
+    Conv1dError.__init__(error, **fields)  # type: ignore[arg-type]
+    error.__dict__.update(extra)
+    return error
 
 
 def _names(text: str, path: str) -> bool:
@@ -257,3 +310,33 @@ class BatchError(DataFileError):
         super().__init__(
             f"{len(failures)} of {total} input{'s' if total != 1 else ''} failed: {names}"
         )
+
+
+class Notice(str):
+    """A warning's text: a ``str`` naming Python keywords, which a front end may re-word.
+
+    Warnings are returned, not raised (``FileReport.warnings``); one that names a
+    parameter holds ``{parameter:NAME}`` as an error message does, and
+    :meth:`render` shows it with the front end's names (the CLI: its flags), by the
+    same rule as :meth:`Conv1dError.render`; a front end shows a plain ``str`` as it is.
+
+    Examples
+    --------
+    >>> note = Notice("silent output: {parameter:normalize_db} left its level")
+    >>> note, note.render(lambda name: "--normalize")
+    ('silent output: normalize_db left its level', 'silent output: --normalize left its level')
+    """
+
+    message: str
+
+    def __new__(cls, message: str) -> Notice:
+        text = super().__new__(cls, fill_parameters(message))
+        text.message = message
+        return text
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Notice, (self.message,))
+
+    def render(self, label: Callable[[str], str] | None = None) -> str:
+        """The text with each parameter shown as ``label(parameter)``."""
+        return fill_parameters(self.message, label)

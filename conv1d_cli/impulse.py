@@ -120,7 +120,7 @@ def read_impulse_response(path: str | os.PathLike[str]) -> ImpulseResponse:
         raise DataFileError(
             f"{text}: an impulse response must be an audio file (WAV, FLAC, ...), found "
             f"{fmt.upper()}, which has no sample rate",
-            hint="read plain taps with --coefficients",
+            hint="read plain taps with {parameter:coefficients}",
         )
     try:
         signal = read_signal(text, fmt)

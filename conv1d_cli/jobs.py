@@ -24,10 +24,10 @@ from multiprocessing.context import BaseContext
 from multiprocessing.sharedctypes import RawArray
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from conv1d_cli import threads as thread_policy
-from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError
+from conv1d_cli.errors import ConfigError, Conv1dError, Notice
 from conv1d_cli.io import formats, inputs, pipes
 from conv1d_cli.io.atomic import check_not_same_file
 
@@ -46,7 +46,6 @@ __all__ = [
     "Progress",
     "StopFlag",
     "Tracker",
-    "WorkerError",
     "check_output_formats",
     "existing_outputs",
     "known_frames",
@@ -315,32 +314,50 @@ def plan_jobs(
                 check_not_same_file(target, [layer])
             except ConfigError as e:
                 raise ConfigError(
-                    f"output {target!r} is the same file as layer {layer!r} (-w); "
-                    f"refusing to overwrite a layer"
+                    f"output {target!r} is the same file as layer {layer!r} "
+                    f"({{parameter:layer_paths:short}}); refusing to overwrite a layer"
                 ) from e
 
     if output is not None and output_dir is not None:
-        raise ConfigError("give either -o/--output or -d/--output-dir, not both")
+        raise ConfigError(
+            "give either {parameter} or {parameter:output_dir}, not both", parameter="output"
+        )
     if output is None and output_dir is None:
-        raise ConfigError("missing an output: -o OUTPUT (one input) or -d OUTDIR (any number)")
+        raise ConfigError(
+            "missing an output: {parameter:output:short} OUTPUT (one input) or "
+            "{parameter:output_dir:short} OUTDIR (any number)",
+            parameter="output",
+        )
     if list(inputs).count("-") > 1:
         raise ConfigError("stdin ('-') can be read only once")
     if output is not None:
         if len(inputs) > 1:
             raise ConfigError(
-                f"-o/--output takes one input, got {len(inputs)}; use -d/--output-dir "
-                f"for several inputs"
+                f"{{parameter}} takes one input, got {len(inputs)}; use "
+                f"{{parameter:output_dir}} for several inputs",
+                parameter="output",
             )
         if output != "-" and Path(output).is_dir():
-            raise ConfigError(f"-o {output!r} is a directory; use -d/--output-dir for a folder")
+            raise ConfigError(
+                f"{{parameter:output:short}} {output!r} is a directory; use "
+                f"{{parameter:output_dir}} for a folder",
+                parameter="output",
+            )
         check_target(output)
         return [Job(inputs[0], output)]
     assert output_dir is not None
     directory = Path(output_dir)
     if directory.exists() and not directory.is_dir():
-        raise ConfigError(f"-d {output_dir!r} is not a directory")
+        raise ConfigError(
+            f"{{parameter:output_dir:short}} {output_dir!r} is not a directory",
+            parameter="output_dir",
+        )
     if "-" in inputs:
-        raise ConfigError("stdin ('-') needs -o OUTPUT (an output directory needs file names)")
+        raise ConfigError(
+            "stdin ('-') needs {parameter:output:short} OUTPUT (an output directory needs "
+            "file names)",
+            parameter="output",
+        )
     jobs: list[Job] = []
     seen: dict[str, str] = {}
     for source in inputs:
@@ -360,12 +377,12 @@ def plan_jobs(
 def check_output_formats(
     jobs_list: Sequence[Job], output_format: str | None, subtype: str | None
 ) -> list[str]:
-    """Refuse --subtype for non-audio outputs; warn when --output-format contradicts a name.
+    """Refuse a subtype for non-audio outputs; warn when ``output_format`` contradicts a name.
 
     Only what the command line tells: a '-' output without --output-format takes
     the input's format, which :func:`filter_file` checks once it is known.
     """
-    warnings = []
+    warnings: list[str] = []
     explicit = (
         None
         if output_format is None
@@ -383,8 +400,11 @@ def check_output_formats(
             # Not refused: a user may mean it (a WAV under a legacy name), but it is
             # usually a typo that a file browser or the next tool will trip over.
             warnings.append(
-                f"{job.target}: writing {explicit.upper()} (--output-format {output_format}) "
-                f"into a file named like {by_name.upper()}"
+                Notice(
+                    f"{job.target}: writing {explicit.upper()} "
+                    f"({{parameter:output_format}} {output_format}) "
+                    f"into a file named like {by_name.upper()}"
+                )
             )
     return warnings
 
@@ -556,10 +576,13 @@ def work(
 ) -> FileReport:
     """Filter one file in a worker process (see :func:`process_pool`).
 
-    ``filter_file`` is :func:`conv1d_cli.pipeline.filter_file`, passed in (by
-    reference, as a pickled function is) so that this module stays below the
-    pipeline. An error goes back to the parent as a :class:`WorkerError`, raised
-    outside the ``except``.
+    ``filter_file`` is :func:`conv1d_cli.pipeline.filter_file` (or a partial of it),
+    passed in (by reference, as a pickled function is) so that this module stays
+    below the pipeline. An error goes back to the parent as a fresh copy raised outside the
+    ``except``: no cause, context or traceback to pickle. Once ``dask`` is imported it
+    installs tblib's exception pickling process-wide, which pickles those too, and
+    under a deep stack that failed (RecursionError) and the pool took the worker for
+    dead. :meth:`~conv1d_cli.errors.Conv1dError.__reduce__` carries the fields.
     """
     counters = _WORKER_COUNTERS
     on_start: Callable[[int | None], None] | None = None
@@ -586,39 +609,5 @@ def work(
             index=index,
         )
     except Conv1dError as e:
-        carried = WorkerError(e)
+        carried = e.replace()
     raise carried
-
-
-class WorkerError(Exception):
-    """A worker process's :class:`~conv1d_cli.errors.Conv1dError`, on its way to the parent.
-
-    Pickled as its class, message and fields (path, parameter, hint) only, so the
-    parent raises the same error (:meth:`rebuilt`) with nothing else to unpickle: no
-    cause, context or traceback. Once ``dask`` is imported (it installs tblib's
-    exception pickling process-wide) those were pickled too, and under a deep stack
-    that failed (RecursionError) and the pool took the worker for dead.
-    """
-
-    def __init__(self, error: Conv1dError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        e = self.error
-        fields = {"path": e.path, "parameter": e.parameter, "hint": e.hint, "output": e.output}
-        return (_carried, (type(e), e.message, fields, str(e)))
-
-    def rebuilt(self) -> Conv1dError:
-        """The error as the worker raised it."""
-        return self.error
-
-
-def _carried(
-    kind: type[Conv1dError], message: str, fields: dict[str, Any], text: str
-) -> WorkerError:
-    try:
-        error = kind(message, **fields)
-    except TypeError:  # pragma: no cover - an error class with a constructor of its own
-        error = DataFileError(text)
-    return WorkerError(error)

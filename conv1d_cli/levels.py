@@ -18,15 +18,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from conv1d_cli.chain import block_frames
-from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, shown_path
+from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, Notice, shown_path
 from conv1d_cli.io import csvfile, formats, inputs, outputs, pipes
-from conv1d_cli.io.base import SignalReader, SignalWriter
 from conv1d_cli.jobs import Cancelled, FilterOptions, Job, StopFlag
+
+if TYPE_CHECKING:
+    from conv1d_cli.io.base import SignalReader, SignalWriter
 
 __all__ = [
     "BlockWriter",
@@ -113,7 +115,7 @@ def check_dither_subtype(target: str, fmt: str, subtype: str | None) -> None:
         return
     what = fmt.upper() if subtype is None else f"{fmt.upper()} {subtype}"
     fix = (
-        "; give an integer subtype (--subtype PCM_16 or PCM_24) to dither"
+        "; give an integer subtype ({parameter:subtype} PCM_16 or PCM_24) to dither"
         if subtype is not None
         else ""
     )
@@ -237,8 +239,10 @@ def normalized(
         if peak is None or peak == 0.0:
             why = "silent (peak 0)" if peak == 0.0 else "not finite (NaN or Inf)"
             warnings.append(
-                f"{shown_path(spec.path, output=True)}: the output is {why}; "
-                f"--normalize left its level as it is"
+                Notice(
+                    f"{shown_path(spec.path, output=True)}: the output is {why}; "
+                    f"{{parameter:normalize_db}} left its level as it is"
+                )
             )
             gain, applied = 1.0, 0.0
         else:
@@ -294,8 +298,10 @@ def time_track(
         return None
     if info.time_detected:
         warnings.append(
-            f"{shown}: column {info.time_column!r} is read as time, not as a "
-            f"channel (--time-column none filters it too)"
+            Notice(
+                f"{shown}: column {info.time_column!r} is read as time, not as a "
+                f"channel ({{parameter:time_column}} none filters it too)"
+            )
         )
     if spec.format != "csv":
         warnings.append(

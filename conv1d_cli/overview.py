@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from conv1d_cli.errors import ConfigError
-from conv1d_cli.io.formats import SignalInfo
+from conv1d_cli.io.base import READ_FRAMES
 from conv1d_cli.io.inputs import open_reader
 from conv1d_cli.shapes import check_int
+
+if TYPE_CHECKING:
+    from conv1d_cli.io.formats import SignalInfo
 
 __all__ = [
     "COLUMNS",
@@ -368,7 +371,7 @@ def signal_overview(
     sample_rate: float | None = None,
     columns: int = COLUMNS,
     nperseg: int | None = None,
-    block_frames: int = 65536,
+    block_frames: int = READ_FRAMES,
 ) -> SignalOverview:
     """Read a signal once, block by block, into a :class:`SignalOverview`.
 
@@ -385,7 +388,10 @@ def signal_overview(
     nperseg : int, optional
         Welch segment length; default :func:`segment_length` of the known length.
     block_frames : int
-        Frames read at a time.
+        Frames read at a time; by default what a reader reads when its caller takes
+        the whole signal (:data:`conv1d_cli.io.base.READ_FRAMES`). Not the filter's
+        streaming block (:func:`conv1d_cli.chain.block_frames`): this pass keeps a
+        summary, and a smaller block bounds its memory whatever the channel count.
 
     Returns
     -------

@@ -37,6 +37,7 @@ array([[0.5, 1.5, 2.5]])
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -61,7 +62,6 @@ from conv1d_cli.jobs import (
     Progress,
     StopFlag,
     Tracker,
-    WorkerError,
     check_output_formats,
     existing_outputs,
     known_frames,
@@ -128,6 +128,7 @@ def filter_file(
     progress: Progress = no_progress,
     on_start: Callable[[int | None], None] | None = None,
     index: int = 0,
+    chain_checked: bool = False,
 ) -> FileReport:
     """Stream one input through the chain into its output, in bounded memory.
 
@@ -157,6 +158,10 @@ def filter_file(
     index : int
         The file's position in a batch: with ``options.seed`` its dither noise is drawn
         from ``(seed, index)``.
+    chain_checked : bool
+        The caller has run :func:`~conv1d_cli.stream.check_chain` on ``layers`` once
+        for the whole run (``conv1d apply`` does, before any file is opened): only
+        what this input adds is checked, its channels against the chain's start.
 
     Returns
     -------
@@ -182,7 +187,7 @@ def filter_file(
             time_column=opts.time_column,
         )
         with reader_cm as reader:
-            plan = _plan_file(reader, job, layers, names, opts, dtype)
+            plan = _plan_file(reader, job, layers, names, opts, dtype, chain_checked)
             if on_start is not None:
                 on_start(reader.info.frames)
             run = _Run(reader, plan.chain, opts, cancel, progress, plan.shown, names)
@@ -223,6 +228,7 @@ def _plan_file(
     names: list[str],
     opts: FilterOptions,
     dtype: np.dtype[Any],
+    chain_checked: bool = False,
 ) -> _FilePlan:
     """Check the chain against the input's header once, and plan the output."""
     info = reader.info
@@ -231,7 +237,10 @@ def _plan_file(
     layers, broadcast = broadcast_first_layer(layers, info.channels, info.format, names, shown)
     if broadcast is not None:
         warnings.append(broadcast)
-    check_chain(layers, names, info.channels, source=shown)
+    # The input against the chain's start: its first layer and, as a one-channel
+    # filter may have been widened to the input's channels just above, the link to
+    # the second. The links further on do not depend on the input.
+    check_chain(layers[:2] if chain_checked else layers, names, info.channels, source=shown)
     check_stage_memory(layers, names, info.batch, dtype)
     out_frames = None
     if info.frames is not None:
@@ -467,6 +476,7 @@ def run_jobs(
     on_done: Callable[[int, FileReport], None] | None = None,
     on_progress: Callable[[JobProgress], None] | None = None,
     executor: Executor | None = None,
+    chain_checked: bool = False,
 ) -> list[FileReport]:
     """Filter every job, one after another or in ``workers`` worker processes.
 
@@ -504,6 +514,8 @@ def run_jobs(
         :class:`~conv1d_cli.errors.Conv1dError` or :class:`Cancelled`; the
         reporting, ``keep_going`` and ordering rules stay these. Closing it early
         must stop the rest. :class:`conv1d_cli.cluster.DaskFiles` is one (Dask).
+    chain_checked : bool
+        As for :func:`filter_file`, for every file.
 
     Returns
     -------
@@ -512,12 +524,13 @@ def run_jobs(
     """
     opts = options or FilterOptions()
     book = _Book(keep_going, on_done)
+    one_file = functools.partial(filter_file, chain_checked=chain_checked)
     if executor is not None:
         _run_elsewhere(executor, jobs, layers, names, opts, book, on_progress)
     elif workers == 1 or len(jobs) == 1:
-        _run_here(jobs, layers, names, opts, book, on_progress)
+        _run_here(one_file, jobs, layers, names, opts, book, on_progress)
     else:
-        _run_in_workers(jobs, layers, names, opts, book, on_progress, workers)
+        _run_in_workers(one_file, jobs, layers, names, opts, book, on_progress, workers)
     return book.result(jobs)
 
 
@@ -590,6 +603,7 @@ def _run_elsewhere(
 
 
 def _run_here(
+    one_file: Callable[..., FileReport],
     jobs: Sequence[Job],
     layers: Sequence[Conv1d],
     names: Sequence[str],
@@ -601,7 +615,7 @@ def _run_here(
     for index, job in enumerate(jobs):
         tracker = Tracker(index, on_progress)
         try:
-            report = filter_file(
+            report = one_file(
                 job,
                 layers=layers,
                 names=names,
@@ -619,6 +633,7 @@ def _run_here(
 
 
 def _run_in_workers(
+    one_file: Callable[..., FileReport],
     jobs: Sequence[Job],
     layers: Sequence[Conv1d],
     names: Sequence[str],
@@ -632,7 +647,7 @@ def _run_in_workers(
     pool, cancel = process_pool(min(workers, len(jobs)), counters)
     try:
         futures = {
-            pool.submit(work, filter_file, job, list(layers), list(names), opts, index): index
+            pool.submit(work, one_file, job, list(layers), list(names), opts, index): index
             for index, job in enumerate(jobs)
         }
         pending = set(futures)
@@ -649,7 +664,7 @@ def _run_in_workers(
             for future in finished:
                 index = futures[future]
                 if counters is not None and on_progress is not None:
-                    bad = isinstance(future.exception(), WorkerError)
+                    bad = isinstance(future.exception(), Conv1dError)
                     counters.finish(index, on_progress, failed=bad)
                 _book_worker_outcome(future, jobs[index].source, index, book, cancel.is_set())
     finally:
@@ -676,8 +691,8 @@ def _book_worker_outcome(
                 ),
             )
         return
-    except WorkerError as e:
-        book.failed(index, e.rebuilt())
+    except Conv1dError as e:
+        book.failed(index, e)
         return
     except BrokenProcessPool as e:
         # Killed (OOM killer, kill -9): no file of that worker is sure.

@@ -270,21 +270,7 @@ def layer_figure(layer: Conv1d, *, max_kernels: int = MAX_LINES, title: str | No
     count = total if max_kernels <= 0 else min(total, max_kernels)
     groups = kernel_groups(weight, count)
     drawn, hidden = groups[:MAX_LINES], groups[MAX_LINES:]
-    firsts = np.array([g[0] for g in drawn], dtype=np.intp)
-    picked = weight.reshape(total, taps)[firsts].astype(np.float64)
-    # Each kernel over its peak: taps near 1e308 would make the FFT overflow.
-    scales = np.abs(picked).max(axis=-1)
-    scales[scales == 0] = 1.0
-    unit = picked / scales[:, None]
-    left = layer.resolved_padding()[0]
-    dilation = layer.dilation
-    freqs, response = analysis.frequency_response(unit[:, None, :], dilation=dilation, left=left)
-    # Group delay tau = -dphi/dw = -Re(G/H), with G the response of w[k] * (k*d - left).
-    lags = np.arange(taps) * dilation - left
-    _, weighted = analysis.frequency_response(
-        (unit * lags)[:, None, :], dilation=dilation, left=left
-    )
-    h, g = response[:, 0], weighted[:, 0]
+    freqs, h, g, scales, lags = _kernel_responses(layer, [members[0] for members in drawn])
     rate = layer.sample_rate
     x = freqs * rate if rate else freqs
 
@@ -320,29 +306,12 @@ def layer_figure(layer: Conv1d, *, max_kernels: int = MAX_LINES, title: str | No
         top_db = 0.0
     low = max(floor_db, top_db - 150.0) if math.isfinite(floor_db) else top_db - 150.0
     ax_mag.set_ylim(low - 5, top_db + 5)
-    from matplotlib.lines import Line2D
-
-    handles.append(
-        Line2D([], [], linestyle="none", marker="o", markerfacecolor="none", color="0.3",
-               markersize=4, label="-3 dB points (re each peak)")
-    )  # fmt: skip
     cutoffs = design_cutoffs(layer.description) if rate else []
-    for j, f in enumerate(cutoffs):
+    for f in cutoffs:
         ax_mag.axvline(f, color="0.35", linestyle="--", linewidth=0.8)
         ax_delay.axvline(f, color="0.35", linestyle="--", linewidth=0.8)
-        if j == 0:
-            handles.append(
-                Line2D([], [], color="0.35", linestyle="--", linewidth=0.8,
-                       label="design cutoff" + ("s " if len(cutoffs) > 1 else " ")
-                       + ", ".join(f"{c:g}" for c in cutoffs) + " Hz")
-            )  # fmt: skip
-    if hidden:
-        more = sum(len(g) for g in hidden)
-        handles.append(Line2D([], [], linestyle="none", label=f"({more} more kernels not drawn)"))
-    if count < total:
-        handles.append(
-            Line2D([], [], linestyle="none", label=f"(first {count} of {total} kernels)")
-        )
+    not_drawn = sum(len(members) for members in hidden)
+    handles += _legend_notes(cutoffs, not_drawn, count, total)
     _legend_outside(fig, handles)
     ax_mag.set_ylabel("gain (dB)")
     # The delay axis spans the taps' own lags: a spike at a near-zero of the
@@ -364,6 +333,57 @@ def layer_figure(layer: Conv1d, *, max_kernels: int = MAX_LINES, title: str | No
     if title:
         ax_mag.set_title(title[:100], fontsize=10, loc="left")
     return fig
+
+
+def _kernel_responses(
+    layer: Conv1d, rows: list[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The responses :func:`layer_figure` draws, for kernels ``rows`` of ``(out*in, K)``.
+
+    Returns the frequencies (cycles/sample), each kernel's response ``H`` over its
+    peak, the response ``G`` of its taps weighted by their lags (group delay
+    ``tau = -Re(G/H)``), the peaks, and the lags ``k*d - left`` as applied.
+    """
+    weight = np.asarray(layer.weight)
+    taps = weight.shape[-1]
+    picked = weight.reshape(-1, taps)[np.array(rows, dtype=np.intp)].astype(np.float64)
+    # Each kernel over its peak: taps near 1e308 would make the FFT overflow.
+    scales = np.abs(picked).max(axis=-1)
+    scales[scales == 0] = 1.0
+    unit = picked / scales[:, None]
+    left = layer.resolved_padding()[0]
+    dilation = layer.dilation
+    freqs, response = analysis.frequency_response(unit[:, None, :], dilation=dilation, left=left)
+    # Group delay tau = -dphi/dw = -Re(G/H), with G the response of w[k] * (k*d - left).
+    lags = np.arange(taps) * dilation - left
+    _, weighted = analysis.frequency_response(
+        (unit * lags)[:, None, :], dilation=dilation, left=left
+    )
+    return freqs, response[:, 0], weighted[:, 0], scales, lags
+
+
+def _legend_notes(cutoffs: list[float], not_drawn: int, count: int, total: int) -> list[Any]:
+    """Legend entries of :func:`layer_figure` besides its curves: what the marks mean."""
+    # Here, not at the top: matplotlib is loaded only to draw.
+    from matplotlib.lines import Line2D
+
+    notes = [
+        Line2D([], [], linestyle="none", marker="o", markerfacecolor="none", color="0.3",
+               markersize=4, label="-3 dB points (re each peak)")
+    ]  # fmt: skip
+    if cutoffs:
+        notes.append(
+            Line2D([], [], color="0.35", linestyle="--", linewidth=0.8,
+                   label="design cutoff" + ("s " if len(cutoffs) > 1 else " ")
+                   + ", ".join(f"{c:g}" for c in cutoffs) + " Hz")
+        )  # fmt: skip
+    if not_drawn:
+        notes.append(
+            Line2D([], [], linestyle="none", label=f"({not_drawn} more kernels not drawn)")
+        )
+    if count < total:
+        notes.append(Line2D([], [], linestyle="none", label=f"(first {count} of {total} kernels)"))
+    return notes
 
 
 # ---- signals --------------------------------------------------------------------------

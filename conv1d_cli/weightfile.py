@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from conv1d_cli.errors import ConfigError, DataFileError
+from conv1d_cli.errors import ConfigError, DataFileError, ShapeError
 from conv1d_cli.io.coefficients import read_npy
 from conv1d_cli.layer import Conv1d, load_layer
-from conv1d_cli.shapes import Padding
+from conv1d_cli.shapes import Padding, check_bias_shape
 
 __all__ = ["layer_from_archive", "layer_from_npy", "narrowed"]
 
@@ -107,11 +107,7 @@ def layer_from_npy(
     bias_array = None
     if bias_file is not None:
         bias_array = narrowed(read_npy(bias_file, "bias"), dtype, bias_file)
-        if bias_array.shape != (array.shape[0],):
-            raise DataFileError(
-                f"{bias_file}: bias must have shape ({array.shape[0]},) to match "
-                f"weight {array.shape}, got shape {bias_array.shape}"
-            )
+        _check_bias_file(bias_file, bias_array.shape, array.shape, "weight")
     elif bias:
         bias_array = np.zeros(array.shape[0], dtype)
     layer = Conv1d.from_weights(
@@ -188,11 +184,7 @@ def layer_from_archive(
     bias_array = loaded.bias
     if bias_file is not None:
         bias_array = read_npy(bias_file, "bias")
-        if bias_array.shape != (weight.shape[0],):
-            raise DataFileError(
-                f"{bias_file}: bias must have shape ({weight.shape[0]},) to match "
-                f"{shown} weight {weight.shape}, got shape {bias_array.shape}"
-            )
+        _check_bias_file(bias_file, bias_array.shape, weight.shape, f"{shown} weight")
     elif bias is False:
         bias_array = None
     elif bias and bias_array is None:
@@ -239,3 +231,14 @@ def narrowed(array: Any, dtype: str, source: str) -> np.ndarray:
             parameter="dtype",
         )
     return out
+
+
+def _check_bias_file(
+    path: str, shape: tuple[int, ...], weight_shape: tuple[int, ...], weight_name: str
+) -> None:
+    """The one bias-shape rule (:func:`conv1d_cli.shapes.check_bias_shape`) for a bias
+    file: a wrong shape is the file's fault, so a :class:`DataFileError` naming it."""
+    try:
+        check_bias_shape(shape, weight_shape, weight_name=weight_name)
+    except ShapeError as e:
+        raise DataFileError(f"{{path}}: {e.message}", path=path) from None

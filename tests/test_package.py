@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -115,3 +116,94 @@ def test_package_help_and_shape_never_import_dask(args):
 def test_package_layer_and_pipeline_never_import_dask():
     statement = "import conv1d_cli.layer, conv1d_cli.pipeline, conv1d_cli.cluster"
     assert _imported_after(statement, ["dask", "distributed"]) == []
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> project modules it imports when it is imported (top level, not for types).
+
+    Read from the source: imports in function bodies (made lazily, for start-up time)
+    and under ``if TYPE_CHECKING:`` (types only) are not followed. A package's
+    ``__init__`` that Python runs before a submodule is not an edge of its own.
+    """
+    import ast
+    from pathlib import Path
+
+    root = Path(conv1d_cli.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+
+    def top_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+        for node in body:
+            if isinstance(node, ast.If):
+                if "TYPE_CHECKING" not in ast.unparse(node.test):
+                    yield from top_level(node.body)
+                yield from top_level(node.orelse)
+            elif isinstance(node, ast.Try):
+                for block in (node.body, *(h.body for h in node.handlers), node.finalbody):
+                    yield from top_level(block)
+            else:
+                yield node
+
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges = graph.setdefault(name, set())
+        for node in top_level(ast.parse(path.read_text()).body):
+            if isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names if a.name in modules)
+            elif isinstance(node, ast.ImportFrom) and node.module in modules and not node.level:
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    edges.add(sub if sub in modules else node.module)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in graph.get(node, ()):
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_package_has_no_import_cycles():
+    graph = _import_graph()
+    assert (
+        "conv1d_cli.cli.cmd_apply" in graph
+        and "conv1d_cli.io.layerfile" in graph["conv1d_cli.layer"]
+    )
+    assert _cycles(graph) == []
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_package_library_never_imports_the_cli():
+    graph = _import_graph()
+    for module, imported in graph.items():
+        if not module.startswith(("conv1d_cli.cli", "conv1d_cli.__main__")):
+            assert not any(m.startswith("conv1d_cli.cli") for m in imported), module

@@ -144,10 +144,103 @@ def test_job_about_names_the_input_unless_a_file_is_named():
 def test_worker_errors_travel_with_their_fields():
     import pickle
 
-    from conv1d_cli.jobs import WorkerError
-
     error = DataFileError("{path}: nan; pass {parameter} to go on", parameter="allow_nonfinite")
-    back = pickle.loads(pickle.dumps(WorkerError(error.about("x.csv")))).rebuilt()
+    back = pickle.loads(pickle.dumps(error.about("x.csv")))
     assert type(back) is DataFileError
     assert (back.path, back.parameter) == ("x.csv", "allow_nonfinite")
     assert back.render(lambda name: "--" + name) == "x.csv: nan; pass --allow_nonfinite to go on"
+
+
+def test_errors_pickle_whole_even_a_batch_and_under_tblib():
+    # Worker processes send their errors back pickled; Dask installs tblib's
+    # pickling for every exception class, which must not lose the fields either.
+    import subprocess
+    import sys
+
+    code = """
+import pickle
+from conv1d_cli.errors import BatchError, ConfigError
+one = ConfigError("{parameter} must be one of a, b", parameter="csv_delimiter", path="x.csv")
+batch = BatchError([("x.csv", one)], 3)
+try:
+    from tblib import pickling_support
+except ImportError:
+    pickling_support = None
+for round in range(2 if pickling_support else 1):
+    back = pickle.loads(pickle.dumps(batch))
+    assert type(back) is BatchError and (back.total, str(back)) == (3, str(batch))
+    (source, error), = back.failures
+    assert type(error) is ConfigError and error.parameter == "csv_delimiter"
+    assert error.render(lambda n: "--" + n) == "x.csv: --csv_delimiter must be one of a, b"
+    if pickling_support:
+        pickling_support.install()
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout == "ok\n", done.stderr
+
+
+def test_run_jobs_in_workers_returns_errors_with_their_fields(tmp_path, signals):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,nan\n3,4\n")
+    jobs = plan_jobs([str(bad), signals[0]], None, str(tmp_path / "out"), "npy")
+    (tmp_path / "out").mkdir()
+    layer = Conv1d.from_weights(np.ones((2, 1, 1)), groups=2)
+    with pytest.raises(BatchError) as info:
+        run_jobs(jobs, [layer], ["ones"], workers=2, keep_going=True)
+    ((source, error),) = info.value.failures
+    assert source == str(bad) and isinstance(error, DataFileError)
+    assert error.parameter == "allow_nonfinite" and str(error).startswith(f"{bad}: nan")
+
+
+def test_a_checked_chain_still_meets_each_input(tmp_path):
+    # chain_checked: the links were checked for the run; each file still checks
+    # its channels against the first layer, and against the second once a
+    # one-channel filter is widened to a stereo input.
+    import soundfile as sf
+
+    stereo = tmp_path / "s.wav"
+    sf.write(stereo, np.zeros((20, 2), np.float32), 8000)
+    fir = Conv1d.from_weights(np.ones((1, 1, 3)))
+    mono_next = Conv1d.from_weights(np.ones((1, 1, 1)))
+    with pytest.raises(ShapeError, match="layer 2"):
+        filter_file(str(stereo), str(tmp_path / "o.wav"), [fir, mono_next], chain_checked=True)
+    three = Conv1d.from_weights(np.ones((1, 3, 1)))
+    with pytest.raises(ShapeError, match="2 channels but layer 1"):
+        filter_file(str(stereo), str(tmp_path / "o.wav"), [three], chain_checked=True)
+    report = filter_file(str(stereo), str(tmp_path / "o.wav"), [fir], chain_checked=True)
+    assert report.frames_out == 18
+
+
+def test_plan_jobs_messages_name_keywords_and_the_cli_shows_flags(tmp_path):
+    from conv1d_cli.cli._common import error_text
+
+    (tmp_path / "dir").mkdir()
+    cases = [
+        ((["a.wav"], "o.wav", "d"), "give either output or output_dir, not both",
+         "give either -o/--output or -d/--output-dir, not both"),
+        ((["a.wav"], str(tmp_path / "dir"), None), "output '", "-o '"),
+        ((["-"], None, "d"), "stdin ('-') needs output OUTPUT", "stdin ('-') needs -o OUTPUT"),
+    ]  # fmt: skip
+    for args, library, cli in cases:
+        with pytest.raises(ConfigError) as info:
+            plan_jobs(*args)
+        assert str(info.value).startswith(library)
+        assert error_text(info.value).startswith(cli)
+
+
+def test_warnings_from_worker_processes_keep_their_parameters(tmp_path):
+    from conv1d_cli.cli._common import warning_text
+    from conv1d_cli.errors import Notice
+
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.csv").write_text("time,x\n0,1\n1,2\n2,3\n")
+    sources = [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]
+    jobs = plan_jobs(sources, None, str(tmp_path / "out"))
+    (tmp_path / "out").mkdir()
+    layers, options = [Conv1d.from_weights(np.ones((1, 1, 1)))], FilterOptions(time_column="auto")
+    reports = run_jobs(jobs, layers, ["one"], options, workers=2)
+    for report in reports:
+        (note,) = report.warnings
+        assert isinstance(note, Notice) and "(time_column none filters it too)" in note
+        assert warning_text(note).endswith("(--time-column none filters it too)")

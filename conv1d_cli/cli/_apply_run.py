@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from conv1d_cli import cluster, pipeline
-from conv1d_cli.cli._common import error_text, write_stdout
+from conv1d_cli.cli._common import error_text, warning_text, write_stdout
 from conv1d_cli.cli._progress import Display
 from conv1d_cli.errors import BatchError, Conv1dError
 from conv1d_cli.io.inputs import probe
-from conv1d_cli.shapes import implied_input_rate
+from conv1d_cli.shapes import rate_warnings
 
 if TYPE_CHECKING:
     from conv1d_cli.layer import Conv1d
@@ -124,7 +124,9 @@ def _array_path(
     return True
 
 
-def plot_compare(path: str, job: Job, layers: list[Conv1d], opts: FilterOptions) -> None:
+def plot_compare(
+    path: str, job: Job, layers: list[Conv1d], names: list[str], opts: FilterOptions
+) -> None:
     """Draw the input's and output's spectra from a second read of both files."""
     # Here, not at the top: matplotlib is loaded only to draw.
     from conv1d_cli import overview, plots
@@ -137,8 +139,9 @@ def plot_compare(path: str, job: Job, layers: list[Conv1d], opts: FilterOptions)
     if in_rate is None:
         # The rate the run itself took for a CSV/NPY input: the output's, else the
         # one the chain's design rates imply.
-        implied = implied_input_rate([layer.sample_rate for layer in layers], strides)
-        in_rate = out_rate * stride if out_rate else (implied[0] if implied else None)
+        design_rates = [layer.sample_rate for layer in layers]
+        implied, _ = rate_warnings(design_rates, strides, names, None, job.source)
+        in_rate = out_rate * stride if out_rate else implied
     if out_rate is None and in_rate is not None:
         out_rate = opts.sample_rate or in_rate / stride
     # One segment length for both, so equal rates give equal grids (and a gain curve).
@@ -177,7 +180,7 @@ def _clip_hint(report: FileReport) -> str:
 
 
 def _report_lines(report: FileReport, on_clip: str) -> list[str]:
-    lines = [f"warning: {text}" for text in report.warnings]
+    lines = [f"warning: {warning_text(text)}" for text in report.warnings]
     if report.clipped and on_clip == "warn":
         target = report.job.target
         shown = "<stdout>" if target == "-" else target
@@ -224,7 +227,7 @@ def _json_report(
                 "peak_dbfs": _peak_dbfs(r.peak),
                 "gain_db": r.gain_db,
                 "seconds": round(r.seconds, 6),
-                "warnings": list(r.warnings),
+                "warnings": [warning_text(text) for text in r.warnings],
             }
         )
     failed = [
@@ -241,7 +244,7 @@ def _json_report(
         "seconds": round(seconds, 6),
         "files": files,
         "failures": failed,
-        "warnings": list(run_warnings),
+        "warnings": [warning_text(text) for text in run_warnings],
         "totals": {
             "inputs": len(jobs_list),
             "written": len(files),
@@ -306,6 +309,7 @@ def _run(
             on_done=file_done,
             on_progress=progress if (display is not None or as_json) else None,
             executor=executor,
+            chain_checked=True,  # by the command, before any file was opened
         )
     except Conv1dError as e:
         if display is not None:

@@ -24,6 +24,7 @@ from conv1d_cli.errors import (
     BatchError,
     ConfigError,
     Conv1dError,
+    Notice,
     OutputExistsError,
     PipeClosedError,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "time_column_arg",
     "PaddingType",
     "error_text",
+    "warning_text",
     "fail",
     "flag_label",
     "refuse",
@@ -200,6 +202,7 @@ FLAG_OVERRIDES = {
     "output_dir": "-d/--output-dir",
     "gain_db": "--gain",
     "normalize_db": "--normalize",
+    "layer_paths": "-w/--weights",
 }
 
 
@@ -217,6 +220,18 @@ def flag_label(parameter: str) -> str:
 def error_text(error: Conv1dError) -> str:
     """An error's message as the CLI shows it: parameters named by their flags."""
     return error.render(flag_label)
+
+
+def warning_text(text: str) -> str:
+    """A library warning as the CLI shows it: a :class:`~conv1d_cli.errors.Notice`'s
+    parameters named by their flags, as :func:`error_text` names an error's.
+
+    Examples
+    --------
+    >>> warning_text(Notice("{parameter:normalize_db} left its level")), warning_text("plain")
+    ('--normalize left its level', 'plain')
+    """
+    return text.render(flag_label) if isinstance(text, Notice) else text
 
 
 def refuse(message: str) -> NoReturn:
@@ -459,6 +474,7 @@ def require_plotting(option: str) -> None:
     matplotlib is an optional extra; without it the command would otherwise read
     (or filter) everything and only then find it cannot draw.
     """
+    # Here, not at the top: plots loads NumPy, which start-up must not pay for.
     from conv1d_cli.plots import MatplotlibMissingError, require_matplotlib
 
     try:

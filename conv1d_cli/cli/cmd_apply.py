@@ -33,6 +33,7 @@ from conv1d_cli.cli._common import (
     signal_note,
     split_layer_arg,
     time_column_arg,
+    warning_text,
 )
 from conv1d_cli.errors import ConfigError, Conv1dError
 from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, Padding, check_sample_rate
@@ -108,6 +109,7 @@ def _load_layers(
     layer_args: tuple[str, ...], key: str | None, overrides: dict[str, Any]
 ) -> tuple[list[Conv1d], list[str]]:
     """Load every ``-w FILE`` or ``-w FILE:KEY`` (a per-layer key beats --key)."""
+    # Here, not at the top: it loads NumPy, which `conv1d --help` must not pay for.
     from conv1d_cli.layer import load_layer
 
     layers, names = [], []
@@ -132,7 +134,7 @@ def _load_layers(
 
 
 def _warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
+    click.echo(f"warning: {warning_text(message)}", err=True)
 
 
 @click.command("apply", epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -442,6 +444,8 @@ def apply_(
         for text in [] if quiet else run_warnings:
             _warn(text)
         layers, names = _load_layers(layer_paths, key, overrides)
+        # Once for the run, before any file is opened: a bad chain is one error, even
+        # with --keep-going; each file then checks only its input against the start.
         check_chain(layers, names)
         opts = pipeline.FilterOptions(
             method=method,
@@ -480,7 +484,7 @@ def apply_(
             run_warnings=run_warnings,
         )
         if plot_compare is not None:
-            _apply_run.plot_compare(plot_compare, jobs_list[0], layers, opts)
+            _apply_run.plot_compare(plot_compare, jobs_list[0], layers, names, opts)
             if not quiet:
                 click.echo(f"wrote {plot_compare}", err=True)
 
@@ -518,6 +522,7 @@ def _check_outputs(
     no_clobber: bool,
 ) -> None:
     """Refuse outputs that cannot be written as asked, before anything is filtered."""
+    # Here, not at the top: the pipeline loads NumPy and soundfile (see apply_).
     from conv1d_cli.pipeline import existing_outputs
 
     if plot_compare is not None:
@@ -535,6 +540,8 @@ def _check_outputs(
 
 def _check_plot_compare(path: str, jobs_list: list[Job], layer_files: tuple[str, ...]) -> None:
     """Refuse a --plot-compare that cannot be drawn, before anything is filtered."""
+    # Here, not at the top: `conv1d --help` imports this module to list the command
+    # and needs none of these.
     from conv1d_cli.io.atomic import check_not_same_file
     from conv1d_cli.io.pipes import is_stream
 
@@ -553,6 +560,7 @@ def _check_plot_compare(path: str, jobs_list: list[Job], layer_files: tuple[str,
                 f"device ({shown}) cannot do; use a file"
             )
     require_plotting("--plot-compare")
+    # Here, not at the top: it loads NumPy, which `conv1d --help` must not pay for.
     from conv1d_cli.plots import check_image_path
 
     check_not_same_file(path, [job.source, job.target, *layer_files])
@@ -573,6 +581,7 @@ def _refuse_existing(existing: list[Job]) -> None:
 
 def _left_behind(jobs_list: list[Job]) -> str:
     """What a signal leaves: a file output nothing, a pipe what it already got."""
+    # Here, not at the top: `conv1d --help` imports this module and does not need it.
     from conv1d_cli.io.pipes import is_live_stream
 
     streams = [job.target for job in jobs_list if is_live_stream(job.target)]

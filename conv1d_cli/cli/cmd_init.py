@@ -1,14 +1,11 @@
 """``conv1d init``: make a layer file (random like PyTorch, designed, or from coefficients).
 
 Imports click and the standard library only; NumPy, SciPy and the numeric
-modules are imported inside the command.
+modules are imported inside the command, through the layer makers of
+:mod:`conv1d_cli.cli._init_make`.
 """
 
 from __future__ import annotations
-
-import dataclasses
-import sys
-from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,18 +14,12 @@ from conv1d_cli.cli._common import (
     FrequencyType,
     PaddingType,
     is_layer_archive,
-    layer_display_name,
     refuse,
     reported_errors,
     signal_note,
     split_layer_arg,
 )
 from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, Padding, check_sample_rate
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from conv1d_cli.layer import Conv1d
 
 __all__ = ["init"]
 
@@ -403,31 +394,15 @@ def init(
         conv1d init conv.npz --in-channels 16 --out-channels 33 --kernel-size 3 --seed 0
     """
     source = _source(ctx, design)
-    _check_applicable(ctx, source)
-    if layer == "-":
-        refuse("LAYER must be a file name; layers are not written to stdout")
-    if bias_file is not None and bias is False:
-        refuse("--bias-file and --no-bias contradict each other")
-    spec = ["transition", "attenuation"]
-    by_spec = source == "fir" and any(_given(ctx, name) for name in spec)
-    if by_spec and (_given(ctx, "taps") or _given(ctx, "window")):
-        refuse(
-            "--taps and --window cannot be used with --transition/--attenuation "
-            "(the spec picks the taps and the Kaiser window)"
-        )
-    required = {
-        "random": ["in_channels", "out_channels", "kernel_size"],
-        "fir": ["cutoff", "sample_rate", *(spec if by_spec else ["taps"])],
-        "moving-average": ["taps"],
-        "gaussian": ["sigma"],
-        "delay": ["delay"],
-    }.get(source, [])
-    what = "a random layer" if source == "random" else f"--design {design}"
-    _require(ctx, required, what)
+    _check_invocation(ctx, source, layer)
     if source == "weight":
         assert weight is not None
         _check_weight_clashes(weight, key, channels)
-    opts = _Options(
+    # Here, not at the top: `conv1d --help` imports this module to list the command,
+    # and the layer makers are needed only when it runs.
+    from conv1d_cli.cli import _init_make
+
+    opts = _init_make.Options(
         source=source,
         in_channels=in_channels,
         out_channels=out_channels,
@@ -477,13 +452,15 @@ def init(
         if sample_rate is not None:
             # One rule for every sample rate (shapes.check_sample_rate), exit 2.
             opts.sample_rate = check_sample_rate("sample_rate", sample_rate)
+        # Here, not at the top: the layer file loads NumPy, which `conv1d --help`
+        # must not pay for.
         from conv1d_cli.io.atomic import check_not_same_file
         from conv1d_cli.io.layerfile import save_layer
 
         weight_file = None if weight is None else split_layer_arg(weight)[0]
         sources = (coefficients, weight_file, bias_file, impulse_response)
         check_not_same_file(layer, [p for p in sources if p])
-        made = _build(opts)
+        made = _init_make.build(opts)
         if description is not None:
             made.description = description
         # save_layer refuses an existing file itself (no separate check to race with).
@@ -491,6 +468,31 @@ def init(
     if not quiet:
         extra = f" ({made.description})" if made.description else ""
         click.echo(f"wrote {layer}: {made!r}{extra}", err=True)
+
+
+def _check_invocation(ctx: click.Context, source: str, layer: str) -> None:
+    """Refuse options that do not fit the source, clash, or are missing (exit 2)."""
+    _check_applicable(ctx, source)
+    if layer == "-":
+        refuse("LAYER must be a file name; layers are not written to stdout")
+    if ctx.params["bias_file"] is not None and ctx.params["bias"] is False:
+        refuse("--bias-file and --no-bias contradict each other")
+    spec = ["transition", "attenuation"]
+    by_spec = source == "fir" and any(_given(ctx, name) for name in spec)
+    if by_spec and (_given(ctx, "taps") or _given(ctx, "window")):
+        refuse(
+            "--taps and --window cannot be used with --transition/--attenuation "
+            "(the spec picks the taps and the Kaiser window)"
+        )
+    required = {
+        "random": ["in_channels", "out_channels", "kernel_size"],
+        "fir": ["cutoff", "sample_rate", *(spec if by_spec else ["taps"])],
+        "moving-average": ["taps"],
+        "gaussian": ["sigma"],
+        "delay": ["delay"],
+    }.get(source, [])
+    what = "a random layer" if source == "random" else f"--design {ctx.params['design']}"
+    _require(ctx, required, what)
 
 
 def _check_weight_clashes(weight: str, key: str | None, channels: int | None) -> None:
@@ -504,183 +506,3 @@ def _check_weight_clashes(weight: str, key: str | None, channels: int | None) ->
                 "--channels applies to a 1-D .npy --weight; a layer from an .npz has its "
                 "channels (--groups sets its groups)"
             )
-
-
-@dataclasses.dataclass
-class _Options:
-    """The command line, checked: what :func:`_build` makes a layer from."""
-
-    source: str
-    in_channels: int | None
-    out_channels: int | None
-    kernel_size: int | None
-    padding: Padding | None
-    groups: int | None
-    bias: bool | None
-    dtype: str | None
-    seed: int | None
-    design: str | None
-    cutoff: tuple[float, ...]
-    sample_rate: float | None
-    taps: int | None
-    window: str
-    transition: float | None
-    attenuation: float | None
-    phase: str
-    sigma: float | None
-    delay: int | None
-    channels: int | None
-    coefficients: str | None
-    correlation: bool
-    weight: str | None
-    key: str | None
-    bias_file: str | None
-    impulse_response: str | None
-    true_stereo: bool
-    ir_norm: str
-    trim: float | None
-    mix: float | None
-    #: The hyperparameters typed on the command line: they override an .npz layer's.
-    explicit: dict[str, Any]
-    #: stride, dilation, padding_mode with init's defaults: every other source's.
-    common: dict[str, Any]
-
-
-def _build(opts: _Options) -> Conv1d:
-    """The layer of the chosen source."""
-    import secrets
-
-    from conv1d_cli import filters, weightfile
-    from conv1d_cli.layer import Conv1d
-
-    rate = opts.sample_rate
-    if opts.source == "random":
-        assert opts.in_channels and opts.out_channels and opts.kernel_size
-        seed = opts.seed if opts.seed is not None else secrets.randbits(32)
-        layer = Conv1d(
-            opts.in_channels,
-            opts.out_channels,
-            opts.kernel_size,
-            padding=0 if opts.padding is None else opts.padding,
-            groups=opts.groups or 1,
-            bias=opts.bias is not False,
-            dtype=opts.dtype or "float32",
-            seed=seed,
-            **opts.common,
-        )
-        layer.sample_rate = rate  # checked in init()
-        layer.description = f"random init like torch.nn.Conv1d, seed {seed}"
-        return layer
-    if opts.source == "impulse-response":
-        from conv1d_cli.impulse import impulse_response_layer
-
-        assert opts.impulse_response is not None
-        return impulse_response_layer(
-            opts.impulse_response,
-            sample_rate=rate,
-            channels=opts.channels,
-            true_stereo=opts.true_stereo,
-            norm=opts.ir_norm,
-            trim=opts.trim,
-            mix=opts.mix,
-            padding=opts.padding,
-            bias=bool(opts.bias),
-            dtype=opts.dtype or "float64",
-            **opts.common,
-        )
-    if opts.source == "weight":
-        assert opts.weight is not None
-        path, own_key = split_layer_arg(opts.weight)
-        if own_key is not None or opts.key is not None or is_layer_archive(path):
-            return weightfile.layer_from_archive(
-                path,
-                key=own_key if own_key is not None else opts.key,
-                name=layer_display_name(opts.weight, opts.key),
-                bias_file=opts.bias_file,
-                bias=opts.bias,
-                dtype=opts.dtype,
-                sample_rate=rate,
-                **opts.explicit,
-            )
-        return weightfile.layer_from_npy(
-            opts.weight,
-            bias_file=opts.bias_file,
-            bias=bool(opts.bias),
-            channels=opts.channels,
-            groups=opts.groups,
-            dtype=opts.dtype,
-            padding=opts.padding,
-            sample_rate=rate,
-            **opts.common,
-        )
-    taps, origin, text = _kernel(opts)
-    correlation = opts.source == "coefficients" and opts.correlation
-    padding = opts.padding
-    if opts.phase == "minimum":
-        if correlation:  # the taps of these correlation weights
-            taps, correlation = taps[::-1], False
-        taps = filters.minimum_phase(taps)
-        text += ", minimum phase"
-        padding = "causal" if padding is None else padding
-    return filters.kernel_layer(
-        taps,
-        channels=opts.channels or 1,
-        correlation=correlation,
-        origin=origin,
-        padding=padding,
-        bias=bool(opts.bias),
-        dtype=opts.dtype or "float64",
-        sample_rate=rate,
-        description=text,
-        **opts.common,
-    )
-
-
-def _kernel(opts: _Options) -> tuple[np.ndarray, int | None, str]:
-    """The taps of a designed kernel or of coefficients, their origin and a description."""
-    from conv1d_cli import filters
-    from conv1d_cli.io import coefficients
-
-    origin = None
-    if opts.source == "fir" and opts.transition is not None:
-        assert opts.design and opts.sample_rate and opts.attenuation is not None
-        made = filters.design_spec(
-            opts.design,
-            list(opts.cutoff),
-            opts.sample_rate,
-            transition=opts.transition,
-            attenuation=opts.attenuation,
-        )
-        taps, text = made.taps, made.description
-    elif opts.source == "fir":
-        assert opts.design and opts.taps and opts.sample_rate
-        window = filters.parse_window(opts.window)
-        taps = filters.design_fir(
-            opts.design, list(opts.cutoff), opts.sample_rate, opts.taps, window
-        )
-        cut = " - ".join(f"{c:g}" for c in opts.cutoff)
-        text = f"{opts.design} {cut} Hz, {opts.taps} taps, {opts.window} window"
-    elif opts.source == "moving-average":
-        assert opts.taps is not None
-        taps = filters.moving_average(opts.taps)
-        text = f"moving average, {opts.taps} taps"
-    elif opts.source == "gaussian":
-        assert opts.sigma is not None
-        taps = filters.gaussian(opts.sigma, opts.taps)
-        text = f"gaussian, sigma {opts.sigma:g} samples, {taps.size} taps"
-    elif opts.source == "identity":
-        taps = filters.identity(opts.taps or 1)
-        text = "identity"
-    elif opts.source == "delay":
-        assert opts.delay is not None
-        taps, origin = filters.delay(opts.delay)
-        text = f"delay by {opts.delay} samples"
-    else:
-        assert opts.coefficients is not None
-        if opts.coefficients == "-":  # like SoX's `fir -`
-            taps = coefficients.parse_coefficients(sys.stdin.buffer.read(), "<stdin>")
-        else:
-            taps = coefficients.read_coefficients(opts.coefficients)
-        kind = "correlation weights" if opts.correlation else "convolution taps"
-        text = f"{taps.size} {kind} from {opts.coefficients}"
-    return taps, origin, text

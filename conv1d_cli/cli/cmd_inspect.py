@@ -28,7 +28,7 @@ from conv1d_cli.cli._common import (
     write_stdout,
 )
 from conv1d_cli.errors import DataFileError
-from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, Padding, check_sample_rate
+from conv1d_cli.shapes import MAX_SIZE, PADDING_MODES, Padding, check_sample_rate, receptive_field
 
 if TYPE_CHECKING:
     import numpy as np
@@ -125,6 +125,7 @@ def _read_piped_layer(path: str) -> bytes | None:
     signal reader could use is lost; a pipe named like ``x.wav`` or ``x.npz`` goes by
     its extension instead.
     """
+    # Here, not at the top: it loads NumPy, which `conv1d --help` must not pay for.
     from conv1d_cli.io.layerfile import read_piped_layer
     from conv1d_cli.io.pipes import is_stream
 
@@ -231,6 +232,7 @@ def inspect_(
         refuse("--input-format only applies to signal files")
     with reported_errors():
         if plot is not None:
+            # Here, not at the top: plots loads NumPy, which `conv1d --help` must not pay for.
             from conv1d_cli.io.atomic import check_not_same_file
             from conv1d_cli.plots import check_image_path
 
@@ -281,6 +283,7 @@ def _json_safe(value: Any) -> Any:
 
 
 def _load(file: str, opts: _Options) -> Conv1d:
+    # Here, not at the top: it loads NumPy, which `conv1d --help` must not pay for.
     from conv1d_cli.layer import load_layer
 
     return load_layer(
@@ -312,6 +315,7 @@ def _kernel_entries(
     spec: FilterSpec | None = None,
 ) -> list[dict[str, Any]]:
     """Report entries of kernels ``start:stop`` (flattened (out, in) order)."""
+    # Here, not at the top: NumPy loads only once the command runs.
     import numpy as np
 
     from conv1d_cli import analysis
@@ -362,6 +366,7 @@ def _delay_and_spec(
     taps: np.ndarray, layer: Conv1d, left: int, spec: FilterSpec | None
 ) -> dict[str, Any]:
     """Latency (group delay) of one kernel, and how it meets the layer's stored spec."""
+    # Here, not at the top: it loads NumPy, which `conv1d --help` must not pay for.
     from conv1d_cli import analysis
 
     rate = layer.sample_rate
@@ -379,10 +384,10 @@ def _delay_and_spec(
 
 
 def _layer_report(file: str, opts: _Options, layer: Conv1d) -> dict[str, Any]:
+    # Here, not at the top: NumPy loads only once the command runs.
     import numpy as np
 
     from conv1d_cli import analysis
-    from conv1d_cli.shapes import receptive_field
 
     weight = layer.weight
     c_out, c_in_group, _ = weight.shape
@@ -547,6 +552,7 @@ def _latency_and_spec_text(r: dict[str, Any]) -> list[str]:
 
 
 def _plot_layer(file: str, plot: str, opts: _Options, layer: Conv1d) -> None:
+    # Here, not at the top: plots loads NumPy, which `conv1d --help` must not pay for.
     from conv1d_cli import plots
 
     title = os.path.basename(file) + (f": {layer.description}" if layer.description else "")
@@ -558,6 +564,7 @@ def _plot_layer(file: str, plot: str, opts: _Options, layer: Conv1d) -> None:
 
 
 def _signal_report(file: str, opts: _Options) -> dict[str, Any]:
+    # Here, not at the top: NumPy and soundfile load only once the command runs.
     from conv1d_cli.analysis import SignalStats
     from conv1d_cli.io.inputs import open_reader
 
@@ -567,6 +574,7 @@ def _signal_report(file: str, opts: _Options) -> dict[str, Any]:
         acc = SignalStats(channels)
         picture = None
         if opts.plot is not None:
+            # Here, not with the imports above: only --plot builds the overview.
             from conv1d_cli.overview import OverviewBuilder
 
             # The same pass as the statistics: a pipe can be read only once.
@@ -578,6 +586,7 @@ def _signal_report(file: str, opts: _Options) -> dict[str, Any]:
                 picture.update(block)
             frames += block.shape[-1]
     if picture is not None and opts.plot is not None:
+        # Here, not at the top: plots loads NumPy, which `conv1d --help` must not pay for.
         from conv1d_cli import plots
 
         fig = plots.signal_figure(picture.result(), title=os.path.basename(file))

@@ -28,6 +28,7 @@ from conv1d_cli.cli._common import (
     require_stdout,
     split_layer_arg,
     time_column_arg,
+    warning_text,
     write_stdout,
 )
 from conv1d_cli.shapes import (
@@ -39,9 +40,8 @@ from conv1d_cli.shapes import (
     TargetPadding,
     broadcast_first_spec,
     check_sample_rate,
-    implied_input_rate,
     paddings_for_target,
-    rate_mismatches,
+    rate_warnings,
     walk_chain,
 )
 
@@ -219,16 +219,8 @@ def shape(
         # Nothing on stdout when the input does not fit (`| head -1` must not read a
         # partial answer); how to pad for the target still helps, as a message.
         _print_target(report["target"], _to_stderr, numbers_mode=not layers)
-    for text in rate_mismatches(
-        [s.sample_rate for s in chain.specs],
-        [s.stride for s in chain.specs],
-        [f"layer {i} ({s.name})" for i, s in enumerate(chain.specs, 1)],
-        start.rate,
-        start.rate_source,
-    ):
-        click.echo(f"warning: {text}", err=True)
-    for text in start.notices:
-        click.echo(f"warning: {text}", err=True)
+    for text in start.warnings:
+        click.echo(f"warning: {warning_text(text)}", err=True)
     _exit_status(chain, target, numbers_mode=not layers)
 
 
@@ -279,14 +271,17 @@ class _Given:
 
 @dataclasses.dataclass
 class _Start:
-    """What goes into the chain: the input's shape and rate, and where the rate came from."""
+    """What goes into the chain: the input's shape and rate, and the warnings about it.
+
+    ``warnings``: the layers given another rate than they were designed for, then
+    the notices of the input and of a one-channel filter applied to every channel.
+    """
 
     length: int
     channels: int | None
     batch: int | None
     rate: float | None
-    rate_source: str
-    notices: list[str]
+    warnings: list[str]
 
 
 def _chain_input(
@@ -300,16 +295,10 @@ def _chain_input(
     notices: list[str] = [] if source is None else list(source["notices"])
     rate = _input_rate(source, given.sample_rate)
     from_file = source is not None and source["sample_rate"] is not None
-    rate_source = str(input_file) if from_file else "--sample-rate"
-    implied = implied_input_rate([s.sample_rate for s in specs], [s.stride for s in specs])
-    if rate is None and implied is not None:
-        # As in apply: an input without a rate gets the one the first designed
-        # layer implies, and the later layers are checked against it.
-        rate, first = implied
-        rate_source = (
-            f"{input_file or 'the input'} (it has no rate; layer {first + 1} "
-            f"({specs[first].name})'s design rate stands in)"
-        )
+    if rate is None:
+        rate_source = str(input_file or "the input")
+    else:
+        rate_source = str(input_file) if from_file else "--sample-rate"
     if source is not None:
         in_length, channels, in_batch = source["length"], source["channels"], source["batch"]
         if given.in_channels is not None and channels is not None and given.in_channels != channels:
@@ -353,7 +342,16 @@ def _chain_input(
         )
         if notice is not None:
             notices.append(notice)
-    return specs, _Start(in_length, channels, in_batch, rate, rate_source, notices)
+    # As in apply (shapes.rate_warnings): an input without a rate gets the one the
+    # first designed layer implies, and the later layers are checked against it.
+    rate, mismatches = rate_warnings(
+        [s.sample_rate for s in specs],
+        [s.stride for s in specs],
+        [f"layer {i} ({s.name})" for i, s in enumerate(specs, 1)],
+        rate,
+        rate_source,
+    )
+    return specs, _Start(in_length, channels, in_batch, rate, mismatches + notices)
 
 
 def _exit_status(
@@ -376,6 +374,7 @@ def _exit_status(
 
 def _load_spec(text: str, key: str | None, hyper: dict[str, Any]) -> LayerSpec:
     """The layer of ``-w text`` (``FILE`` or ``FILE:KEY``; a per-layer key beats --key)."""
+    # Here, not at the top: a layer file needs NumPy, which numbers mode never loads.
     from conv1d_cli.layer import load_layer
 
     path, own_key = split_layer_arg(text)
@@ -397,6 +396,7 @@ def _read_input(
     a WAV piped from sox) is read to its end in blocks, keeping none of them. A
     CSV's time column and ``--columns`` are applied as ``apply`` applies them.
     """
+    # Here, not at the top: NumPy and soundfile load only for an input file.
     from conv1d_cli.io.inputs import open_reader
 
     with open_reader(

@@ -264,9 +264,9 @@ class _AudioWriter(SignalWriter):
         if sample_rate is None:
             raise ConfigError(f"{shown_path(path, output=True)}: audio output needs a sample rate")
         try:
-            rate = check_sample_rate("sample rate", sample_rate, integer=True)
+            rate = check_sample_rate("sample_rate", sample_rate, integer=True)
         except ConfigError as e:
-            raise ConfigError(f"{shown_path(path, output=True)}: {e}") from None
+            raise e.replace(path=path, output=True) from None
         if subtype is None:
             chosen = output_subtype(fmt)
         else:

@@ -25,7 +25,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Final
 
 import numpy as np
 
@@ -37,14 +37,21 @@ from conv1d_cli.errors import (
     shown_path,
 )
 from conv1d_cli.io.atomic import atomic_path
-from conv1d_cli.io.formats import SignalInfo
 from conv1d_cli.io.pipes import _copy_spool_out, _open_live_output, is_stream, names_open_file
 from conv1d_cli.shapes import check_int
 
 if TYPE_CHECKING:
     from conv1d_cli.io.csvfile import TimeTrack
+    from conv1d_cli.io.formats import SignalInfo
 
-__all__ = ["SignalReader", "SignalWriter"]
+__all__ = ["READ_FRAMES", "SignalReader", "SignalWriter"]
+
+#: Frames a reader reads at a time when its caller takes the whole signal anyway
+#: (iterating over a reader, :func:`~conv1d_cli.io.inputs.read_signal` on a pipe): a
+#: buffer size for joining pieces. Not the streaming block size, which
+#: :func:`conv1d_cli.chain.block_frames` chooses for the filter's cost per block and
+#: memory per channel; io sits below the layers and the chain, so it has its own.
+READ_FRAMES: Final = 1 << 16
 
 
 def _sf_message(e: BaseException) -> str:
@@ -162,9 +169,9 @@ class SignalReader:
         self.close()
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        """Iterate over blocks of 65536 frames."""
+        """Iterate over blocks of :data:`READ_FRAMES` frames."""
         while True:
-            block = self.read(65536)
+            block = self.read(READ_FRAMES)
             if block.shape[-1] == 0:
                 return
             yield block

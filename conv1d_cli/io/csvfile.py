@@ -316,8 +316,9 @@ def _select_columns(
                 time_index, detected = None, False  # asked for as a channel: it is one
             else:
                 raise ConfigError(
-                    f"--columns and --time-column both name column {time_index + 1}"
-                    f"{'' if header is None else f' ({header[time_index]!r})'}"
+                    f"{{parameter}} and {{parameter:time_column}} both name column "
+                    f"{time_index + 1}{'' if header is None else f' ({header[time_index]!r})'}",
+                    parameter="columns",
                 )
         if len(set(chosen)) != len(chosen):
             raise ConfigError(

@@ -25,6 +25,7 @@ from typing import Any, Final
 import numpy as np
 import soundfile as sf
 
+from conv1d_cli.core import check_dtype
 from conv1d_cli.errors import ConfigError, FormatError
 
 __all__ = [
@@ -84,6 +85,8 @@ _FLOAT_SUBTYPES: Final = frozenset({"FLOAT", "DOUBLE"})
 
 _ON_CLIP: Final = ("warn", "error", "clip")
 
+#: The dtypes of :data:`conv1d_cli.units.DTYPES`, as a signal's messages list them
+#: (float64 first: what a signal is read as by default).
 _DTYPES: Final = ("float64", "float32")
 
 #: Live (pipe) audio: the containers written here and the sample encodings each takes,
@@ -263,13 +266,14 @@ def streams_live(format: str, subtype: str | None = None, frames: int | None = N
 
 
 def _check_dtype(dtype: Any) -> np.dtype[Any]:
+    """A signal's dtype by the layers' rule (:func:`conv1d_cli.core.check_dtype`).
+
+    In the readers' and writers' own words, which list the choices.
+    """
     try:
-        dt: np.dtype[Any] | None = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt is None or dt.name not in _DTYPES:
-        raise ConfigError(f"dtype must be one of {list(_DTYPES)!r}, not {dtype!r}")
-    return dt
+        return check_dtype(dtype)
+    except ConfigError:
+        raise ConfigError(f"dtype must be one of {list(_DTYPES)!r}, not {dtype!r}") from None
 
 
 @dataclass(frozen=True)

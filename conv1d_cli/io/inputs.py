@@ -18,7 +18,7 @@ import numpy as np
 
 from conv1d_cli.errors import ConfigError, DataFileError, shown_path
 from conv1d_cli.io.audiofile import _AudioReader
-from conv1d_cli.io.base import SignalReader
+from conv1d_cli.io.base import READ_FRAMES, SignalReader
 from conv1d_cli.io.csvfile import _CsvReader
 from conv1d_cli.io.formats import Signal, SignalInfo, _check_dtype, detect_format
 from conv1d_cli.io.npyfile import _NpyReader
@@ -148,12 +148,12 @@ def read_signal(
             data = reader.read(info.frames)
             if data.shape[-1] < info.frames:  # e.g. a truncated audio file
                 rest = [data]
-                while (block := reader.read(1 << 16)).shape[-1]:
+                while (block := reader.read(READ_FRAMES)).shape[-1]:
                     rest.append(block)
                 data = np.concatenate(rest, axis=-1)
         else:
             blocks = []
-            while (block := reader.read(1 << 16)).shape[-1]:
+            while (block := reader.read(READ_FRAMES)).shape[-1]:
                 blocks.append(block)
             data = np.concatenate(blocks, axis=-1) if blocks else reader._empty()
             if data.shape[-1] == 0:

@@ -35,13 +35,12 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from conv1d_cli.errors import PARAMETER, ConfigError, DataFileError, ShapeError, shown_path
 from conv1d_cli.io.audiofile import _AudioWriter, _LiveAudioWriter
-from conv1d_cli.io.base import SignalWriter
 from conv1d_cli.io.csvfile import _CsvWriter
 from conv1d_cli.io.formats import (
     _ON_CLIP,
@@ -58,6 +57,9 @@ from conv1d_cli.io.formats import (
 from conv1d_cli.io.npyfile import _NpyWriter, _WholeNpyWriter
 from conv1d_cli.io.pipes import is_live_stream, is_stream, names_open_file
 from conv1d_cli.shapes import check_int, check_sample_rate
+
+if TYPE_CHECKING:
+    from conv1d_cli.io.base import SignalWriter
 
 __all__ = ["OutputSpec", "open_writer", "plan_output", "write_signal"]
 
@@ -289,9 +291,9 @@ def _check_audio_rate(rate: float | None, forced: bool, path: str) -> None:
         )
     if forced:
         try:
-            check_sample_rate(PARAMETER, rate, integer=True)
-        except ConfigError as e:  # the same text, naming the keyword through the field
-            raise ConfigError(e.message, parameter="sample_rate", path=path) from None
+            check_sample_rate("sample_rate", rate, integer=True)
+        except ConfigError as e:
+            raise e.replace(path=path) from None
         return
     try:
         check_sample_rate(f"{source}: output sample rate", rate, integer=True)
