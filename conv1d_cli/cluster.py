@@ -45,7 +45,8 @@ def _require_distributed() -> Any:
         import distributed
     except ImportError:
         raise ConfigError(
-            f"--scheduler needs Dask, which is not installed: {INSTALL_HINT}"
+            f"{{parameter}} needs Dask, which is not installed: {INSTALL_HINT}",
+            parameter="scheduler",
         ) from None
     return distributed
 
@@ -65,7 +66,10 @@ def connect(address: str) -> tuple[Any, Any | None]:
     if address.startswith("local:"):
         text = address[len("local:") :]
         if not text.isdigit() or int(text) < 1:
-            raise ConfigError(f"--scheduler {address}: expected local:N with N >= 1 workers")
+            raise ConfigError(
+                f"{{parameter}} {address}: expected local:N with N >= 1 workers",
+                parameter="scheduler",
+            )
         # Loopback only, no dashboard: a local cluster must open nothing to the network.
         cluster = distributed.LocalCluster(
             n_workers=int(text),
@@ -86,16 +90,19 @@ def connect(address: str) -> tuple[Any, Any | None]:
         )
         if not configured:
             raise ConfigError(
-                "--scheduler config: Dask's configuration names no scheduler "
-                "(set DASK_SCHEDULER_ADDRESS or scheduler-address)"
+                "{parameter} config: Dask's configuration names no scheduler "
+                "(set DASK_SCHEDULER_ADDRESS or scheduler-address)",
+                parameter="scheduler",
             )
         address = str(configured)
     try:
         return distributed.Client(address, timeout=CONNECT_TIMEOUT), None
     except (OSError, TimeoutError) as e:
-        raise DataFileError(f"--scheduler {address}: no Dask scheduler answers: {e}") from None
+        raise DataFileError(
+            f"{{parameter}} {address}: no Dask scheduler answers: {e}", parameter="scheduler"
+        ) from None
     except ValueError as e:
-        raise ConfigError(f"--scheduler {address}: {e}") from None
+        raise ConfigError(f"{{parameter}} {address}: {e}", parameter="scheduler") from None
 
 
 def _temp_pattern(target: Path) -> str:
@@ -221,17 +228,21 @@ class DaskFiles:
             versions = self.client.run(_worker_version)
         except Exception as e:  # ModuleNotFoundError on the workers, mostly
             raise DataFileError(
-                f"--scheduler: the Dask workers cannot run conv1d ({type(e).__name__}: {e}); "
-                f"install conv1d-cli {__version__} where the workers run"
+                f"{{parameter}}: the Dask workers cannot run conv1d ({type(e).__name__}: {e}); "
+                f"install conv1d-cli {__version__} where the workers run",
+                parameter="scheduler",
             ) from None
         if not versions:
-            raise DataFileError("--scheduler: the Dask cluster has no workers")
+            raise DataFileError(
+                "{parameter}: the Dask cluster has no workers", parameter="scheduler"
+            )
         other = {w: v for w, v in versions.items() if v != __version__}
         if other:
             worker, version = sorted(other.items())[0]
             raise DataFileError(
-                f"--scheduler: worker {worker} runs conv1d {version}, this is {__version__}; "
-                f"install the same version where the workers run"
+                f"{{parameter}}: worker {worker} runs conv1d {version}, this is {__version__}; "
+                f"install the same version where the workers run",
+                parameter="scheduler",
             )
         answers = self.client.run(_visible, sources, outdirs)
         blind = {worker: missing for worker, missing in answers.items() if missing}
@@ -239,9 +250,10 @@ class DaskFiles:
             worker, missing = sorted(blind.items())[0]
             more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
             raise DataFileError(
-                f"--scheduler: {len(blind)} of {len(answers)} Dask workers cannot see "
+                f"{{parameter}}: {len(blind)} of {len(answers)} Dask workers cannot see "
                 f"{', '.join(missing[:3])}{more} (worker {worker}); the inputs and the "
-                f"output folder must be on storage shared with the workers, under the same paths"
+                f"output folder must be on storage shared with the workers, under the same paths",
+                parameter="scheduler",
             )
 
     def __call__(
@@ -342,10 +354,24 @@ def _relabel(outcome: Any, sent: Any, given: Any) -> Any:
         return message
 
     if isinstance(outcome, BaseException):
-        message = text(str(outcome))
-        if message == str(outcome) or not isinstance(outcome, Conv1dError):
+        if not isinstance(outcome, Conv1dError):
             return outcome
-        relabelled = type(outcome)(message)
+        path = None if outcome.path is None else text(outcome.path)
+        message = text(outcome.message)
+        if message == outcome.message and path == outcome.path:
+            return outcome
+        # The fields travel with the text, so that the front end still names the
+        # parameter its own way (a flag on the command line).
+        try:
+            relabelled = type(outcome)(
+                message,
+                path=path,
+                parameter=outcome.parameter,
+                hint=outcome.hint,
+                output=outcome.output,
+            )
+        except TypeError:  # pragma: no cover - an error class with its own signature
+            return outcome
         relabelled.__cause__ = outcome.__cause__
         return relabelled
     return replace(outcome, job=given, warnings=[text(w) for w in outcome.warnings])
@@ -415,18 +441,20 @@ class NpyFile:
         lead = self.shape[:-1]
         rows = int(np.prod(lead))
         size = self.dtype.itemsize
+        frames = stop - start
         with open(self.path, "rb") as fh:
             fd = fh.fileno()
             if self.fortran:
                 # Time-major: the frames [start, stop) of every row are one range.
-                data = os.pread(fd, (stop - start) * rows * size, self.offset + start * rows * size)
-                block = np.frombuffer(data, self.dtype).reshape(stop - start, *lead[::-1]).T
+                block = np.empty((frames, *lead[::-1]), self.dtype)
+                _read_into(fd, block, self.offset + start * rows * size, self.path)
+                block = block.T
             else:
-                block = np.empty((rows, stop - start), self.dtype)
+                block = np.empty((rows, frames), self.dtype)
                 for row in range(rows):
                     at = self.offset + (row * self.shape[-1] + start) * size
-                    block[row] = np.frombuffer(os.pread(fd, (stop - start) * size, at), self.dtype)
-                block = block.reshape(*lead, stop - start)
+                    _read_into(fd, block[row], at, self.path)
+                block = block.reshape(*lead, frames)
         return np.ascontiguousarray(block[lead_key])
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -441,10 +469,29 @@ class NpyFile:
         rows = int(np.prod(self.shape[:-1]))
         # .copy(order="C") of the transpose: 6x faster than np.ascontiguousarray here
         # (measured on (8, 2**20) float32: 8 ms against 47 ms).
-        data = np.asarray(value, self.dtype).T.copy(order="C").tobytes()
+        data = np.asarray(value, self.dtype).T.copy(order="C")
         at = self.offset + start * rows * self.dtype.itemsize
         with open(self.path, "r+b") as fh:
-            os.pwrite(fh.fileno(), data, at)
+            _write_from(fh.fileno(), data, at)
+
+
+def _read_into(fd: int, array: Any, offset: int, path: str) -> None:
+    """Fill the contiguous ``array`` from ``fd`` at ``offset``: one copy, no bytes object."""
+    view = memoryview(array).cast("B")
+    done = 0
+    while done < len(view):
+        got = os.preadv(fd, [view[done:]], offset + done)
+        if got == 0:
+            raise DataFileError(f"{path}: the NPY file ends before the data its header promises")
+        done += got
+
+
+def _write_from(fd: int, array: Any, offset: int) -> None:
+    """Write the contiguous ``array`` to ``fd`` at ``offset`` from its own buffer."""
+    view = memoryview(array).cast("B")
+    done = 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:], offset + done)
 
 
 def _checked_block(
