@@ -20,7 +20,10 @@ How the graph is built
    into their neighbours). Chunk ``j`` computes the outputs whose windows
    start in it -- whole strided outputs, none shared with another task.
 3. Each chunk reads the first ``receptive field - 1`` samples of the next chunk
-   as its halo, and the NumPy core runs on that, unpadded.
+   as its halo, and the NumPy core runs on that, unpadded, in the local stream's
+   cache-sized blocks (one :class:`~conv1d_cli.core.Correlator` per task).
+4. The weights and bias are one key each of the graph, which every task
+   depends on (not a copy inside every task).
 
 Every step adds a fixed number of tasks per chunk: the graph is linear in the
 number of chunks. Channels stay whole for ``groups=1``; with groups they are
