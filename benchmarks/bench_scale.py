@@ -101,35 +101,41 @@ def files(work: Path, args: argparse.Namespace) -> None:
     start = time.perf_counter()
     cluster = _cluster()
     startup = time.perf_counter() - start
-    print(f"cluster start-up (LocalCluster, 2 workers): {startup:.2f} s")
-    jobs, dask = [], []
+    print(f"cluster start-up (LocalCluster, 2 workers, in this process): {startup:.2f} s")
+    out = work / "out"
+    chain = ["apply", "-w", str(layer), *inputs, "-d", str(out)]
+    contestants = {
+        "--jobs 2": [*chain, "--jobs", "2"],
+        "--scheduler tcp://... (running LocalCluster, 2 workers)": [
+            *chain, "--scheduler", cluster.scheduler_address
+        ],
+        "--scheduler local:2 (start-up included)": [*chain, "--scheduler", "local:2"],
+    }  # fmt: skip
+    times: dict[str, list[float]] = {name: [] for name in contestants}
+    loads = [os.getloadavg()[0]]
     try:
         for _ in range(args.repeat):
-            out = work / "out"
-            shutil.rmtree(out, ignore_errors=True)
-            jobs.append(_cli("apply", "-w", str(layer), *inputs, "-d", str(out), "--jobs", "2"))
-            shutil.rmtree(out, ignore_errors=True)
-            dask.append(
-                _cli(
-                    "apply",
-                    "-w",
-                    str(layer),
-                    *inputs,
-                    "-d",
-                    str(out),
-                    "--scheduler",
-                    cluster.scheduler_address,
-                )  # fmt: skip
-            )
+            for name, command in contestants.items():
+                shutil.rmtree(out, ignore_errors=True)
+                time.sleep(args.settle)
+                times[name].append(_cli(*command))
+            loads.append(os.getloadavg()[0])
     finally:
         cluster.close()
-    ratios = [d / j for d, j in zip(dask, jobs, strict=True)]
-    print(f"{args.files} files x {args.seconds} s, {args.repeat} rounds (medians)")
-    print("| run | wall s |")
-    print("|---|---|")
-    print(f"| --jobs 2 | {statistics.median(jobs):.2f} |")
-    print(f"| --scheduler (running LocalCluster, 2 workers) | {statistics.median(dask):.2f} |")
-    print(f"cluster / --jobs 2: {statistics.median(ratios):.3f}x (median of per-round ratios)")
+        shutil.rmtree(out, ignore_errors=True)
+    jobs, running, local = (times[name] for name in contestants)
+    print(f"{args.files} files x {args.seconds} s, {args.repeat} interleaved rounds, load "
+          f"average per round {', '.join(f'{x:.1f}' for x in loads)}")  # fmt: skip
+    print("| run | median s | min s | / --jobs 2 (median of per-round ratios) |")
+    print("|---|---|---|---|")
+    for name, values in times.items():
+        ratio = statistics.median(v / j for v, j in zip(values, jobs, strict=True))
+        print(f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} | {ratio:.3f} |")
+    after = statistics.median(r - j for r, j in zip(running, jobs, strict=True))
+    print(f"cluster overhead after start-up: {after:+.2f} s per run "
+          f"({statistics.median(r / j for r, j in zip(running, jobs, strict=True)) - 1:+.1%}; "
+          f"target <= +15 %); local:2 minus the running cluster: "
+          f"{statistics.median(local) - statistics.median(running):.2f} s")  # fmt: skip
 
 
 def overhead(work: Path, args: argparse.Namespace) -> None:
@@ -190,6 +196,7 @@ def overhead(work: Path, args: argparse.Namespace) -> None:
 
 
 def _peak_memory(cluster, stop: threading.Event, peaks: dict[str, int]) -> None:
+    """Dask's own view of each worker's memory (what its nanny compares to the limit)."""
     from distributed import Client
 
     with Client(cluster) as client:
@@ -204,58 +211,96 @@ def _peak_memory(cluster, stop: threading.Event, peaks: dict[str, int]) -> None:
             time.sleep(0.1)
 
 
-def array(work: Path, args: argparse.Namespace) -> None:
-    channels = 8
-    frames = args.array_mib * 2**20 // (4 * channels)
-    source = work / "big.npy"
-    mapped = np.lib.format.open_memmap(source, "w+", np.float32, (channels, frames))
-    rng = np.random.default_rng(2)
+def _peak_rss() -> int:
+    """On a worker: its process's peak resident memory so far, in bytes (the kernel's).
+
+    ``VmHWM``, not ``getrusage``'s ``ru_maxrss``: a worker is forked from the nanny's
+    process and then exec'd, and ``ru_maxrss`` keeps the forked parent's size.
+    """
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _write_npy(path: Path, channels: int, frames: int, seed: int) -> None:
+    mapped = np.lib.format.open_memmap(path, "w+", np.float32, (channels, frames))
+    rng = np.random.default_rng(seed)
     step = 1 << 22
     for start in range(0, frames, step):
         stop = min(frames, start + step)
         mapped[:, start:stop] = rng.standard_normal((channels, stop - start), np.float32)
     del mapped
-    quarter = work / "quarter.npy"
+
+
+def array(work: Path, args: argparse.Namespace) -> None:
+    from distributed import Client
+
+    channels = 8
+    frames = args.array_mib * 2**20 // (4 * channels)
+    source, quarter = work / "big.npy", work / "quarter.npy"
+    _write_npy(source, channels, frames, 2)
     np.save(quarter, np.load(source, mmap_mode="r")[:, : frames // 4])
     layer = _lowpass(work / "lp255.npz", 255, channels)
     gib = args.array_mib / 1024
-    local = statistics.median(
-        _cli("apply", "-w", str(layer), str(quarter), "-o", str(work / "q-out.npy"))
-        for _ in range(args.repeat)
-    )
-    with _cluster(memory_limit=args.memory_limit) as cluster:
+    outputs = [work / "q-out.npy", work / "out.npy"]
+    local, dask, loads = [], [], [os.getloadavg()[0]]
+    with _cluster(memory_limit=args.memory_limit) as cluster, Client(cluster) as client:
+        workers = sorted(client.scheduler_info()["workers"])
         stop = threading.Event()
         peaks: dict[str, int] = {}
         sampler = threading.Thread(target=_peak_memory, args=(cluster, stop, peaks))
         sampler.start()
         try:
-            times = [
-                _cli(
-                    "apply",
-                    "-w",
-                    str(layer),
-                    str(source),
-                    "-o",
-                    str(work / "out.npy"),
-                    "--scheduler",
-                    cluster.scheduler_address,
-                )  # fmt: skip
-                for _ in range(args.repeat)
-            ]
+            for _ in range(args.repeat):
+                for target in outputs:
+                    target.unlink(missing_ok=True)
+                time.sleep(args.settle)
+                local.append(_cli("apply", "-w", str(layer), str(quarter), "-o", str(outputs[0])))
+                time.sleep(args.settle)
+                dask.append(
+                    _cli(
+                        "apply",
+                        "-w",
+                        str(layer),
+                        str(source),
+                        "-o",
+                        str(outputs[1]),
+                        "--scheduler",
+                        cluster.scheduler_address,
+                    )  # fmt: skip
+                )
+                loads.append(os.getloadavg()[0])
         finally:
             stop.set()
             sampler.join()
-    dask = statistics.median(times)
+        rss = client.run(_peak_rss)
+        restarted = sorted(client.scheduler_info()["workers"]) != workers
+    for target in outputs:
+        target.unlink(missing_ok=True)
+    per_gib_local = [t / (gib / 4) for t in local]
+    per_gib_dask = [t / gib for t in dask]
+    ratios = [d / q for d, q in zip(per_gib_dask, per_gib_local, strict=True)]
     print(f"(8, {frames}) float32 = {args.array_mib} MiB, 255-tap depthwise, "
-          f"memory_limit {args.memory_limit} per worker")  # fmt: skip
-    print("| run | wall s | s per GiB |")
-    print("|---|---|---|")
-    print(f"| conv1d apply, quarter of the file, one process | {local:.2f} | "
-          f"{local / (gib / 4):.2f} |")  # fmt: skip
-    print(f"| --scheduler, whole file, 2 workers | {dask:.2f} | {dask / gib:.2f} |")
-    print(f"time per GiB, cluster / one process: {(dask / gib) / (local / (gib / 4)):.2f}x")
-    for address, peak in sorted(peaks.items()):
-        print(f"peak memory {address}: {peak / 2**20:.0f} MiB")
+          f"memory_limit {args.memory_limit} per worker; {args.repeat} interleaved rounds, "
+          f"load average per round {', '.join(f'{x:.1f}' for x in loads)}")  # fmt: skip
+    print("| run | median s | min s | s per GiB (median) |")
+    print("|---|---|---|---|")
+    print(f"| conv1d apply, quarter of the file, one process | {statistics.median(local):.2f} | "
+          f"{min(local):.2f} | {statistics.median(per_gib_local):.2f} |")  # fmt: skip
+    print(f"| --scheduler, whole file, 2 workers | {statistics.median(dask):.2f} | "
+          f"{min(dask):.2f} | {statistics.median(per_gib_dask):.2f} |")  # fmt: skip
+    print(
+        f"time per GiB, cluster / one process: {statistics.median(ratios):.2f}x (median of "
+        f"per-round ratios; rounds {', '.join(f'{r:.2f}' for r in ratios)}; target <= 1.5x)"
+    )
+    for address in sorted(rss):
+        print(
+            f"peak memory {address}: {rss[address] / 2**20:.0f} MiB resident (kernel's "
+            f"high-water mark), {peaks.get(address, 0) / 2**20:.0f} MiB as Dask saw it"
+        )
+    print(f"workers restarted (a worker over its limit is killed): {'YES' if restarted else 'no'}")
 
 
 SCENARIOS = {"files": files, "overhead": overhead, "array": array}
@@ -274,6 +319,9 @@ def main() -> None:
     )
     parser.add_argument("--memory-limit", default="1GiB", help="per worker, for 'array'")
     parser.add_argument("--repeat", type=int, default=1, help="rounds (medians reported)")
+    parser.add_argument(
+        "--settle", type=float, default=1.0, help="idle seconds before each timed run"
+    )
     parser.add_argument("--keep", type=Path, help="generate into and keep this directory")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="conv1d-bench-scale-"))

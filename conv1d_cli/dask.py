@@ -20,7 +20,10 @@ How the graph is built
    into their neighbours). Chunk ``j`` computes the outputs whose windows
    start in it -- whole strided outputs, none shared with another task.
 3. Each chunk reads the first ``receptive field - 1`` samples of the next chunk
-   as its halo, and the NumPy core runs on that, unpadded.
+   as its halo, and the NumPy core runs on that, unpadded, in the local stream's
+   cache-sized blocks (one :class:`~conv1d_cli.core.Correlator` per task).
+4. The weights and bias are one key each of the graph, which every task
+   depends on (not a copy inside every task).
 
 Every step adds a fixed number of tasks per chunk: the graph is linear in the
 number of chunks. Channels stay whole for ``groups=1``; with groups they are
@@ -58,6 +61,12 @@ if TYPE_CHECKING:
     import dask.array as da
 
 __all__ = ["conv1d", "is_dask_array"]
+
+#: Samples per correlator call inside a task, and the bounds on its frames: the
+#: local stream's block budget (``stream.BLOCK_SAMPLES``, ``stream.BLOCK_FRAMES``),
+#: so that a chunk is filtered through cache-sized pieces as a streamed run is.
+_BLOCK_SAMPLES = 1 << 18
+_BLOCK_FRAMES = (1 << 12, 1 << 17)
 
 
 def _dask_array() -> Any:
@@ -258,7 +267,9 @@ def _time_plan(
 
 def _block(
     body: np.ndarray,
-    halo: np.ndarray | None = None,
+    halo: np.ndarray | None,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
     block_id: tuple[int, ...] | None = None,
     *,
     last: int,
@@ -266,8 +277,6 @@ def _block(
     counts: tuple[int, ...],
     field: int,
     out_dtype: np.dtype[Any],
-    weight: np.ndarray,
-    bias: np.ndarray | None,
     stride: int,
     dilation: int,
     groups: int,
@@ -277,6 +286,10 @@ def _block(
     """One task: the chunk and its right halo through the core, unpadded.
 
     The chunk computes ``counts[j]`` outputs, the first at ``offsets[j]`` in it.
+    They are computed a cache-sized block at a time by one
+    :class:`~conv1d_cli.core.Correlator` (the local stream's path: the kernel's
+    spectrum is made once per task, and only the last block, which reaches into
+    the halo, is joined to it; the chunk itself is never copied whole).
     """
     assert block_id is not None
     j = block_id[2]
@@ -285,20 +298,26 @@ def _block(
     per_group = weight.shape[0] // groups
     rows = slice(first * per_group, (first + count) * per_group)
     n = counts[j]
+    out = np.empty((*body.shape[:-2], rows.stop - rows.start, n), out_dtype)
     if n == 0:  # a short chunk in which no window starts (a stride longer than it)
-        return np.zeros((*body.shape[:-2], rows.stop - rows.start, 0), out_dtype)
-    samples = body if halo is None or j == last else np.concatenate([body, halo], -1)
-    samples = samples[..., offsets[j] : offsets[j] + (n - 1) * stride + field]
-    return core.conv1d(
-        samples,
-        weight[rows],
-        None if bias is None else bias[rows],
-        stride,
-        0,
-        dilation,
-        count,
-        method=method,
+        return out
+    correlate = core.Correlator(
+        weight[rows], None if bias is None else bias[rows], stride, dilation, count, method
     )
+    size = body.shape[-1]
+    frames = _BLOCK_SAMPLES // max(1, body.shape[0] * body.shape[1])
+    step = max(1, min(max(frames, _BLOCK_FRAMES[0]), _BLOCK_FRAMES[1]) // stride)
+    for s in range(0, n, step):
+        e = min(n, s + step)
+        start = offsets[j] + s * stride
+        stop = offsets[j] + (e - 1) * stride + field
+        if stop <= size:
+            piece = body[..., start:stop]
+        else:
+            assert halo is not None and j != last
+            piece = np.concatenate([body[..., start:], halo[..., : stop - size]], axis=-1)
+        out[..., s:e] = correlate(np.ascontiguousarray(piece))
+    return out
 
 
 def _head(block: np.ndarray, n: int) -> np.ndarray:
@@ -345,20 +364,18 @@ def _convolve(
     # halos[j] = the first `halo` samples of chunk j + 1; the last chunk needs none
     # (it ends the signal), so its partner is a placeholder the task ignores.
     lead = (x.chunks[0], c_chunks)
-    operands = [body]
+    halos = None
     if halo and len(in_time) > 1:
         heads_sizes = tuple(min(halo, n) for n in in_time)
         heads = da.map_blocks(_head, body, halo, chunks=(*lead, heads_sizes), dtype=body.dtype)
         # Shift by one chunk: drop the first head, repeat the last as the placeholder.
-        operands.append(da.concatenate([heads[..., heads_sizes[0] :], heads[..., -halo:]], axis=-1))
+        halos = da.concatenate([heads[..., heads_sizes[0] :], heads[..., -halo:]], axis=-1)
     width = x.shape[1] // groups
     group_starts = tuple(int(v) for v in np.cumsum((0, *c_chunks)) // width)
     per_group = weight.shape[0] // groups
     out_channels = tuple(c // width * per_group for c in c_chunks)
     task = functools.partial(
         _block,
-        weight=weight,
-        bias=bias,
         stride=stride,
         dilation=dilation,
         groups=groups,
@@ -372,9 +389,22 @@ def _convolve(
     )
     return da.map_blocks(
         task,
-        *operands,
+        body,
+        halos,
+        # The weights as one key of the graph that every task depends on, not a
+        # copy inside each task: a layer of megabytes times thousands of chunks
+        # would otherwise be sent (and held by the scheduler) once per chunk.
+        _graph_constant(weight),
+        None if bias is None else _graph_constant(bias),
         chunks=(x.chunks[0], out_channels, out_time),
         dtype=plan.dtype,
-        name="conv1d-" + _tokenize(*operands, weight, bias, stride, dilation, method),
+        name="conv1d-" + _tokenize(body, halos, weight, bias, stride, dilation, method),
         meta=np.empty((0, 0, 0), plan.dtype),
     )
+
+
+def _graph_constant(value: np.ndarray) -> Any:
+    """``value`` as a single key of the task graph (a ``dask.delayed``), named by content."""
+    from dask.delayed import delayed
+
+    return delayed(value, pure=True, name="conv1d-constant-" + _tokenize(value))

@@ -504,3 +504,72 @@ def test_cluster_level_options_and_dither_equal_a_local_run(cluster, corpus, tmp
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["files"][0]["input"] == npy
+
+
+@needs_dask
+@pytest.mark.parametrize("address", ["local:0", "local:x"])
+def test_scheduler_errors_name_the_parameter_not_the_flag(address):
+    """The library names the parameter; the command line shows it as --scheduler."""
+    from conv1d_cli import cluster as cluster_mod
+    from conv1d_cli.cli._common import error_text
+    from conv1d_cli.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        cluster_mod.connect(address)
+    assert info.value.parameter == "scheduler"
+    assert str(info.value) == f"scheduler {address}: expected local:N with N >= 1 workers"
+    assert error_text(info.value) == f"--scheduler {address}: expected local:N with N >= 1 workers"
+
+
+def test_relabel_keeps_the_error_fields():
+    """A worker's error names the files as typed, and still carries its parameter."""
+    from conv1d_cli import cluster as cluster_mod
+    from conv1d_cli.cli._common import error_text
+    from conv1d_cli.errors import ConfigError
+    from conv1d_cli.pipeline import Job
+
+    sent, given = Job("/abs/in.wav", "/abs/out.wav"), Job("in.wav", "out.wav")
+    error = ConfigError("{parameter} is too low for /abs/in.wav", parameter="sample_rate",
+                        path="/abs/out.wav", output=True, hint="see --help")  # fmt: skip
+    relabelled = cluster_mod._relabel(error, sent, given)
+    assert type(relabelled) is ConfigError
+    assert (relabelled.parameter, relabelled.path, relabelled.hint) == (
+        "sample_rate", "out.wav", "see --help")  # fmt: skip
+    assert error_text(relabelled) == "out.wav: --sample-rate is too low for in.wav (see --help)"
+    untouched = ConfigError("nothing to rename", parameter="sample_rate")
+    assert cluster_mod._relabel(untouched, sent, given) is untouched
+
+
+def test_npy_file_reads_and_writes_chunks(tmp_path):
+    """NpyFile: time slices of C and Fortran files read as numpy would; a time-major file
+    written chunk by chunk loads as the whole array; a truncated file is an error."""
+    from conv1d_cli import cluster as cluster_mod
+    from conv1d_cli.errors import DataFileError
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 50)).astype(np.float32)
+    for order in ("C", "F"):
+        path = tmp_path / f"{order}.npy"
+        np.save(path, np.asarray(x, order=order))
+        source = cluster_mod.NpyFile(str(path))
+        assert source.shape == x.shape and source.fortran == (order == "F")
+        got = source[:, :, 7:31]
+        assert got.flags.c_contiguous and np.array_equal(got, x[:, :, 7:31])
+    target = cluster_mod.NpyFile.create(str(tmp_path / "out.npy"), x.shape, np.float32)
+    for start in range(0, 50, 16):
+        target[:, :, start : start + 16] = x[:, :, start : start + 16]
+    written = np.load(tmp_path / "out.npy")
+    assert np.isfortran(written) and np.array_equal(written, x)
+    truncated = tmp_path / "short.npy"
+    truncated.write_bytes((tmp_path / "C.npy").read_bytes()[:-40])
+    with pytest.raises(DataFileError, match="ends before"):
+        cluster_mod.NpyFile(str(truncated))[:, :, 40:50]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_workers_keep_freed_chunk_buffers():
+    """The array path's workers keep freed chunk buffers (in a child: it is process-wide)."""
+    code = "from conv1d_cli.cluster import _keep_freed_memory as k; print(k())"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert proc.stdout.strip() in ("True", "False"), proc.stderr  # False: not glibc

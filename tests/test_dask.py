@@ -251,3 +251,27 @@ def test_dask_is_lazy():
     x = da.zeros((1, 2, 100), chunks=(1, 2, 10)).map_blocks(explode, dtype=float)
     y = dconv.conv1d(x, np.ones((1, 2, 3)), padding_mode="circular", padding=1)
     assert y.shape == (1, 1, 100)
+
+
+def test_weights_are_one_key_of_the_graph():
+    """Every task depends on the weights' one key: a layer of megabytes is not copied
+    into each of thousands of tasks (the graph stays linear in the chunks, with a small
+    constant per chunk)."""
+    import pickle
+
+    rng = np.random.default_rng(3)
+    weight = rng.standard_normal((64, 64, 9))  # 295 KB
+    x = da.ones((1, 64, 4000), chunks=(1, 64, 100))  # no data of its own in the graph
+    graph = dict(dconv.conv1d(x, weight, padding=4).__dask_graph__())
+    sizes = [len(pickle.dumps(task)) for task in graph.values()]
+    assert sum(sizes) < 2 * weight.nbytes + 40 * 20_000, (len(sizes), max(sizes))
+    assert sum(size > weight.nbytes for size in sizes) == 1
+
+
+def test_block_budget_matches_the_stream():
+    """A task filters its chunk in the local stream's block sizes."""
+    from conv1d_cli import dask as dask_mod
+    from conv1d_cli import stream
+
+    assert dask_mod._BLOCK_SAMPLES == stream.BLOCK_SAMPLES
+    assert dask_mod._BLOCK_FRAMES == stream.BLOCK_FRAMES
