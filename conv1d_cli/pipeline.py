@@ -267,6 +267,7 @@ def _plan_file(
         names=names,
         prefix=_circular_prefix(reader, layers, opts, shown),
         checked=True,  # just above, against the input's channels
+        block_size=opts.block_size,  # the latency asked for: long kernels partition at it
     )
     warnings += mismatches
     track = time_track(reader, spec, shown, warnings)
