@@ -186,7 +186,7 @@ class PartitionedCorrelator:
         return out[..., b:].astype(self.dtype, copy=False)
 
     def _valid(self, y: np.ndarray, first: int) -> np.ndarray:
-        """``y`` (convolution outputs from stream position ``first``) minus those before the field."""
+        """``y`` (convolution outputs from position ``first``) less those before the field."""
         skip = self._lead + self.field - 1 - first
         return y[..., skip:] if skip > 0 else y
 
@@ -268,6 +268,4 @@ class PartitionedCorrelator:
             )
         bad = ~np.isfinite(xp)
         if bad.any():
-            _repair_nonfinite(
-                out, xp, bad, self.weight, self.bias, 1, self.dilation, self.groups
-            )
+            _repair_nonfinite(out, xp, bad, self.weight, self.bias, 1, self.dilation, self.groups)

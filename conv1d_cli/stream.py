@@ -171,7 +171,11 @@ class LayerStage:
         if size is not None and not self.whole:
             # Block edges where the left pad ends: a block pushed completes its outputs.
             self._part = PartitionedCorrelator(
-                self._corr.weight, bias, layer.dilation, layer.groups, block=size,
+                self._corr.weight,
+                bias,
+                layer.dilation,
+                layer.groups,
+                block=size,
                 lead=-self.left % size,
             )
         # Samples needed before the left pad can be made.

@@ -1,4 +1,4 @@
-"""Uniformly partitioned convolution (issue 14 item 5): equal to the one-shot path, one block late."""
+"""Uniformly partitioned convolution (issue 14 item 5): the one-shot result, one block late."""
 
 from __future__ import annotations
 
