@@ -25,30 +25,38 @@ import numpy as np
 from conv1d_cli.kernels import _nonfinite, _repair_nonfinite, _transforms
 from conv1d_cli.threads import fft_workers
 
-__all__ = ["PartitionedCorrelator", "partition_size"]
+__all__ = ["PartitionedCorrelator", "partition_plan"]
 
-#: Receptive fields from this long are partitioned at the default block size: the
-#: one-shot frames of the default 2**17-frame blocks then spend about half of
-#: every transform on history (measured on a 96 000-tap stereo IR: 2**15-tap
-#: partitions ~2x faster per sample, float32 and float64). Shorter kernels keep
-#: the cost-model path of :mod:`conv1d_cli.kernels`.
+#: Receptive fields from this long, mixing input channels (a true-stereo IR), are
+#: partitioned on a file too: the one-shot path's per-bin channel mixing over
+#: 2**17 bins per frame is transposes and tiny matmuls, the partitions' one
+#: broadcast product per block measured ~1.2-1.6x faster (96 000 taps, 2x2,
+#: float64/float32). Per-channel kernels (a stereo IR) measured even, in
+#: frames of 2**18 or 2**19 points too (and those cost 70 MiB more), so they
+#: keep the cost model of :mod:`conv1d_cli.kernels`, as shorter kernels do.
 PARTITION_MIN_FIELD: Final = 16384
-#: With a block size the user chose (the latency of a live pipe), kernels from this
-#: long and longer than the block are partitioned at that block: below it the
-#: one-shot path's frames are small anyway.
-_REQUESTED_MIN_FIELD: Final = 2048
-# Partition sizes for the default block: about a quarter of the field, a power of
-# two within these bounds (measured best: 2**15 for 96 000 taps; fewer, larger
-# partitions run out of cache, more, smaller ones pay the per-bin sum P times).
+#: On a live output, kernels from this long and longer than the block are
+#: partitioned at the block: below it the one-shot frames are small anyway.
+_LIVE_MIN_FIELD: Final = 2048
+# Partitions on a file: about a quarter of the field, a power of two within these
+# bounds (measured best: 2**15 for 96 000 taps; larger ones run out of cache,
+# smaller ones pay the per-bin sum once each).
 _PARTITION_BOUNDS: Final = (1 << 13, 1 << 16)
 # Bytes of the temporary per-bin products (partitions x rows x bins) per step.
 _MIX_CHUNK_BYTES: Final = 4 * 2**20
 
 
-def partition_size(
-    field: int, stride: int, method: str = "auto", requested: int | None = None
-) -> int | None:
-    """Partition length ``B`` for a stream stage, or None for the one-shot path.
+def partition_plan(
+    field: int,
+    stride: int,
+    method: str = "auto",
+    live_block: int | None = None,
+    mixing: bool = False,
+) -> tuple[int, int] | None:
+    """``(block, nfft)`` for a stream stage's :class:`PartitionedCorrelator`, or None.
+
+    Shapes and options decide, never the thread count. None keeps the one-shot
+    path (:class:`conv1d_cli.core.Correlator` on each block).
 
     Parameters
     ----------
@@ -58,28 +66,32 @@ def partition_size(
         Only stride 1 is partitioned (every stride-1 output is computed).
     method : {'auto', 'direct', 'fft'}
         ``'direct'`` never is.
-    requested : int, optional
-        The block size the user asked for (a live pipe's latency): kernels
-        longer than it are partitioned at exactly it, so each block read
-        completes its own outputs.
+    live_block : int, optional
+        Frames per block of an output read as it is written (a live pipe): a
+        kernel longer than it is cut into partitions of exactly that block, so
+        each block read completes its outputs.
+    mixing : bool
+        The layer mixes input channels (more than one per group): on a file, a
+        kernel from :data:`PARTITION_MIN_FIELD` taps is partitioned for speed.
 
     Examples
     --------
-    >>> partition_size(96000, 1), partition_size(96000, 1, requested=1024)
-    (32768, 1024)
-    >>> partition_size(1025, 1) is None, partition_size(96000, 2) is None
+    >>> partition_plan(96000, 1, mixing=True), partition_plan(96000, 1, live_block=1024)
+    ((32768, 65536), (1024, 2048))
+    >>> partition_plan(96000, 1) is None, partition_plan(96000, 2, mixing=True) is None
     (True, True)
     """
     if stride != 1 or method == "direct":
         return None
-    if requested is not None:
-        if field >= _REQUESTED_MIN_FIELD and field > requested:
-            return requested
+    if live_block is not None:
+        if field >= _LIVE_MIN_FIELD and field > live_block:
+            return live_block, 2 * live_block
         return None
-    if field < PARTITION_MIN_FIELD:
+    if field < PARTITION_MIN_FIELD or not mixing:
         return None
     low, high = _PARTITION_BOUNDS
-    return min(high, max(low, 1 << max(0, (field // 4 - 1).bit_length())))
+    block = min(high, max(low, 1 << max(0, (field // 4 - 1).bit_length())))
+    return block, 2 * block
 
 
 class PartitionedCorrelator:
@@ -101,7 +113,10 @@ class PartitionedCorrelator:
     dilation, groups : int
         Validated hyperparameters.
     block : int
-        Partition length ``B``.
+        New samples per frame: the outputs each transform completes.
+    nfft : int, optional
+        Frame length, ``2*block`` by default. The kernel is cut into partitions
+        of ``nfft - block`` taps, which must be ``block`` when there are several.
     lead : int
         Zeros imagined before the signal, so that block edges fall where the
         caller's pieces end (e.g. ``-left % B`` after a left pad of ``left``).
@@ -122,6 +137,7 @@ class PartitionedCorrelator:
         groups: int = 1,
         *,
         block: int,
+        nfft: int | None = None,
         lead: int = 0,
     ) -> None:
         c_out, c_in_group, kernel_size = weight.shape
@@ -129,23 +145,28 @@ class PartitionedCorrelator:
         self.dilation, self.groups = dilation, groups
         self.field = field = dilation * (kernel_size - 1) + 1
         self.block = b = block
-        self.partitions = p = -(-field // b)
+        self.nfft = nfft = 2 * block if nfft is None else nfft
+        self._taps = m = nfft - b  # taps per partition
+        self.partitions = p = -(-field // m)
+        if m < 1 or (p > 1 and m != b):
+            raise ValueError(f"nfft {nfft} does not fit block {b} and field {field}")
         self.dtype = weight.dtype
         self._c_in = c_in_group * groups
         self._shape = (groups, c_out // groups, c_in_group)
         # Convolution with the reversed, dilated kernel, cut into P partitions of
-        # B taps; each one's 2B-point spectrum, times 2B for _transforms' norms.
-        taps = np.zeros((c_out, c_in_group, p * b), np.float64)
+        # M taps; each one's nfft-point spectrum, times nfft for _transforms' norms.
+        taps = np.zeros((c_out, c_in_group, p * m), np.float64)
         taps[..., field - 1 :: -dilation] = weight
-        spectra = np.fft.rfft(taps.reshape(c_out, c_in_group, p, b), 2 * b) * (2 * b)
-        spectra = spectra.reshape(*self._shape, p, b + 1).transpose(3, 0, 1, 2, 4)
+        spectra = np.fft.rfft(taps.reshape(c_out, c_in_group, p, m), nfft) * nfft
+        bins = nfft // 2 + 1
+        spectra = spectra.reshape(*self._shape, p, bins).transpose(3, 0, 1, 2, 4)
         cdtype = np.result_type(self.dtype, np.complex64)
         self._spectra = np.ascontiguousarray(spectra, cdtype)  # (P, G, O, C, F)
         self._lead = lead
         # Blocks transformed so far and samples of the current one: the lead's
         # zeros count as received (the frame and the delay line start at zero).
         self._blocks, self._fill = divmod(lead, b)
-        self._frame: np.ndarray | None = None  # (N, C_in, 2B): previous block | current
+        self._frame: np.ndarray | None = None  # (N, C_in, nfft): history | current block
         self._delay: np.ndarray | None = None  # (2P, N, G, C, F): each spectrum twice
         self._head = 0
         # The original samples from a field and a block before the newest piece, for
@@ -156,34 +177,36 @@ class PartitionedCorrelator:
 
     def _start(self, n: int) -> None:
         groups, _, c_in_group = self._shape
-        b, p = self.block, self.partitions
-        self._frame = np.zeros((n, self._c_in, 2 * b), self.dtype)
-        self._delay = np.zeros((2 * p, n, groups, c_in_group, b + 1), self._spectra.dtype)
+        p = self.partitions
+        bins = self.nfft // 2 + 1
+        self._frame = np.zeros((n, self._c_in, self.nfft), self.dtype)
+        self._delay = np.zeros((2 * p, n, groups, c_in_group, bins), self._spectra.dtype)
 
     def _transform(self) -> np.ndarray:
         """The current (complete) block's B outputs of the full convolution."""
         frame, delay = self._frame, self._delay
         assert frame is not None and delay is not None
         rfft, irfft = _transforms(fft_workers())
-        b, p = self.block, self.partitions
+        p, m, nfft = self.partitions, self._taps, self.nfft
+        bins = nfft // 2 + 1
         n = frame.shape[0]
         groups, c_out_group, c_in_group = self._shape
-        spectrum = rfft(frame, 2 * b).reshape(n, groups, c_in_group, b + 1)
+        spectrum = rfft(frame, nfft).reshape(n, groups, c_in_group, bins)
         # Newest first at head; the second copy makes the P newest one slice.
         self._head = (self._head - 1) % p
         delay[self._head] = spectrum
         delay[self._head + p] = spectrum
         ring = delay[self._head : self._head + p]
-        mixed = np.zeros((n, groups, c_out_group, b + 1), delay.dtype)
-        row = n * groups * c_out_group * c_in_group * (b + 1) * delay.itemsize
+        mixed = np.zeros((n, groups, c_out_group, bins), delay.dtype)
+        row = n * groups * c_out_group * c_in_group * bins * delay.itemsize
         step = max(1, _MIX_CHUNK_BYTES // row)
         for p0 in range(0, p, step):
             part = self._spectra[p0 : p0 + step, None] * ring[p0 : p0 + step, :, :, None]
             mixed += part.sum(axis=(0, 4))
-        frame[..., :b] = frame[..., b:]
+        frame[..., :m] = frame[..., nfft - m :]
         self._blocks += 1
-        out: np.ndarray = irfft(mixed.reshape(n, groups * c_out_group, b + 1), 2 * b)
-        return out[..., b:].astype(self.dtype, copy=False)
+        out: np.ndarray = irfft(mixed.reshape(n, groups * c_out_group, bins), nfft)
+        return out[..., m:].astype(self.dtype, copy=False)
 
     def _valid(self, y: np.ndarray, first: int) -> np.ndarray:
         """``y`` (convolution outputs from position ``first``) less those before the field."""
@@ -214,7 +237,8 @@ class PartitionedCorrelator:
         pos, n = 0, x.shape[-1]
         while pos < n:
             take = min(b - self._fill, n - pos)
-            frame[..., b + self._fill : b + self._fill + take] = x[..., pos : pos + take]
+            at = self._taps + self._fill
+            frame[..., at : at + take] = x[..., pos : pos + take]
             self._fill += take
             pos += take
             if self._fill == b:
@@ -232,7 +256,7 @@ class PartitionedCorrelator:
             return np.zeros((n, self.weight.shape[0], 0), self.dtype)
         b, fill = self.block, self._fill
         first = self._blocks * b
-        frame[..., b + fill :] = 0
+        frame[..., self._taps + fill :] = 0
         self._fill = 0
         return self._finished(self._transform()[..., :fill], first)
 

@@ -57,7 +57,7 @@ from conv1d_cli.chain import (
 from conv1d_cli.core import Correlator, check_method, pad1d
 from conv1d_cli.errors import ShapeError
 from conv1d_cli.layer import Conv1d
-from conv1d_cli.partition import PartitionedCorrelator, partition_size
+from conv1d_cli.partition import PartitionedCorrelator, partition_plan
 
 if TYPE_CHECKING:
     import numpy.typing as npt  # annotations only: importing it costs start-up time
@@ -108,12 +108,13 @@ class LayerStage:
         ``left > 0`` buffers its whole input (see the module notes).
     label : str
         Name used in error messages.
-    block_size : int, optional
-        The block size the caller chose (a live pipe's latency). A kernel much
-        longer than the block is then computed by uniformly partitioned
-        convolution at exactly that block (:mod:`conv1d_cli.partition`), so
-        each block pushed completes its outputs; a long kernel without it is
-        partitioned too, at a size chosen for speed.
+    live_block : int, optional
+        Frames per block pushed when the output is read as it is written (a
+        live pipe, whose latency is one block). A kernel longer than it is then
+        computed by uniformly partitioned convolution at exactly that block
+        (:mod:`conv1d_cli.partition`), so each block pushed completes its
+        outputs. Without it a long kernel that mixes channels (a true-stereo
+        IR) is partitioned too, for speed (:func:`~conv1d_cli.partition.partition_plan`).
 
     Examples
     --------
@@ -135,7 +136,7 @@ class LayerStage:
         dtype: npt.DTypeLike = np.float64,
         prefix: np.ndarray | None = None,
         label: str = "layer",
-        block_size: int | None = None,
+        live_block: int | None = None,
     ) -> None:
         check_method(method)
         self.layer = layer
@@ -167,16 +168,18 @@ class LayerStage:
                     f"{layer.spec.min_input_length} samples"
                 )
         self._part: PartitionedCorrelator | None = None
-        size = partition_size(self.field, self.stride, method, block_size)
-        if size is not None and not self.whole:
+        mixing = layer.in_channels > layer.groups
+        plan = partition_plan(self.field, self.stride, method, live_block, mixing)
+        if plan is not None and not self.whole:
             # Block edges where the left pad ends: a block pushed completes its outputs.
             self._part = PartitionedCorrelator(
                 self._corr.weight,
                 bias,
                 layer.dilation,
                 layer.groups,
-                block=size,
-                lead=-self.left % size,
+                block=plan[0],
+                nfft=plan[1],
+                lead=-self.left % plan[0],
             )
         # Samples needed before the left pad can be made.
         self._need = 0
@@ -423,9 +426,9 @@ class StreamChain:
     checked : bool
         The caller has run :func:`check_chain` on these layers already (the
         pipeline does, against the input's channel count): not again.
-    block_size : int, optional
-        Frames per block pushed, when the caller chose it (a live pipe's
-        latency); see :class:`LayerStage`. A stage after strided layers gets
+    live_block : int, optional
+        Frames per block pushed when the output is read as it is written (a
+        live pipe); see :class:`LayerStage`. A stage after strided layers gets
         the block divided by their strides.
 
     Examples
@@ -447,15 +450,15 @@ class StreamChain:
         names: Sequence[str] | None = None,
         prefix: np.ndarray | None = None,
         checked: bool = False,
-        block_size: int | None = None,
+        live_block: int | None = None,
     ) -> None:
         if not checked:
             check_chain(layers, names)
         blocks: list[int | None] = []
         for layer in layers:
-            blocks.append(block_size)
-            if block_size is not None:
-                block_size = max(1, block_size // layer.stride)
+            blocks.append(live_block)
+            if live_block is not None:
+                live_block = max(1, live_block // layer.stride)
         self.layers = list(layers)
         self.names = names
         self.dtype = compute_dtype(layers, dtype)
@@ -466,7 +469,7 @@ class StreamChain:
                 dtype=self.dtype,
                 prefix=prefix if i == 0 else None,
                 label=label(i, names),
-                block_size=blocks[i],
+                live_block=blocks[i],
             )
             for i, layer in enumerate(layers)
         ]

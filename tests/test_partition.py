@@ -18,7 +18,7 @@ import soundfile as sf
 from conv1d_cli import Conv1d, threads
 from conv1d_cli.core import Correlator, conv1d
 from conv1d_cli.io.layerfile import save_layer
-from conv1d_cli.partition import PartitionedCorrelator, partition_size
+from conv1d_cli.partition import PartitionedCorrelator, partition_plan
 from conv1d_cli.stream import LayerStage, StreamChain
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,8 +60,10 @@ def test_partitioned_equals_the_one_shot_correlator(seed):
         x[-1, -1, int(rng.integers(x.shape[-1]))] = -np.inf
     want = Correlator(weight, bias, 1, dilation, groups, "fft")(x)
     block = int(rng.integers(1, 600))
+    # Uniform partitions (nfft 2*block), or one partition of the field in longer frames.
+    nfft = None if seed % 3 else field + block
     corr = PartitionedCorrelator(
-        weight, bias, dilation, groups, block=block, lead=int(rng.integers(0, block))
+        weight, bias, dilation, groups, block=block, nfft=nfft, lead=int(rng.integers(0, block))
     )
     outs = [corr.push(piece) for piece in _pieces(x, rng, 900)] + [corr.flush()]
     _close(np.concatenate(outs, axis=-1), want)
@@ -71,6 +73,7 @@ def test_partitioned_equals_the_one_shot_correlator(seed):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("block", [None, 256, 1000])
 def test_stream_with_partitions_equals_conv1d(mode, dtype, block):
+    # block None: a file (partitioned when channels mix); else a live pipe's blocks.
     rng = np.random.default_rng(7)
     weight = (rng.standard_normal((2, 2, 20_000)) * np.exp(-np.arange(20_000) / 3000)).astype(dtype)
     for groups, w, padding in [(1, weight, "causal"), (2, weight[:, :1], (300, 17))]:
@@ -78,8 +81,10 @@ def test_stream_with_partitions_equals_conv1d(mode, dtype, block):
             padding = (500, 0)
         layer = Conv1d.from_weights(w, groups=groups, padding=padding, padding_mode=mode)
         x = rng.standard_normal((2, 45_000)).astype(dtype)
-        chain = StreamChain([layer], block_size=block)
-        assert chain.stages[0]._part is not None
+        chain = StreamChain([layer], live_block=block)
+        if chain.stages[0]._part is None:  # per-channel kernels on a file: the one-shot path
+            assert block is None and groups == 2
+            continue
         step = block or 8192
         outs = [chain.push(x[:, i : i + step]) for i in range(0, x.shape[-1], step)]
         got = np.concatenate([*outs, chain.finish()], axis=-1)
@@ -90,7 +95,7 @@ def test_stream_with_partitions_equals_conv1d(mode, dtype, block):
 def test_each_block_pushed_completes_its_outputs():
     # Latency: a causal 96 000-tap layer fed 1024 frames a time gives 1024 a time.
     layer = Conv1d.from_weights(np.ones((2, 1, 96_000)) / 96_000, groups=2, padding="causal")
-    stage = LayerStage(layer, block_size=1024)
+    stage = LayerStage(layer, live_block=1024)
     assert stage._part is not None and stage._part.block == 1024
     x = np.random.default_rng(1).standard_normal((1, 2, 5 * 1024))
     sizes = [stage.push(x[..., i : i + 1024]).shape[-1] for i in range(0, 5 * 1024, 1024)]
@@ -99,22 +104,24 @@ def test_each_block_pushed_completes_its_outputs():
 
 
 def test_partition_plan_depends_on_shapes_and_options_only():
-    assert partition_size(96_000, 1) == 32_768
-    assert partition_size(96_000, 1, requested=1024) == 1024
-    assert partition_size(96_000, 1, "direct") is None
-    assert partition_size(96_000, 3) is None  # strided layers stay one-shot
-    assert partition_size(1025, 1) is None  # short kernels: the cost model's plan
-    assert partition_size(1025, 1, requested=4096) is None  # block longer than the kernel
-    layer = Conv1d.from_weights(np.ones((2, 1, 50_000)), groups=2, padding="causal")
+    assert partition_plan(96_000, 1, mixing=True) == (32_768, 65_536)  # true stereo on a file
+    assert partition_plan(96_000, 1) is None  # a stereo IR on a file: the one-shot frames
+    assert partition_plan(96_000, 1, live_block=1024) == (1024, 2048)
+    assert partition_plan(96_000, 1, "direct") is None
+    assert partition_plan(96_000, 3) is None  # strided layers stay one-shot
+    assert partition_plan(1025, 1) is None  # short kernels: the cost model's plan
+    assert partition_plan(4000, 1, live_block=4096) is None  # block longer than the kernel
+    layer = Conv1d.from_weights(np.ones((2, 2, 50_000)), padding="causal")
     with threads.limit(1):
         one = LayerStage(layer)._part
     two = LayerStage(layer)._part
-    assert one is not None and two is not None and one.block == two.block
+    assert one is not None and two is not None
+    assert (one.block, one.nfft) == (two.block, two.nfft)
 
 
 def test_partition_of_a_long_pad_comes_in_pieces():
     layer = Conv1d.from_weights(np.ones((1, 1, 20_000)), padding=(400_000, 30))
-    stage = LayerStage(layer, block_size=4096)
+    stage = LayerStage(layer, live_block=4096)
     x = np.ones((1, 1, 5000))
     pieces = list(stage.push_pieces(x))
     assert len(pieces) > 1
