@@ -7,7 +7,7 @@ The layers are made by ``conv1d init --impulse-response`` (float64, and float32
 with ``--dtype float32``).
 
 Contestants, whole process, each once per round, interleaved so background load
-hits all alike (``os.wait4``: wall time and peak RSS of the child):
+hits all alike (wall time; peak RSS by ``/usr/bin/time``, else ``os.wait4``):
 
 - ``conv1d stereo`` / ``conv1d true-stereo`` (float64 and float32 layers);
 - ``ffmpeg afir`` with the stereo IR (``gtype=none:wet=0.5``: unit gain; FFmpeg 5.1
@@ -170,16 +170,25 @@ def contestants(folder: Path, pedalboard: str | None) -> dict[str, list[str]]:
 
 
 def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {err}")
-    return wall, usage.ru_maxrss / 1024
+    """Wall seconds and peak RSS (MiB) of one child process.
+
+    ``/usr/bin/time`` where it exists: a child forked from this process (which
+    holds the generated signal) would otherwise count its pre-exec pages.
+    """
+    timer = shutil.which("time", path="/usr/bin")
+    with tempfile.NamedTemporaryFile("r", suffix=".txt") as report:
+        full = [timer, "-f", "%M", "-o", report.name, *cmd] if timer else cmd
+        start = time.perf_counter()
+        proc = subprocess.Popen(full, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        code = os.waitstatus_to_exitcode(status)
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        proc.returncode = code
+        if code:
+            raise RuntimeError(f"{cmd[:4]} failed ({code}): {err}")
+        kib = int(report.read().split()[-1]) if timer else usage.ru_maxrss
+    return wall, kib / 1024
 
 
 def _read_until(fd: int, want: int, timeout: float) -> tuple[bytes, float]:
@@ -277,22 +286,27 @@ def report(
     load_after: float,
     args: argparse.Namespace,
 ) -> None:
-    """The markdown table (ratios: median of the per-round ratios to afir, with their range)."""
+    """The markdown table; a ratio is the median of the per-round ratios to a peer (range)."""
     print(
         f"{args.seconds:g} s stereo 48 kHz PCM_16, {TAPS}-tap IRs, {args.rounds} rounds; "
         f"load average {load_before:.2f} before, {load_after:.2f} after\n"
     )
-    print("| contestant | median s | peak RSS MiB | / afir (range) |")
-    print("|---|---|---|---|")
+    print("| contestant | median s | peak RSS MiB | / afir (range) | / pedalboard (range) |")
+    print("|---|---|---|---|---|")
     for name, walls in times.items():
-        peer = "ffmpeg 4x afir true-stereo" if "true-stereo" in name else "ffmpeg afir stereo"
-        ratio = "-"
-        if peer in times and not name.startswith("ffmpeg"):
-            ratios = [a / b for a, b in zip(walls, times[peer], strict=True)]
-            ratio = f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+        true = "true-stereo" in name
+        peers = ["ffmpeg 4x afir true-stereo" if true else "ffmpeg afir stereo"]
+        peers.append("" if true else "pedalboard Convolution stereo")
+        ratios = []
+        for peer in peers:
+            ratio = "-"
+            if peer in times and name.startswith("conv1d"):
+                per = [a / b for a, b in zip(walls, times[peer], strict=True)]
+                ratio = f"{statistics.median(per):.2f} ({min(per):.2f}-{max(per):.2f})"
+            ratios.append(ratio)
         print(
             f"| {name} | {statistics.median(walls):.2f} | "
-            f"{statistics.median(rss[name]):.0f} | {ratio} |"
+            f"{statistics.median(rss[name]):.0f} | {ratios[0]} | {ratios[1]} |"
         )
     print(
         f"\npipe latency at --block-size 1024 (one block = {1024 / RATE * 1e3:.1f} ms): "
