@@ -51,6 +51,7 @@ import numpy as np
 from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, DataFileError, shown_path
 from conv1d_cli.io import csvfile, formats, inputs, outputs
 from conv1d_cli.io.base import SignalReader
+from conv1d_cli.io.pipes import is_live_stream
 from conv1d_cli.jobs import (
     PROGRESS_POLL,
     Cancelled,
@@ -276,10 +277,25 @@ def _plan_file(
         names=names,
         prefix=_circular_prefix(reader, layers, opts, shown),
         checked=True,  # just above, against the input's channels
+        live_block=_live_block(job.target, spec, reader, opts),
     )
     warnings += mismatches
     track = time_track(reader, spec, shown, warnings)
     return _FilePlan(shown, chain, spec, in_rate, warnings, track, info.time_column)
+
+
+def _live_block(
+    target: str, spec: outputs.OutputSpec, reader: SignalReader, opts: FilterOptions
+) -> int | None:
+    """Frames per block when the output is read as it is written (its latency), else None.
+
+    A live pipe gets each block as it is computed: a long kernel is then
+    partitioned at the block, so one block in completes one block out.
+    """
+    live = formats.streams_live(spec.format, spec.subtype, spec.frames)
+    if not (live and is_live_stream(target)):
+        return None
+    return block_frames(reader.info.channels, reader.info.batch, opts.block_size)
 
 
 def _write(run: _Run, plan: _FilePlan, index: int) -> tuple[int, Leveled, float]:

@@ -57,6 +57,7 @@ from conv1d_cli.chain import (
 from conv1d_cli.core import Correlator, check_method, pad1d
 from conv1d_cli.errors import ShapeError
 from conv1d_cli.layer import Conv1d
+from conv1d_cli.partition import PartitionedCorrelator, partition_plan
 
 if TYPE_CHECKING:
     import numpy.typing as npt  # annotations only: importing it costs start-up time
@@ -107,6 +108,13 @@ class LayerStage:
         ``left > 0`` buffers its whole input (see the module notes).
     label : str
         Name used in error messages.
+    live_block : int, optional
+        Frames per block pushed when the output is read as it is written (a
+        live pipe, whose latency is one block). A kernel longer than it is then
+        computed by uniformly partitioned convolution at exactly that block
+        (:mod:`conv1d_cli.partition`), so each block pushed completes its
+        outputs. Without it a long kernel that mixes channels (a true-stereo
+        IR) is partitioned too, for speed (:func:`~conv1d_cli.partition.partition_plan`).
 
     Examples
     --------
@@ -128,6 +136,7 @@ class LayerStage:
         dtype: npt.DTypeLike = np.float64,
         prefix: np.ndarray | None = None,
         label: str = "layer",
+        live_block: int | None = None,
     ) -> None:
         check_method(method)
         self.layer = layer
@@ -158,6 +167,20 @@ class LayerStage:
                     f"{self._prefix.shape[-1]}; the input needs at least "
                     f"{layer.spec.min_input_length} samples"
                 )
+        self._part: PartitionedCorrelator | None = None
+        mixing = layer.in_channels > layer.groups
+        plan = partition_plan(self.field, self.stride, method, live_block, mixing)
+        if plan is not None and not self.whole:
+            # Block edges where the left pad ends: a block pushed completes its outputs.
+            self._part = PartitionedCorrelator(
+                self._corr.weight,
+                bias,
+                layer.dilation,
+                layer.groups,
+                block=plan[0],
+                nfft=plan[1],
+                lead=-self.left % plan[0],
+            )
         # Samples needed before the left pad can be made.
         self._need = 0
         if self.left > 0:
@@ -236,19 +259,27 @@ class LayerStage:
         assert self._buf is not None
         piece = self._pad_piece()
         for i in range(0, pad.shape[-1], piece):
-            self._buf = np.concatenate([self._buf, pad[..., i : i + piece]], axis=-1)
-            yield self._drain()
+            yield self._feed(pad[..., i : i + piece])
+
+    def _feed(self, piece: np.ndarray) -> np.ndarray:
+        """Append ``piece`` of the padded stream; return the outputs it completes."""
+        if self._part is not None:
+            out = self._part.push(piece)
+            self.samples_out += out.shape[-1]
+            return out
+        assert self._buf is not None
+        self._buf = np.concatenate([self._buf, piece], axis=-1)
+        return self._drain()
 
     def _start(self, data: np.ndarray) -> Iterator[np.ndarray]:
         self._started = True
         pad = self._left_pad(data)
-        if pad.shape[-1] <= self._pad_piece():
-            self._buf = np.concatenate([pad, data], axis=-1)
-        else:
-            self._buf = data[..., :0]
-            yield from self._pad_in(pad)
-            self._buf = np.concatenate([self._buf, data], axis=-1)
-        yield self._drain()
+        self._buf = data[..., :0]
+        if pad.shape[-1] <= self._pad_piece() and self._part is None:
+            yield self._feed(np.concatenate([pad, data], axis=-1))
+            return
+        yield from self._pad_in(pad)
+        yield self._feed(data)
 
     def _drain(self) -> np.ndarray:
         buf = self._buf
@@ -327,9 +358,7 @@ class LayerStage:
             self._pending = []
             yield from self._start(data)
             return
-        assert self._buf is not None
-        self._buf = np.concatenate([self._buf, block], axis=-1)
-        yield self._drain()
+        yield self._feed(block)
 
     def finish(self) -> np.ndarray:
         """Return the last outputs (right padding included); the stage is then spent.
@@ -366,13 +395,15 @@ class LayerStage:
             data = np.concatenate(self._pending, axis=-1)
             self._pending = []
             yield from self._start(data)
-        assert self._buf is not None
         pad = self._right_pad()
         if pad.shape[-1] <= self._pad_piece():
-            self._buf = np.concatenate([self._buf, pad], axis=-1)
-            yield self._drain()
+            yield self._feed(pad)
         else:
             yield from self._pad_in(pad)
+        if self._part is not None:
+            out = self._part.flush()
+            self.samples_out += out.shape[-1]
+            yield out
         self._buf = None
 
 
@@ -395,6 +426,10 @@ class StreamChain:
     checked : bool
         The caller has run :func:`check_chain` on these layers already (the
         pipeline does, against the input's channel count): not again.
+    live_block : int, optional
+        Frames per block pushed when the output is read as it is written (a
+        live pipe); see :class:`LayerStage`. A stage after strided layers gets
+        the block divided by their strides.
 
     Examples
     --------
@@ -415,9 +450,15 @@ class StreamChain:
         names: Sequence[str] | None = None,
         prefix: np.ndarray | None = None,
         checked: bool = False,
+        live_block: int | None = None,
     ) -> None:
         if not checked:
             check_chain(layers, names)
+        blocks: list[int | None] = []
+        for layer in layers:
+            blocks.append(live_block)
+            if live_block is not None:
+                live_block = max(1, live_block // layer.stride)
         self.layers = list(layers)
         self.names = names
         self.dtype = compute_dtype(layers, dtype)
@@ -428,6 +469,7 @@ class StreamChain:
                 dtype=self.dtype,
                 prefix=prefix if i == 0 else None,
                 label=label(i, names),
+                live_block=blocks[i],
             )
             for i, layer in enumerate(layers)
         ]
