@@ -154,7 +154,7 @@ def check_chain(
     layer 1 (a.npz) produces 2: 1 -> [a.npz] -> 2 -> [b.npz] expects 4
     """
     if not layers:
-        raise ConfigError("no layer given (use -w LAYER at least once)")
+        raise ConfigError("no layer given (use {parameter:layer_paths:short} LAYER at least once)")
     if in_channels is not None and in_channels != layers[0].in_channels:
         raise ShapeError(
             f"{source} has {in_channels} channel{'s' if in_channels != 1 else ''} but "

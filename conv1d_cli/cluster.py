@@ -157,6 +157,7 @@ def _visible(paths: list[str], outdirs: list[str]) -> list[str]:
 
 def _worker_version() -> str:
     """On a worker: the conv1d it would filter with (runs only if it can import it)."""
+    # Imported on the worker: whether it can is what this asks.
     from conv1d_cli import __version__
 
     return __version__
@@ -180,6 +181,7 @@ def _task(
     """
     from distributed import Event
 
+    # The engine loads where a task runs, not with this module (imported by every apply).
     from conv1d_cli import pipeline
 
     layers, names, opts, policy = chain
@@ -269,6 +271,7 @@ class DaskFiles:
         from distributed import Event, as_completed, wait
         from distributed.client import FutureCancelledError
 
+        # Lazily, as the rest of the engine here: this module loads with every apply.
         from conv1d_cli.pipeline import Job
 
         client = self.client
@@ -423,6 +426,7 @@ class NpyFile:
         """A time-major NPY of ``shape``, header as the streaming writer's, data not written."""
         import numpy as np
 
+        # NPY headers only when an array output is made (keeps this module's import cheap).
         from conv1d_cli.io.npyfile import _npy_header_bytes
 
         header = _npy_header_bytes(shape, np.dtype(dtype), True)
@@ -529,6 +533,7 @@ def _checked_block(
     block: Any, block_info: Any = None, *, source: str, anyway: str | None = None
 ) -> Any:
     """``stream.check_finite`` on one chunk, its sample offset from Dask's block_info."""
+    # On the worker, where the chunk is filtered.
     from conv1d_cli.stream import check_finite
 
     offset = block_info[0]["array-location"][-1][0] if block_info else 0
@@ -571,10 +576,11 @@ def filter_npy_array(
     import dask.array as da
     import numpy as np
 
+    # The numeric engine and Dask load only when the array path runs (start-up stays cheap).
     from conv1d_cli import dask as dconv
     from conv1d_cli.io.atomic import atomic_path
     from conv1d_cli.pipeline import FileReport
-    from conv1d_cli.shapes import implied_input_rate, rate_mismatches
+    from conv1d_cli.shapes import rate_warnings
     from conv1d_cli.stream import chain_output_length, check_chain, compute_dtype
 
     shown = job.source
@@ -583,14 +589,15 @@ def filter_npy_array(
         dtype = compute_dtype(layers, opts.dtype)
         check_chain(layers, names, info.channels, source=shown)
         chain_output_length(layers, info.frames, names, shown)
-        design_rates = [layer.sample_rate for layer in layers]
-        strides = [layer.stride for layer in layers]
-        warnings: list[str] = []
-        implied = implied_input_rate(design_rates, strides)
-        if implied is not None:
-            in_rate, first = implied
-            rate_source = f"{shown} (it has no rate; {names[first]}'s design rate stands in)"
-            warnings = rate_mismatches(design_rates, strides, names, in_rate, rate_source)
+        # An NPY has no rate of its own: the rule a local run applies (the first
+        # designed layer's rate stands in, the later layers are checked against it).
+        _, warnings = rate_warnings(
+            [layer.sample_rate for layer in layers],
+            [layer.stride for layer in layers],
+            names,
+            None,
+            shown,
+        )
         source = NpyFile(os.path.abspath(job.source))
         if source.ndim > 3:
             raise DataFileError(f"{shown}: NPY array has shape {source.shape}")
@@ -649,6 +656,7 @@ def filter_npy_array(
 
 
 def _probe(path: str) -> Any:
+    # The signal readers (NumPy, soundfile) load only when a file is probed.
     from conv1d_cli.io import inputs
 
     return inputs.probe(path, format="npy")
@@ -656,6 +664,7 @@ def _probe(path: str) -> Any:
 
 def wants_array_path(job: Any, opts: Any) -> bool:
     """An NPY file into an NPY file: filtered as one Dask array across the workers."""
+    # Format rules load only for a --scheduler run that asks.
     from conv1d_cli.io import formats, pipes
 
     if pipes.is_stream(job.source) or pipes.is_stream(job.target):

@@ -55,10 +55,11 @@ import numpy as np
 
 from conv1d_cli import core
 from conv1d_cli.errors import ConfigError, ShapeError
-from conv1d_cli.shapes import Padding
 
 if TYPE_CHECKING:
     import dask.array as da
+
+    from conv1d_cli.shapes import Padding
 
 __all__ = ["conv1d", "is_dask_array"]
 

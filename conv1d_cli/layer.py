@@ -445,6 +445,7 @@ class Conv1d:
         # (whose class lives in a dask.* module) loads conv1d_cli.dask.
         correlate: Any = conv1d
         if type(x).__module__.startswith("dask.") and hasattr(x, "__dask_graph__"):
+            # Only a Dask array loads the Dask path (Dask itself is an optional extra).
             from conv1d_cli import dask as dask_conv
 
             correlate = dask_conv.conv1d
