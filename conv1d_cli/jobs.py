@@ -13,16 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import multiprocessing
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing.context import BaseContext
-from multiprocessing.sharedctypes import RawArray
-from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -32,6 +27,10 @@ from conv1d_cli.io import formats, inputs, pipes
 from conv1d_cli.io.atomic import check_not_same_file
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing.context import BaseContext
+    from multiprocessing.synchronize import Event as MpEvent
+
     from conv1d_cli.layer import Conv1d
 
 __all__ = [
@@ -467,6 +466,10 @@ class Counters:
     """
 
     def __init__(self, jobs: int) -> None:
+        # Here, not at the top: multiprocessing costs start-up time that a run
+        # without worker processes need not pay.
+        from multiprocessing.sharedctypes import RawArray
+
         self.frames = RawArray("q", jobs)
         self.totals = RawArray("q", [_NOT_STARTED] * jobs)
         self._seen: dict[int, tuple[int, int]] = {}
@@ -504,6 +507,10 @@ def process_pool(
     (~0.5 s measured). Otherwise they start from a forkserver (or spawn) with the
     filtering modules preloaded.
     """
+    # Here, not at the top: only runs with worker processes pay for these imports.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     policy = thread_policy.current() or thread_policy.decide(jobs=workers)
     methods = multiprocessing.get_all_start_methods()
     # The CLI's signal watcher only waits in os.read on its wakeup pipe, holding no

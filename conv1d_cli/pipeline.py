@@ -41,14 +41,13 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, DataFileError, shown_path
-from conv1d_cli.io import csvfile, formats, inputs, outputs
+from conv1d_cli.io import formats, inputs, outputs
 from conv1d_cli.io.base import SignalReader
 from conv1d_cli.jobs import (
     PROGRESS_POLL,
@@ -91,6 +90,9 @@ from conv1d_cli.stream import (
     check_stage_memory,
     compute_dtype,
 )
+
+if TYPE_CHECKING:
+    from conv1d_cli.io import csvfile
 
 # The options, jobs, reports and checks live in conv1d_cli.jobs and conv1d_cli.levels;
 # a script imports all of them from here.
@@ -663,6 +665,9 @@ def _book_worker_outcome(
     future: Future[FileReport], source: str, index: int, book: _Book, cancelled: bool
 ) -> None:
     """Book what a worker process gave for file ``index``."""
+    # Here, not at the top: a run without workers never loads multiprocessing (start-up).
+    from concurrent.futures.process import BrokenProcessPool
+
     try:
         report = future.result()
     except Cancelled:

@@ -115,3 +115,29 @@ def test_package_help_and_shape_never_import_dask(args):
 def test_package_layer_and_pipeline_never_import_dask():
     statement = "import conv1d_cli.layer, conv1d_cli.pipeline, conv1d_cli.cluster"
     assert _imported_after(statement, ["dask", "distributed"]) == []
+
+
+def test_package_plain_apply_imports_only_what_it_runs(tmp_path):
+    """A plain one-file audio run loads no worker, CSV, cluster, progress or OpenSSL modules."""
+    import numpy as np
+    import soundfile as sf
+
+    from conv1d_cli import Conv1d
+    from conv1d_cli.io.layerfile import save_layer
+
+    src, dst, layer = tmp_path / "in.wav", tmp_path / "out.wav", tmp_path / "l.npz"
+    sf.write(src, np.zeros((480, 2), np.float32), 48000, subtype="PCM_16")
+    save_layer(Conv1d.from_weights(np.full((2, 1, 3), 1 / 3), groups=2, padding="same"), layer)
+    args = ["apply", "-q", "-w", str(layer), str(src), "-o", str(dst)]
+    lazy = [
+        "multiprocessing",
+        "concurrent.futures.process",
+        "conv1d_cli.io.csvfile",
+        "csv",
+        "conv1d_cli.cluster",
+        "conv1d_cli.cli._progress",
+        "secrets",
+        "scipy",
+    ]
+    assert _imported_after(_cli_statement(args), lazy) == []
+    assert dst.exists()
