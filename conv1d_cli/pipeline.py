@@ -67,7 +67,7 @@ from conv1d_cli.jobs import (
     no_progress,
     plan_jobs,
     process_pool,
-    work,
+    work_shared,
 )
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.levels import (
@@ -631,12 +631,11 @@ def _run_in_workers(
 ) -> None:
     """Every job in a pool of single-threaded worker processes, progress polled."""
     counters = Counters(len(jobs)) if on_progress is not None else None
-    pool, cancel = process_pool(min(workers, len(jobs)), counters)
+    # The chain goes to each worker once; a task is then a job and its index.
+    chain = (filter_file, list(layers), list(names), opts)
+    pool, cancel = process_pool(min(workers, len(jobs)), counters, chain)
     try:
-        futures = {
-            pool.submit(work, filter_file, job, list(layers), list(names), opts, index): index
-            for index, job in enumerate(jobs)
-        }
+        futures = {pool.submit(work_shared, job, index): index for index, job in enumerate(jobs)}
         pending = set(futures)
         while pending:
             finished, pending = wait(
