@@ -369,6 +369,10 @@ def compute_dtype(layers: Sequence[Conv1d], dtype: Any = None) -> np.dtype[Any]:
     return result_dtype(*(layer.weight.dtype for layer in layers))
 
 
+#: Dtypes whose dot product runs in BLAS (check_finite's fast path).
+_BLAS_FLOATS: Final = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def check_finite(
     block: np.ndarray,
     offset: int = 0,
@@ -390,11 +394,17 @@ def check_finite(
     conv1d_cli.errors.DataFileError: x.csv: inf at channel 1, sample 10 (0-based);
     pass allow_nonfinite to filter non-finite values anyway
     """
-    # One SIMD reduction is much cheaper than a boolean mask per block; NaN and Inf
-    # propagate through the sum. A finite signal whose sum overflows just takes
-    # the exact path below and passes.
+    # One reduction is much cheaper than a boolean mask per block; NaN and Inf
+    # propagate through it. A contiguous float block's dot product with itself (a
+    # sum of squares, which no Inf can cancel) runs in BLAS, ~10x faster than a
+    # float64 sum of a float32 block. A finite signal whose reduction overflows just
+    # takes the exact path below and passes.
     with np.errstate(over="ignore", invalid="ignore"):  # a sum of 1e308s, or Inf - Inf
-        total = np.add.reduce(block, axis=None, dtype=np.float64)
+        if block.dtype in _BLAS_FLOATS and block.flags.c_contiguous:
+            flat = block.reshape(-1)
+            total = np.dot(flat, flat)
+        else:
+            total = np.add.reduce(block, axis=None, dtype=np.float64)
     if np.isfinite(total):
         return
     finite = np.isfinite(block)
