@@ -40,7 +40,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +78,7 @@ from conv1d_cli.levels import (
     normalized,
     time_track,
 )
+from conv1d_cli.overlap import Helper, Inline, Task
 from conv1d_cli.shapes import rate_warnings
 from conv1d_cli.stream import (
     StreamChain,
@@ -92,6 +92,8 @@ from conv1d_cli.stream import (
 )
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from conv1d_cli.io import csvfile
 
 # The options, jobs, reports and checks live in conv1d_cli.jobs and conv1d_cli.levels;
@@ -399,14 +401,14 @@ def _pump(
     side, so memory stays bounded. Without ``opts.overlap`` (one thread per file:
     ``--jobs``, ``make -j``, ``--threads 1``) the same steps run in this thread.
     """
-    reads: ThreadPoolExecutor | _Inline
-    writes: ThreadPoolExecutor | _Inline
+    reads: Helper | Inline
+    writes: Helper | Inline
     if opts.overlap:
-        reads = ThreadPoolExecutor(1, thread_name_prefix="conv1d-read")
-        writes = ThreadPoolExecutor(1, thread_name_prefix="conv1d-write")
+        reads = Helper("conv1d-read")
+        writes = Helper("conv1d-write")
     else:
-        reads = writes = _Inline()
-    pending_write: Future[None] | None = None
+        reads = writes = Inline()
+    pending_write: Task[None] | None = None
     frames = block_frames(reader.info.channels, reader.info.batch, opts.block_size)
     next_block = reads.submit(reader.read, frames)
     offset = 0
@@ -441,21 +443,6 @@ def _pump(
         reads.shutdown(wait=True, cancel_futures=True)
         writes.shutdown(wait=True, cancel_futures=True)
     return offset
-
-
-class _Inline:
-    """An executor that runs each task when it is submitted (no helper thread)."""
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        try:
-            future.set_result(fn(*args))
-        except BaseException as e:  # delivered by .result(), as a thread pool would
-            future.set_exception(e)
-        return future
-
-    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        """Nothing runs in the background."""
 
 
 def run_jobs(
@@ -630,6 +617,9 @@ def _run_in_workers(
     workers: int,
 ) -> None:
     """Every job in a pool of single-threaded worker processes, progress polled."""
+    # Here, not at the top: only runs with worker processes wait on futures (start-up).
+    from concurrent.futures import FIRST_COMPLETED, wait
+
     counters = Counters(len(jobs)) if on_progress is not None else None
     # The chain goes to each worker once; a task is then a job and its index.
     chain = (filter_file, list(layers), list(names), opts)

@@ -131,7 +131,8 @@ def test_package_plain_apply_imports_only_what_it_runs(tmp_path):
     args = ["apply", "-q", "-w", str(layer), str(src), "-o", str(dst)]
     lazy = [
         "multiprocessing",
-        "concurrent.futures.process",
+        "concurrent.futures",
+        "logging",
         "conv1d_cli.io.csvfile",
         "csv",
         "conv1d_cli.cluster",
