@@ -369,10 +369,6 @@ def compute_dtype(layers: Sequence[Conv1d], dtype: Any = None) -> np.dtype[Any]:
     return result_dtype(*(layer.weight.dtype for layer in layers))
 
 
-#: Dtypes whose dot product runs in BLAS (check_finite's fast path).
-_BLAS_FLOATS: Final = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 def check_finite(
     block: np.ndarray,
     offset: int = 0,
@@ -394,18 +390,11 @@ def check_finite(
     conv1d_cli.errors.DataFileError: x.csv: inf at channel 1, sample 10 (0-based);
     pass allow_nonfinite to filter non-finite values anyway
     """
-    # One reduction is much cheaper than a boolean mask per block; NaN and Inf
-    # propagate through it. A contiguous float block's dot product with itself (a
-    # sum of squares, which no Inf can cancel) runs in BLAS, ~10x faster than a
-    # float64 sum of a float32 block. A finite signal whose reduction overflows just
-    # takes the exact path below and passes.
-    with np.errstate(over="ignore", invalid="ignore"):  # a sum of 1e308s, or Inf - Inf
-        if block.dtype in _BLAS_FLOATS and block.flags.c_contiguous:
-            flat = block.reshape(-1)
-            total = np.dot(flat, flat)
-        else:
-            total = np.add.reduce(block, axis=None, dtype=np.float64)
-    if np.isfinite(total):
+    # The block's largest and smallest values are much cheaper than a boolean mask
+    # (and ~5x cheaper than a float64 sum of a float32 block, without BLAS, whose
+    # threads would wake): NaN propagates through both, +Inf is the largest, -Inf
+    # the smallest, and no finite block overflows them.
+    if block.size == 0 or (np.isfinite(block.max()) and np.isfinite(block.min())):
         return
     finite = np.isfinite(block)
     if finite.all():

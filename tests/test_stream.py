@@ -238,7 +238,7 @@ def test_stream_check_finite_finds_every_non_finite_kind(dtype, bad, contiguous)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_stream_check_finite_passes_finite_values_whose_sum_overflows(dtype):
+def test_stream_check_finite_passes_the_largest_finite_values(dtype):
     big = np.finfo(dtype).max
     check_finite(np.array([[[big, big, -big, 1.0]]], dtype))
 
