@@ -24,7 +24,9 @@ Scenarios (``--scenario``, repeatable; default all):
 
 Every contestant of a scenario runs once per round, interleaved, so background
 load hits all alike; the report gives medians and the median of the per-round
-ratios, plus the load average before and after. ``--quick`` runs a small version
+ratios, of wall time and of CPU time (user + sys of the command and the children
+it waited for: the work done, which other sessions' load disturbs less than the
+wall time), plus the load average before, during and after. ``--quick`` runs a small version
 (1-minute files, 4 of them, K 101 and 1025, 2 rounds).
 
 The big WAVs are generated into a temporary directory (removed afterwards unless
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 import shlex
 import shutil
@@ -176,39 +179,65 @@ def ffmpeg_cmd(ffmpeg: str, src: Path, ir: Path, dst: Path) -> list[str]:
     ]
 
 
-def wall(cmd: list[str] | str, env: dict[str, str] | None = None) -> float:
-    """Wall seconds of one command (a string runs in sh); fails loudly."""
+#: One timed run: (wall seconds, CPU seconds = user + sys of the command and its children).
+Timing = tuple[float, float]
+
+
+def wall(cmd: list[str] | str, env: dict[str, str] | None = None) -> Timing:
+    """Wall and CPU seconds of one command (a string runs in sh); fails loudly.
+
+    The CPU time is ``os.wait4``'s user + sys of the command, which includes every
+    descendant it waited for (xargs's and make's children, ``--jobs`` workers): on a
+    shared machine it shows the work done, where wall time also shows the others' load.
+    """
     start = time.perf_counter()
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         cmd,
         shell=isinstance(cmd, str),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,
     )
+    err = proc.stderr.read() if proc.stderr else b""
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd} failed ({proc.returncode}):\n{proc.stderr.decode()}")
-    return elapsed
+    if proc.stderr:
+        proc.stderr.close()
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code
+    if code != 0:
+        raise SystemExit(f"{cmd} failed ({code}):\n{err.decode()}")
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
-def rounds(contestants: dict[str, Callable[[], float]], repeat: int) -> dict[str, list[float]]:
+def rounds(contestants: dict[str, Callable[[], Timing]], repeat: int) -> dict[str, list[Timing]]:
     """Run every contestant once per round, interleaved; their times per round."""
-    times: dict[str, list[float]] = {name: [] for name in contestants}
+    times: dict[str, list[Timing]] = {name: [] for name in contestants}
     for _ in range(repeat):
         for name, run_once in contestants.items():
             times[name].append(run_once())
     return times
 
 
-def report(title: str, times: dict[str, list[float]], peer: str) -> None:
-    """Medians, and each contestant's median per-round ratio to ``peer``."""
-    print(f"\n{title} (medians of {len(times[peer])} interleaved rounds)")
-    print(f"| contestant | median s | min s | ratio to {peer} (median per round) |")
-    print("|---|---|---|---|")
+def report(title: str, times: dict[str, list[Timing]], peer: str) -> None:
+    """Medians of wall and CPU time, and each contestant's median per-round ratios to ``peer``."""
+    load = os.getloadavg()[0]
+    print(f"\n{title} (medians of {len(times[peer])} interleaved rounds, load now {load:.2f})")
+    print(
+        f"| contestant | median s | min s | ratio to {peer} (median per round) "
+        f"| CPU s (user+sys) | CPU ratio |"
+    )
+    print("|---|---|---|---|---|---|")
     for name, values in times.items():
-        ratio = statistics.median(a / b for a, b in zip(values, times[peer], strict=True))
-        print(f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} | {ratio:.2f} |")
+        walls = [w for w, _ in values]
+        cpus = [c for _, c in values]
+        pairs = list(zip(values, times[peer], strict=True))
+        ratio = statistics.median(a[0] / b[0] for a, b in pairs)
+        cpu_ratio = statistics.median(a[1] / b[1] if b[1] else math.nan for a, b in pairs)
+        print(
+            f"| {name} | {statistics.median(walls):.2f} | {min(walls):.2f} | {ratio:.2f} "
+            f"| {statistics.median(cpus):.2f} | {cpu_ratio:.2f} |"
+        )
 
 
 def conv1d_env() -> dict[str, str]:
@@ -277,23 +306,23 @@ def scenario_batch(directory: Path, seconds: int, count: int, repeat: int) -> No
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
 
-    def apply_many(*extra: str) -> Callable[[], float]:
-        def run_once() -> float:
+    def apply_many(*extra: str) -> Callable[[], Timing]:
+        def run_once() -> Timing:
             fresh()
             cmd = [*conv1d_cmd(layer, files[0], out)[:-3], *map(str, files), "-d", str(out)]
             return wall([*cmd, *extra], env)
 
         return run_once
 
-    def shell(line: str) -> Callable[[], float]:
-        def run_once() -> float:
+    def shell(line: str) -> Callable[[], Timing]:
+        def run_once() -> Timing:
             fresh()
             return wall(line, env)
 
         return run_once
 
     conv1d = f"{py} -m conv1d_cli apply -q -w {shlex.quote(str(layer))}"
-    contestants: dict[str, Callable[[], float]] = {
+    contestants: dict[str, Callable[[], Timing]] = {
         "conv1d --jobs 1 --threads 1": apply_many("--jobs", "1", "--threads", "1"),
         "conv1d --jobs 1": apply_many("--jobs", "1"),
         "conv1d --jobs 2": apply_many("--jobs", "2"),
@@ -330,8 +359,8 @@ def scenario_busy(directory: Path, seconds: int, repeat: int) -> None:
     layer, _, _ = make_fir(directory, BATCH_TAPS)
     env = conv1d_env()
 
-    def beside_spinner(*extra: str) -> Callable[[], float]:
-        def run_once() -> float:
+    def beside_spinner(*extra: str) -> Callable[[], Timing]:
+        def run_once() -> Timing:
             spinner = subprocess.Popen(["sh", "-c", "while :; do :; done"])
             try:
                 time.sleep(0.2)  # let it take its core
@@ -342,7 +371,7 @@ def scenario_busy(directory: Path, seconds: int, repeat: int) -> None:
 
         return run_once
 
-    contestants: dict[str, Callable[[], float]] = {
+    contestants: dict[str, Callable[[], Timing]] = {
         "--threads 1, nothing beside": lambda: wall(
             [*conv1d_cmd(layer, src, directory / "o-i.wav"), "--threads", "1"], env
         ),

@@ -390,12 +390,11 @@ def check_finite(
     conv1d_cli.errors.DataFileError: x.csv: inf at channel 1, sample 10 (0-based);
     pass allow_nonfinite to filter non-finite values anyway
     """
-    # One SIMD reduction is much cheaper than a boolean mask per block; NaN and Inf
-    # propagate through the sum. A finite signal whose sum overflows just takes
-    # the exact path below and passes.
-    with np.errstate(over="ignore", invalid="ignore"):  # a sum of 1e308s, or Inf - Inf
-        total = np.add.reduce(block, axis=None, dtype=np.float64)
-    if np.isfinite(total):
+    # The block's largest and smallest values are much cheaper than a boolean mask
+    # (and ~5x cheaper than a float64 sum of a float32 block, without BLAS, whose
+    # threads would wake): NaN propagates through both, +Inf is the largest, -Inf
+    # the smallest, and no finite block overflows them.
+    if block.size == 0 or (np.isfinite(block.max()) and np.isfinite(block.min())):
         return
     finite = np.isfinite(block)
     if finite.all():

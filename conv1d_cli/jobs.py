@@ -13,16 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import multiprocessing
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing.context import BaseContext
-from multiprocessing.sharedctypes import RawArray
-from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -32,6 +27,10 @@ from conv1d_cli.io import formats, inputs, pipes
 from conv1d_cli.io.atomic import check_not_same_file
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing.context import BaseContext
+    from multiprocessing.synchronize import Event as MpEvent
+
     from conv1d_cli.layer import Conv1d
 
 __all__ = [
@@ -53,6 +52,7 @@ __all__ = [
     "plan_jobs",
     "process_pool",
     "work",
+    "work_shared",
 ]
 
 Progress = Callable[[int], None]
@@ -487,6 +487,10 @@ class Counters:
     """
 
     def __init__(self, jobs: int) -> None:
+        # Here, not at the top: multiprocessing costs start-up time that a run
+        # without worker processes need not pay.
+        from multiprocessing.sharedctypes import RawArray
+
         self.frames = RawArray("q", jobs)
         self.totals = RawArray("q", [_NOT_STARTED] * jobs)
         self._seen: dict[int, tuple[int, int]] = {}
@@ -511,10 +515,14 @@ class Counters:
 _WORKER_CANCEL: StopFlag | None = None
 #: A worker process's progress counters (None: nobody watches).
 _WORKER_COUNTERS: Counters | None = None
+#: What every file of a worker's run goes through: (filter_file, layers, names, options).
+Chain = tuple[Callable[..., "FileReport"], list["Conv1d"], list[str], FilterOptions]
+#: A worker process's chain, given once when it starts (see :func:`process_pool`).
+_WORKER_CHAIN: Chain | None = None
 
 
 def process_pool(
-    workers: int, counters: Counters | None = None
+    workers: int, counters: Counters | None = None, chain: Chain | None = None
 ) -> tuple[ProcessPoolExecutor, MpEvent]:
     """A pool of ``workers`` single-threaded worker processes and their shared stop event.
 
@@ -523,7 +531,16 @@ def process_pool(
     no worker pays an interpreter start and the NumPy/SciPy imports again
     (~0.5 s measured). Otherwise they start from a forkserver (or spawn) with the
     filtering modules preloaded.
+
+    ``chain`` (``(filter_file, layers, names, options)``) goes to each worker once,
+    as it starts: a forked worker inherits it, a forkserver's gets it pickled once,
+    and each task (:func:`work_shared`) then carries only its job and index, not
+    the layers' weights again.
     """
+    # Here, not at the top: only runs with worker processes pay for these imports.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     policy = thread_policy.current() or thread_policy.decide(jobs=workers)
     methods = multiprocessing.get_all_start_methods()
     # The CLI's signal watcher only waits in os.read on its wakeup pipe, holding no
@@ -542,13 +559,16 @@ def process_pool(
         max_workers=workers,
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(cancel, policy, counters),
+        initargs=(cancel, policy, counters, chain),
     )
     return pool, cancel
 
 
 def _init_worker(
-    cancel: MpEvent, policy: thread_policy.Policy, counters: Counters | None = None
+    cancel: MpEvent,
+    policy: thread_policy.Policy,
+    counters: Counters | None = None,
+    chain: Chain | None = None,
 ) -> None:
     """Set up a worker: the parent's thread policy, and stop cleanly on a signal.
 
@@ -556,9 +576,10 @@ def _init_worker(
     parent decide (it sets ``cancel``). SIGTERM/SIGHUP sent to a worker alone stop
     its current file the same way, so its temporary file is removed.
     """
-    global _WORKER_CANCEL, _WORKER_COUNTERS
+    global _WORKER_CANCEL, _WORKER_COUNTERS, _WORKER_CHAIN
     _WORKER_CANCEL = cancel
     _WORKER_COUNTERS = counters
+    _WORKER_CHAIN = chain
     thread_policy.configure(policy)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in ("SIGTERM", "SIGHUP"):
@@ -611,3 +632,13 @@ def work(
     except Conv1dError as e:
         carried = e.replace()
     raise carried
+
+
+def work_shared(job: Job, index: int) -> FileReport:
+    """:func:`work` on file ``index`` with the chain the worker got when it started.
+
+    See :func:`process_pool`'s ``chain``.
+    """
+    assert _WORKER_CHAIN is not None, "process_pool(chain=...) gives the workers their chain"
+    filter_file, layers, names, opts = _WORKER_CHAIN
+    return work(filter_file, job, layers, names, opts, index)

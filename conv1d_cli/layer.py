@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import secrets
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -180,6 +179,10 @@ class Conv1d:
         # Before drawing: torch_uniform's temporaries are several times the weight.
         check_parameter_count(shape, resolved.itemsize)
         if seed is None:
+            # Here, not at the top: secrets loads OpenSSL (hmac, hashlib), and a run that
+            # only loads layers need not pay that start-up time.
+            import secrets
+
             seed = secrets.randbits(32)
         # torch.manual_seed accepts [-2**63, 2**64) and keeps seed mod 2**32.
         seed = check_int("seed", seed, minimum=-(2**63))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -24,10 +23,11 @@ import numpy as np
 
 from conv1d_cli.chain import block_frames
 from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, Notice, shown_path
-from conv1d_cli.io import csvfile, formats, inputs, outputs, pipes
+from conv1d_cli.io import formats, inputs, outputs, pipes
 from conv1d_cli.jobs import Cancelled, FilterOptions, Job, StopFlag
 
 if TYPE_CHECKING:
+    from conv1d_cli.io import csvfile
     from conv1d_cli.io.base import SignalReader, SignalWriter
 
 __all__ = [
@@ -204,6 +204,9 @@ def normalized(
     block by block through a memory map: the signal is never held in memory. Returns
     the frames read, the output's writer and the gain applied in dB.
     """
+    # Here, not at the top: only --normalize spools, and tempfile costs start-up time.
+    import tempfile
+
     assert opts.normalize_db is not None
     try:
         spool_home = tempfile.TemporaryDirectory(prefix="conv1d-normalize-")

@@ -41,15 +41,13 @@ import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, DataFileError, shown_path
-from conv1d_cli.io import csvfile, formats, inputs, outputs
+from conv1d_cli.io import formats, inputs, outputs
 from conv1d_cli.io.base import SignalReader
 from conv1d_cli.io.pipes import is_live_stream
 from conv1d_cli.jobs import (
@@ -69,7 +67,7 @@ from conv1d_cli.jobs import (
     no_progress,
     plan_jobs,
     process_pool,
-    work,
+    work_shared,
 )
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.levels import (
@@ -81,6 +79,7 @@ from conv1d_cli.levels import (
     normalized,
     time_track,
 )
+from conv1d_cli.overlap import Helper, Inline, Task
 from conv1d_cli.shapes import rate_warnings
 from conv1d_cli.stream import (
     StreamChain,
@@ -92,6 +91,11 @@ from conv1d_cli.stream import (
     check_stage_memory,
     compute_dtype,
 )
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from conv1d_cli.io import csvfile
 
 # The options, jobs, reports and checks live in conv1d_cli.jobs and conv1d_cli.levels;
 # a script imports all of them from here.
@@ -422,14 +426,14 @@ def _pump(
     side, so memory stays bounded. Without ``opts.overlap`` (one thread per file:
     ``--jobs``, ``make -j``, ``--threads 1``) the same steps run in this thread.
     """
-    reads: ThreadPoolExecutor | _Inline
-    writes: ThreadPoolExecutor | _Inline
+    reads: Helper | Inline
+    writes: Helper | Inline
     if opts.overlap:
-        reads = ThreadPoolExecutor(1, thread_name_prefix="conv1d-read")
-        writes = ThreadPoolExecutor(1, thread_name_prefix="conv1d-write")
+        reads = Helper("conv1d-read")
+        writes = Helper("conv1d-write")
     else:
-        reads = writes = _Inline()
-    pending_write: Future[None] | None = None
+        reads = writes = Inline()
+    pending_write: Task[None] | None = None
     frames = block_frames(reader.info.channels, reader.info.batch, opts.block_size)
     next_block = reads.submit(reader.read, frames)
     offset = 0
@@ -464,21 +468,6 @@ def _pump(
         reads.shutdown(wait=True, cancel_futures=True)
         writes.shutdown(wait=True, cancel_futures=True)
     return offset
-
-
-class _Inline:
-    """An executor that runs each task when it is submitted (no helper thread)."""
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        try:
-            future.set_result(fn(*args))
-        except BaseException as e:  # delivered by .result(), as a thread pool would
-            future.set_exception(e)
-        return future
-
-    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        """Nothing runs in the background."""
 
 
 def run_jobs(
@@ -659,13 +648,15 @@ def _run_in_workers(
     workers: int,
 ) -> None:
     """Every job in a pool of single-threaded worker processes, progress polled."""
+    # Here, not at the top: only runs with worker processes wait on futures (start-up).
+    from concurrent.futures import FIRST_COMPLETED, wait
+
     counters = Counters(len(jobs)) if on_progress is not None else None
-    pool, cancel = process_pool(min(workers, len(jobs)), counters)
+    # The chain goes to each worker once; a task is then a job and its index.
+    chain = (one_file, list(layers), list(names), opts)
+    pool, cancel = process_pool(min(workers, len(jobs)), counters, chain)
     try:
-        futures = {
-            pool.submit(work, one_file, job, list(layers), list(names), opts, index): index
-            for index, job in enumerate(jobs)
-        }
+        futures = {pool.submit(work_shared, job, index): index for index, job in enumerate(jobs)}
         pending = set(futures)
         while pending:
             finished, pending = wait(
@@ -694,6 +685,9 @@ def _book_worker_outcome(
     future: Future[FileReport], source: str, index: int, book: _Book, cancelled: bool
 ) -> None:
     """Book what a worker process gave for file ``index``."""
+    # Here, not at the top: a run without workers never loads multiprocessing (start-up).
+    from concurrent.futures.process import BrokenProcessPool
+
     try:
         report = future.result()
     except Cancelled:

@@ -207,3 +207,30 @@ def test_package_library_never_imports_the_cli():
     for module, imported in graph.items():
         if not module.startswith(("conv1d_cli.cli", "conv1d_cli.__main__")):
             assert not any(m.startswith("conv1d_cli.cli") for m in imported), module
+
+
+def test_package_plain_apply_imports_only_what_it_runs(tmp_path):
+    """A plain one-file audio run loads no worker, CSV, cluster, progress or OpenSSL modules."""
+    import numpy as np
+    import soundfile as sf
+
+    from conv1d_cli import Conv1d
+    from conv1d_cli.io.layerfile import save_layer
+
+    src, dst, layer = tmp_path / "in.wav", tmp_path / "out.wav", tmp_path / "l.npz"
+    sf.write(src, np.zeros((480, 2), np.float32), 48000, subtype="PCM_16")
+    save_layer(Conv1d.from_weights(np.full((2, 1, 3), 1 / 3), groups=2, padding="same"), layer)
+    args = ["apply", "-q", "-w", str(layer), str(src), "-o", str(dst)]
+    lazy = [
+        "multiprocessing",
+        "concurrent.futures",
+        "logging",
+        "conv1d_cli.io.csvfile",
+        "csv",
+        "conv1d_cli.cluster",
+        "conv1d_cli.cli._progress",
+        "secrets",
+        "scipy",
+    ]
+    assert _imported_after(_cli_statement(args), lazy) == []
+    assert dst.exists()

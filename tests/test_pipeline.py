@@ -244,3 +244,26 @@ def test_warnings_from_worker_processes_keep_their_parameters(tmp_path):
         (note,) = report.warnings
         assert isinstance(note, Notice) and "(time_column none filters it too)" in note
         assert warning_text(note).endswith("(--time-column none filters it too)")
+
+
+def test_worker_processes_get_the_layers_once_each_not_per_file(tmp_path, signals, monkeypatch):
+    """A task carries its job and index; the chain goes to a worker once, as it starts."""
+    import concurrent.futures
+
+    from conv1d_cli import jobs as jobs_module
+
+    sent = []
+    submit = concurrent.futures.ProcessPoolExecutor.submit
+
+    def spy(self, fn, /, *args, **kwargs):
+        sent.append(args)
+        return submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures.ProcessPoolExecutor, "submit", spy)
+    jobs = plan_jobs(signals, None, str(tmp_path / "out"), "npy")
+    (tmp_path / "out").mkdir()
+    layer = Conv1d.from_weights(np.ones((2, 1, 3)), groups=2)
+    reports = run_jobs(jobs, [layer], ["ones"], workers=2)
+    assert [r.job for r in reports] == jobs
+    assert sent == [(job, index) for index, job in enumerate(jobs)]
+    assert jobs_module._WORKER_CHAIN is None  # set in the workers only

@@ -225,6 +225,24 @@ def test_stream_check_finite_reports_channel_and_sample():
     check_finite(np.zeros((1, 2, 3)))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_stream_check_finite_finds_every_non_finite_kind(dtype, bad, contiguous):
+    x = np.ones((1, 2, 64), dtype)
+    x[0, 1, 40] = bad
+    block = x if contiguous else x[..., ::2]
+    sample = 40 if contiguous else 20
+    with pytest.raises(DataFileError, match=f"{bad} at channel 1, sample {sample}"):
+        check_finite(block)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stream_check_finite_passes_the_largest_finite_values(dtype):
+    big = np.finfo(dtype).max
+    check_finite(np.array([[[big, big, -big, 1.0]]], dtype))
+
+
 def test_stream_filter_generator_and_unbatched_shape():
     rng = np.random.default_rng(10)
     layer = _layer(rng, 2, 2, 3, padding="same", padding_mode="reflect")

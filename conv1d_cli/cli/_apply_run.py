@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from conv1d_cli import cluster, pipeline
+from conv1d_cli import pipeline
 from conv1d_cli.cli._common import error_text, warning_text, write_stdout
-from conv1d_cli.cli._progress import Display
 from conv1d_cli.errors import BatchError, Conv1dError
 from conv1d_cli.io.inputs import probe
 from conv1d_cli.shapes import rate_warnings
 
 if TYPE_CHECKING:
+    from conv1d_cli import cluster
     from conv1d_cli.layer import Conv1d
     from conv1d_cli.pipeline import FileReport, FilterOptions, Job, JobProgress
     from conv1d_cli.threads import Policy
@@ -88,6 +88,9 @@ class _Reporting:
 @contextlib.contextmanager
 def _cluster(scheduler: str, policy: Policy | None) -> Iterator[cluster.DaskFiles]:
     """Connect (or start ``local:N``), yield the executor, always close what was opened."""
+    # Here, not at the top: only --scheduler needs it, and every run pays for imports.
+    from conv1d_cli import cluster
+
     client, local_cluster = cluster.connect(scheduler)
     try:
         yield cluster.DaskFiles(client, policy)
@@ -112,6 +115,8 @@ def _array_path(
     A file task would need the whole file's worth of time on one worker; as an
     array, every worker filters chunks of it in bounded memory.
     """
+    from conv1d_cli import cluster  # loaded by _cluster already
+
     if not cluster.wants_array_path(job, opts):
         return False
     executor.check_paths([job])
@@ -273,7 +278,12 @@ def _run(
     show = not quiet and sys.stderr.isatty()
     total = len(jobs_list)
     # Files finished elsewhere (a cluster) are counted as files, even a single one.
-    display = Display(jobs_list, sys.stderr) if show else None
+    display = None
+    if show:
+        # Here, not at the top: -q and redirected runs draw nothing (start-up time).
+        from conv1d_cli.cli._progress import Display
+
+        display = Display(jobs_list, sys.stderr)
     reports: dict[int, FileReport] = {}
     failed: set[int] = set()
     started = time.perf_counter()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,7 +69,9 @@ def _remove_pending() -> None:
 def _create_temp(target: Path) -> Path:
     """Create an empty temp sibling of ``target``, registered before it exists."""
     while True:
-        tmp = target.parent / f".{target.stem}.{secrets.token_hex(4)}.tmp{target.suffix}"
+        # os.urandom, as secrets.token_hex reads it: importing secrets loads OpenSSL
+        # (hmac, hashlib), which every run would pay at start-up.
+        tmp = target.parent / f".{target.stem}.{os.urandom(4).hex()}.tmp{target.suffix}"
         _PENDING.add(tmp)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

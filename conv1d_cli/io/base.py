@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Final
@@ -273,6 +272,8 @@ class SignalWriter:
             self._stream = self._open_live()
             self.target: Path | IO[bytes] = self._stream
         elif is_stream(path) or names_open_file(path):
+            import tempfile  # here, not at the top: only a spool needs it (start-up)
+
             self._spool = tempfile.TemporaryFile()
             self.target = self._spool
         else:
@@ -397,6 +398,8 @@ class SignalWriter:
         else:
             reason = _sf_message(e)
         if self._spool is not None and not self._copying:
+            import tempfile  # loaded already: the spool was made with it
+
             # the output itself was not touched yet: say where the bytes were going
             reason += (
                 f" (while spooling the output in {tempfile.gettempdir()}; "

@@ -19,7 +19,6 @@ import numpy as np
 from conv1d_cli.errors import ConfigError, DataFileError, shown_path
 from conv1d_cli.io.audiofile import _AudioReader
 from conv1d_cli.io.base import READ_FRAMES, SignalReader
-from conv1d_cli.io.csvfile import _CsvReader
 from conv1d_cli.io.formats import Signal, SignalInfo, _check_dtype, detect_format
 from conv1d_cli.io.npyfile import _NpyReader
 
@@ -87,6 +86,10 @@ def open_reader(
     fmt = detect_format(text, format)
     dt = _check_dtype(dtype)
     if fmt == "csv":
+        # Here, not at the top: the CSV module (csv, shlex, its patterns) costs
+        # start-up time that audio and NPY runs need not pay.
+        from conv1d_cli.io.csvfile import _CsvReader
+
         return _CsvReader(text, dt, columns, time_column)
     if columns is not None or (time_column is not None and time_column != "auto"):
         raise ConfigError(

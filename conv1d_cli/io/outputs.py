@@ -41,7 +41,6 @@ import numpy as np
 
 from conv1d_cli.errors import PARAMETER, ConfigError, DataFileError, ShapeError, shown_path
 from conv1d_cli.io.audiofile import _AudioWriter, _LiveAudioWriter
-from conv1d_cli.io.csvfile import _CsvWriter
 from conv1d_cli.io.formats import (
     _ON_CLIP,
     CSV_DELIMITERS,
@@ -405,6 +404,10 @@ def open_writer(
     length = None if frames is None else check_int("frames", frames, minimum=0)
     live = is_live_stream(text) and streams_live(fmt, subtype, length)
     if fmt == "csv":
+        # Here, not at the top: the CSV module costs start-up time that audio and NPY
+        # runs need not pay.
+        from conv1d_cli.io.csvfile import _CsvWriter
+
         return _CsvWriter(text, nchan, column_names, on_clip, csv_dialect, live=live)
     if fmt == "npy":
         return _NpyWriter(text, nchan, nbatch, dt, on_clip, declared=length if live else None)
