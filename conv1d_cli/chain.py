@@ -214,6 +214,7 @@ def broadcast_first_layer(
         padding_mode=first.padding_mode,
     )
     wide.sample_rate = first.sample_rate
+    wide.sample_rate_binding = first.sample_rate_binding
     wide.description = first.description
     layers[0] = wide
     return layers, broadcast_notice(label(0, names), in_channels, source)

@@ -597,6 +597,7 @@ def filter_npy_array(
             names,
             None,
             shown,
+            [layer.sample_rate_binding for layer in layers],
         )
         source = NpyFile(os.path.abspath(job.source))
         if source.ndim > 3:

@@ -320,7 +320,9 @@ def impulse_layer(
         ``(channels, K)`` (or ``(K,)``) convolution taps; 1, 2 or (with
         ``true_stereo``) 4 channels, as the module docstring describes.
     sample_rate : float
-        The IR's rate, recorded in the layer (``apply`` warns when a signal has another).
+        The IR's rate, recorded in the layer as binding
+        (:attr:`~conv1d_cli.layer.Conv1d.sample_rate_binding`): ``apply`` refuses
+        a signal at another rate, naming both (nothing is resampled).
     channels : int, optional
         Channels a mono IR filters (default 1: ``apply`` runs a one-channel layer on
         every channel of an audio file); 2 or None for the others.
@@ -386,6 +388,9 @@ def impulse_layer(
         padding_mode=padding_mode,
     )
     layer.sample_rate = rate
+    # The taps are samples of a recording: at another rate every delay and
+    # resonance moves, so a mismatch is refused, not warned about.
+    layer.sample_rate_binding = True
     kind = "true stereo LL LR RL RR" if true_stereo else ("mono", "stereo")[h.shape[0] - 1]
     name = f"impulse response {shown_path(source)}" if source else "impulse response"
     layer.description = ", ".join([f"{name} ({kind}, {h.shape[1]} taps at {rate:g} Hz)", *notes])
@@ -409,8 +414,8 @@ def impulse_response_layer(
     >>> _ = write_signal(path, np.array([[1.0, 0.5], [0.5, 1.0]]), format="wav",
     ...                  sample_rate=48000, subtype="FLOAT")
     >>> layer = impulse_response_layer(path)
-    >>> layer.weight.shape, layer.groups, layer.sample_rate
-    ((2, 1, 2), 2, 48000.0)
+    >>> layer.weight.shape, layer.groups, layer.sample_rate, layer.sample_rate_binding
+    ((2, 1, 2), 2, 48000.0, True)
     >>> tmp.cleanup()
     """
     ir = read_impulse_response(path)

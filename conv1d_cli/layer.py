@@ -128,7 +128,11 @@ class Conv1d:
     bias : ndarray or None
     sample_rate : float or None
         The rate a designed filter was made for (layer-file metadata, not
-        used by the arithmetic).
+        used by the arithmetic), or an impulse response was recorded at.
+    sample_rate_binding : bool
+        Whether ``sample_rate`` is a recorded rate that a signal must have
+        (an impulse response: ``conv1d apply`` refuses another rate) rather
+        than a design rate (another rate is a warning).
     description : str
         Free text kept in the layer file.
 
@@ -411,6 +415,23 @@ class Conv1d:
     @sample_rate.setter
     def sample_rate(self, value: float | None) -> None:
         self._replace(sample_rate=value)
+
+    @property
+    def sample_rate_binding(self) -> bool:
+        """Whether a signal must have :attr:`sample_rate` (an impulse response's rate).
+
+        Examples
+        --------
+        >>> layer = Conv1d.from_weights(np.ones((1, 1, 3)))
+        >>> layer.sample_rate, layer.sample_rate_binding = 48000, True
+        >>> layer.spec.sample_rate_binding
+        True
+        """
+        return self._spec.sample_rate_binding
+
+    @sample_rate_binding.setter
+    def sample_rate_binding(self, value: bool) -> None:
+        self._replace(sample_rate_binding=value)
 
     @property
     def in_channels(self) -> int:

@@ -256,6 +256,7 @@ def _plan_file(
         names,
         info.sample_rate,
         shown,
+        [layer.sample_rate_binding for layer in layers],
     )
     spec = outputs.plan_output(
         job.target,

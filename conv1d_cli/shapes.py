@@ -165,13 +165,18 @@ class LayerSpec:
     in_channels, out_channels : int, optional
         Must be divisible by ``groups`` when given.
     sample_rate : float, optional
-        Rate the layer was designed for (layer-file metadata; informational).
+        Rate the layer was designed for (layer-file metadata; informational), or
+        recorded at when ``sample_rate_binding``.
     name : str
         Label used in reports (e.g. the layer file's name).
     bias : bool
         Whether the layer adds a bias.
     dtype : {'float32', 'float64'}
         The parameters' dtype, by name (see :data:`DTYPES`).
+    sample_rate_binding : bool
+        ``sample_rate`` is the rate the taps were recorded at (an impulse
+        response), so a signal at another rate is refused rather than warned
+        about (:func:`rate_warnings`). Needs a ``sample_rate``.
 
     Examples
     --------
@@ -196,6 +201,7 @@ class LayerSpec:
     name: str = ""
     bias: bool = True
     dtype: str = "float32"
+    sample_rate_binding: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen dataclass: normalise once, here
@@ -223,6 +229,9 @@ class LayerSpec:
         set_(self, "dtype", check_dtype_name(self.dtype, self.dtype))
         if self.sample_rate is not None:
             set_(self, "sample_rate", float(self.sample_rate))
+        set_(self, "sample_rate_binding", bool(self.sample_rate_binding))
+        if self.sample_rate_binding and self.sample_rate is None:
+            raise ConfigError("sample_rate_binding needs a sample_rate (the rate recorded at)")
 
     @classmethod
     def from_layer(cls, layer: Any, name: str = "") -> LayerSpec:
@@ -247,6 +256,7 @@ class LayerSpec:
             groups=getattr(layer, "groups", 1),
             sample_rate=getattr(layer, "sample_rate", None),
             name=name,
+            sample_rate_binding=getattr(layer, "sample_rate_binding", False),
         )
 
     @classmethod
@@ -262,6 +272,7 @@ class LayerSpec:
         bias: bool = True,
         dtype: str = "float32",
         sample_rate: float | None = None,
+        sample_rate_binding: bool = False,
     ) -> LayerSpec:
         """The spec of a layer whose weight has ``shape`` ``(C_out, C_in / groups, K)``.
 
@@ -285,6 +296,7 @@ class LayerSpec:
             sample_rate=sample_rate,
             bias=bias,
             dtype=dtype,
+            sample_rate_binding=sample_rate_binding,
         )
 
     def resolved_padding(self) -> tuple[int, int]:

@@ -4,7 +4,8 @@ Pure Python, like :mod:`conv1d_cli.shapes` above it (``conv1d shape`` must not
 load NumPy). Every rule here exists once: how big a hyperparameter or a weight
 array may be, what a frequency may look like, which sample rates are usable
 (and the looser rule for the rate a layer file records), which dtypes a layer
-may have, and when a layer gets another rate than it was designed for.
+may have, and when a layer gets another rate than it was designed for (a warning)
+or recorded at (an error).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-from conv1d_cli.errors import ConfigError
+from conv1d_cli.errors import ConfigError, ShapeError
 
 __all__ = [
     "DTYPES",
@@ -369,13 +370,26 @@ def check_dtype_name(name: str | None, given: object) -> str:
 
 
 def implied_input_rate(
-    design_rates: Sequence[float | None], strides: Sequence[int]
+    design_rates: Sequence[float | None],
+    strides: Sequence[int],
+    binding: Sequence[bool] | None = None,
 ) -> tuple[float, int] | None:
-    """The input sample rate a chain's design rates imply, for an input without one.
+    """The input sample rate a chain's rates imply, for an input without one.
 
-    The first layer ``k`` (0-based) that records a design rate is taken to get the
-    rate it was designed for, so the chain's input is at that rate times the strides
-    of the layers before it (each stride divides the rate).
+    The first layer ``k`` (0-based) whose rate is binding (an impulse response's:
+    the rate it was recorded at) is taken to get that rate; without one, the first
+    layer that records a design rate. The chain's input is then at that rate times
+    the strides of the layers before it (each stride divides the rate). A recorded
+    rate wins over an earlier design rate because it is a fact about the layer's
+    taps, while a design rate only says what a filter was meant for: an input whose
+    rate is unknown is taken at the one rate that can be right for the recording.
+
+    Parameters
+    ----------
+    design_rates, strides : sequences
+        Per layer: the recorded rate (or None) and the stride.
+    binding : sequence of bool, optional
+        Per layer: whether its rate is binding (default: none is).
 
     Returns
     -------
@@ -386,15 +400,28 @@ def implied_input_rate(
     --------
     >>> implied_input_rate([None, 8000.0], [2, 1])
     (16000.0, 1)
+    >>> implied_input_rate([8000.0, 48000.0], [1, 1], [False, True])
+    (48000.0, 1)
     >>> implied_input_rate([None], [1]) is None
     True
     """
-    factor = 1
-    for index, (rate, stride) in enumerate(zip(design_rates, strides, strict=True)):
-        if rate is not None:
-            return float(rate) * factor, index
-        factor *= stride
+    flags = _binding_flags(binding, design_rates)
+    for wanted in (True, False):
+        factor = 1
+        for index, (rate, stride) in enumerate(zip(design_rates, strides, strict=True)):
+            if rate is not None and (flags[index] or not wanted):
+                return float(rate) * factor, index
+            factor *= stride
     return None
+
+
+def _binding_flags(binding: Sequence[bool] | None, rates: Sequence[float | None]) -> list[bool]:
+    """One flag per layer: ``binding`` as a list, or all False when not given."""
+    if binding is None:
+        return [False] * len(rates)
+    if len(binding) != len(rates):
+        raise ValueError(f"binding has {len(binding)} flags for {len(rates)} layers")
+    return [bool(flag) for flag in binding]
 
 
 def rate_mismatches(
@@ -403,6 +430,7 @@ def rate_mismatches(
     names: Sequence[str],
     input_rate: float | None,
     source: str,
+    binding: Sequence[bool] | None = None,
 ) -> list[str]:
     """Warnings for layers designed for another rate than the one they receive.
 
@@ -410,24 +438,56 @@ def rate_mismatches(
     one rule ``apply`` and ``shape`` use. Rates within a relative 1e-9 are equal
     (a rate may have gone through a division by a stride).
 
+    A layer whose rate is *binding* (``binding[k]``: an impulse response, whose
+    rate is the one it was recorded at) is refused instead: its taps are a
+    recording's samples, so at another rate every delay and resonance of the room
+    or speaker moves, and no later option can put that right. conv1d does not
+    resample, so the way out is to resample the signal or the IR first.
+
     Parameters
     ----------
     design_rates, strides, names : sequences
-        Per layer: the recorded design rate (or None), the stride, a display name.
+        Per layer: the recorded rate (or None), the stride, a display name.
     input_rate : float or None
         The rate of the chain's input (None: nothing to compare).
     source : str
         Where the input rate comes from, for the message (a file name).
+    binding : sequence of bool, optional
+        Per layer: whether its rate is binding (default: none is).
+
+    Returns
+    -------
+    list of str
+        One warning per designed layer at another rate, in chain order.
+
+    Raises
+    ------
+    ShapeError
+        For the first binding layer that gets another rate (exit 1 in the CLI: the
+        signal does not fit the layer, as with a wrong channel count), naming the
+        layer, both rates and ``source``.
 
     Examples
     --------
     >>> rate_mismatches([16000.0, 8000.0], [1, 1], ["layer 1", "layer 2"], 16000.0, "x.csv")
     ['layer 2 was designed for 8000 Hz but gets 16000 Hz from x.csv']
+    >>> rate_mismatches([48000.0], [1], ["room.npz"], 44100.0, "x.wav", binding=[True])
+    ... # doctest: +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+    ...
+    conv1d_cli.errors.ShapeError: room.npz was recorded at 48000 Hz but gets 44100 Hz from
+    x.wav; resample one of them (conv1d does not resample)
     """
+    flags = _binding_flags(binding, design_rates)
     found = []
     rate = input_rate
-    for design, stride, name in zip(design_rates, strides, names, strict=True):
+    for design, stride, name, bound in zip(design_rates, strides, names, flags, strict=True):
         if rate is not None and design is not None and abs(rate - design) > 1e-9 * design:
+            if bound:
+                raise ShapeError(
+                    f"{name} was recorded at {design:.10g} Hz but gets {rate:.10g} Hz from "
+                    f"{source}; resample one of them (conv1d does not resample)"
+                )
             found.append(
                 f"{name} was designed for {design:.10g} Hz but gets {rate:.10g} Hz from {source}"
             )
@@ -441,13 +501,16 @@ def rate_warnings(
     names: Sequence[str],
     input_rate: float | None,
     source: str,
+    binding: Sequence[bool] | None = None,
 ) -> tuple[float | None, list[str]]:
     """The rate a chain's input is taken to have, and the warnings it gives: the one rule.
 
-    An input without a rate (a CSV or NPY) gets the one the first designed layer
-    implies (:func:`implied_input_rate`), and the later layers are checked against
-    it exactly as they would be for an audio file at that rate
-    (:func:`rate_mismatches`).
+    An input without a rate (a CSV or NPY) gets the one the chain implies
+    (:func:`implied_input_rate`: the first binding layer's, else the first
+    designed layer's), and the other layers are checked against it exactly as
+    they would be for an audio file at that rate (:func:`rate_mismatches`): a
+    designed layer at another rate is a warning, a binding one (an impulse
+    response, ``binding[k]``) a :class:`~conv1d_cli.errors.ShapeError`.
 
     Examples
     --------
@@ -455,10 +518,15 @@ def rate_warnings(
     ... # doctest: +NORMALIZE_WHITESPACE
     (8000.0, ["layer 2 was designed for 16000 Hz but gets 8000 Hz from x.csv (it has no
     rate; layer 1's design rate stands in)"])
+    >>> rate_warnings([8000.0, 16000.0], [1, 1], ["a", "b"], None, "x.csv", [False, True])
+    ... # doctest: +NORMALIZE_WHITESPACE
+    (16000.0, ["a was designed for 8000 Hz but gets 16000 Hz from x.csv (it has no rate;
+    b's recorded rate stands in)"])
     """
     rate, rate_source = input_rate, source
-    implied = implied_input_rate(design_rates, strides)
+    implied = implied_input_rate(design_rates, strides, binding)
     if rate is None and implied is not None:
         rate, first = implied
-        rate_source = f"{source} (it has no rate; {names[first]}'s design rate stands in)"
-    return rate, rate_mismatches(design_rates, strides, names, rate, rate_source)
+        kind = "recorded" if _binding_flags(binding, design_rates)[first] else "design"
+        rate_source = f"{source} (it has no rate; {names[first]}'s {kind} rate stands in)"
+    return rate, rate_mismatches(design_rates, strides, names, rate, rate_source, binding)

@@ -199,6 +199,7 @@ def layer_from_archive(
         padding_mode=loaded.padding_mode,
     )
     layer.sample_rate = loaded.sample_rate
+    layer.sample_rate_binding = loaded.sample_rate_binding  # a copied IR stays one
     # A layer file's own description says more than where it was copied from.
     layer.description = loaded.description or f"layer from {shown}"
     if bias_file is not None:

@@ -10,6 +10,8 @@ the images show exactly what a user gets:
 - eight-channel-signal.png  ``conv1d inspect --plot`` of an 8-channel WAV made here.
 - lowpass-compare.png    ``conv1d apply ... --plot-compare``: stereo.wav through
                          the lowpass, input vs output spectra and the gain applied.
+- lp80-response.png      ``conv1d inspect lp80.npz --plot``: the README's lowpass
+                         designed by its specification (4 kHz, 500 Hz transition, 80 dB).
 - room-response.png      ``conv1d inspect room.npz --plot``: the README's true-stereo
                          room layer from sample_data/room.wav (four paths).
 
@@ -74,6 +76,9 @@ def main() -> None:
         conv1d("inspect", "eight.wav", "--plot", HERE / "eight-channel-signal.png", cwd=work)
         conv1d("apply", "-w", "lowpass4k.npz", stereo, "-o", "filtered.wav",
                "--plot-compare", HERE / "lowpass-compare.png", cwd=work)  # fmt: skip
+        conv1d("init", "lp80.npz", "--design", "lowpass", "--cutoff", "4k", "--transition", 500,
+               "--attenuation", 80, "--sample-rate", "48k", cwd=work)  # fmt: skip
+        conv1d("inspect", "lp80.npz", "--plot", HERE / "lp80-response.png", cwd=work)
         # The README's relative path, so the picture's title shows what a user sees.
         (work / "sample_data").mkdir()
         shutil.copy(ROOT / "sample_data" / "room.wav", work / "sample_data" / "room.wav")
@@ -81,7 +86,7 @@ def main() -> None:
                "--ir-norm", "energy", "--trim", 60, "--mix", 0.3, cwd=work)  # fmt: skip
         conv1d("inspect", "room.npz", "--plot", HERE / "room-response.png", cwd=work)
     names = ("lowpass-response", "stereo-signal", "eight-channel-signal", "lowpass-compare",
-             "room-response")  # fmt: skip
+             "lp80-response", "room-response")  # fmt: skip
     for name in names:
         size = (HERE / f"{name}.png").stat().st_size
         print(f"docs/{name}.png: {size / 1024:.0f} KB")

@@ -20,7 +20,7 @@ LAYER_KEYS = {
     "schema", "file", "key", "weight_shape", "bias_shape", "dtype", "in_channels",
     "out_channels", "kernel_size", "stride", "padding", "padding_resolved", "dilation",
     "groups", "padding_mode", "bias", "parameters", "receptive_field", "sample_rate",
-    "description", "spec", "kernels_total", "kernels",
+    "sample_rate_binding", "description", "spec", "kernels_total", "kernels",
 }  # fmt: skip
 KERNEL_KEYS = {
     "out_channel", "in_channel", "dc_gain", "l1_norm", "l2_norm", "peak", "linear_phase",
@@ -101,6 +101,7 @@ def test_cli_inspect_layer_json_schema_and_values(lowpass):
     assert report["padding"] == [15, 15] and report["padding_resolved"] == [15, 15]
     assert report["parameters"] == 62 and report["receptive_field"] == 31
     assert report["sample_rate"] == 8000.0 and report["kernels_total"] == 2
+    assert report["sample_rate_binding"] is False  # a design rate: another only warns
     assert [k["in_channel"] for k in report["kernels"]] == [0, 1]
     kernel = report["kernels"][0]
     assert set(kernel) == KERNEL_KEYS and set(kernel["response"]) == RESPONSE_KEYS

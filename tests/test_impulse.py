@@ -266,12 +266,103 @@ def test_library_sample_rate_must_match_the_file(tmp_path):
         impulse_response_layer(path, sample_rate=16000)
 
 
-def test_apply_names_both_rates_for_a_signal_at_another_rate(tmp_path):
+def _errors(result):
+    return [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+
+
+def test_apply_refuses_a_signal_at_another_rate_naming_both(tmp_path):
     ir = _write(tmp_path / "ir.wav", [_ir(32, 1)])
     assert _run("init", tmp_path / "r.npz", "--impulse-response", ir).exit_code == 0
-    x = _write(tmp_path / "x.wav", np.zeros((1, 100)) + 0.1, rate=16000)
+    # Stereo: the mono IR is widened to both channels first, and stays binding.
+    x = _write(tmp_path / "x.wav", np.zeros((2, 100)) + 0.1, rate=16000)
     result = _run("apply", x, "-w", tmp_path / "r.npz", "-o", tmp_path / "y.wav")
-    assert "was designed for 8000 Hz but gets 16000 Hz from" in result.stderr
+    assert result.exit_code == 1, result.stderr
+    assert _errors(result) == [
+        f"Error: {tmp_path / 'r.npz'} was recorded at 8000 Hz but gets 16000 Hz from {x}; "
+        "resample one of them (conv1d does not resample)"
+    ]
+    assert not (tmp_path / "y.wav").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ir.wav", "r.npz", "x.wav"]
+
+
+def test_shape_refuses_the_same_chain(tmp_path):
+    ir = _write(tmp_path / "ir.wav", [_ir(32, 1), _ir(32, 2)])
+    assert _run("init", tmp_path / "r.npz", "--impulse-response", ir).exit_code == 0
+    x = _write(tmp_path / "x.wav", np.zeros((2, 100)), rate=44100)
+    for extra in ([], ["--json"]):
+        result = _run("shape", "-w", tmp_path / "r.npz", x, *extra)
+        assert result.exit_code == 1, result.stderr
+        assert _errors(result) == [
+            f"Error: layer 1 ({tmp_path / 'r.npz'}) was recorded at 8000 Hz but gets 44100 Hz "
+            f"from {x}; resample one of them (conv1d does not resample)"
+        ]
+    result = _run("shape", "-w", tmp_path / "r.npz", "-L", 100, "--sample-rate", 16000)
+    assert result.exit_code == 1 and "gets 16000 Hz from --sample-rate;" in result.stderr
+
+
+def test_a_designed_layer_still_only_warns_and_a_rateless_input_takes_the_irs_rate(tmp_path):
+    ir = _write(tmp_path / "ir.wav", [_ir(32, 1)])
+    assert _run("init", tmp_path / "r.npz", "--impulse-response", ir).exit_code == 0
+    design = ["--design", "lowpass", "--cutoff", 1000, "--taps", 15]
+    lp = tmp_path / "lp.npz"
+    assert _run("init", lp, *design, "--sample-rate", 16000).exit_code == 0
+    wav = _write(tmp_path / "x.wav", np.zeros((1, 100)) + 0.1)
+    result = _run("apply", wav, "-w", lp, "-w", tmp_path / "r.npz", "-o", tmp_path / "y.wav")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == f"warning: {lp} was designed for 16000 Hz but gets 8000 Hz from {wav}\n"
+    # A CSV has no rate: the IR's recorded rate stands in, even behind the designed layer.
+    np.savetxt(tmp_path / "x.csv", np.zeros(100) + 0.1)
+    args = ["-w", lp, "-w", tmp_path / "r.npz"]
+    result = _run("apply", tmp_path / "x.csv", *args, "-o", tmp_path / "y.wav")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == (
+        f"warning: {lp} was designed for 16000 Hz but gets 8000 Hz from {tmp_path / 'x.csv'} "
+        f"(it has no rate; {tmp_path / 'r.npz'}'s recorded rate stands in)\n"
+    )
+    assert sf.info(str(tmp_path / "y.wav")).samplerate == RATE
+
+
+def test_two_irs_recorded_at_different_rates_are_refused_even_without_an_input_rate(tmp_path):
+    from conv1d_cli import cluster
+    from conv1d_cli.errors import ShapeError
+    from conv1d_cli.jobs import FilterOptions, Job
+
+    pytest.importorskip("dask")
+    a = impulse_layer([[1.0, 0.5]], 8000)
+    b = impulse_layer([[1.0, 0.25]], 16000)
+    np.save(tmp_path / "x.npy", np.zeros((1, 50)))
+    for layer, name in ((a, "a.npz"), (b, "b.npz")):
+        layer.save(tmp_path / name)
+    result = _run("apply", tmp_path / "x.npy", "-w", tmp_path / "a.npz", "-w", tmp_path / "b.npz",
+                  "-o", tmp_path / "y.npy")  # fmt: skip
+    assert result.exit_code == 1 and not (tmp_path / "y.npy").exists()
+    assert "b.npz was recorded at 16000 Hz but gets 8000 Hz from" in _errors(result)[0]
+    assert f"(it has no rate; {tmp_path / 'a.npz'}'s recorded rate stands in)" in result.stderr
+    # The cluster's array path applies the same rule before it needs a client.
+    job = Job(str(tmp_path / "x.npy"), str(tmp_path / "z.npy"))
+    with pytest.raises(ShapeError, match="b was recorded at 16000 Hz but gets 8000 Hz"):
+        cluster.filter_npy_array(None, job, [a, b], ["a", "b"], FilterOptions())
+    assert not (tmp_path / "z.npy").exists()
+
+
+def test_the_recorded_rate_is_binding_in_the_layer_file_and_copies(tmp_path):
+    import zipfile
+
+    ir = _write(tmp_path / "ir.wav", [_ir(32, 1)])
+    assert _run("init", tmp_path / "r.npz", "--impulse-response", ir).exit_code == 0
+    layer = load_layer(tmp_path / "r.npz")
+    assert layer.sample_rate == RATE and layer.sample_rate_binding is True
+    with zipfile.ZipFile(tmp_path / "r.npz") as z, z.open("conv1d_config.npy") as f:
+        config = json.loads(str(np.lib.format.read_array(f)))
+    assert config["sample_rate_binding"] is True and config["version"] == 1
+    # init --weight copies the layer, binding and all; --sample-rate relabels the recording.
+    args = ["init", tmp_path / "c.npz", "--weight", tmp_path / "r.npz"]
+    assert _run(*args).exit_code == 0
+    assert load_layer(tmp_path / "c.npz").sample_rate_binding is True
+    report = json.loads(_run("inspect", tmp_path / "r.npz", "--json").stdout)
+    assert report["sample_rate_binding"] is True
+    text = _run("inspect", tmp_path / "r.npz").stdout
+    assert "sample_rate    8000 Hz (recorded: a signal at another rate is refused)\n" in text
 
 
 @pytest.mark.parametrize(

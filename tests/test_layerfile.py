@@ -59,6 +59,61 @@ def test_layerfile_round_trip_float64_no_bias_stride(tmp_path):
     }
 
 
+def test_layerfile_binding_rate_round_trips_and_is_written_only_when_true(tmp_path):
+    layer = Conv1d.from_weights(np.ones((2, 1, 4)), groups=2, padding="causal")
+    layer.sample_rate, layer.sample_rate_binding = 48000, True
+    save_layer(layer, tmp_path / "ir.npz")
+    assert _config(tmp_path / "ir.npz")["sample_rate_binding"] is True
+    back = load_layer(tmp_path / "ir.npz")
+    assert back.sample_rate == 48000.0 and back.sample_rate_binding is True
+    # An override relabels the recording; the rate stays binding.
+    relabelled = load_layer(tmp_path / "ir.npz", sample_rate=44100)
+    assert relabelled.sample_rate == 44100.0 and relabelled.sample_rate_binding is True
+    layer.sample_rate_binding = False
+    save_layer(layer, tmp_path / "lp.npz")
+    assert "sample_rate_binding" not in _config(tmp_path / "lp.npz")
+    assert load_layer(tmp_path / "lp.npz").sample_rate_binding is False
+
+
+def test_layerfile_without_the_binding_field_loads_as_a_design_rate(tmp_path):
+    # A config as every file written before the field existed holds it.
+    cfg = {"format": "conv1d-layer", "version": 1, "stride": 1, "padding": 0, "dilation": 1,
+           "groups": 1, "padding_mode": "zeros", "sample_rate": 8000.0}  # fmt: skip
+    config = np.array(json.dumps(cfg))
+    np.savez(tmp_path / "old.npz", weight=np.ones((1, 1, 3)), conv1d_config=config)
+    layer = load_layer(tmp_path / "old.npz")
+    assert layer.sample_rate == 8000.0 and layer.sample_rate_binding is False
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"sample_rate": 8000.0, "sample_rate_binding": "yes"},
+         "sample_rate_binding must be true or false, got 'yes'"),
+        ({"sample_rate": 8000.0, "sample_rate_binding": 1},
+         "sample_rate_binding must be true or false, got 1"),
+        ({"sample_rate": None, "sample_rate_binding": True},
+         "sample_rate_binding is true but no sample_rate"),
+        ({"sample_rate_binding": True}, "sample_rate_binding is true but no sample_rate"),
+    ],
+)  # fmt: skip
+def test_layerfile_bad_binding_field_is_refused_naming_the_file(tmp_path, fields, message):
+    path = tmp_path / "bad.npz"
+    np.savez(path, weight=np.ones((1, 1, 3)), conv1d_config=np.array(json.dumps(fields)))
+    with pytest.raises(DataFileError, match=message) as info:
+        load_layer(path)
+    assert str(path) in str(info.value)
+
+
+def test_binding_needs_a_rate_on_the_layer_too():
+    layer = Conv1d.from_weights(np.ones((1, 1, 3)))
+    with pytest.raises(ConfigError, match="sample_rate_binding needs a sample_rate"):
+        layer.sample_rate_binding = True
+    layer.sample_rate, layer.sample_rate_binding = 8000, True
+    with pytest.raises(ConfigError, match="sample_rate_binding needs a sample_rate"):
+        layer.sample_rate = None
+
+
 def test_layerfile_pair_padding_stored_as_json_list(tmp_path):
     layer = Conv1d.from_weights(np.ones((1, 1, 4)), padding=(2, 1))
     save_layer(layer, tmp_path / "l.npz")

@@ -333,3 +333,32 @@ def test_shapes_rate_warnings_take_the_first_design_rate_for_an_input_without_on
     rate, warnings = rate_warnings([16000.0], [1], ["a"], 48000.0, "x.wav")
     assert rate == 48000.0
     assert warnings == ["a was designed for 16000 Hz but gets 48000 Hz from x.wav"]
+
+
+def test_shapes_rate_rule_refuses_a_binding_layer_and_warns_for_the_others():
+    from conv1d_cli.errors import ShapeError
+    from conv1d_cli.shapes import LayerSpec, rate_warnings
+
+    rates, strides, names = [24000.0, 8000.0], [2, 1], ["lp", "room"]
+    # The recorded rate stands in for an input without one, behind a stride too.
+    rate, warnings = rate_warnings(rates, strides, names, None, "x.csv", [False, True])
+    assert rate == 16000.0
+    assert warnings == [
+        "lp was designed for 24000 Hz but gets 16000 Hz from x.csv (it has no rate; "
+        "room's recorded rate stands in)"
+    ]
+    rate, warnings = rate_warnings(rates, strides, names, 16000.0, "x.wav", [False, True])
+    assert warnings == ["lp was designed for 24000 Hz but gets 16000 Hz from x.wav"]
+    with pytest.raises(ShapeError) as info:
+        rate_warnings(rates, strides, names, 44100.0, "x.wav", [False, True])
+    assert str(info.value) == (
+        "room was recorded at 8000 Hz but gets 22050 Hz from x.wav; "
+        "resample one of them (conv1d does not resample)"
+    )
+    # Without the flags (or all False) nothing is refused: the rule as it always was.
+    assert rate_warnings(rates, strides, names, 44100.0, "x.wav")[1] == [
+        "lp was designed for 24000 Hz but gets 44100 Hz from x.wav",
+        "room was designed for 8000 Hz but gets 22050 Hz from x.wav",
+    ]
+    spec = LayerSpec(3, sample_rate=8000, sample_rate_binding=True)
+    assert LayerSpec.from_layer(spec).sample_rate_binding is True

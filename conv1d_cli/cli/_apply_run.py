@@ -145,7 +145,8 @@ def plot_compare(
         # The rate the run itself took for a CSV/NPY input: the output's, else the
         # one the chain's design rates imply.
         design_rates = [layer.sample_rate for layer in layers]
-        implied, _ = rate_warnings(design_rates, strides, names, None, job.source)
+        binding = [layer.sample_rate_binding for layer in layers]
+        implied, _ = rate_warnings(design_rates, strides, names, None, job.source, binding)
         in_rate = out_rate * stride if out_rate else implied
     if out_rate is None and in_rate is not None:
         out_rate = opts.sample_rate or in_rate / stride

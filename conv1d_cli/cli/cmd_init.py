@@ -101,8 +101,9 @@ Sources (exactly one):
                 RL, RR, where LR is the path from input L to output R (left
                 source, right microphone: REVerence, LV2 ir, Web Audio), so
                 out_L = LL*in_L + RL*in_R and out_R = LR*in_L + RR*in_R. The
-                IR's sample rate is stored ('conv1d apply' warns about a signal
-                at another rate; nothing is resampled). In this order:
+                IR's sample rate is stored as binding: 'conv1d apply' and
+                'conv1d shape' refuse a signal at another rate, naming both
+                (nothing is resampled). In this order:
                 --trim DB cuts the tail after the last tap within DB dB of the
                 peak; --ir-norm scales the IR; --mix WET makes the layer
                 WET*IR + (1-WET)*delta, the dry delta at the IR's onset (its

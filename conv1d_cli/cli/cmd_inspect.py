@@ -86,20 +86,22 @@ Layer ("schema": "{LAYER_SCHEMA}"):
   kernel_size, stride, padding (as stored: int, word or [left, right]),
   padding_resolved [left, right], dilation, groups, padding_mode, bias
   (bool), parameters, receptive_field (samples), sample_rate (Hz or null),
-  description, kernels_total, kernels[] (the first --max-kernels, in
-  weight order): {{out_channel, in_channel, dc_gain, l1_norm, l2_norm,
-  peak, linear_phase ("symmetric" | "antisymmetric" | null), afir_gain,
-  pedalboard_gain, response}}; afir_gain = 1/L1 and pedalboard_gain =
-  0.125/L2 are the gains FFmpeg afir (irnorm=1) and pedalboard would apply
-  to this kernel on their own (null when undefined); conv1d never rescales;
-  response is null without a sample rate, else {{dc_db, nyquist_db,
-  peak_db, peak_hz, minus3db_hz [..], stopband_hz [[lo, hi], ..],
-  stopband_db (null if no stopband)}}; latency_samples (group delay at DC
-  as applied, left padding included; at the peak-gain frequency
+  sample_rate_binding (true for an impulse response: the rate it was recorded
+  at, which apply requires of a signal; false for a design rate, which it
+  only warns about), description, kernels_total, kernels[] (the first
+  --max-kernels, in weight order): {{out_channel, in_channel, dc_gain,
+  l1_norm, l2_norm, peak, linear_phase ("symmetric" | "antisymmetric" |
+  null), afir_gain, pedalboard_gain, response}}; afir_gain = 1/L1 and
+  pedalboard_gain = 0.125/L2 are the gains FFmpeg afir (irnorm=1) and
+  pedalboard would apply to this kernel on their own (null when undefined);
+  conv1d never rescales; response is null without a sample rate, else
+  {{dc_db, nyquist_db, peak_db, peak_hz, minus3db_hz [..], stopband_hz
+  [[lo, hi], ..], stopband_db (null if no stopband)}}; latency_samples (group
+  delay at DC as applied, left padding included; at the peak-gain frequency
   latency_at_hz when the DC gain is 20 dB below the peak), latency_ms and
   latency_at_hz (null without a sample rate); spec_check (null unless the
-  description holds an 'init --transition/--attenuation' spec and the rate
-  is known): {{passband_ripple (max ||H|-1|), passband_ripple_db,
+  description holds an 'init --transition/--attenuation' spec and the rate is
+  known): {{passband_ripple (max ||H|-1|), passband_ripple_db,
   stopband_attenuation_db, met}}. spec (layer): null or {{kind, cutoff_hz
   [..], transition_hz, attenuation_db, ripple_target (10**(-dB/20))}}. Any
   number that is not finite (a gain of exactly 0 = -inf dB, a norm
@@ -423,6 +425,7 @@ def _layer_report(file: str, opts: _Options, layer: Conv1d) -> dict[str, Any]:
         "parameters": int(weight.size + (0 if layer.bias is None else layer.bias.size)),
         "receptive_field": receptive_field(layer.kernel_size, layer.dilation),
         "sample_rate": rate,
+        "sample_rate_binding": layer.sample_rate_binding,
         "description": layer.description,
         "spec": None
         if spec is None
@@ -470,7 +473,8 @@ def _layer_text(r: dict[str, Any]) -> str:
         f"  padding_mode   {r['padding_mode']}",
         f"  parameters     {r['parameters']}",
         f"  receptive      {field}",
-        f"  sample_rate    {'unknown' if rate is None else f'{rate:g} Hz'}",
+        f"  sample_rate    {'unknown' if rate is None else f'{rate:g} Hz'}"
+        + (" (recorded: a signal at another rate is refused)" if r["sample_rate_binding"] else ""),
         f"  description    {r['description'] or '-'}",
         "",
         "kernel (out <- in)   dc_gain      l1_norm      l2_norm      peak         linear_phase",

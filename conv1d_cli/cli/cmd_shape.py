@@ -350,6 +350,7 @@ def _chain_input(
         [f"layer {i} ({s.name})" for i, s in enumerate(specs, 1)],
         rate,
         rate_source,
+        [s.sample_rate_binding for s in specs],
     )
     return specs, _Start(in_length, channels, in_batch, rate, mismatches + notices)
 

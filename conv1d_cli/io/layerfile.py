@@ -21,6 +21,10 @@ An ordinary NumPy ``.npz`` archive holding
 
     ``padding`` is an integer, one of ``"same"``, ``"valid"``, ``"causal"``,
     ``"full"``, or a ``[left, right]`` pair; ``sample_rate`` may be ``null``.
+    An impulse response's layer also holds ``"sample_rate_binding": true``:
+    ``sample_rate`` is the rate its taps were recorded at, which a signal must
+    have (``apply`` refuses another; a design rate only warns). The field is
+    written only when true, so every other layer file reads as it always has.
 
 A plain ``.npz`` with just ``weight`` (and ``bias``) -- what
 ``numpy.savez("layer.npz", **{k: v.numpy() for k, v in conv.state_dict().items()})``
@@ -89,6 +93,7 @@ _CONFIG_FIELDS: Final = (
     "groups",
     "padding_mode",
     "sample_rate",
+    "sample_rate_binding",
     "description",
 )
 _OVERRIDES: Final = ("stride", "padding", "dilation", "groups", "padding_mode", "sample_rate")
@@ -129,7 +134,8 @@ def save_layer(layer: SavedLayer, path: str | os.PathLike[str], *, overwrite: bo
     Parameters
     ----------
     layer : Conv1d
-        The layer; its ``sample_rate`` and ``description`` are stored too.
+        The layer; its ``sample_rate`` (and whether it is binding) and
+        ``description`` are stored too.
     path : path-like
         Target file. The name is used as given (no ``.npz`` is appended).
     overwrite : bool
@@ -165,6 +171,9 @@ def save_layer(layer: SavedLayer, path: str | os.PathLike[str], *, overwrite: bo
         "sample_rate": spec.sample_rate,
         "description": str(layer.description or ""),
     }
+    if spec.sample_rate_binding:
+        # Only when true: a file without it is read exactly as before the field existed.
+        config["sample_rate_binding"] = True
     arrays: dict[str, np.ndarray] = {
         "weight": np.ascontiguousarray(layer.weight),
         CONFIG_KEY: np.array(json.dumps(config, sort_keys=True)),
@@ -502,6 +511,14 @@ def _read_config(npz: Any, names: list[str], prefix: str, path: Path) -> dict[st
             out["sample_rate"] = check_stored_rate(config["sample_rate"])
     except ConfigError as e:
         raise DataFileError(f"{path}: {key!r}: {e}") from e
+    binding = config.get("sample_rate_binding", False)
+    if not isinstance(binding, bool):
+        raise DataFileError(
+            f"{path}: {key!r} sample_rate_binding must be true or false, got {binding!r}"
+        )
+    if binding and out.get("sample_rate") is None:
+        raise DataFileError(f"{path}: {key!r} sample_rate_binding is true but no sample_rate")
+    out["sample_rate_binding"] = binding
     description = config.get("description", "")
     if not isinstance(description, str):
         raise DataFileError(
@@ -621,6 +638,7 @@ def read_layer(
             bias=bias is not None,
             dtype=weight.dtype.name,
             sample_rate=settings.get("sample_rate"),
+            sample_rate_binding=config.get("sample_rate_binding", False),
         )
     except ConfigError as e:
         if any(k in given for k in ("stride", "padding", "dilation", "groups")):
