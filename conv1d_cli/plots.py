@@ -17,6 +17,7 @@ import importlib
 import math
 import os
 import re
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -49,6 +50,8 @@ MAX_LINES: Final = 16
 #: what a stopband lets through matters little, its phase nears rounding noise (and
 #: is undefined at exact zeros), and the sidelobes' fragments only clutter the panel.
 _DELAY_FLOOR_DB: Final = 40.0
+#: Characters per line of a layer picture's title (the axes' width at 10 pt).
+_TITLE_WIDTH: Final = 80
 #: Lowest level drawn below a spectrum's peak, in dB (numerical noise lies below).
 _SPECTRUM_RANGE_DB: Final = 140.0
 
@@ -331,7 +334,14 @@ def layer_figure(layer: Conv1d, *, max_kernels: int = MAX_LINES, title: str | No
         ax.grid(True, alpha=0.3)
         ax.set_xlim(float(x[0]), float(x[-1]))
     if title:
-        ax_mag.set_title(title[:100], fontsize=10, loc="left")
+        # Two lines at most, each within the axes: the legend sits right of them.
+        lines = textwrap.wrap(title, _TITLE_WIDTH)
+        if len(lines) > 2:
+            lines = [
+                lines[0],
+                textwrap.shorten(" ".join(lines[1:]), _TITLE_WIDTH, placeholder=" ..."),
+            ]
+        ax_mag.set_title("\n".join(lines), fontsize=10, loc="left")
     return fig
 
 
