@@ -186,10 +186,15 @@ def _task(
 
     layers, names, opts, policy = chain
     thread_policy.configure(policy)
+    cancel = _Throttled(Event(event_name))
+    if cancel.is_set():
+        # The run stopped while this task was on its way to the worker: write nothing, so
+        # that only tasks already running when the flag was set touch files (the client
+        # waits for those before it removes what they left).
+        return pipeline.Cancelled()
     for path in leftover_temps(job.target, since):
         with contextlib.suppress(OSError):
             path.unlink()
-    cancel = _Throttled(Event(event_name))
     try:
         return pipeline.filter_file(
             job, layers=layers, names=names, options=opts, cancel=cancel, index=index
@@ -266,7 +271,8 @@ class DaskFiles:
 
         Closing the iterator early (an error without ``keep_going``, Ctrl-C) cancels
         the tasks not started, tells the running ones to stop (they remove their
-        temporary files), and removes what killed workers left behind.
+        temporary files), waits until no worker runs one (at most 30 s), and removes
+        what killed workers left behind: nothing of the run writes after it returns.
         """
         from distributed import Event, as_completed, wait
         from distributed.client import FutureCancelledError
@@ -337,15 +343,35 @@ class DaskFiles:
                         path.unlink()
 
     def _wait_stopped(self, futures: list[Any], timeout: float = 30.0) -> None:
-        """Give running tasks a bounded time to see the cancel flag and clean up."""
+        """Give running tasks a bounded time to see the cancel flag and clean up.
+
+        The workers are asked, not the scheduler: a cancelled task that had started
+        runs on in its worker thread (Dask cannot stop a thread) while the scheduler
+        has already forgotten it, and it may still create or remove its temporary file.
+        """
+        keys = [f.key for f in futures]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with contextlib.suppress(Exception):
-                processing = self.client.processing()
-                keys = {f.key for f in futures}
-                if not any(keys & set(tasks) for tasks in processing.values()):
-                    return
-            time.sleep(0.1)
+            try:
+                answers = self.client.run(_still_running, keys, on_error="return")
+            except Exception:  # scheduler gone: no worker can be asked, nor sent more work
+                return
+            # A worker that cannot answer (killed, restarting) runs nothing of ours.
+            if not any(isinstance(busy, list) and busy for busy in answers.values()):
+                return
+            time.sleep(0.05)
+
+
+#: A worker's task states in which it runs, or may still start, the task.
+_BUSY = frozenset(
+    ("waiting", "ready", "constrained", "executing", "long-running", "cancelled", "resumed")
+)
+
+
+def _still_running(keys: list[str], dask_worker: Any = None) -> list[str]:
+    """On a worker: those of ``keys`` it runs or may still start (cancelled ones included)."""
+    tasks = dask_worker.state.tasks
+    return [key for key in keys if key in tasks and tasks[key].state in _BUSY]
 
 
 def _relabel(outcome: Any, sent: Any, given: Any) -> Any:

@@ -153,6 +153,64 @@ def test_cluster_first_failure_stops_without_keep_going(cluster, corpus, tmp_pat
 
 
 @needs_dask
+@pytest.mark.slow
+@pytest.mark.parametrize("other", ["writing", "starting"])
+def test_cluster_first_failure_returns_after_the_running_tasks_stopped(
+    cluster, tmp_path, monkeypatch, other
+):
+    """The bad file fails while the other worker is writing a big file, or has just started
+    its task: the command returns only once no task of the run is left on a worker (a
+    cancelled Dask task runs on in its thread; the scheduler forgets it at once), and no
+    temporary file is left then or later."""
+    from conv1d_cli import cluster as cluster_mod
+
+    rng = np.random.default_rng(10)
+    layer = tmp_path / "lp.npz"
+    Conv1d.from_weights(np.full((1, 1, 31), 1 / 31), padding="same").save(layer)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x\noops\n")
+    inputs = [str(bad)]
+    for i in range(2):
+        path = tmp_path / f"big{i}.wav"
+        sf.write(path, rng.standard_normal(1_000_000) * 0.3, 48000, subtype="PCM_16")
+        inputs.append(str(path))
+    out, log, started = tmp_path / "out", tmp_path / "ends.log", tmp_path / "started"
+    out.mkdir()
+    real = cluster_mod._task
+
+    def task(job, chain, event_name, since, index=0):  # on a worker (pickled by value)
+        deadline = time.monotonic() + 20
+        if index == 0:  # fail only once big0 runs (and, if "writing", writes)
+            while time.monotonic() < deadline and not (
+                started.exists() and (other == "starting" or any(out.glob(".big0.*")))
+            ):
+                time.sleep(0.01)
+        elif index == 1:
+            started.touch()
+            if other == "starting":  # still before its temporary file when bad.csv fails
+                time.sleep(1.0)
+        try:
+            return real(job, chain, event_name, since, index)
+        finally:
+            with open(log, "a") as fh:
+                fh.write(f"{index} {time.time()!r}\n")
+
+    monkeypatch.setattr(cluster_mod, "_task", task)
+    result = _apply(["-w", str(layer), *inputs, "-d", str(out), "--block-size", "64",
+                     "--scheduler", cluster.scheduler_address])  # fmt: skip
+    returned = time.time()
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"Error: {bad}: "), result.stderr
+    assert list(out.iterdir()) == []  # big0 stopped before its end, big1 never started
+    ends = {int(i): float(t) for i, t in (line.split() for line in log.read_text().splitlines())}
+    assert 0 in ends, ends
+    assert 1 in ends, "big0's task was still running when the command returned"
+    assert {i: t - returned for i, t in ends.items() if t > returned} == {}, "ran on after return"
+    time.sleep(1.5)  # nothing on the cluster writes anything more
+    assert list(out.iterdir()) == []
+
+
+@needs_dask
 def test_cluster_refuses_paths_the_workers_cannot_see(cluster, corpus, tmp_path, monkeypatch):
     root, inputs = corpus
     from conv1d_cli import cluster as cluster_mod
