@@ -544,19 +544,10 @@ def load_layer(
 
     Parameters
     ----------
-    path : path-like
-        The ``.npz`` file. Loaded with ``allow_pickle=False``, always.
-    key : str, optional
-        Module prefix of the layer to load when the archive holds several
-        (``"encoder.conv"`` selects ``encoder.conv.weight`` and
-        ``encoder.conv.bias``).
-    data : bytes, optional
-        The file's content, already read: a pipe can be read only once, so a caller
-        that sniffed one passes its bytes here; ``path`` then only names it.
-    **overrides
-        ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode``,
-        ``sample_rate``: replace the file's values (or PyTorch's defaults for a
-        plain ``.npz``). ``None`` means "not given".
+    path, key, data, **overrides
+        As :func:`conv1d_cli.io.layerfile.read_layer`, which reads the file (the
+        archive, the key's prefix, a pipe's bytes already read, and the hyperparameters
+        that replace the file's values).
 
     Returns
     -------
