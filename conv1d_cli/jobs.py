@@ -5,7 +5,8 @@ the options (:class:`FilterOptions`), the jobs and their planning
 (:func:`plan_jobs`, :func:`existing_outputs`, :func:`check_output_formats`),
 what a file's run reports (:class:`FileReport`, :class:`JobProgress`), and the
 worker processes that filter several files at once with their progress counters
-(:func:`process_pool`, :class:`Counters`). Never imports click; never prints.
+(:func:`process_pool`, :class:`Counters`), and the book of their outcomes
+(:class:`Book`). Never imports click; never prints.
 Import these from :mod:`conv1d_cli.pipeline`, which re-exports them.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
 from conv1d_cli import threads as thread_policy
-from conv1d_cli.errors import ConfigError, Conv1dError, Notice
+from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, Notice
 from conv1d_cli.io import formats, inputs, pipes
 from conv1d_cli.io.atomic import check_not_same_file
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DITHERS",
     "PROGRESS_POLL",
+    "Book",
     "Cancelled",
     "Counters",
     "FileReport",
@@ -642,3 +644,43 @@ def work_shared(job: Job, index: int) -> FileReport:
     assert _WORKER_CHAIN is not None, "process_pool(chain=...) gives the workers their chain"
     filter_file, layers, names, opts = _WORKER_CHAIN
     return work(filter_file, job, layers, names, opts, index)
+
+
+class Book:
+    """A run's outcomes (:func:`conv1d_cli.pipeline.run_jobs`), in input order.
+
+    A failure is raised at once, or kept for the end with ``keep_going``.
+    """
+
+    def __init__(self, keep_going: bool, on_done: Callable[[int, FileReport], None] | None) -> None:
+        self.keep_going = keep_going
+        self.on_done = on_done
+        self.reports: dict[int, FileReport] = {}
+        self.failures: list[tuple[int, Conv1dError]] = []
+        self.settled: set[int] = set()
+        self.next_reported = 0
+
+    def settle(self, index: int, report: FileReport | None) -> None:
+        """File ``index`` is done (``report`` None: failed or cancelled)."""
+        self.settled.add(index)
+        if report is not None:
+            self.reports[index] = report
+        while self.next_reported in self.settled:
+            if self.on_done is not None and self.next_reported in self.reports:
+                self.on_done(self.next_reported, self.reports[self.next_reported])
+            self.next_reported += 1
+
+    def failed(self, index: int, error: Conv1dError) -> None:
+        """File ``index`` failed: raise at once, or keep it for the end (``keep_going``)."""
+        if not self.keep_going:
+            raise error
+        self.failures.append((index, error))
+        self.settle(index, None)
+
+    def result(self, jobs: Sequence[Job]) -> list[FileReport]:
+        """The reports in input order, or one BatchError listing every failure."""
+        if self.failures:
+            # Input order, whatever order the workers finished in: messages are deterministic.
+            self.failures.sort(key=lambda failure: failure[0])
+            raise BatchError([(jobs[i].source, e) for i, e in self.failures], len(jobs))
+        return [self.reports[i] for i in sorted(self.reports)]

@@ -46,12 +46,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from conv1d_cli.errors import BatchError, ConfigError, Conv1dError, DataFileError, shown_path
+from conv1d_cli.errors import ConfigError, Conv1dError, DataFileError, shown_path
 from conv1d_cli.io import formats, inputs, outputs
 from conv1d_cli.io.base import SignalReader
 from conv1d_cli.io.pipes import is_live_stream
 from conv1d_cli.jobs import (
     PROGRESS_POLL,
+    Book,
     Cancelled,
     Counters,
     FileReport,
@@ -529,7 +530,7 @@ def run_jobs(
         One per successful job, in input order.
     """
     opts = options or FilterOptions()
-    book = _Book(keep_going, on_done)
+    book = Book(keep_going, on_done)
     one_file = functools.partial(filter_file, chain_checked=chain_checked)
     if executor is not None:
         _run_elsewhere(executor, jobs, layers, names, opts, book, on_progress)
@@ -540,50 +541,13 @@ def run_jobs(
     return book.result(jobs)
 
 
-class _Book:
-    """The outcomes of :func:`run_jobs`: reported in input order, failures kept or raised."""
-
-    def __init__(self, keep_going: bool, on_done: Callable[[int, FileReport], None] | None) -> None:
-        self.keep_going = keep_going
-        self.on_done = on_done
-        self.reports: dict[int, FileReport] = {}
-        self.failures: list[tuple[int, Conv1dError]] = []
-        self.settled: set[int] = set()
-        self.next_reported = 0
-
-    def settle(self, index: int, report: FileReport | None) -> None:
-        """File ``index`` is done (``report`` None: failed or cancelled)."""
-        self.settled.add(index)
-        if report is not None:
-            self.reports[index] = report
-        while self.next_reported in self.settled:
-            if self.on_done is not None and self.next_reported in self.reports:
-                self.on_done(self.next_reported, self.reports[self.next_reported])
-            self.next_reported += 1
-
-    def failed(self, index: int, error: Conv1dError) -> None:
-        """File ``index`` failed: raise at once, or keep it for the end (``keep_going``)."""
-        if not self.keep_going:
-            raise error
-        self.failures.append((index, error))
-        self.settle(index, None)
-
-    def result(self, jobs: Sequence[Job]) -> list[FileReport]:
-        """The reports in input order, or one BatchError listing every failure."""
-        if self.failures:
-            # Input order, whatever order the workers finished in: messages are deterministic.
-            self.failures.sort(key=lambda failure: failure[0])
-            raise BatchError([(jobs[i].source, e) for i, e in self.failures], len(jobs))
-        return [self.reports[i] for i in sorted(self.reports)]
-
-
 def _run_elsewhere(
     executor: Executor,
     jobs: Sequence[Job],
     layers: Sequence[Conv1d],
     names: Sequence[str],
     opts: FilterOptions,
-    book: _Book,
+    book: Book,
     on_progress: Callable[[JobProgress], None] | None,
 ) -> None:
     """Every job through ``executor`` (e.g. Dask), its outcomes booked as they come."""
@@ -614,7 +578,7 @@ def _run_here(
     layers: Sequence[Conv1d],
     names: Sequence[str],
     opts: FilterOptions,
-    book: _Book,
+    book: Book,
     on_progress: Callable[[JobProgress], None] | None,
 ) -> None:
     """Every job in this process, one after another."""
@@ -644,7 +608,7 @@ def _run_in_workers(
     layers: Sequence[Conv1d],
     names: Sequence[str],
     opts: FilterOptions,
-    book: _Book,
+    book: Book,
     on_progress: Callable[[JobProgress], None] | None,
     workers: int,
 ) -> None:
@@ -683,7 +647,7 @@ def _run_in_workers(
 
 
 def _book_worker_outcome(
-    future: Future[FileReport], source: str, index: int, book: _Book, cancelled: bool
+    future: Future[FileReport], source: str, index: int, book: Book, cancelled: bool
 ) -> None:
     """Book what a worker process gave for file ``index``."""
     # Here, not at the top: a run without workers never loads multiprocessing (start-up).

@@ -426,7 +426,7 @@ def test_cluster_separate_scheduler_and_worker_processes(corpus, tmp_path):
 def test_cluster_npy_goes_as_a_dask_array(cluster, tmp_path, monkeypatch, layout):
     """`apply big.npy -o out.npy --scheduler ...`: chunks across the workers (small chunks
     here, so the file is many tasks), values equal a local streamed run's."""
-    from conv1d_cli import cluster as cluster_mod
+    from conv1d_cli import npyarray as cluster_mod
 
     monkeypatch.setattr(cluster_mod, "CHUNK_SAMPLES", 4096)
     rng = np.random.default_rng(8)
@@ -601,7 +601,7 @@ def test_relabel_keeps_the_error_fields():
 def test_npy_file_reads_and_writes_chunks(tmp_path):
     """NpyFile: time slices of C and Fortran files read as numpy would; a time-major file
     written chunk by chunk loads as the whole array; a truncated file is an error."""
-    from conv1d_cli import cluster as cluster_mod
+    from conv1d_cli import npyarray as cluster_mod
     from conv1d_cli.errors import DataFileError
 
     rng = np.random.default_rng(5)
@@ -627,7 +627,7 @@ def test_npy_file_reads_and_writes_chunks(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_workers_keep_freed_chunk_buffers():
     """The array path's workers keep freed chunk buffers (in a child: it is process-wide)."""
-    code = "from conv1d_cli.cluster import _keep_freed_memory as k; print(k())"
+    code = "from conv1d_cli.npyarray import _keep_freed_memory as k; print(k())"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     assert proc.stdout.strip() in ("True", "False"), proc.stderr  # False: not glibc

@@ -323,7 +323,7 @@ def test_a_designed_layer_still_only_warns_and_a_rateless_input_takes_the_irs_ra
 
 
 def test_two_irs_recorded_at_different_rates_are_refused_even_without_an_input_rate(tmp_path):
-    from conv1d_cli import cluster
+    from conv1d_cli import npyarray
     from conv1d_cli.errors import ShapeError
     from conv1d_cli.jobs import FilterOptions, Job
 
@@ -341,7 +341,7 @@ def test_two_irs_recorded_at_different_rates_are_refused_even_without_an_input_r
     # The cluster's array path applies the same rule before it needs a client.
     job = Job(str(tmp_path / "x.npy"), str(tmp_path / "z.npy"))
     with pytest.raises(ShapeError, match="b was recorded at 16000 Hz but gets 8000 Hz"):
-        cluster.filter_npy_array(None, job, [a, b], ["a", "b"], FilterOptions())
+        npyarray.filter_npy_array(None, job, [a, b], ["a", "b"], FilterOptions())
     assert not (tmp_path / "z.npy").exists()
 
 

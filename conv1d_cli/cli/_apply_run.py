@@ -115,12 +115,13 @@ def _array_path(
     A file task would need the whole file's worth of time on one worker; as an
     array, every worker filters chunks of it in bounded memory.
     """
-    from conv1d_cli import cluster  # loaded by _cluster already
+    # Only an NPY-to-NPY --scheduler run loads the array path (start-up).
+    from conv1d_cli import npyarray
 
-    if not cluster.wants_array_path(job, opts):
+    if not npyarray.wants_array_path(job, opts):
         return False
     executor.check_paths([job])
-    report = cluster.filter_npy_array(
+    report = npyarray.filter_npy_array(
         executor.client, job, layers, names, opts, policy=executor.worker_policy()
     )
     if not quiet:
