@@ -513,7 +513,26 @@ class Counters:
         emit(JobProgress(index, self.frames[index], shown_total, True, failed))
 
 
-#: A worker process's stop flag, set by the parent (or by a signal to the worker).
+class _WorkerStop:
+    """A worker's stop flag: the parent's (shared by every worker) or a signal to this one.
+
+    A SIGTERM/SIGHUP sent to one worker must stop that worker's file only, and the
+    parent must see it as a failure of that file, not as its own decision to stop:
+    the signal sets this worker's own flag, never the shared one.
+    """
+
+    def __init__(self, shared: StopFlag) -> None:
+        self.shared = shared
+        self.signalled = False
+
+    def signal(self, *_: object) -> None:
+        self.signalled = True
+
+    def is_set(self) -> bool:
+        return self.signalled or self.shared.is_set()
+
+
+#: A worker process's stop flag, set by the parent or by a signal to the worker.
 _WORKER_CANCEL: StopFlag | None = None
 #: A worker process's progress counters (None: nobody watches).
 _WORKER_COUNTERS: Counters | None = None
@@ -576,17 +595,19 @@ def _init_worker(
 
     Ctrl-C reaches the whole process group: the worker ignores it and lets the
     parent decide (it sets ``cancel``). SIGTERM/SIGHUP sent to a worker alone stop
-    its current file the same way, so its temporary file is removed.
+    that worker's files (its own flag), so its temporary file is removed and the
+    parent reports the file as stopped by a signal.
     """
     global _WORKER_CANCEL, _WORKER_COUNTERS, _WORKER_CHAIN
-    _WORKER_CANCEL = cancel
+    stop = _WorkerStop(cancel)
+    _WORKER_CANCEL = stop
     _WORKER_COUNTERS = counters
     _WORKER_CHAIN = chain
     thread_policy.configure(policy)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
-            signal.signal(getattr(signal, name), lambda *_: cancel.set())
+            signal.signal(getattr(signal, name), stop.signal)
 
 
 def work(

@@ -633,7 +633,7 @@ def _run_in_workers(
                 # Finished files too: their last blocks may be unseen yet.
                 for index in sorted(futures[f] for f in pending | finished):
                     counters.poll(index, on_progress)
-            for future in finished:
+            for future in sorted(finished, key=futures.__getitem__):  # input order
                 index = futures[future]
                 if counters is not None and on_progress is not None:
                     bad = isinstance(future.exception(), Conv1dError)

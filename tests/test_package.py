@@ -114,7 +114,9 @@ def test_package_help_and_shape_never_import_dask(args):
 
 
 def test_package_layer_and_pipeline_never_import_dask():
-    statement = "import conv1d_cli.layer, conv1d_cli.pipeline, conv1d_cli.cluster"
+    statement = (
+        "import conv1d_cli.layer, conv1d_cli.pipeline, conv1d_cli.cluster, conv1d_cli.npyarray"
+    )
     assert _imported_after(statement, ["dask", "distributed"]) == []
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -267,3 +269,44 @@ def test_worker_processes_get_the_layers_once_each_not_per_file(tmp_path, signal
     assert [r.job for r in reports] == jobs
     assert sent == [(job, index) for index, job in enumerate(jobs)]
     assert jobs_module._WORKER_CHAIN is None  # set in the workers only
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for the workers")
+def test_a_signal_to_one_worker_fails_its_file_not_the_run_silently(tmp_path):
+    """SIGTERM to one --jobs worker: that file is reported (exit 1), nothing partial is left.
+
+    The worker's signal must not look like the parent's own decision to stop, which
+    would settle every stopped file as "cancelled" and end the run with exit 0 and
+    no output.
+    """
+    import os
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    import soundfile as sf
+
+    rng = np.random.default_rng(3)
+    for i in range(4):
+        sf.write(tmp_path / f"big{i}.wav", rng.uniform(-0.5, 0.5, 48_000 * 20), 48_000)
+    Conv1d.from_weights(np.full((1, 1, 2001), 1 / 2001)).save(tmp_path / "long.npz")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "conv1d_cli", "apply", "-q", "-w", str(tmp_path / "long.npz"),
+           *(str(tmp_path / f"big{i}.wav") for i in range(4)), "-d", str(out), "--jobs", "2",
+           "--method", "direct"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    workers: list[int] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = [int(p) for p in children.read_text().split()] if children.exists() else []
+        if len(workers) == 2 and any(out.glob(".*.tmp.*")):
+            break
+        time.sleep(0.05)
+    assert len(workers) == 2, "the run ended before its workers could be seen"
+    os.kill(workers[0], signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    assert "stopped by a signal to its worker process" in stderr
+    assert not [p.name for p in out.iterdir() if ".tmp." in p.name]
