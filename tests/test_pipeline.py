@@ -279,6 +279,7 @@ def test_a_signal_to_one_worker_fails_its_file_not_the_run_silently(tmp_path):
     would settle every stopped file as "cancelled" and end the run with exit 0 and
     no output.
     """
+    import contextlib
     import os
     import signal
     import subprocess
@@ -289,24 +290,39 @@ def test_a_signal_to_one_worker_fails_its_file_not_the_run_silently(tmp_path):
 
     rng = np.random.default_rng(3)
     for i in range(4):
-        sf.write(tmp_path / f"big{i}.wav", rng.uniform(-0.5, 0.5, 48_000 * 20), 48_000)
-    Conv1d.from_weights(np.full((1, 1, 2001), 1 / 2001)).save(tmp_path / "long.npz")
+        sf.write(tmp_path / f"big{i}.wav", rng.uniform(-0.5, 0.5, 48_000 * 60), 48_000)
+    # Direct correlation with 8001 taps: long enough per file for the signal to land mid-file.
+    Conv1d.from_weights(np.full((1, 1, 8001), 1 / 8001)).save(tmp_path / "long.npz")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "conv1d_cli", "apply", "-q", "-w", str(tmp_path / "long.npz"),
            *(str(tmp_path / f"big{i}.wav") for i in range(4)), "-d", str(out), "--jobs", "2",
            "--method", "direct"]  # fmt: skip
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    workers: list[int] = []
+
+    def descendants(pid: int) -> list[int]:  # forked workers, or a forkserver's
+        with contextlib.suppress(OSError):
+            tasks = Path(f"/proc/{pid}/task").iterdir()  # children of any of its threads
+            kids = [int(k) for task in tasks for k in (task / "children").read_text().split()]
+            return kids + [d for kid in kids for d in descendants(kid)]
+        return []
+
+    def writing(pid: int) -> bool:  # the worker holds a temporary output open: mid-file
+        with contextlib.suppress(OSError):
+            fds = Path(f"/proc/{pid}/fd")
+            return any(".tmp." in os.readlink(fd) for fd in fds.iterdir())
+        return False
+
+    victim = None
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        workers = [int(p) for p in children.read_text().split()] if children.exists() else []
-        if len(workers) == 2 and any(out.glob(".*.tmp.*")):
-            break
-        time.sleep(0.05)
-    assert len(workers) == 2, "the run ended before its workers could be seen"
-    os.kill(workers[0], signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=120)
+    try:
+        while victim is None and time.monotonic() < deadline and proc.poll() is None:
+            victim = next((pid for pid in descendants(proc.pid) if writing(pid)), None)
+            time.sleep(0.02)
+        if victim is not None:
+            os.kill(victim, signal.SIGTERM)
+    finally:
+        _, stderr = proc.communicate(timeout=120)
+    assert victim is not None, f"no worker was seen writing (exit {proc.returncode}): {stderr}"
     assert proc.returncode == 1, stderr
     assert "stopped by a signal to its worker process" in stderr
     assert not [p.name for p in out.iterdir() if ".tmp." in p.name]
