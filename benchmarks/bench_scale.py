@@ -148,46 +148,15 @@ def overhead(work: Path, args: argparse.Namespace) -> None:
         inputs.append(str(path))
     with _cluster() as cluster:
         out = work / "tiny-out"
-        _cli(
-            "apply",
-            "-w",
-            str(layer),
-            inputs[0],
-            "-d",
-            str(out),
-            "--scheduler",
-            cluster.scheduler_address,
-        )  # fmt: skip  (warm the workers' imports)
-        times = []
-        for _ in range(args.repeat):
+
+        def run(files: list[str]) -> float:
             shutil.rmtree(out, ignore_errors=True)
-            times.append(
-                _cli(
-                    "apply",
-                    "-w",
-                    str(layer),
-                    *inputs,
-                    "-d",
-                    str(out),
-                    "--scheduler",
-                    cluster.scheduler_address,
-                )  # fmt: skip
-            )
-        one = []
-        for _ in range(args.repeat):
-            shutil.rmtree(out, ignore_errors=True)
-            one.append(
-                _cli(
-                    "apply",
-                    "-w",
-                    str(layer),
-                    inputs[0],
-                    "-d",
-                    str(out),
-                    "--scheduler",
-                    cluster.scheduler_address,
-                )  # fmt: skip
-            )
+            return _cli("apply", "-w", str(layer), *files, "-d", str(out),
+                        "--scheduler", cluster.scheduler_address)  # fmt: skip
+
+        run(inputs[:1])  # warm the workers' imports
+        times = [run(inputs) for _ in range(args.repeat)]
+        one = [run(inputs[:1]) for _ in range(args.repeat)]
     total, single = statistics.median(times), statistics.median(one)
     per_file = (total - single) / (args.tiny - 1)
     print(f"{args.tiny} files of 0.1 s on 2 workers: {total:.2f} s; one file: {single:.2f} s")

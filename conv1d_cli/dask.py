@@ -77,7 +77,7 @@ def _dask_array() -> Any:
     the type check of ``Conv1d.__call__`` leads here) must not load Dask into a
     process that has no Dask array to filter. Importing Dask costs time and changes
     the process: it installs tblib's exception pickling for every exception (which
-    once broke ``--jobs`` workers' error reports; fixed in ``jobs.work``).
+    once broke ``--jobs`` workers' error reports; fixed in ``workers.work``).
     """
     try:
         import dask.array as dask_array

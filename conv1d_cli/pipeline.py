@@ -54,21 +54,17 @@ from conv1d_cli.jobs import (
     PROGRESS_POLL,
     Book,
     Cancelled,
-    Counters,
     FileReport,
     FilterOptions,
     Job,
     JobProgress,
     Progress,
     StopFlag,
-    Tracker,
     check_output_formats,
     existing_outputs,
     known_frames,
     no_progress,
     plan_jobs,
-    process_pool,
-    work_shared,
 )
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.levels import (
@@ -92,6 +88,7 @@ from conv1d_cli.stream import (
     check_stage_memory,
     compute_dtype,
 )
+from conv1d_cli.workers import Counters, Tracker, process_pool, work_shared
 
 if TYPE_CHECKING:
     from concurrent.futures import Future

@@ -252,7 +252,7 @@ def test_worker_processes_get_the_layers_once_each_not_per_file(tmp_path, signal
     """A task carries its job and index; the chain goes to a worker once, as it starts."""
     import concurrent.futures
 
-    from conv1d_cli import jobs as jobs_module
+    from conv1d_cli import workers as jobs_module
 
     sent = []
     submit = concurrent.futures.ProcessPoolExecutor.submit
