@@ -113,6 +113,7 @@ def make_inputs(folder: Path, seconds: float) -> None:
                 "--dtype",
                 dtype,
                 "-q",
+                "--force",
                 *extra,
             )
             subprocess.run(cmd, check=True, env=_env())

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BLOCK_FRAMES",
+    "FRAME_BLOCK_SAMPLES",
     "BLOCK_SAMPLES",
     "block_frames",
     "broadcast_first_layer",
@@ -58,24 +59,41 @@ __all__ = [
 BLOCK_SAMPLES: Final = 1 << 18
 #: Frames per block are kept within these bounds (whatever the channel count).
 BLOCK_FRAMES: Final = (1 << 12, 1 << 17)
+#: At most this many samples per block read for a long FFT frame (block_frames):
+#: 4 MiB of float32.
+FRAME_BLOCK_SAMPLES: Final = 1 << 20
 
 
-def block_frames(channels: int, batch: int | None = None, requested: int | None = None) -> int:
+def block_frames(
+    channels: int,
+    batch: int | None = None,
+    requested: int | None = None,
+    frame: int | None = None,
+) -> int:
     """Frames to read per block: ``requested`` as it is, else a fixed sample budget.
 
     The one place that sizes streaming blocks. A block size the user asked
     for is latency on a pipe, so it is never enlarged; the default keeps a
     block at :data:`BLOCK_SAMPLES` samples whatever the channel count, so
-    memory does not grow with it.
+    memory does not grow with it. A chain whose first layer computes whole
+    FFT frames (``frame``: :meth:`conv1d_cli.stream.StreamChain.frame`, a long
+    impulse response) reads a frame per block, up to :data:`FRAME_BLOCK_SAMPLES`
+    samples: each block read is then one frame filtered and one written, and
+    the three overlap (with 131 072-frame blocks a 428 289-frame frame left
+    the filter waiting on the reader for 3 blocks in 4).
 
     Examples
     --------
     >>> block_frames(2), block_frames(64), block_frames(2, requested=100)
     (131072, 4096, 100)
+    >>> block_frames(2, frame=428289), block_frames(8, frame=428289)
+    (428289, 32768)
     """
     if requested is not None:
         return requested
     per_frame = max(1, channels * (batch or 1))
+    if frame is not None and frame * per_frame <= FRAME_BLOCK_SAMPLES:
+        return max(frame, BLOCK_FRAMES[0])
     return max(BLOCK_FRAMES[0], min(BLOCK_FRAMES[1], BLOCK_SAMPLES // per_frame))
 
 

@@ -16,6 +16,7 @@ from conv1d_cli.errors import ConfigError, ShapeError
 from conv1d_cli.kernels import (
     _SMALL_ELEMENTS,
     _SPECTRA_KEPT,
+    LONG_FRAME_NFFT,
     _banded,
     _banded_matrix,
     _choose_method,
@@ -73,6 +74,10 @@ class _Plan:
     length_out: int
     dtype: np.dtype[Any]
 
+
+# "A long signal" for the choice of a stream's frame: the FFT length the cost
+# model prefers per output once the signal no longer limits it.
+_LONG_SIGNAL: Final = 2**24
 
 _FLOAT32: Final = np.dtype(np.float32)
 _FLOAT64: Final = np.dtype(np.float64)
@@ -505,8 +510,34 @@ class Correlator:
             self.stride,
             self.output_length(padded_length),
             self.method,
+            self.weight.dtype.itemsize,
         )
         return found
+
+    def frame_outputs(self, n: int) -> int | None:
+        """Outputs per FFT frame when long blocks go through big transforms, else None.
+
+        A stream that calls with a whole number of frames wastes none of a
+        transform: a 96 000-tap IR in 131 072-frame blocks would pay for a
+        2**18-point frame per block, 131 072 outputs each, where a 2**19-point
+        frame yields 428 289 (float32; the frame length is ``_fft_size``'s).
+        Decided by shapes only (stride 1, an FFT of at least
+        :data:`~conv1d_cli.kernels.LONG_FRAME_NFFT` points for a long signal),
+        never by threads. Shorter frames are many to a block anyway.
+
+        Examples
+        --------
+        >>> Correlator(np.ones((2, 1, 96000), np.float32), groups=2).frame_outputs(1)
+        428289
+        >>> Correlator(np.ones((2, 1, 101), np.float32), groups=2).frame_outputs(1) is None
+        True
+        """
+        if self.stride != 1:
+            return None
+        name, nfft = self._choose(n, _LONG_SIGNAL + self.field - 1)
+        if name != "fft" or nfft < LONG_FRAME_NFFT:
+            return None
+        return nfft - self.field + 1
 
     def describe(self, n: int, padded_length: int) -> str:
         """The algorithm a call on an ``(n, C_in, padded_length)`` block would use."""

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from conv1d_cli.threads import fft_workers
+from conv1d_cli.threads import fft_workers, split_map
 
 # --- Algorithm tuning. The cost model prices ONE core (threads only divide
 # the work, and under make -j / --jobs each run gets one thread); its constants
@@ -35,6 +35,12 @@ _PER_TAP_MIN_CHANNELS: Final = 512
 _BANDED_CHUNK_BYTES: Final = 2**20
 # Input frames transformed per FFT call (bytes of real input).
 _FFT_CHUNK_BYTES: Final = 2 * 2**20
+#: From this FFT length on, frames are long: a stream hands the correlator whole
+#: frames (``core.Correlator.frame_outputs``) and each channel group is
+#: transformed by a call of its own, side by side in threads (``_overlap_save``).
+LONG_FRAME_NFFT: Final = 2**15
+#: Long frames grow to 3/4 new samples up to this many bytes per row (_fft_size).
+_LONG_FRAME_BYTES: Final = 2 * 2**20
 # Up to this many im2col elements, a call is one GEMM with the batch folded in.
 _SMALL_ELEMENTS: Final = 2**18
 # Kernel spectra kept per Correlator (one per FFT size met).
@@ -318,10 +324,47 @@ def _overlap_save(
     yields the stride-1 outputs f*step ... f*step + step - 1; strided calls keep
     every stride-th. Frames are transformed a chunk at a time, so memory stays
     a few MiB above the output whatever the length.
+
+    From :data:`LONG_FRAME_NFFT` points on, each (batch item, group) is a
+    call of its own, in as many threads as ``threads.split_workers()`` allows:
+    the calls are the same whatever the thread count, so is the output.
     """
+    n = xp.shape[0]
+    if nfft >= LONG_FRAME_NFFT and n * groups > 1:
+        c_in_group = xp.shape[1] // groups
+        c_out_group = out.shape[1] // groups
+
+        def row(unit: tuple[int, int]) -> None:
+            i, g = unit
+            _frames(
+                xp[i : i + 1, g * c_in_group : (g + 1) * c_in_group],
+                spectrum[g : g + 1],
+                nfft,
+                field,
+                stride,
+                1,
+                out[i : i + 1, g * c_out_group : (g + 1) * c_out_group],
+                1,
+            )
+
+        split_map(row, [(i, g) for i in range(n) for g in range(groups)])
+        return
     # Read per call: the command line's thread policy, or threads.limit(), may
     # change it after import (threads.py decides; never more than usable cores).
-    workers = fft_workers()
+    _frames(xp, spectrum, nfft, field, stride, groups, out, fft_workers())
+
+
+def _frames(
+    xp: np.ndarray,
+    spectrum: np.ndarray,
+    nfft: int,
+    field: int,
+    stride: int,
+    groups: int,
+    out: np.ndarray,
+    workers: int,
+) -> None:
+    """:func:`_overlap_save`'s frames, transformed with ``workers`` FFT threads."""
     rfft, irfft = _transforms(workers)
     n, c_in, padded = xp.shape
     c_out, length_out = out.shape[1:]
@@ -396,12 +439,21 @@ def _fft_slowdown(nfft: int) -> float:
     return 1 + 0.45 * (nfft / 2**15) ** 2
 
 
-def _fft_size(field: int, stride: int, length_out: int) -> int:
+def _fft_size(field: int, stride: int, length_out: int, itemsize: int = 4) -> int:
     """FFT length minimising the modelled cost per output for this kernel.
 
     Where two sizes cost within 2% of each other the larger wins: measured,
     such near-ties went to the larger size or were even (255 taps on 8
     channels: 4096 ~10% faster than 2048, on a stereo stream equal).
+
+    Long frames (from :data:`LONG_FRAME_NFFT`) are at least 3/4 new samples
+    where a row of ``itemsize`` bytes per point stays within
+    :data:`_LONG_FRAME_BYTES`. Measured one row per call, 2**22 outputs: 96 000
+    taps in float32 cost 12.4 ns per output at 2**18 points (63% new), 10.6 at
+    2**19 (82%), 12.8 at 2**20; in float64 13.1 at 2**18, 15.9 at 2**19 and
+    40 at 2**20 (the rows outgrow the caches); 16 385 taps (2**16: 75% new)
+    4.9 ns at 2**16, 7.4 at 2**17. The quadratic slowdown above, calibrated
+    up to 2**16, would always take the shortest frame the kernel allows.
     """
     span = (length_out - 1) * stride + 1
     whole = 1 << max(4, (span + field - 2).bit_length())  # one frame does it all
@@ -417,6 +469,9 @@ def _fft_size(field: int, stride: int, length_out: int) -> int:
         if cost <= best_cost * 1.02:
             best, best_cost = nfft, cost
         nfft *= 2
+    if best >= LONG_FRAME_NFFT:
+        quarter = 1 << (4 * (field - 1) - 1).bit_length()  # frames 3/4 new samples
+        best = max(best, min(quarter, whole, _LONG_FRAME_BYTES // itemsize))
     return best
 
 
@@ -435,12 +490,14 @@ def _choose_method(
     stride: int,
     length_out: int,
     allowed: str = "auto",
+    itemsize: int = 4,
 ) -> tuple[str, int]:
     """Pick the cheapest algorithm by a cost model; returns (name, parameter).
 
     Names: ``"im2col"``, ``"per-tap"`` and ``"banded"`` (parameter: outputs per
     window) are the direct methods, ``"fft"`` (parameter: FFT length) the
-    other. ``allowed`` restricts the choice to ``"direct"`` or ``"fft"``.
+    other. ``allowed`` restricts the choice to ``"direct"`` or ``"fft"``;
+    ``itemsize`` (bytes per sample computed) bounds long FFT frames.
 
     The model, in seconds of one core (constants at the top of this module,
     measured by ``benchmarks/calibrate.py`` with one BLAS thread and one FFT
@@ -487,7 +544,7 @@ def _choose_method(
         chunks = copied * 4 / _IM2COL_CHUNK_BYTES + 1
         flops = 2.0 * out_elems * c_in_group * kernel_size
         cost = flops * _GEMM_FLOP_S + copied * _COPY_S + chunks * _CALL_S
-    nfft = _fft_size(field, stride, length_out)
+    nfft = _fft_size(field, stride, length_out, itemsize)
     step = nfft - field + 1
     frames = -(-((length_out - 1) * stride + 1) // step)
     bins = nfft // 2 + 1

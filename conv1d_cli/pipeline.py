@@ -433,7 +433,8 @@ def _pump(
     else:
         reads = writes = Inline()
     pending_write: Task[None] | None = None
-    frames = block_frames(reader.info.channels, reader.info.batch, opts.block_size)
+    frame = chain.frame(reader.info.batch or 1)
+    frames = block_frames(reader.info.channels, reader.info.batch, opts.block_size, frame)
     next_block = reads.submit(reader.read, frames)
     offset = 0
     produced = 0  # output frames so far (the writes may lag behind)

@@ -167,6 +167,13 @@ class LayerStage:
                     f"{self._prefix.shape[-1]}; the input needs at least "
                     f"{layer.spec.min_input_length} samples"
                 )
+        # A long FFT kernel on a file computes one whole frame at a time
+        # (Correlator.frame_outputs) from a store of one frame's input, decided
+        # at the first block, when the batch is known. A live output (live_block)
+        # gets every block's outputs at once instead.
+        self._framed = live_block is not None
+        self._store: np.ndarray | None = None  # (N, C_in, frame input)
+        self._filled = 0
         self._part: PartitionedCorrelator | None = None
         mixing = layer.in_channels > layer.groups
         plan = partition_plan(self.field, self.stride, method, live_block, mixing)
@@ -267,9 +274,66 @@ class LayerStage:
             out = self._part.push(piece)
             self.samples_out += out.shape[-1]
             return out
+        if not self._framed:
+            self._framed = True
+            assert self._batch is not None
+            frame = self.frame(self._batch)
+            if frame is not None:
+                shape = (self._batch, self.in_channels, frame + self.field - 1)
+                self._store = np.empty(shape, self.dtype)
+        if self._store is not None:
+            return self._feed_frames(piece)
         assert self._buf is not None
         self._buf = np.concatenate([self._buf, piece], axis=-1)
         return self._drain()
+
+    def frame(self, batch: int) -> int | None:
+        """Outputs per frame when this stage computes whole FFT frames, else None.
+
+        A long FFT kernel (:meth:`~conv1d_cli.core.Correlator.frame_outputs`)
+        on a file: not on a live output, nor partitioned, nor buffered whole.
+        """
+        if self._part is not None or self.whole or self._framed and self._store is None:
+            return None
+        return self._corr.frame_outputs(batch)
+
+    def _feed_frames(self, piece: np.ndarray) -> np.ndarray:
+        """Copy ``piece`` into the frame store; return the outputs of each frame it fills.
+
+        Each sample is copied in once and the ``field - 1`` samples of history
+        once per frame, where appending to a growing buffer would copy it again
+        at every block.
+        """
+        store = self._store
+        assert store is not None
+        size = store.shape[-1]
+        keep = self.field - 1
+        outs = []
+        i, n = 0, piece.shape[-1]
+        while i < n:
+            take = min(n - i, size - self._filled)
+            store[..., self._filled : self._filled + take] = piece[..., i : i + take]
+            self._filled += take
+            i += take
+            if self._filled == size:
+                outs.append(self._corr(store))
+                store[..., :keep] = store[..., size - keep :]
+                self._filled = keep
+        if not outs:
+            return self._empty()
+        out = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1)
+        self.samples_out += out.shape[-1]
+        return out
+
+    def _flush_frames(self) -> np.ndarray:
+        """The outputs of the partly filled last frame."""
+        assert self._store is not None
+        filled = self._store[..., : self._filled]
+        if self._corr.output_length(self._filled) == 0:
+            return self._empty()
+        out = self._corr(np.ascontiguousarray(filled))
+        self.samples_out += out.shape[-1]
+        return out
 
     def _start(self, data: np.ndarray) -> Iterator[np.ndarray]:
         self._started = True
@@ -404,6 +468,9 @@ class LayerStage:
             out = self._part.flush()
             self.samples_out += out.shape[-1]
             yield out
+        elif self._store is not None:
+            yield self._flush_frames()
+            self._store = None
         self._buf = None
 
 
@@ -488,6 +555,14 @@ class StreamChain:
         if layers and layers[0].padding_mode == "circular":
             return layers[0].resolved_padding()[0]
         return 0
+
+    def frame(self, batch: int) -> int | None:
+        """Input frames per FFT frame of the first stage, if it computes whole frames.
+
+        Blocks of this many frames keep reading, filtering and writing in step
+        (:func:`~conv1d_cli.chain.block_frames`).
+        """
+        return self.stages[0].frame(batch) if self.stages else None
 
     @property
     def total_stride(self) -> int:

@@ -11,21 +11,30 @@ the collapse, ``OPENBLAS_NUM_THREADS=1`` in the environment before the load did.
 
 Rules (:func:`decide`), first match wins:
 
-1. ``apply --threads N``: N FFT workers (capped at the usable cores) and the
-   read/filter/write overlap when N > 1; BLAS stays at 1 thread (below). The
-   command line beats the environment.
+1. ``apply --threads N``: N FFT workers (capped at the usable cores), N
+   threads for long frames (below) and the read/filter/write overlap when
+   N > 1; BLAS stays at 1 thread (below). The command line beats the
+   environment.
 2. ``apply --jobs N`` with N > 1, or running under GNU make's ``-j`` (its
    jobserver in ``MAKEFLAGS``): every worker is single-threaded (BLAS 1, FFT 1,
-   no overlap threads); the parallelism is the files.
+   no overlap or frame threads); the parallelism is the files.
 3. A thread count the user put in the environment (``OPENBLAS_NUM_THREADS``,
    ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ...) is never overwritten: BLAS
-   is left to it, and FFT workers follow the same number (capped at the
-   usable cores; 1 under rule 2).
+   is left to it, and FFT workers and frame threads follow the same number
+   (capped at the usable cores; 1 under rule 2).
 4. Otherwise (a lone process): BLAS 1 and FFT 1, plus the read/filter/write
-   overlap threads when at least two cores are usable. Measured in
+   overlap threads and one frame thread per usable core. Measured in
    ``benchmarks/README.md``: the streaming path is FFT and banded products
    on blocks, where a second BLAS or FFT thread buys nothing that the overlap
    does not already use, and a spinning BLAS thread cost up to 14x.
+
+Frame threads (:func:`split_map`) are the second core of a lone run whose
+filtering outweighs its reading and writing: a long kernel (an impulse
+response) transforms frames of 2**15 points or more, one channel (or group)
+at a time, and those independent rows run side by side. scipy.fft's own
+``workers`` do not help there: pocketfft batches a few rows into one SIMD
+loop and gives two rows to a single thread. Pool threads wait on a queue,
+never spin.
 
 The command line never gives BLAS more than one thread (unless the user's
 environment does): besides the spinning, OpenBLAS's GEMM rounds differently
@@ -50,10 +59,13 @@ import contextlib
 import math
 import os
 import sys
-from collections.abc import Iterator, Mapping, MutableMapping
+import threading
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 __all__ = [
     "BLAS_ENV_VARS",
@@ -69,6 +81,8 @@ __all__ = [
     "make_is_parallel",
     "parse_cfs",
     "parse_cpu_max",
+    "split_map",
+    "split_workers",
 ]
 
 #: Environment variables that set a BLAS/OpenMP thread count when the library loads.
@@ -97,6 +111,8 @@ class Policy:
         ``workers=`` for ``scipy.fft`` calls.
     overlap : bool
         Whether ``apply`` reads and writes in helper threads while it filters.
+    split : int
+        Threads for independent long rows (:func:`split_map`).
     reason : str
         Which rule decided it, for messages and tests.
     """
@@ -105,6 +121,7 @@ class Policy:
     fft: int
     overlap: bool
     reason: str
+    split: int = 1
 
 
 def _positive_int(text: str | None) -> int | None:
@@ -271,7 +288,7 @@ def decide(
     usable = available_cpus() if cpus is None else cpus
     if threads is not None:
         n = max(1, min(threads, usable))
-        return Policy(1, n, n > 1, "--threads")
+        return Policy(1, n, n > 1, "--threads", n)
     user = _user_threads(env)
     parallel = "--jobs" if jobs > 1 else "make -j" if make_is_parallel(env.get("MAKEFLAGS")) else ""
     if parallel:
@@ -280,8 +297,8 @@ def decide(
         return Policy(1, 1, False, parallel)
     if user is not None:
         n = max(1, min(_positive_int(user[1]) or 1, usable))
-        return Policy(None, n, usable > 1, user[0])
-    return Policy(1, 1, usable > 1, "default")
+        return Policy(None, n, usable > 1, user[0], n)
+    return Policy(1, 1, usable > 1, "default", usable)
 
 
 #: Values this process put into the environment (so a second configure() can
@@ -325,6 +342,69 @@ def fft_workers() -> int:
     return _default_fft_workers()
 
 
+def split_workers() -> int:
+    """Threads :func:`split_map` may use now: the policy's, else every usable core."""
+    if _CURRENT is not None:
+        return _CURRENT.split
+    return _default_fft_workers()
+
+
+def split_map(function: Callable[[T], None], items: Sequence[T]) -> None:
+    """Call ``function`` on every item, up to :func:`split_workers` at a time.
+
+    For independent pieces of one computation whose results do not depend on
+    how they are spread (each item writes its own slice of an output). The
+    caller's thread takes the first item itself; the others go to a pool of
+    idle threads kept for the process. An exception from any item is raised
+    here, after every item started has ended.
+
+    Examples
+    --------
+    >>> seen = []
+    >>> split_map(seen.append, [1, 2, 3])
+    >>> sorted(seen)
+    [1, 2, 3]
+    """
+    workers = min(split_workers(), len(items))
+    if workers <= 1:
+        for item in items:
+            function(item)
+        return
+    pool = _split_pool(workers - 1)
+    # Items go round-robin: the caller takes every workers-th, starting with the first.
+    futures = [pool.submit(_each, function, items[k::workers]) for k in range(1, workers)]
+    try:
+        _each(function, items[::workers])
+    finally:
+        errors = [f.exception() for f in futures]
+    for error in errors:
+        if error is not None:
+            raise error
+
+
+def _each(function: Callable[[T], None], items: Sequence[T]) -> None:
+    for item in items:
+        function(item)
+
+
+def _split_pool(size: int) -> Any:
+    global _POOL
+    with _POOL_LOCK:
+        # A forked child inherits the pool but not its threads: it makes its own.
+        if _POOL is None or _POOL[0] < size or _POOL[2] != os.getpid():
+            from concurrent.futures import ThreadPoolExecutor
+
+            if _POOL is not None and _POOL[2] == os.getpid():
+                _POOL[1].shutdown(wait=False)
+            pool = ThreadPoolExecutor(size, thread_name_prefix="conv1d-split")
+            _POOL = (size, pool, os.getpid())
+        return _POOL[1]
+
+
+_POOL: tuple[int, Any, int] | None = None
+_POOL_LOCK = threading.Lock()
+
+
 def _default_fft_workers() -> int:
     global _DEFAULT_FFT
     if _DEFAULT_FFT is None:
@@ -353,7 +433,7 @@ def limit(threads: int) -> Iterator[Policy]:
     """
     global _CURRENT
     n = max(1, int(threads))
-    policy = Policy(n, n, n > 1, "limit()")
+    policy = Policy(n, n, n > 1, "limit()", n)
     previous = _CURRENT
     blas: Any = contextlib.nullcontext()
     try:

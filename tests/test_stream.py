@@ -274,3 +274,55 @@ def test_stream_chain_checked_by_the_caller_is_not_checked_again(monkeypatch):
     assert calls == []
     stream.StreamChain([layer])
     assert len(calls) == 1
+
+
+# -- long kernels: whole FFT frames ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("padding", "mode", "size"),
+    [
+        ("causal", "zeros", 30_000),
+        ("same", "reflect", 7_777),
+        ((5_000, 9_000), "replicate", 80_000),
+    ],
+)
+def test_stream_long_kernel_computes_whole_frames_equal_to_whole_signal(padding, mode, size):
+    # 9 000 taps: 2**16-point frames (at least 3/4 new samples), each (item, group) a row.
+    rng = np.random.default_rng(21)
+    layer = _layer(rng, 4, 4, 9_000, groups=2, padding=padding, padding_mode=mode)
+    x = rng.standard_normal((2, 4, 70_000))
+    chain = StreamChain([layer])
+    frame = chain.frame(2)
+    assert frame == 2**16 - 9_000 + 1
+    got, _ = _stream([layer], x, size)
+    expected = _whole([layer], x, method="fft")
+    scale = float(np.abs(expected).max())
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * scale)
+
+
+def test_stream_long_kernel_keeps_its_own_copy_of_what_it_waits_on():
+    # A frame is computed only when it is full: the stage must not hold views of the
+    # caller's blocks, which the caller may reuse for the next read.
+    rng = np.random.default_rng(22)
+    layer = _layer(rng, 1, 1, 9_000, padding="causal")
+    x = rng.standard_normal((1, 1, 50_000))
+    stage, buffer, parts = LayerStage(layer), np.empty((1, 1, 5_000)), []
+    for i in range(0, x.shape[-1], 5_000):
+        buffer[...] = x[..., i : i + 5_000]
+        parts.append(stage.push(buffer))
+    buffer[...] = np.nan
+    parts.append(stage.finish())
+    got = np.concatenate(parts, axis=-1)
+    np.testing.assert_allclose(got, _whole([layer], x), rtol=0, atol=1e-10)
+
+
+def test_stream_live_or_short_kernels_compute_every_block():
+    rng = np.random.default_rng(23)
+    assert StreamChain([_layer(rng, 2, 2, 101, groups=2)]).frame(1) is None
+    long = _layer(rng, 2, 2, 9_000, groups=2, padding="causal")
+    assert StreamChain([long], live_block=20_000).frame(1) is None  # a live pipe's latency
+    assert StreamChain([long], method="direct").frame(1) is None
+    stage = LayerStage(long, live_block=20_000)
+    x = rng.standard_normal((1, 2, 20_000))
+    assert stage.push(x).shape[-1] == 20_000  # every block's outputs at once

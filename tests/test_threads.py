@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -131,19 +132,20 @@ def test_threads_available_cpus_applies_quota_and_affinity(monkeypatch):
 
 def test_threads_decide_rules():
     P = threads.Policy
-    assert threads.decide(environ={}, cpus=2) == P(1, 1, True, "default")
-    assert threads.decide(environ={}, cpus=1) == P(1, 1, False, "default")
+    assert threads.decide(environ={}, cpus=2) == P(1, 1, True, "default", 2)
+    assert threads.decide(environ={}, cpus=1) == P(1, 1, False, "default", 1)
     assert threads.decide(jobs=2, environ={}, cpus=2) == P(1, 1, False, "--jobs")
     make = {"MAKEFLAGS": " -j2 --jobserver-auth=3,4"}
     assert threads.decide(environ=make, cpus=2) == P(1, 1, False, "make -j")
     # --threads beats everything, but never exceeds the usable cores.
-    assert threads.decide(threads=2, jobs=2, environ=make, cpus=2) == P(1, 2, True, "--threads")
-    assert threads.decide(threads=8, environ={}, cpus=2) == P(1, 2, True, "--threads")
-    assert threads.decide(threads=1, environ={}, cpus=2) == P(1, 1, False, "--threads")
+    assert threads.decide(threads=2, jobs=2, environ=make, cpus=2) == P(1, 2, True, "--threads", 2)
+    assert threads.decide(threads=8, environ={}, cpus=2) == P(1, 2, True, "--threads", 2)
+    assert threads.decide(threads=1, environ={}, cpus=2) == P(1, 1, False, "--threads", 1)
     # The user's own BLAS setting is left alone; FFT workers follow it.
     user = {"OMP_NUM_THREADS": "2"}
-    assert threads.decide(environ=user, cpus=4) == P(None, 2, True, "OMP_NUM_THREADS")
+    assert threads.decide(environ=user, cpus=4) == P(None, 2, True, "OMP_NUM_THREADS", 2)
     assert threads.decide(environ=user, cpus=1).fft == 1
+    assert threads.decide(environ=user, cpus=1).split == 1
     assert threads.decide(jobs=2, environ=user, cpus=4) == P(
         None, 1, False, "--jobs, BLAS from OMP_NUM_THREADS"
     )
@@ -295,13 +297,17 @@ def test_threads_output_is_identical_for_any_thread_count(tmp_path):
         "fir101": Conv1d.from_weights(rng.standard_normal((2, 1, 101)) * 0.01, groups=2),
         "fir1025": Conv1d.from_weights(rng.standard_normal((2, 1, 1025)) * 0.01, groups=2),
         "mix": Conv1d.from_weights(rng.standard_normal((3, 2, 257)) * 0.01, padding="same"),
+        # Whole FFT frames, a thread per channel with --threads 2 (too long for direct).
+        "ir20k": Conv1d.from_weights(
+            rng.standard_normal((2, 1, 20_000)) * 0.01, groups=2, padding="causal"
+        ),
     }
     for name, layer in layers.items():
         save_layer(layer, tmp_path / f"{name}.npz")
     environ = {k: v for k, v in os.environ.items() if k not in threads.BLAS_ENV_VARS}
     environ["PYTHONPATH"] = str(ROOT)
     for name in layers:
-        for method in ("auto", "fft", "direct"):
+        for method in ("auto", "fft") if name == "ir20k" else ("auto", "fft", "direct"):
             outputs = []
             for n in ("1", "2"):
                 # NPY, not WAV: libsndfile stamps the time into a float WAV's PEAK chunk.
@@ -380,3 +386,42 @@ def test_threads_jobs_signal_stops_workers_and_leaves_nothing(tmp_path, signame)
     assert proc.returncode == 128 + signum, err
     assert b"Traceback" not in err
     assert list(out.iterdir()) == []
+
+
+# -- frame threads: long rows side by side ------------------------------------------------
+
+
+def test_threads_split_map_runs_every_item_and_raises_the_first_error():
+    seen: list[tuple[int, str]] = []
+    with threads.limit(2):
+        threads.split_map(lambda i: seen.append((i, threading.current_thread().name)), range(5))
+    assert sorted(i for i, _ in seen) == [0, 1, 2, 3, 4]
+    assert {name.startswith("conv1d-split") for _, name in seen} == {False, True}
+
+    def fails(i: int) -> None:
+        if i == 3:
+            raise ValueError("item 3")
+
+    with threads.limit(2), pytest.raises(ValueError, match="item 3"):
+        threads.split_map(fails, list(range(4)))
+    with threads.limit(1):
+        seen.clear()
+        threads.split_map(lambda i: seen.append((i, threading.current_thread().name)), [1, 2])
+    assert [name for _, name in seen] == [threading.current_thread().name] * 2
+
+
+def test_threads_long_frames_identical_for_any_thread_count():
+    # 20 000 taps on 2 items x 3 groups: 2**17-point frames, one call per (item, group).
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 3, 150_000)).astype(np.float32)
+    layer = Conv1d.from_weights(
+        rng.standard_normal((3, 1, 20_000)).astype(np.float32), groups=3, padding="causal"
+    )
+    outputs = []
+    for n in (1, 2):
+        with threads.limit(n):
+            outputs.append(layer(x, method="fft"))
+    assert outputs[0].tobytes() == outputs[1].tobytes()
+    expected = layer(x.astype(np.float64), method="fft")
+    scale = float(np.abs(expected).max())
+    np.testing.assert_allclose(outputs[0], expected, rtol=0, atol=1e-5 * scale)
