@@ -249,6 +249,31 @@ def test_reading_keeps_rate_and_scales_pcm(tmp_path):
     np.testing.assert_allclose(ir.taps, [[0.5, -0.25, 0.0, 0.125]])
 
 
+@pytest.mark.parametrize(
+    ("subtype", "dtype"),
+    [
+        ("PCM_16", "float32"),
+        ("PCM_24", "float32"),
+        ("FLOAT", "float32"),
+        ("PCM_32", "float64"),
+        ("DOUBLE", "float64"),
+    ],
+)
+def test_layer_keeps_the_ir_files_precision_unless_dtype(tmp_path, subtype, dtype):
+    # float32 holds every sample of up to 24-bit PCM and 32-bit float exactly (as afir and
+    # pedalboard compute); 32-bit PCM and doubles would lose bits, so they stay float64.
+    taps = [[0.5, -0.25, 0.0, 0.125, 1 / 3]]
+    path = _write(tmp_path / "ir.wav", taps, subtype=subtype)
+    assert read_impulse_response(path).dtype == dtype
+    assert _run("init", tmp_path / "r.npz", "--impulse-response", path, "-q").exit_code == 0
+    layer = load_layer(tmp_path / "r.npz")
+    assert layer.weight.dtype == dtype
+    expected = read_impulse_response(path).taps[:, ::-1].astype(dtype)
+    np.testing.assert_array_equal(layer.weight[:, 0, :], expected)  # exact: no bits lost
+    result = _run("init", tmp_path / "w.npz", "--impulse-response", path, "--dtype", "float64")
+    assert result.exit_code == 0 and load_layer(tmp_path / "w.npz").weight.dtype == "float64"
+
+
 def test_ir_from_stdin(tmp_path):
     path = _write(tmp_path / "ir.wav", [_ir(64, 1), _ir(64, 2)])
     with open(path, "rb") as fh:

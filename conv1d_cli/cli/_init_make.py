@@ -113,7 +113,7 @@ def _impulse_response_layer(opts: Options) -> Conv1d:
         mix=opts.mix,
         padding=opts.padding,
         bias=bool(opts.bias),
-        dtype=opts.dtype or "float64",
+        dtype=opts.dtype,  # None: the IR file's precision
         **opts.common,
     )
 
