@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from conftest import drained_fifo
 
 from conv1d_cli.errors import DataFileError, OutputExistsError
@@ -223,3 +225,53 @@ def test_doctests_leave_no_temporary_directories(
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
     assert _names(tmp_path) == []
+
+
+# -- early writeback -----------------------------------------------------------------------
+
+
+def test_writeback_hands_each_grown_stretch_to_the_disk_once(tmp_path, monkeypatch):
+
+    calls: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(atomic, "_SYNC", [lambda fd, off, n, flags: calls.append((off, n, flags))])
+    path = tmp_path / "grow.bin"
+    step = atomic.WRITEBACK_BYTES // 2
+    with open(path, "wb") as f, atomic.Writeback(path) as writeback:
+        for _ in range(5):
+            f.write(bytes(step))
+            f.flush()
+            writeback.poke()
+        fd = writeback._fd
+    assert calls == [(0, 2 * step, 2), (2 * step, 2 * step, 2)]  # SYNC_FILE_RANGE_WRITE
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed with the writeback
+
+
+def test_writeback_is_a_no_op_without_sync_file_range_or_a_file(tmp_path, monkeypatch):
+
+    monkeypatch.setattr(atomic, "_SYNC", [None])
+    writeback = atomic.Writeback(tmp_path / "x.bin")
+    writeback.poke()
+    assert writeback._fd is None
+    calls: list[int] = []
+    monkeypatch.setattr(atomic, "_SYNC", [lambda *args: calls.append(1)])
+    missing = atomic.Writeback(tmp_path / "missing" / "x.bin")
+    missing.poke()  # cannot open: off, the final fsync still writes everything
+    missing.poke()
+    assert calls == [] and missing._fd is None
+
+
+def test_writer_pokes_the_writeback_as_the_file_grows(tmp_path, monkeypatch):
+
+    from conv1d_cli.io.outputs import open_writer
+
+    calls: list[int] = []
+    monkeypatch.setattr(atomic, "_SYNC", [lambda fd, off, n, flags: calls.append(off + n)])
+    out = tmp_path / "out.wav"
+    block = np.zeros((2, 1 << 20), np.float32)
+    with open_writer(str(out), format="wav", channels=2, sample_rate=48000) as writer:
+        for _ in range(6):
+            writer.write(block)
+    assert len(calls) >= 2 and calls == sorted(calls)
+    assert calls[-1] <= out.stat().st_size
+    assert sf.info(str(out)).frames == 6 * 2**20

@@ -35,7 +35,7 @@ from conv1d_cli.errors import (
     ShapeError,
     shown_path,
 )
-from conv1d_cli.io.atomic import atomic_path
+from conv1d_cli.io.atomic import Writeback, atomic_path
 from conv1d_cli.io.pipes import _copy_spool_out, _open_live_output, is_stream, names_open_file
 from conv1d_cli.shapes import check_int
 
@@ -265,6 +265,7 @@ class SignalWriter:
         self._spool: IO[bytes] | None = None
         self._stream: IO[bytes] | None = None
         self._copying = False  # the spool is being copied to its destination
+        self._writeback: Writeback | None = None  # a file output's early writeback
         # where the encoder writes: the pipe itself (live), a temp path next to the target,
         # or an anonymous spool for stdout and for outputs that are not regular files
         # (/dev/stdout, a FIFO) in a format whose encoder seeks (WAV/NPY headers)
@@ -281,6 +282,7 @@ class SignalWriter:
                 raise DataFileError(f"{path}: is a directory, expected an output file name")
             self._atomic = atomic_path(path)
             self.target = self._atomic.__enter__()
+            self._writeback = Writeback(self.target)
 
     # -- public API
     def write(self, block: np.ndarray) -> None:
@@ -305,6 +307,8 @@ class SignalWriter:
             self._send_header()
             self._write(arr)
         self.frames += int(arr.shape[-1])
+        if self._writeback is not None:
+            self._writeback.poke()
 
     def close(self) -> None:
         """Finish the file and publish it (rename into place, or copy to stdout)."""
@@ -332,6 +336,8 @@ class SignalWriter:
                 if self.path != "-":
                     self._stream.close()
         self._done = True
+        if self._writeback is not None:
+            self._writeback.close()
         if self._atomic is not None:
             try:  # fsync + rename; atomic_path removes the temp file if they fail
                 self._atomic.__exit__(None, None, None)
@@ -344,6 +350,8 @@ class SignalWriter:
             return
         self._done = True
         self._failed = True
+        if self._writeback is not None:
+            self._writeback.close()
         with contextlib.suppress(Exception):
             self._discard()
         if self._atomic is not None:
