@@ -102,6 +102,16 @@ def make_filter(directory: Path) -> tuple[Path, Path]:
     return layer_path, coeffs
 
 
+def _settle_disk() -> None:
+    """Write back what earlier runs left dirty, before the timer starts.
+
+    SoX and FFmpeg do not fsync their outputs, conv1d does (atomic outputs): without
+    this, the ~1 GB a batch of SoX runs leaves in the page cache is written back
+    during whichever run comes next, and a conv1d run's fsync waits behind it.
+    """
+    os.sync()
+
+
 def run(cmd: list[str]) -> tuple[float, float]:
     """Run ``cmd``; return (wall seconds, peak RSS in MiB) of that command alone.
 
@@ -113,6 +123,7 @@ def run(cmd: list[str]) -> tuple[float, float]:
     timer = shutil.which("time", path="/usr/bin:/bin")
     marker = "conv1d-bench-maxrss-kib="
     full = [timer, "-f", marker + "%M", *cmd] if timer else cmd
+    _settle_disk()
     start = time.perf_counter()
     proc = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -190,6 +201,7 @@ def wall(cmd: list[str] | str, env: dict[str, str] | None = None) -> Timing:
     descendant it waited for (xargs's and make's children, ``--jobs`` workers): on a
     shared machine it shows the work done, where wall time also shows the others' load.
     """
+    _settle_disk()
     start = time.perf_counter()
     proc = subprocess.Popen(
         cmd,
