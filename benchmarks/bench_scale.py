@@ -57,8 +57,14 @@ from conv1d_cli import Conv1d  # noqa: E402
 
 
 def _cli(*args: str) -> float:
-    """Wall time of one ``conv1d`` process (the CLI as a user runs it)."""
+    """Wall time of one ``conv1d`` process (the CLI as a user runs it).
+
+    Whatever earlier steps left unwritten (the generated inputs, the last run's
+    output) goes to the disk first, untimed: each run's final fsync then waits for
+    its own data only, as bench_apply's runs do.
+    """
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    os.sync()
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "conv1d_cli", *args], check=True, env=env, stderr=subprocess.PIPE
@@ -263,6 +269,10 @@ def array(work: Path, args: argparse.Namespace) -> None:
     print(
         f"time per GiB, cluster / one process: {statistics.median(ratios):.2f}x (median of "
         f"per-round ratios; rounds {', '.join(f'{r:.2f}' for r in ratios)}; target <= 1.5x)"
+    )
+    print(
+        "rounds, one process / cluster s: "
+        + ", ".join(f"{q:.2f} / {d:.2f}" for q, d in zip(local, dask, strict=True))
     )
     for address in sorted(rss):
         print(

@@ -1,10 +1,13 @@
 """One NPY larger than a worker's memory, filtered as a Dask array (``apply --scheduler``).
 
 The array path of :mod:`conv1d_cli.cluster`: an NPY input with an NPY output and no
-level or dither options (:func:`wants_array_path`) goes through the workers as one
-lazy array (:func:`conv1d_cli.dask.conv1d`), chunk by chunk, instead of as one task;
-:func:`filter_npy_array` reads the chunks straight from the file (:class:`NpyFile`)
-and writes them straight into a temporary NPY renamed into place on success.
+level or dither options (:func:`wants_array_path`) goes through the workers stretch
+by stretch instead of as one task: :func:`filter_npy_array` makes one task per
+stretch of the output, which reads the input samples it needs, its halo included,
+straight from the file (:class:`NpyFile`, :mod:`conv1d_cli.windows`) and writes
+straight into a temporary NPY renamed into place on success. No task waits on
+another. A chain with circular padding, whose pads come from the far end of a
+layer's input, goes as one lazy array instead (:func:`conv1d_cli.dask.conv1d`).
 Importing this module is cheap: NumPy, Dask and the engine load when it runs.
 """
 
@@ -19,6 +22,7 @@ from typing import Any
 from conv1d_cli import threads as thread_policy
 from conv1d_cli.cluster import DaskFiles
 from conv1d_cli.errors import Conv1dError, DataFileError
+from conv1d_cli.io.atomic import start_writeback
 
 __all__ = ["CHUNK_SAMPLES", "NpyFile", "filter_npy_array", "wants_array_path"]
 
@@ -120,6 +124,8 @@ class NpyFile:
         at = self.offset + start * rows * self.dtype.itemsize
         with open(self.path, "r+b") as fh:
             _write_from(fh.fileno(), data, at)
+            # On its way to the disk now, not all at the fsync that publishes the file.
+            start_writeback(fh.fileno(), at, data.nbytes)
 
 
 def _read_into(fd: int, array: Any, offset: int, path: str) -> None:
@@ -193,14 +199,18 @@ def filter_npy_array(
     chunk_samples: int | None = None,
     policy: thread_policy.Policy | None = None,
 ) -> Any:
-    """Filter one NPY file into an NPY file as a Dask array: any size, bounded per worker.
+    """Filter one NPY file into an NPY file on the workers: any size, bounded per worker.
 
-    The workers read the input chunk by chunk (time chunks of about
-    ``chunk_samples`` samples, batch and channels whole; default 16 MiB in the
-    compute dtype, :data:`CHUNK_SAMPLES`), every layer is
-    :func:`conv1d_cli.dask.conv1d`, and the workers write their chunks straight
-    into a temporary NPY next to the target (shared storage), renamed into place
-    only on success. The file is laid out as a streamed run's (time-major, same
+    The output is made in stretches of about ``chunk_samples`` samples (batch and
+    channels whole; default 16 MiB in the compute dtype, :data:`CHUNK_SAMPLES`),
+    one task each, which reads the input samples its stretch needs from the file
+    (:mod:`conv1d_cli.windows`: the halo too, so no task waits on another) and
+    writes its stretch straight into a temporary NPY next to the target (shared
+    storage), renamed into place only on success. Measured, 4 GiB through 255
+    taps, 2 workers: 11.1 s with the halos handed from task to task, 9.1 s with
+    each read from the file; worker peaks 320-350 -> 185-200 MiB. A chain with
+    circular padding goes as one lazy array (:func:`conv1d_cli.dask.conv1d`, the
+    halos handed on). The file is laid out as a streamed run's (time-major, same
     header); the values equal to rounding.
 
     Workers compute under ``policy`` (default single-threaded, as ``--jobs``): two
@@ -216,6 +226,7 @@ def filter_npy_array(
 
     # The numeric engine and Dask load only when the array path runs (start-up stays cheap).
     from conv1d_cli import dask as dconv
+    from conv1d_cli import windows
     from conv1d_cli.io.atomic import atomic_path
     from conv1d_cli.pipeline import FileReport
     from conv1d_cli.shapes import rate_warnings
@@ -245,6 +256,11 @@ def filter_npy_array(
         if chunk_samples is None:
             chunk_samples = CHUNK_SAMPLES * 4 // dtype.itemsize
         frames = max(1, chunk_samples // per_frame)
+        client.run(thread_policy.configure, policy or DaskFiles(client).worker_policy())
+        client.run(_keep_freed_memory)
+        if windows.windowable(layers):
+            _filter_windows(client, source, job.target, layers, dtype, opts, frames, shown)
+            return FileReport(job, info.frames, 0, warnings)
         x = da.from_array(source, chunks=(*lead, frames), asarray=False)
         if x.ndim == 1:
             x = x[None]
@@ -270,8 +286,6 @@ def filter_npy_array(
                 anyway="write non-finite values anyway",
                 dtype=dtype,
             )
-        client.run(thread_policy.configure, policy or DaskFiles(client).worker_policy())
-        client.run(_keep_freed_memory)
         # Whole frames per chunk: each is then one contiguous write of a time-major file.
         x = x.rechunk({axis: -1 for axis in range(x.ndim - 1)})
         with atomic_path(job.target) as tmp:
@@ -292,6 +306,100 @@ def filter_npy_array(
         return FileReport(job, info.frames, 0, warnings)
     except Conv1dError as e:
         raise job.about(e) from e
+
+
+def _filter_windows(
+    client: Any,
+    source: NpyFile,
+    target_path: str,
+    layers: Sequence[Any],
+    dtype: Any,
+    opts: Any,
+    frames: int,
+    shown: str,
+) -> None:
+    """One task per stretch of the output, each reading its own halo from the file.
+
+    No task depends on another and no samples move between workers (the general
+    array path, :func:`conv1d_cli.dask.conv1d`, hands each chunk's first samples
+    to the task before it). The layers go to every worker once.
+    """
+    # The engine loads when the array path runs, on the client and the workers.
+    from conv1d_cli import windows
+    from conv1d_cli.io.atomic import atomic_path
+
+    length = source.shape[-1]
+    total = windows.lengths(layers, length)[-1]
+    # (N, C, L) -> (N, C_out, L_out); (C, L) and (L,) -> (C_out, L_out), as the general path.
+    shape = (*source.shape[:-2], layers[-1].out_channels, total)
+    # Output stretches of about `frames` frames: one task, one contiguous write each.
+    step = max(1, frames)
+    stretches = [(a, min(total, a + step)) for a in range(0, total, step)]
+    chain = client.scatter(list(layers), broadcast=True, hash=False)
+    with atomic_path(target_path) as tmp:
+        target = NpyFile.create(str(tmp), shape, dtype)
+        futures = client.map(
+            _window_task,
+            stretches,
+            source=source,
+            target=target,
+            layers=chain,
+            dtype=dtype.name,
+            method=opts.method,
+            allow_nonfinite=opts.allow_nonfinite,
+            shown=shown,
+            pure=False,
+        )
+        try:
+            for future in futures:  # in output order: the first bad stretch is reported
+                future.result()
+        except BaseException as e:
+            # Ctrl-C or a failed stretch: stop the rest before the temp file goes.
+            with contextlib.suppress(Exception):
+                client.cancel(futures)
+            if isinstance(e, Exception) and not isinstance(e, Conv1dError):
+                raise DataFileError(
+                    f"{shown}: the Dask computation failed ({type(e).__name__}: {e})"
+                ) from e
+            raise
+
+
+def _window_task(
+    stretch: tuple[int, int],
+    *,
+    source: NpyFile,
+    target: NpyFile,
+    layers: Sequence[Any],
+    dtype: str,
+    method: str,
+    allow_nonfinite: bool,
+    shown: str,
+) -> None:
+    """On a worker: the output frames ``[a, b)`` from the input samples they need."""
+    import numpy as np
+
+    from conv1d_cli import windows
+    from conv1d_cli.stream import check_finite
+
+    a, b = stretch
+    length = source.shape[-1]
+    plan = windows.plan(layers, length, a, b)
+    lead = (slice(None),) * (source.ndim - 1)
+    x = source[(*lead, slice(plan[0].p, plan[0].q))]
+    x = x.reshape(-1, *x.shape[-2:]) if x.ndim > 1 else x[None, None]
+    x = x.astype(dtype, copy=False)
+    if not allow_nonfinite:
+        check_finite(x, plan[0].p, shown)
+    y = windows.compute(layers, length, plan, x, np.dtype(dtype), method)
+    if not allow_nonfinite:
+        check_finite(
+            y,
+            a,
+            f"{shown}: the layers' output overflows {dtype}",
+            anyway="write non-finite values anyway",
+        )
+    whole = (slice(None),) * (target.ndim - 1)
+    target[(*whole, slice(a, b))] = y.reshape(*target.shape[:-1], b - a)
 
 
 def _probe(path: str) -> Any:

@@ -463,6 +463,41 @@ def test_cluster_npy_goes_as_a_dask_array(cluster, tmp_path, monkeypatch, layout
 
 
 @needs_dask
+@pytest.mark.parametrize("mode", ["zeros", "circular"])
+def test_cluster_npy_stretches_read_their_own_halo_unless_circular(
+    cluster, tmp_path, monkeypatch, mode
+):
+    """Without circular padding each output stretch is one task reading its halo from the
+    file (no task waits on another); circular padding takes the general Dask-array path."""
+    from conv1d_cli import dask as dconv
+    from conv1d_cli import npyarray
+
+    rng = np.random.default_rng(9)
+    source = tmp_path / "big.npy"
+    np.save(source, rng.standard_normal((3, 30_000)))
+    layer = tmp_path / "a.npz"
+    Conv1d.from_weights(rng.standard_normal((3, 1, 65)), groups=3, padding="same",
+                        padding_mode=mode).save(layer)  # fmt: skip
+    real = npyarray.filter_npy_array
+    monkeypatch.setattr(
+        npyarray, "filter_npy_array", lambda *a, **k: real(*a, **k, chunk_samples=3 * 4096)
+    )
+    general = []
+    real_conv = dconv.conv1d
+    monkeypatch.setattr(dconv, "conv1d", lambda *a, **k: general.append(1) or real_conv(*a, **k))
+    args = ["-w", str(layer), str(source)]
+    local = _apply([*args, "-o", str(tmp_path / "local.npy")])
+    remote = _apply([*args, "-o", str(tmp_path / "remote.npy"), "--scheduler",
+                     cluster.scheduler_address])  # fmt: skip
+    assert local.exit_code == remote.exit_code == 0, remote.output
+    assert bool(general) == (mode == "circular")
+    want, got = np.load(tmp_path / "local.npy"), np.load(tmp_path / "remote.npy")
+    assert got.shape == want.shape
+    assert np.max(np.abs(got - want)) <= 1e-12 * np.max(np.abs(want))
+    _no_temps(tmp_path)
+
+
+@needs_dask
 def test_cluster_npy_nonfinite_is_reported_like_a_local_run(cluster, tmp_path):
     x = np.zeros((2, 5000))
     x[1, 3210] = np.nan

@@ -19,7 +19,13 @@ from typing import Final
 from conv1d_cli.errors import ConfigError, DataFileError, OutputExistsError
 from conv1d_cli.io.pipes import names_open_file
 
-__all__ = ["WRITEBACK_BYTES", "Writeback", "atomic_path", "check_not_same_file"]
+__all__ = [
+    "WRITEBACK_BYTES",
+    "Writeback",
+    "atomic_path",
+    "check_not_same_file",
+    "start_writeback",
+]
 
 # Temporary files not yet published or removed. A signal (SIGTERM turned into
 # SystemExit by the CLI) can land between creating a temp file and entering
@@ -222,9 +228,7 @@ class Writeback:
             self._off = True  # nothing lost: the fsync at the end still writes it all
             return
         if size - self._handed >= WRITEBACK_BYTES:
-            sync = _sync_file_range()
-            assert sync is not None
-            sync(self._fd, self._handed, size - self._handed, _SYNC_FILE_RANGE_WRITE)
+            start_writeback(self._fd, self._handed, size - self._handed)
             self._handed = size
 
     def close(self) -> None:
@@ -240,6 +244,20 @@ class Writeback:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def start_writeback(fd: int, offset: int, nbytes: int) -> bool:
+    """Queue bytes ``[offset, offset + nbytes)`` of ``fd`` for the disk; do not wait.
+
+    Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)`` (see :class:`Writeback`);
+    returns False where there is none (nothing done). Errors are left to the
+    fsync that publishes the file.
+    """
+    sync = _sync_file_range()
+    if sync is None:
+        return False
+    sync(fd, offset, nbytes, _SYNC_FILE_RANGE_WRITE)
+    return True
 
 
 _SYNC_FILE_RANGE_WRITE: Final = 2
