@@ -68,7 +68,7 @@ IR_NORMS: Final[tuple[str, ...]] = ("none", "peak", "dc", "energy")
 ONSET_DB: Final = 20.0
 
 #: Audio subtypes whose samples float32 does not hold exactly.
-_WIDE_SUBTYPES: Final = frozenset({"PCM_32", "DOUBLE"})
+_WIDE_SUBTYPES: Final = frozenset({"PCM_32", "DOUBLE", "ALAC_32"})
 
 #: IR channel counts with a rule, and what each makes.
 _LAYOUTS: Final = "1 (mono: every channel), 2 (stereo: channel by channel) or 4 (true stereo)"
@@ -84,7 +84,7 @@ class ImpulseResponse(NamedTuple):
     #: The path as given (``"-"`` for stdin).
     path: str
     #: The dtype that holds every sample of the file exactly: float32 for PCM up to
-    #: 24 bits, 32-bit float and lossy codecs; float64 for 32-bit PCM and doubles.
+    #: 24 bits, 32-bit float and lossy codecs; float64 for 32-bit PCM (and ALAC) and doubles.
     dtype: str = "float64"
 
 

@@ -14,6 +14,7 @@ Importing this module is cheap: NumPy, Dask and the engine load when it runs.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -332,8 +333,7 @@ def _filter_windows(
     total = windows.lengths(layers, length)[-1]
     # (N, C, L) -> (N, C_out, L_out); (C, L) and (L,) -> (C_out, L_out), as the general path.
     shape = (*source.shape[:-2], layers[-1].out_channels, total)
-    # Output stretches of about `frames` frames: one task, one contiguous write each.
-    step = max(1, frames)
+    step = _stretch(source.shape, layers, frames)
     stretches = [(a, min(total, a + step)) for a in range(0, total, step)]
     chain = client.scatter(list(layers), broadcast=True, hash=False)
     with atomic_path(target_path) as tmp:
@@ -362,6 +362,27 @@ def _filter_windows(
                     f"{shown}: the Dask computation failed ({type(e).__name__}: {e})"
                 ) from e
             raise
+
+
+def _stretch(shape: tuple[int, ...], layers: Sequence[Any], frames: int) -> int:
+    """Output frames per task: its input window holds about ``frames`` input frames' samples.
+
+    Every layer's stride multiplies the input a stretch of output needs, and a
+    layer with more channels than the input holds more samples per frame.
+
+    Examples
+    --------
+    >>> from conv1d_cli.layer import Conv1d
+    >>> import numpy as np
+    >>> down = Conv1d.from_weights(np.ones((2, 2, 4)), stride=4)
+    >>> wide = Conv1d.from_weights(np.ones((8, 2, 3)))
+    >>> _stretch((2, 10**6), [down, down], 2**20), _stretch((2, 10**6), [wide], 2**20)
+    (65536, 262144)
+    """
+    rows = shape[-2] if len(shape) > 1 else 1
+    stride = math.prod(layer.stride for layer in layers)
+    widest = max([rows] + [layer.out_channels for layer in layers])
+    return max(1, frames * rows // widest // stride)
 
 
 def _window_task(

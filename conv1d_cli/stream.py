@@ -86,6 +86,10 @@ __all__ = [
 # no reason to allocate 10**7 samples (or their outputs) at once.
 _PAD_PIECE_BYTES: Final = 2**20
 
+#: A stage computes whole FFT frames (:meth:`LayerStage.frame`) only while one frame's
+#: input for every row fits this many samples (16 MiB of float32).
+FRAME_STORE_SAMPLES: Final = 1 << 22
+
 
 def _joined(pieces: Iterator[np.ndarray]) -> np.ndarray:
     """The pieces of a ``*_pieces`` iterator as one array (there is always one at least)."""
@@ -275,9 +279,9 @@ class LayerStage:
             self.samples_out += out.shape[-1]
             return out
         if not self._framed:
-            self._framed = True
             assert self._batch is not None
             frame = self.frame(self._batch)
+            self._framed = True
             if frame is not None:
                 shape = (self._batch, self.in_channels, frame + self.field - 1)
                 self._store = np.empty(shape, self.dtype)
@@ -291,11 +295,18 @@ class LayerStage:
         """Outputs per frame when this stage computes whole FFT frames, else None.
 
         A long FFT kernel (:meth:`~conv1d_cli.core.Correlator.frame_outputs`)
-        on a file: not on a live output, nor partitioned, nor buffered whole.
+        on a file: not on a live output, nor partitioned, nor buffered whole,
+        and a frame's input for every row within :data:`FRAME_STORE_SAMPLES`
+        (64 channels through a 600 000-tap kernel would otherwise hold 512 MiB).
         """
         if self._part is not None or self.whole or self._framed and self._store is None:
             return None
-        return self._corr.frame_outputs(batch)
+        frame = self._corr.frame_outputs(batch)
+        if frame is None:
+            return None
+        if (frame + self.field - 1) * batch * self.in_channels > FRAME_STORE_SAMPLES:
+            return None
+        return frame
 
     def _feed_frames(self, piece: np.ndarray) -> np.ndarray:
         """Copy ``piece`` into the frame store; return the outputs of each frame it fills.

@@ -356,7 +356,9 @@ def split_map(function: Callable[[T], None], items: Sequence[T]) -> None:
     how they are spread (each item writes its own slice of an output). The
     caller's thread takes the first item itself; the others go to a pool of
     idle threads kept for the process. An exception from any item is raised
-    here, after every item started has ended.
+    here, after every item started has ended. Safe to call from several
+    threads at once; ``function`` itself must not call it (a pool thread
+    waiting on the pool could wait forever).
 
     Examples
     --------
@@ -370,9 +372,11 @@ def split_map(function: Callable[[T], None], items: Sequence[T]) -> None:
         for item in items:
             function(item)
         return
-    pool = _split_pool(workers - 1)
     # Items go round-robin: the caller takes every workers-th, starting with the first.
-    futures = [pool.submit(_each, function, items[k::workers]) for k in range(1, workers)]
+    # Submitted under the lock: another caller may replace the pool with a larger one.
+    with _POOL_LOCK:
+        pool = _split_pool(workers - 1)
+        futures = [pool.submit(_each, function, items[k::workers]) for k in range(1, workers)]
     try:
         _each(function, items[::workers])
     finally:
@@ -388,17 +392,17 @@ def _each(function: Callable[[T], None], items: Sequence[T]) -> None:
 
 
 def _split_pool(size: int) -> Any:
+    """The process's pool of at least ``size`` threads; the caller holds ``_POOL_LOCK``."""
     global _POOL
-    with _POOL_LOCK:
-        # A forked child inherits the pool but not its threads: it makes its own.
-        if _POOL is None or _POOL[0] < size or _POOL[2] != os.getpid():
-            from concurrent.futures import ThreadPoolExecutor
+    # A forked child inherits the pool but not its threads: it makes its own.
+    if _POOL is None or _POOL[0] < size or _POOL[2] != os.getpid():
+        from concurrent.futures import ThreadPoolExecutor
 
-            if _POOL is not None and _POOL[2] == os.getpid():
-                _POOL[1].shutdown(wait=False)
-            pool = ThreadPoolExecutor(size, thread_name_prefix="conv1d-split")
-            _POOL = (size, pool, os.getpid())
-        return _POOL[1]
+        if _POOL is not None and _POOL[2] == os.getpid():
+            _POOL[1].shutdown(wait=False)  # what was submitted to it still runs
+        pool = ThreadPoolExecutor(size, thread_name_prefix="conv1d-split")
+        _POOL = (size, pool, os.getpid())
+    return _POOL[1]
 
 
 _POOL: tuple[int, Any, int] | None = None

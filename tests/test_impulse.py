@@ -257,13 +257,16 @@ def test_reading_keeps_rate_and_scales_pcm(tmp_path):
         ("FLOAT", "float32"),
         ("PCM_32", "float64"),
         ("DOUBLE", "float64"),
+        ("ALAC_24", "float32"),
+        ("ALAC_32", "float64"),
     ],
 )
 def test_layer_keeps_the_ir_files_precision_unless_dtype(tmp_path, subtype, dtype):
     # float32 holds every sample of up to 24-bit PCM and 32-bit float exactly (as afir and
     # pedalboard compute); 32-bit PCM and doubles would lose bits, so they stay float64.
     taps = [[0.5, -0.25, 0.0, 0.125, 1 / 3]]
-    path = _write(tmp_path / "ir.wav", taps, subtype=subtype)
+    name = "ir.caf" if subtype.startswith("ALAC") else "ir.wav"
+    path = _write(tmp_path / name, taps, subtype=subtype)
     assert read_impulse_response(path).dtype == dtype
     assert _run("init", tmp_path / "r.npz", "--impulse-response", path, "-q").exit_code == 0
     layer = load_layer(tmp_path / "r.npz")

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from conv1d_cli.core import conv1d
+from conv1d_cli.core import Correlator, conv1d
 from conv1d_cli.errors import ConfigError, DataFileError, ShapeError
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.stream import (
@@ -287,7 +287,9 @@ def test_stream_chain_checked_by_the_caller_is_not_checked_again(monkeypatch):
         ((5_000, 9_000), "replicate", 80_000),
     ],
 )
-def test_stream_long_kernel_computes_whole_frames_equal_to_whole_signal(padding, mode, size):
+def test_stream_long_kernel_computes_whole_frames_equal_to_whole_signal(
+    padding, mode, size, monkeypatch
+):
     # 9 000 taps: 2**16-point frames (at least 3/4 new samples), each (item, group) a row.
     rng = np.random.default_rng(21)
     layer = _layer(rng, 4, 4, 9_000, groups=2, padding=padding, padding_mode=mode)
@@ -295,7 +297,19 @@ def test_stream_long_kernel_computes_whole_frames_equal_to_whole_signal(padding,
     chain = StreamChain([layer])
     frame = chain.frame(2)
     assert frame == 2**16 - 9_000 + 1
-    got, _ = _stream([layer], x, size)
+    got, chain = _stream([layer], x, size)
+    assert chain.stages[0].samples_out == got.shape[-1]
+    # Whole frames: every correlator call but the last (the partial frame) is one frame.
+    calls = []
+    real = Correlator.__call__
+    monkeypatch.setattr(
+        Correlator, "__call__", lambda self, xp: calls.append(xp.shape[-1]) or real(self, xp)
+    )
+    stage = LayerStage(layer)
+    for block in _blocks(x, size):
+        stage.push(block)
+    stage.finish()
+    assert calls[:-1] == [2**16] * (len(calls) - 1) and 0 < calls[-1] <= 2**16
     expected = _whole([layer], x, method="fft")
     scale = float(np.abs(expected).max())
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * scale)
@@ -323,6 +337,11 @@ def test_stream_live_or_short_kernels_compute_every_block():
     long = _layer(rng, 2, 2, 9_000, groups=2, padding="causal")
     assert StreamChain([long], live_block=20_000).frame(1) is None  # a live pipe's latency
     assert StreamChain([long], method="direct").frame(1) is None
+    # A frame's input for every row must fit FRAME_STORE_SAMPLES: 64 channels of a
+    # 600 000-tap kernel would hold 512 MiB.
+    wide = _layer(rng, 64, 64, 600_000, groups=64, padding="causal", dtype=np.float32)
+    assert StreamChain([wide]).frame(1) is None
+    assert StreamChain([wide.__class__.from_weights(wide.weight[:2], groups=2)]).frame(1)
     stage = LayerStage(long, live_block=20_000)
     x = rng.standard_normal((1, 2, 20_000))
     assert stage.push(x).shape[-1] == 20_000  # every block's outputs at once

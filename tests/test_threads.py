@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -425,3 +426,40 @@ def test_threads_long_frames_identical_for_any_thread_count():
     expected = layer(x.astype(np.float64), method="fft")
     scale = float(np.abs(expected).max())
     np.testing.assert_allclose(outputs[0], expected, rtol=0, atol=1e-5 * scale)
+
+
+def test_threads_split_map_from_several_threads_while_the_pool_grows(monkeypatch):
+    # Thread A holds a 1-thread pool when thread B needs a larger one and replaces it:
+    # A must still be able to submit (the review found "cannot schedule new futures
+    # after shutdown" when the pool was swapped between A's lookup and its submit).
+    real = threads._split_pool
+    got_pool = threading.Event()
+
+    def slow_for_a(size: int):
+        pool = real(size)
+        if threading.current_thread().name == "A":
+            got_pool.set()
+            time.sleep(0.2)  # B asks for a larger pool meanwhile
+        return pool
+
+    monkeypatch.setattr(threads, "_split_pool", slow_for_a)
+    monkeypatch.setattr(threads, "_POOL", None)
+    errors: list[BaseException] = []
+    done: list[int] = []
+
+    def caller(count: int) -> None:
+        try:
+            threads.split_map(done.append, list(range(count)))
+        except BaseException as e:  # pragma: no cover - the failure being tested
+            errors.append(e)
+
+    with threads.limit(8):
+        a = threading.Thread(target=caller, args=(2,), name="A")
+        b = threading.Thread(target=caller, args=(8,), name="B")
+        a.start()
+        assert got_pool.wait(10)
+        b.start()
+        a.join()
+        b.join()
+    assert errors == []
+    assert sorted(done) == [0, 0, 1, 1, 2, 3, 4, 5, 6, 7]

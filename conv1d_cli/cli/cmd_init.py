@@ -236,7 +236,7 @@ def _require(ctx: click.Context, names: list[str], what: str) -> None:
     type=click.Choice(["float32", "float64"]),
     help="Parameter dtype [default: float32 random, float64 designed, the file's for "
     "--weight; for --impulse-response the IR's: float32 up to 24-bit PCM and float WAV, "
-    "float64 for 32-bit PCM and doubles].",
+    "float64 for 32-bit PCM or ALAC and doubles].",
 )
 @click.option(
     "--seed",
