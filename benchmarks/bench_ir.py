@@ -174,11 +174,14 @@ def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one child process.
 
     ``/usr/bin/time`` where it exists: a child forked from this process (which
-    holds the generated signal) would otherwise count its pre-exec pages.
+    holds the generated signal) would otherwise count its pre-exec pages. What
+    earlier runs left unwritten goes to the disk first, untimed: FFmpeg and
+    pedalboard do not fsync their outputs, conv1d does (as in bench_apply).
     """
     timer = shutil.which("time", path="/usr/bin")
     with tempfile.NamedTemporaryFile("r", suffix=".txt") as report:
         full = [timer, "-f", "%M", "-o", report.name, *cmd] if timer else cmd
+        os.sync()
         start = time.perf_counter()
         proc = subprocess.Popen(full, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(proc.pid, 0)
