@@ -292,18 +292,7 @@ def filter_npy_array(
         with atomic_path(job.target) as tmp:
             target: Any = NpyFile.create(str(tmp), x.shape, dtype)
             stored = client.compute(da.store(x, target, lock=False, compute=False))
-            try:
-                stored.result()
-            except BaseException as e:
-                # Ctrl-C or a failed chunk: stop the rest before the temp file goes.
-                with contextlib.suppress(Exception):
-                    client.cancel([stored])
-                if isinstance(e, Exception) and not isinstance(e, Conv1dError):
-                    # A lost worker, a full disk on a worker, ...: a failed run, not a bug.
-                    raise DataFileError(
-                        f"{shown}: the Dask computation failed ({type(e).__name__}: {e})"
-                    ) from e
-                raise
+            _await(client, [stored], shown)
         return FileReport(job, info.frames, 0, warnings)
     except Conv1dError as e:
         raise job.about(e) from e
@@ -350,18 +339,27 @@ def _filter_windows(
             shown=shown,
             pure=False,
         )
-        try:
-            for future in futures:  # in output order: the first bad stretch is reported
-                future.result()
-        except BaseException as e:
-            # Ctrl-C or a failed stretch: stop the rest before the temp file goes.
-            with contextlib.suppress(Exception):
-                client.cancel(futures)
-            if isinstance(e, Exception) and not isinstance(e, Conv1dError):
-                raise DataFileError(
-                    f"{shown}: the Dask computation failed ({type(e).__name__}: {e})"
-                ) from e
-            raise
+        _await(client, futures, shown)
+
+
+def _await(client: Any, futures: Sequence[Any], shown: str) -> None:
+    """Wait for ``futures`` in order; on a failure or Ctrl-C cancel the rest, then raise.
+
+    In order, so that the first bad stretch of the output is the one reported. The
+    rest is stopped before the caller's temporary file goes. A lost worker, a full
+    disk on a worker, ...: a failed run (DataFileError), not a bug.
+    """
+    try:
+        for future in futures:
+            future.result()
+    except BaseException as e:
+        with contextlib.suppress(Exception):
+            client.cancel(list(futures))
+        if isinstance(e, Exception) and not isinstance(e, Conv1dError):
+            raise DataFileError(
+                f"{shown}: the Dask computation failed ({type(e).__name__}: {e})"
+            ) from e
+        raise
 
 
 def _stretch(shape: tuple[int, ...], layers: Sequence[Any], frames: int) -> int:
