@@ -157,6 +157,16 @@ def test_dask_chunks_shorter_than_the_kernel(mode, padding):
     )
 
 
+def test_dask_long_kernel_in_whole_frames():
+    """A 20 000-tap IR: each task filters its chunk in whole FFT frames (2**17 points)."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 400_000)).astype(np.float32)
+    weight = rng.standard_normal((2, 1, 20_000)).astype(np.float32)
+    y = dconv.conv1d(da.from_array(x, chunks=(2, 150_000)), weight, padding="causal", groups=2)
+    want = np_conv1d(x.astype(np.float64), weight.astype(np.float64), padding="causal", groups=2)
+    _close(y.compute(scheduler="sync"), want.astype(np.float32), np.float32)
+
+
 def test_dask_graph_is_linear_in_chunks():
     weight = np.ones((4, 2, 9))
     sizes = []

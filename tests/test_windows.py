@@ -110,6 +110,31 @@ def test_windows_float32_and_long_fft_kernels():
         np.testing.assert_allclose(got, expected[..., a:b], rtol=0, atol=1e-5 * scale)
 
 
+def test_windows_long_kernels_go_in_whole_frames(monkeypatch):
+    from conv1d_cli.core import Correlator
+
+    rng = np.random.default_rng(3)
+    layer = Conv1d.from_weights(
+        rng.standard_normal((2, 1, 20_000)).astype(np.float32), groups=2, padding="causal"
+    )
+    x = rng.standard_normal((1, 2, 300_000)).astype(np.float32)
+    frame = Correlator(layer.weight, groups=2).frame_outputs(1)
+    assert frame is not None
+    calls = []
+    real = Correlator.__call__
+    monkeypatch.setattr(
+        Correlator, "__call__", lambda self, xp: calls.append(xp.shape[-1]) or real(self, xp)
+    )
+    plan = windows.plan([layer], 300_000, 50_000, 300_000)
+    got = windows.compute([layer], 300_000, plan, x[..., plan[0].p : plan[0].q], np.float32)
+    # Whole frames per call but the last (111 073 outputs: 2**17-point frames).
+    assert calls[0] == (windows._PIECE_SAMPLES // 2 // frame) * frame + 20_000 - 1
+    assert all(c == calls[0] for c in calls[:-1])
+    expected = layer(x.astype(np.float64), method="fft")[..., 50_000:]
+    scale = float(np.abs(expected).max())
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * scale)
+
+
 def test_windows_refuse_circular_padding():
     layer = Conv1d.from_weights(np.ones((1, 1, 3)), padding=1, padding_mode="circular")
     assert not windows.windowable([layer])
