@@ -238,7 +238,7 @@ def filter_npy_array(
         info = _probe(job.source)
         dtype = compute_dtype(layers, opts.dtype)
         check_chain(layers, names, info.channels, source=shown)
-        chain_output_length(layers, info.frames, names, shown)
+        total = chain_output_length(layers, info.frames, names, shown)
         # An NPY has no rate of its own: the rule a local run applies (the first
         # designed layer's rate stands in, the later layers are checked against it).
         _, warnings = rate_warnings(
@@ -260,7 +260,7 @@ def filter_npy_array(
         client.run(thread_policy.configure, policy or DaskFiles(client).worker_policy())
         client.run(_keep_freed_memory)
         if windows.windowable(layers):
-            _filter_windows(client, source, job.target, layers, dtype, opts, frames, shown)
+            _filter_windows(client, source, job.target, layers, total, dtype, opts, frames, shown)
             return FileReport(job, info.frames, 0, warnings)
         x = da.from_array(source, chunks=(*lead, frames), asarray=False)
         if x.ndim == 1:
@@ -303,6 +303,7 @@ def _filter_windows(
     source: NpyFile,
     target_path: str,
     layers: Sequence[Any],
+    total: int,
     dtype: Any,
     opts: Any,
     frames: int,
@@ -312,14 +313,12 @@ def _filter_windows(
 
     No task depends on another and no samples move between workers (the general
     array path, :func:`conv1d_cli.dask.conv1d`, hands each chunk's first samples
-    to the task before it). The layers go to every worker once.
+    to the task before it). The layers go to every worker once. ``total``: the
+    chain's output length, checked by the caller.
     """
-    # The engine loads when the array path runs, on the client and the workers.
-    from conv1d_cli import windows
+    # Here, not at the top: only the array path writes an output from the client.
     from conv1d_cli.io.atomic import atomic_path
 
-    length = source.shape[-1]
-    total = windows.lengths(layers, length)[-1]
     # (N, C, L) -> (N, C_out, L_out); (C, L) and (L,) -> (C_out, L_out), as the general path.
     shape = (*source.shape[:-2], layers[-1].out_channels, total)
     step = _stretch(source.shape, layers, frames)

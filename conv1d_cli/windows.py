@@ -55,12 +55,14 @@ def windowable(layers: Sequence[Conv1d]) -> bool:
 
 
 def lengths(layers: Sequence[Conv1d], length: int) -> list[int]:
-    """The input length of each layer, then the chain's output length."""
+    """The input length of each layer, then the chain's output length.
+
+    Raises ``ShapeError`` (:meth:`~conv1d_cli.shapes.LayerSpec.output_length`) when
+    the signal is too short for a layer.
+    """
     out = [length]
     for layer in layers:
-        left, right = layer.resolved_padding()
-        field = layer.dilation * (layer.kernel_size - 1) + 1
-        out.append(max(0, (out[-1] + left + right - field) // layer.stride + 1))
+        out.append(layer.spec.output_length(out[-1]))
     return out
 
 
@@ -87,9 +89,8 @@ def plan(layers: Sequence[Conv1d], length: int, a: int, b: int) -> list[Window]:
             windows.append(Window(0, 0, 0, 0, out_a, out_a))
             continue  # nothing needed from the layers before either
         left, _ = layer.resolved_padding()
-        field = layer.dilation * (layer.kernel_size - 1) + 1
         lo = out_a * layer.stride - left
-        hi = (out_b - 1) * layer.stride - left + field
+        hi = (out_b - 1) * layer.stride - left + layer.spec.receptive_field
         p, q = max(0, lo), min(size, hi)
         if layer.padding_mode == "reflect":
             if lo < 0:  # the left pad mirrors samples 1 ... -lo
