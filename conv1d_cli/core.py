@@ -539,6 +539,25 @@ class Correlator:
             return None
         return nfft - self.field + 1
 
+    def piece_outputs(self, n: int, budget: int) -> int:
+        """Outputs per call for a caller cutting a long stretch into pieces of ``budget``.
+
+        A long kernel gets whole frames (:meth:`frame_outputs`), at least one: a
+        piece cut elsewhere would pay for a frame mostly made of the previous
+        piece's samples. Otherwise ``budget`` (at least 1).
+
+        Examples
+        --------
+        >>> Correlator(np.ones((2, 1, 96000), np.float32), groups=2).piece_outputs(1, 131072)
+        428289
+        >>> Correlator(np.ones((2, 1, 101), np.float32), groups=2).piece_outputs(1, 131072)
+        131072
+        """
+        frame = self.frame_outputs(n)
+        if frame is None:
+            return max(1, budget)
+        return max(1, budget // frame) * frame
+
     def describe(self, n: int, padded_length: int) -> str:
         """The algorithm a call on an ``(n, C_in, padded_length)`` block would use."""
         name, param = self._choose(n, padded_length)

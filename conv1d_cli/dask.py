@@ -307,10 +307,8 @@ def _block(
     )
     size = body.shape[-1]
     frames = _BLOCK_SAMPLES // max(1, body.shape[0] * body.shape[1])
-    step = max(1, min(max(frames, _BLOCK_FRAMES[0]), _BLOCK_FRAMES[1]) // stride)
-    frame = correlate.frame_outputs(body.shape[0])
-    if frame is not None:  # a long kernel: whole FFT frames, as a streamed run computes
-        step = max(1, step // frame) * frame
+    budget = min(max(frames, _BLOCK_FRAMES[0]), _BLOCK_FRAMES[1]) // stride
+    step = correlate.piece_outputs(body.shape[0], budget)
     for s in range(0, n, step):
         e = min(n, s + step)
         start = offsets[j] + s * stride

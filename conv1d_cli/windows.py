@@ -154,12 +154,8 @@ def compute(
         )
         field = correlate.field
         out = np.empty((data.shape[0], layer.out_channels, n), dtype)
-        step = max(1, _PIECE_SAMPLES // max(1, data.shape[0] * data.shape[1]) // layer.stride)
-        # A long kernel computes whole FFT frames, as a streamed run does, not pieces that
-        # would each pay for a frame mostly made of the previous piece's samples.
-        frame = correlate.frame_outputs(data.shape[0])
-        if frame is not None:
-            step = max(1, step // frame) * frame
+        budget = _PIECE_SAMPLES // max(1, data.shape[0] * data.shape[1]) // layer.stride
+        step = correlate.piece_outputs(data.shape[0], budget)
         for s in range(0, n, step):
             e = min(n, s + step)
             first = start + s * layer.stride
