@@ -37,6 +37,7 @@ array([[0.5, 1.5, 2.5]])
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 import time
@@ -435,28 +436,31 @@ def _pump(
     pending_write: Task[None] | None = None
     frame = chain.frame(reader.info.batch or 1)
     frames = block_frames(reader.info.channels, reader.info.batch, opts.block_size, frame)
-    next_block = reads.submit(reader.read, frames)
+    # A frame read in several blocks is read ahead whole: the filter needs all of it at once.
+    ahead = collections.deque(
+        reads.submit(reader.read, frames) for _ in range(-(-(frame or 1) // frames))
+    )
     offset = 0
     produced = 0  # output frames so far (the writes may lag behind)
     try:
         while True:
             if cancel is not None and cancel.is_set():
                 raise Cancelled
-            block = next_block.result()
+            block = ahead.popleft().result()
             n = block.shape[-1]
             if n == 0:
                 break
-            next_block = reads.submit(reader.read, frames)
+            ahead.append(reads.submit(reader.read, frames))
             if not (opts.allow_nonfinite or reader.finite):  # integer PCM is always finite
                 check_finite(block if block.ndim == 3 else block[None], offset, shown)
             # Pieces: a long left pad completes many outputs at the first block.
             for out in _checked(chain.push_pieces(block), produced, opts, chain.dtype, shown):
+                if not out.shape[-1]:
+                    continue  # a block that completes no output leaves the write running
                 produced += out.shape[-1]
                 if pending_write is not None:
                     pending_write.result()
-                    pending_write = None
-                if out.shape[-1]:
-                    pending_write = writes.submit(writer.write, out)
+                pending_write = writes.submit(writer.write, out)
             offset += n
             progress(n)
         if pending_write is not None:
