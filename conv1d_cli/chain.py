@@ -77,23 +77,24 @@ def block_frames(
     block at :data:`BLOCK_SAMPLES` samples whatever the channel count, so
     memory does not grow with it. A chain whose first layer computes whole
     FFT frames (``frame``: :meth:`conv1d_cli.stream.StreamChain.frame`, a long
-    impulse response) reads a frame per block, up to :data:`FRAME_BLOCK_SAMPLES`
-    samples: each block read is then one frame filtered and one written, and
-    the three overlap (with 131 072-frame blocks a 428 289-frame frame left
-    the filter waiting on the reader for 3 blocks in 4).
+    impulse response) reads a frame in as few equal blocks as
+    :data:`FRAME_BLOCK_SAMPLES` allows, so reading, filtering and writing go
+    frame by frame and overlap (with 131 072-frame blocks a 428 289-frame
+    frame left the filter waiting on the reader for 3 blocks in 4).
 
     Examples
     --------
     >>> block_frames(2), block_frames(64), block_frames(2, requested=100)
     (131072, 4096, 100)
-    >>> block_frames(2, frame=428289), block_frames(8, frame=428289)
-    (428289, 32768)
+    >>> block_frames(2, frame=594434), block_frames(8, frame=594434)
+    (297217, 118887)
     """
     if requested is not None:
         return requested
     per_frame = max(1, channels * (batch or 1))
-    if frame is not None and frame * per_frame <= FRAME_BLOCK_SAMPLES:
-        return max(frame, BLOCK_FRAMES[0])
+    if frame is not None:
+        blocks = -(-frame * per_frame // FRAME_BLOCK_SAMPLES)
+        return max(-(-frame // blocks), BLOCK_FRAMES[0])
     return max(BLOCK_FRAMES[0], min(BLOCK_FRAMES[1], BLOCK_SAMPLES // per_frame))
 
 

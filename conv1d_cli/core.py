@@ -26,6 +26,7 @@ from conv1d_cli.kernels import (
     _overlap_save,
     _per_tap,
     _repair_nonfinite,
+    long_frames_per_call,
 )
 from conv1d_cli.shapes import (
     MAX_SIZE,
@@ -514,21 +515,26 @@ class Correlator:
         )
         return found
 
-    def frame_outputs(self, n: int) -> int | None:
-        """Outputs per FFT frame when long blocks go through big transforms, else None.
+    def frame_outputs(self, n: int, budget: int | None = None) -> int | None:
+        """Outputs per call of whole FFT frames when long blocks go through big transforms.
 
-        A stream that calls with a whole number of frames wastes none of a
+        A stream that calls with this many outputs' input wastes none of a
         transform: a 96 000-tap IR in 131 072-frame blocks would pay for a
-        2**18-point frame per block, 131 072 outputs each, where a 2**19-point
-        frame yields 428 289 (float32; the frame length is ``_fft_size``'s).
-        Decided by shapes only (stride 1, an FFT of at least
-        :data:`~conv1d_cli.kernels.LONG_FRAME_NFFT` points for a long signal),
-        never by threads. Shorter frames are many to a block anyway.
+        2**18-point frame per block, 131 072 outputs each, where a 3 * 2**17-point
+        frame yields 297 217 (float32; the frame length is ``_fft_size``'s). A call
+        is :func:`~conv1d_cli.kernels.long_frames_per_call` frames, so that
+        each transform call fills pocketfft's SIMD lanes (two frames of a
+        stereo signal), fewer where a call's input would pass ``budget``
+        samples per row; None if one frame's would. Decided by shapes only
+        (stride 1, an FFT of at least :data:`~conv1d_cli.kernels.LONG_FRAME_NFFT`
+        points for a long signal), never by threads. None for shorter frames:
+        they are many to a block anyway.
 
         Examples
         --------
-        >>> Correlator(np.ones((2, 1, 96000), np.float32), groups=2).frame_outputs(1)
-        428289
+        >>> corr = Correlator(np.ones((2, 1, 96000), np.float32), groups=2)
+        >>> corr.frame_outputs(1), corr.frame_outputs(1, budget=500_000)
+        (594434, 297217)
         >>> Correlator(np.ones((2, 1, 101), np.float32), groups=2).frame_outputs(1) is None
         True
         """
@@ -537,7 +543,11 @@ class Correlator:
         name, nfft = self._choose(n, _LONG_SIGNAL + self.field - 1)
         if name != "fft" or nfft < LONG_FRAME_NFFT:
             return None
-        return nfft - self.field + 1
+        step = nfft - self.field + 1
+        per = long_frames_per_call(n, self.weight.shape[1] * self.groups, self.weight.shape[0])
+        if budget is not None:
+            per = min(per, (budget - self.field + 1) // step)
+        return per * step if per > 0 else None
 
     def piece_outputs(self, n: int, budget: int) -> int:
         """Outputs per call for a caller cutting a long stretch into pieces of ``budget``.
@@ -549,7 +559,7 @@ class Correlator:
         Examples
         --------
         >>> Correlator(np.ones((2, 1, 96000), np.float32), groups=2).piece_outputs(1, 131072)
-        428289
+        594434
         >>> Correlator(np.ones((2, 1, 101), np.float32), groups=2).piece_outputs(1, 131072)
         131072
         """

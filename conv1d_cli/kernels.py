@@ -36,11 +36,16 @@ _BANDED_CHUNK_BYTES: Final = 2**20
 # Input frames transformed per FFT call (bytes of real input).
 _FFT_CHUNK_BYTES: Final = 2 * 2**20
 #: From this FFT length on, frames are long: a stream hands the correlator whole
-#: frames (``core.Correlator.frame_outputs``) and each channel group is
-#: transformed by a call of its own, side by side in threads (``_overlap_save``).
+#: frames (``core.Correlator.frame_outputs``), transformed VECTOR_ROWS rows per
+#: call (``long_frames_per_call``), the calls side by side in threads.
 LONG_FRAME_NFFT: Final = 2**15
+#: Rows one transform call should hold: NumPy's and SciPy's pocketfft run this
+#: many rows of a call in the lanes of one SIMD loop (float32 on the wheels'
+#: SSE2 baseline; float64 takes two). Measured, float32, 2**19 points: 2.4 ms
+#: per row alone, 1.0 ms per row four at a time; eight are no faster than four.
+VECTOR_ROWS: Final = 4
 #: Long frames grow to 3/4 new samples up to this many bytes per row (_fft_size).
-_LONG_FRAME_BYTES: Final = 2 * 2**20
+_LONG_FRAME_BYTES: Final = 3 * 2**19
 # Up to this many im2col elements, a call is one GEMM with the batch folded in.
 _SMALL_ELEMENTS: Final = 2**18
 # Kernel spectra kept per Correlator (one per FFT size met).
@@ -269,8 +274,9 @@ def _transforms(workers: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
 
     ``rfft`` divides by ``nfft`` and ``irfft`` divides by ``nfft`` again, so
     :func:`_kernel_spectrum` multiplies the kernel's spectrum by ``nfft``
-    (powers of two: every scaling is exact, the result bit for bit that of
-    unnormalised transforms). Why this pairing: NumPy 2.x's pocketfft runs a
+    (for powers of two every scaling is exact, the result bit for bit that of
+    unnormalised transforms; long frames of 3 * 2**k or 5 * 2**k points
+    round the scalings, ~1 ulp). Why this pairing: NumPy 2.x's pocketfft runs a
     several times slower loop whenever its scale factor is the integer 1
     (``rfft`` with norm "backward", ``irfft`` with norm "forward"), and the
     other norms are as fast as scipy.fft on one thread. One thread needs no
@@ -309,6 +315,17 @@ def _kernel_spectrum(weight: np.ndarray, groups: int, dilation: int, nfft: int) 
     return np.ascontiguousarray(spectrum.transpose(0, 3, 1, 2))
 
 
+def long_frames_per_call(n: int, c_in: int, c_out: int) -> int:
+    """Long frames transformed per call: enough for :data:`VECTOR_ROWS` rows each way.
+
+    Examples
+    --------
+    >>> long_frames_per_call(1, 2, 2), long_frames_per_call(1, 1, 1), long_frames_per_call(4, 2, 2)
+    (2, 4, 1)
+    """
+    return -(-VECTOR_ROWS // (n * min(c_in, c_out)))
+
+
 def _overlap_save(
     xp: np.ndarray,
     spectrum: np.ndarray,
@@ -325,29 +342,25 @@ def _overlap_save(
     every stride-th. Frames are transformed a chunk at a time, so memory stays
     a few MiB above the output whatever the length.
 
-    From :data:`LONG_FRAME_NFFT` points on, each (batch item, group) is a
-    call of its own, in as many threads as ``threads.split_workers()`` allows:
-    the calls are the same whatever the thread count, so is the output.
+    From :data:`LONG_FRAME_NFFT` points on, frames go :func:`long_frames_per_call`
+    at a time, each such part a call of its own, in as many threads as
+    ``threads.split_workers()`` allows: the calls are the same whatever the
+    thread count, so is the output.
     """
-    n = xp.shape[0]
-    if nfft >= LONG_FRAME_NFFT and n * groups > 1:
-        c_in_group = xp.shape[1] // groups
-        c_out_group = out.shape[1] // groups
+    if nfft >= LONG_FRAME_NFFT:
+        step = nfft - field + 1
+        length_out = out.shape[-1]
+        frames = -(-((length_out - 1) * stride + 1) // step)
+        per = long_frames_per_call(xp.shape[0], xp.shape[1], out.shape[1])
 
-        def row(unit: tuple[int, int]) -> None:
-            i, g = unit
-            _frames(
-                xp[i : i + 1, g * c_in_group : (g + 1) * c_in_group],
-                spectrum[g : g + 1],
-                nfft,
-                field,
-                stride,
-                1,
-                out[i : i + 1, g * c_out_group : (g + 1) * c_out_group],
-                1,
-            )
+        def part(f0: int) -> None:
+            # The outputs whose stride-1 positions fall in frames f0 .. f0 + per - 1.
+            t0 = -(-(f0 * step) // stride)
+            t1 = min(length_out, -(-((f0 + per) * step) // stride))
+            part_out = out[..., t0:t1]
+            _frames(xp[..., t0 * stride :], spectrum, nfft, field, stride, groups, part_out, 1)
 
-        split_map(row, [(i, g) for i in range(n) for g in range(groups)])
+        split_map(part, range(0, frames, per))
         return
     # Read per call: the command line's thread policy, or threads.limit(), may
     # change it after import (threads.py decides; never more than usable cores).
@@ -374,7 +387,10 @@ def _frames(
     span = (length_out - 1) * stride + 1  # stride-1 positions needed
     frames = -(-span // step)
     full = 0 if padded < nfft else min(frames, (padded - nfft) // step + 1)
-    chunk = max(1, _FFT_CHUNK_BYTES // (n * max(c_in, c_out) * nfft * xp.itemsize))
+    if nfft >= LONG_FRAME_NFFT:
+        chunk = long_frames_per_call(n, c_in, c_out)
+    else:
+        chunk = max(1, _FFT_CHUNK_BYTES // (n * max(c_in, c_out) * nfft * xp.itemsize))
     chunk = min(chunk, frames)
     if chunk < frames:
         chunk = -(-frames // -(-frames // chunk))
@@ -397,6 +413,11 @@ def _frames(
         view = np.lib.stride_tricks.as_strided(
             src[..., base:], (n, c_in, f1 - f0, nfft), (s_n, s_c, step * s_t, s_t), writeable=False
         )
+        if nfft >= LONG_FRAME_NFFT:
+            # Overlapping frames of several channels are no single stride apart:
+            # pocketfft would then transform them one by one (2.4 ms a row at
+            # 2**19 points, against 1.0 for a contiguous copy, made in 0.1 ms).
+            view = np.ascontiguousarray(view)
         spec_x = rfft(view, nfft)
         nf = f1 - f0
         bins = spec_x.shape[-1]
@@ -448,12 +469,13 @@ def _fft_size(field: int, stride: int, length_out: int, itemsize: int = 4) -> in
 
     Long frames (from :data:`LONG_FRAME_NFFT`) are at least 3/4 new samples
     where a row of ``itemsize`` bytes per point stays within
-    :data:`_LONG_FRAME_BYTES`. Measured one row per call, 2**22 outputs: 96 000
-    taps in float32 cost 12.4 ns per output at 2**18 points (63% new), 10.6 at
-    2**19 (82%), 12.8 at 2**20; in float64 13.1 at 2**18, 15.9 at 2**19 and
-    40 at 2**20 (the rows outgrow the caches); 16 385 taps (2**16: 75% new)
-    4.9 ns at 2**16, 7.4 at 2**17. The quadratic slowdown above, calibrated
-    up to 2**16, would always take the shortest frame the kernel allows.
+    :data:`_LONG_FRAME_BYTES`, in the first length of :func:`_fast_length`
+    that allows it. Measured four float32 rows per call (as
+    :func:`_overlap_save` transforms long frames), rfft + irfft, 96 000 taps:
+    5.5 ns per output at 2**18 points (63% new), 4.8 at 5 * 2**16 (71%), 4.6
+    at 3 * 2**17 (76%), 4.9 at 2**19 (82%). The quadratic slowdown above,
+    calibrated up to 2**16, would always take the shortest frame the kernel
+    allows.
     """
     span = (length_out - 1) * stride + 1
     whole = 1 << max(4, (span + field - 2).bit_length())  # one frame does it all
@@ -470,9 +492,23 @@ def _fft_size(field: int, stride: int, length_out: int, itemsize: int = 4) -> in
             best, best_cost = nfft, cost
         nfft *= 2
     if best >= LONG_FRAME_NFFT:
-        quarter = 1 << (4 * (field - 1) - 1).bit_length()  # frames 3/4 new samples
+        quarter = _fast_length(4 * (field - 1))  # frames 3/4 new samples
         best = max(best, min(quarter, whole, _LONG_FRAME_BYTES // itemsize))
     return best
+
+
+def _fast_length(n: int) -> int:
+    """The least of ``2**k``, ``3 * 2**k`` and ``5 * 2**k`` that is at least ``n``.
+
+    Lengths pocketfft transforms fast, finer-grained than powers of two: a
+    frame can hold 3/4 new samples without going to the next power.
+
+    Examples
+    --------
+    >>> _fast_length(383996), _fast_length(65536), _fast_length(81920)
+    (393216, 65536, 81920)
+    """
+    return min(f << (-(-n // f) - 1).bit_length() for f in (1, 3, 5))
 
 
 def _banded_rows(field: int) -> int:

@@ -292,21 +292,16 @@ class LayerStage:
         return self._drain()
 
     def frame(self, batch: int) -> int | None:
-        """Outputs per frame when this stage computes whole FFT frames, else None.
+        """Outputs per call when this stage computes whole FFT frames, else None.
 
         A long FFT kernel (:meth:`~conv1d_cli.core.Correlator.frame_outputs`)
         on a file: not on a live output, nor partitioned, nor buffered whole,
-        and a frame's input for every row within :data:`FRAME_STORE_SAMPLES`
+        and a call's input for every row within :data:`FRAME_STORE_SAMPLES`
         (64 channels through a 600 000-tap kernel would otherwise hold 512 MiB).
         """
         if self._part is not None or self.whole or self._framed and self._store is None:
             return None
-        frame = self._corr.frame_outputs(batch)
-        if frame is None:
-            return None
-        if (frame + self.field - 1) * batch * self.in_channels > FRAME_STORE_SAMPLES:
-            return None
-        return frame
+        return self._corr.frame_outputs(batch, FRAME_STORE_SAMPLES // (batch * self.in_channels))
 
     def _feed_frames(self, piece: np.ndarray) -> np.ndarray:
         """Copy ``piece`` into the frame store; return the outputs of each frame it fills.

@@ -28,13 +28,15 @@ Rules (:func:`decide`), first match wins:
    on blocks, where a second BLAS or FFT thread buys nothing that the overlap
    does not already use, and a spinning BLAS thread cost up to 14x.
 
-Frame threads (:func:`split_map`) are the second core of a lone run whose
-filtering outweighs its reading and writing: a long kernel (an impulse
-response) transforms frames of 2**15 points or more, one channel (or group)
-at a time, and those independent rows run side by side. scipy.fft's own
-``workers`` do not help there: pocketfft batches a few rows into one SIMD
-loop and gives two rows to a single thread. Pool threads wait on a queue,
-never spin.
+Frame threads (:func:`split_map`) are the second core of a whole-signal
+call with a long kernel (an impulse response through the library, or an
+array chunk): its frames of 2**15 points or more go a few to a transform call
+(enough rows to fill pocketfft's SIMD lanes), and those calls run side by
+side. A stream filters one such call at a time while its reading and writing
+threads use the other core: two calls side by side there cost 15-20% more
+CPU (memory bandwidth) for no shorter run. scipy.fft's own ``workers`` do
+not help: pocketfft gives the rows of one SIMD loop to a single thread. Pool
+threads wait on a queue, never spin.
 
 The command line never gives BLAS more than one thread (unless the user's
 environment does): besides the spinning, OpenBLAS's GEMM rounds differently
@@ -112,7 +114,7 @@ class Policy:
     overlap : bool
         Whether ``apply`` reads and writes in helper threads while it filters.
     split : int
-        Threads for independent long rows (:func:`split_map`).
+        Frame threads: independent calls of a long kernel's frames (:func:`split_map`).
     reason : str
         Which rule decided it, for messages and tests.
     """

@@ -13,7 +13,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from conv1d_cli import core, kernels
+from conv1d_cli import core, kernels, threads
 from conv1d_cli.core import Correlator, conv1d, pad1d
 from conv1d_cli.errors import ConfigError
 from conv1d_cli.shapes import resolve_padding
@@ -382,3 +382,32 @@ def test_methods_benchmark_script_runs(tmp_path) -> None:
     report = json.loads(out.read_text())
     (w1,) = report["workloads"]
     assert w1["id"] == "W1" and w1["method"] == "im2col" and w1["memory_ok"]
+
+
+@pytest.mark.parametrize(("n", "channels", "rows"), [(1, 1, 4), (1, 2, 4), (3, 2, 6)])
+def test_methods_long_frames_fill_the_simd_lanes_of_each_transform(
+    n: int, channels: int, rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pocketfft runs the rows of one call in SIMD lanes only if they are one stride
+    # apart: long frames go VECTOR_ROWS rows at least to a call, copied contiguous.
+    rng = np.random.default_rng(31)
+    weight = rng.standard_normal((channels, 1, 9_000)).astype(np.float32)
+    x = rng.standard_normal((n, channels, 400_000)).astype(np.float32)
+    calls: list[tuple[tuple[int, ...], bool]] = []
+    real = np.fft.rfft
+
+    def rfft(a: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
+        calls.append((a.shape, a.flags.c_contiguous))
+        return real(a, *args, **kwargs)
+
+    monkeypatch.setattr(np.fft, "rfft", rfft)
+    with threads.limit(1):
+        got = Correlator(weight, groups=channels, method="fft")(x)
+    monkeypatch.undo()
+    nfft = kernels._fft_size(9_000, 1, got.shape[-1])
+    assert nfft >= kernels.LONG_FRAME_NFFT
+    frames = [(shape, contiguous) for shape, contiguous in calls if shape[-1] == nfft]
+    assert len(frames) > 2 and all(contiguous for _, contiguous in frames)
+    assert all(np.prod(shape[:-1]) == rows for shape, _ in frames[:-1])
+    expected = conv1d(x.astype(np.float64), weight.astype(np.float64), groups=channels)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-5 * np.abs(expected).max())

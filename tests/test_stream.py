@@ -290,13 +290,15 @@ def test_stream_chain_checked_by_the_caller_is_not_checked_again(monkeypatch):
 def test_stream_long_kernel_computes_whole_frames_equal_to_whole_signal(
     padding, mode, size, monkeypatch
 ):
-    # 9 000 taps: 2**16-point frames (at least 3/4 new samples), each (item, group) a row.
+    # 9 000 taps: 5 * 2**13-point frames (the least fast length at least 3/4 new
+    # samples); 2 items x 4 channels fill a transform's SIMD lanes with one frame.
+    nfft = 5 * 2**13
     rng = np.random.default_rng(21)
     layer = _layer(rng, 4, 4, 9_000, groups=2, padding=padding, padding_mode=mode)
     x = rng.standard_normal((2, 4, 70_000))
     chain = StreamChain([layer])
     frame = chain.frame(2)
-    assert frame == 2**16 - 9_000 + 1
+    assert frame == nfft - 9_000 + 1
     got, chain = _stream([layer], x, size)
     assert chain.stages[0].samples_out == got.shape[-1]
     # Whole frames: every correlator call but the last (the partial frame) is one frame.
@@ -309,7 +311,7 @@ def test_stream_long_kernel_computes_whole_frames_equal_to_whole_signal(
     for block in _blocks(x, size):
         stage.push(block)
     stage.finish()
-    assert calls[:-1] == [2**16] * (len(calls) - 1) and 0 < calls[-1] <= 2**16
+    assert calls[:-1] == [nfft] * (len(calls) - 1) and 0 < calls[-1] <= nfft
     expected = _whole([layer], x, method="fft")
     scale = float(np.abs(expected).max())
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * scale)

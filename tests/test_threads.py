@@ -412,7 +412,8 @@ def test_threads_split_map_runs_every_item_and_raises_the_first_error():
 
 
 def test_threads_long_frames_identical_for_any_thread_count():
-    # 20 000 taps on 2 items x 3 groups: 2**17-point frames, one call per (item, group).
+    # 20 000 taps on 2 items x 3 groups: 5 * 2**14-point frames, a frame of all six
+    # rows to a call, the calls side by side in frame threads.
     rng = np.random.default_rng(12)
     x = rng.standard_normal((2, 3, 150_000)).astype(np.float32)
     layer = Conv1d.from_weights(
