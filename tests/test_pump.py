@@ -83,10 +83,11 @@ def test_pump_does_not_wait_on_a_write_for_a_block_that_completes_nothing():
 
     def write(out: np.ndarray) -> None:
         if not writes:
-            # Until the filter has taken 3 more blocks (never, had it waited here).
-            pushed = chain.pushed
+            # Until the filter has taken 3 blocks past the one that completed this
+            # output (the first frame: causal padding, so `frame` samples in), which
+            # it never does if it waits on this write.
             for _ in range(500):
-                if chain.pushed >= pushed + 3 * size:
+                if chain.pushed >= frame + 4 * size:
                     went_on.set()
                     break
                 threading.Event().wait(0.01)
