@@ -411,3 +411,23 @@ def test_methods_long_frames_fill_the_simd_lanes_of_each_transform(
     assert all(np.prod(shape[:-1]) == rows for shape, _ in frames[:-1])
     expected = conv1d(x.astype(np.float64), weight.astype(np.float64), groups=channels)
     np.testing.assert_allclose(got, expected, rtol=0, atol=2e-5 * np.abs(expected).max())
+
+
+def test_methods_long_frames_reuse_their_transform_buffers() -> None:
+    # Each thread keeps its long frames' buffers: a second call allocates none of them
+    # anew (fresh 6 MiB arrays were page-faulted in at every call), and the results of
+    # one call are not overwritten by the next.
+    rng = np.random.default_rng(32)
+    weight = rng.standard_normal((2, 1, 9_000)).astype(np.float32)
+    corr = Correlator(weight, groups=2, method="fft")
+    x1, x2 = (rng.standard_normal((1, 2, 70_000)).astype(np.float32) for _ in range(2))
+    first = corr(x1)
+    kept = {name: id(buf) for name, buf in vars(kernels._SCRATCH).items()}
+    assert {"frames", "spectra", "signals"} <= set(kept)
+    second = corr(x2)
+    assert {name: id(buf) for name, buf in vars(kernels._SCRATCH).items()} == kept
+    expected = conv1d(x1.astype(np.float64), weight.astype(np.float64), groups=2)
+    np.testing.assert_allclose(first, expected, rtol=0, atol=2e-5 * np.abs(expected).max())
+    np.testing.assert_allclose(second, corr(x2), rtol=0, atol=0)
+    # A buffer past _SCRATCH_BYTES is not kept.
+    assert kernels._scratch("big", (kernels._SCRATCH_BYTES // 4 + 1,), np.float32) is None
