@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from conv1d_cli import heap
 from conv1d_cli import threads as thread_policy
 from conv1d_cli.errors import Conv1dError
 from conv1d_cli.jobs import (
@@ -189,6 +190,7 @@ def _init_worker(
     _WORKER_COUNTERS = counters
     _WORKER_CHAIN = chain
     thread_policy.configure(policy)
+    heap.keep_buffers()  # a forked worker has it already; a spawned one not
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):

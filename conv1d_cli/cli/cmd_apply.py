@@ -416,6 +416,9 @@ def apply_(
             _check_scheduler_args(jobs, inputs, output)
         policy = thread_policy.decide(threads, jobs)
         thread_policy.configure(policy)
+        from conv1d_cli import heap
+
+        heap.keep_buffers()
 
         # Imported here, not at the top: the pipeline loads NumPy and soundfile, which
         # `conv1d --help` must not pay for.
