@@ -280,7 +280,10 @@ def main() -> None:
         load_before = os.getloadavg()[0]
         for _ in range(args.rounds):
             for name, cmd in runs.items():
-                wall, peak = _timed(cmd, _env(args.pedalboard_path))
+                # Only pedalboard gets its folder: it holds a numpy of its own, which
+                # conv1d would otherwise import instead of the one it was installed with.
+                extra = args.pedalboard_path if name.startswith("pedalboard") else None
+                wall, peak = _timed(cmd, _env(extra))
                 times[name].append(wall)
                 rss[name].append(peak)
             latency, live = pipe_latency(folder)
