@@ -523,8 +523,8 @@ class Correlator:
         2**18-point frame per block, 131 072 outputs each, where a 3 * 2**17-point
         frame yields 297 217 (float32; the frame length is ``_fft_size``'s). A call
         is :func:`~conv1d_cli.kernels.long_frames_per_call` frames, so that
-        each transform call fills pocketfft's SIMD lanes (two frames of a
-        stereo signal), fewer where a call's input would pass ``budget``
+        each transform call fills pocketfft's SIMD lanes (four frames of each
+        channel of a stereo IR), fewer where a call's input would pass ``budget``
         samples per row; None if one frame's would. Decided by shapes only
         (stride 1, an FFT of at least :data:`~conv1d_cli.kernels.LONG_FRAME_NFFT`
         points for a long signal), never by threads. None for shorter frames:
@@ -534,7 +534,7 @@ class Correlator:
         --------
         >>> corr = Correlator(np.ones((2, 1, 96000), np.float32), groups=2)
         >>> corr.frame_outputs(1), corr.frame_outputs(1, budget=500_000)
-        (594434, 297217)
+        (1188868, 297217)
         >>> Correlator(np.ones((2, 1, 101), np.float32), groups=2).frame_outputs(1) is None
         True
         """
@@ -544,7 +544,8 @@ class Correlator:
         if name != "fft" or nfft < LONG_FRAME_NFFT:
             return None
         step = nfft - self.field + 1
-        per = long_frames_per_call(n, self.weight.shape[1] * self.groups, self.weight.shape[0])
+        c_in = self.weight.shape[1] * self.groups
+        per = long_frames_per_call(n, c_in, self.weight.shape[0], self.groups)
         if budget is not None:
             per = min(per, (budget - self.field + 1) // step)
         return per * step if per > 0 else None
@@ -559,7 +560,7 @@ class Correlator:
         Examples
         --------
         >>> Correlator(np.ones((2, 1, 96000), np.float32), groups=2).piece_outputs(1, 131072)
-        594434
+        1188868
         >>> Correlator(np.ones((2, 1, 101), np.float32), groups=2).piece_outputs(1, 131072)
         131072
         """

@@ -384,32 +384,33 @@ def test_methods_benchmark_script_runs(tmp_path) -> None:
     assert w1["id"] == "W1" and w1["method"] == "im2col" and w1["memory_ok"]
 
 
-@pytest.mark.parametrize(("n", "channels", "rows"), [(1, 1, 4), (1, 2, 4), (3, 2, 6)])
+@pytest.mark.parametrize(("n", "channels", "groups"), [(1, 1, 1), (1, 2, 2), (3, 2, 2), (1, 2, 1)])
 def test_methods_long_frames_fill_the_simd_lanes_of_each_transform(
-    n: int, channels: int, rows: int, monkeypatch: pytest.MonkeyPatch
+    n: int, channels: int, groups: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # pocketfft runs the rows of one call in SIMD lanes only if they are one stride
-    # apart: long frames go VECTOR_ROWS rows at least to a call, copied contiguous.
+    # apart: long frames go VECTOR_ROWS rows at least to a call, each call either a
+    # channel's frames as they lie (a 2-D view) or frames copied contiguous.
     rng = np.random.default_rng(31)
-    weight = rng.standard_normal((channels, 1, 9_000)).astype(np.float32)
+    weight = rng.standard_normal((channels, channels // groups, 9_000)).astype(np.float32)
     x = rng.standard_normal((n, channels, 400_000)).astype(np.float32)
     calls: list[tuple[tuple[int, ...], bool]] = []
     real = np.fft.rfft
 
     def rfft(a: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
-        calls.append((a.shape, a.flags.c_contiguous))
+        calls.append((a.shape, a.ndim == 2 or a.flags.c_contiguous))
         return real(a, *args, **kwargs)
 
     monkeypatch.setattr(np.fft, "rfft", rfft)
     with threads.limit(1):
-        got = Correlator(weight, groups=channels, method="fft")(x)
+        got = Correlator(weight, groups=groups, method="fft")(x)
     monkeypatch.undo()
     nfft = kernels._fft_size(9_000, 1, got.shape[-1])
     assert nfft >= kernels.LONG_FRAME_NFFT
-    frames = [(shape, contiguous) for shape, contiguous in calls if shape[-1] == nfft]
-    assert len(frames) > 2 and all(contiguous for _, contiguous in frames)
-    assert all(np.prod(shape[:-1]) == rows for shape, _ in frames[:-1])
-    expected = conv1d(x.astype(np.float64), weight.astype(np.float64), groups=channels)
+    frames = [(shape, one_stride) for shape, one_stride in calls if shape[-1] == nfft]
+    assert len(frames) > 2 and all(one_stride for _, one_stride in frames)
+    assert all(np.prod(shape[:-1]) >= kernels.VECTOR_ROWS for shape, _ in frames[:-1])
+    expected = conv1d(x.astype(np.float64), weight.astype(np.float64), groups=groups)
     np.testing.assert_allclose(got, expected, rtol=0, atol=2e-5 * np.abs(expected).max())
 
 
