@@ -614,8 +614,12 @@ class Correlator:
         self._cache[key] = value
         return value
 
-    def __call__(self, xp: np.ndarray) -> np.ndarray:
-        """Correlate a padded ``(N, C_in, Lp)`` block; returns ``(N, C_out, L_out)``."""
+    def __call__(self, xp: np.ndarray, finite: bool = False) -> np.ndarray:
+        """Correlate a padded ``(N, C_in, Lp)`` block; returns ``(N, C_out, L_out)``.
+
+        ``finite``: the caller knows ``xp`` holds no NaN/Inf (a checked stream),
+        so it is not scanned for the ones whose outputs need the direct sum.
+        """
         weight = self.weight
         c_out, c_in_group, kernel_size = weight.shape
         if xp.ndim != 3 or xp.shape[1] != c_in_group * self.groups:
@@ -623,7 +627,7 @@ class Correlator:
                 f"block must be (N, {c_in_group * self.groups}, L) for weight {weight.shape} "
                 f"with groups={self.groups}, got shape {xp.shape}"
             )
-        bad = _nonfinite(xp)
+        bad = None if finite else _nonfinite(xp)
         if bad is not None:
             out = self(np.where(bad, 0, xp))
             _repair_nonfinite(out, xp, bad, *self._operands())

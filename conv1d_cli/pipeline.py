@@ -282,6 +282,8 @@ def _plan_file(
         prefix=_circular_prefix(reader, layers, opts, shown),
         checked=True,  # just above, against the input's channels
         live_block=_live_block(job.target, spec, reader, opts),
+        # _pump checks every block unless told not to; integer PCM needs no check
+        finite=reader.finite or not opts.allow_nonfinite,
     )
     warnings += mismatches
     track = time_track(reader, spec, shown, warnings)
@@ -345,11 +347,9 @@ class _Run:
             # Checked against the header when it gave the length; a pipe's is known now.
             chain_output_length(self.chain.layers, frames, self.names, self.shown)
         # A long right pad comes a piece at a time.
-        dtype = self.chain.dtype
-        for out in _checked(
-            self.chain.finish_pieces(), writer.frames, self.opts, dtype, self.shown
-        ):
-            writer.write(out)
+        for out in _computed(self.chain.finish_pieces()):
+            produced = writer.frames
+            _write_checked(writer, out, produced, self.opts, self.chain.dtype, self.shown)
         return frames
 
 
@@ -378,35 +378,44 @@ def _circular_prefix(
     return prefix
 
 
-def _checked(
-    pieces: Iterator[np.ndarray],
-    produced: int,
-    opts: FilterOptions,
-    dtype: np.dtype[Any],
-    shown: str,
-) -> Iterator[np.ndarray]:
-    """The chain's output ``pieces``, with overflow diagnosed by conv1d, not by NumPy.
+def _computed(pieces: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """The chain's output ``pieces``, each computed inside ``next()`` under an ``errstate``.
 
-    The input was checked finite, so NaN/Inf in the output means the layers overflowed
-    the compute dtype (weights of 1e200, float32 past 3.4e38). NumPy's RuntimeWarning
-    would name a line of kernels.py and ignore -q; the error below names the output sample.
-    ``produced`` is the output frames before the first piece (for that sample index).
-    Each piece is computed inside ``next()``, hence under the ``errstate``.
+    Overflow is diagnosed by conv1d (:func:`_write_checked`), not by NumPy, whose
+    RuntimeWarning would name a line of kernels.py and ignore -q.
     """
     while True:
         with np.errstate(over="ignore", invalid="ignore"):
             out = next(pieces, None)
         if out is None:
             return
-        if not opts.allow_nonfinite and out.shape[-1]:
-            check_finite(
-                out if out.ndim == 3 else out[None],
-                produced,
-                f"{shown}: the layers' output overflows {dtype.name}",
-                anyway="write non-finite values anyway",
-            )
-        produced += out.shape[-1]
         yield out
+
+
+def _write_checked(
+    writer: BlockWriter,
+    out: np.ndarray,
+    produced: int,
+    opts: FilterOptions,
+    dtype: np.dtype[Any],
+    shown: str,
+) -> None:
+    """Write the chain's output ``out`` unless it holds NaN/Inf (then say where).
+
+    The input was checked finite, so NaN/Inf in the output means the layers
+    overflowed the compute dtype (weights of 1e200, float32 past 3.4e38).
+    ``produced`` is the output frames before ``out`` (for the sample index). In
+    the writing thread: the check is a pass over the output that the filtering
+    thread need not wait for.
+    """
+    if not opts.allow_nonfinite and out.shape[-1]:
+        check_finite(
+            out if out.ndim == 3 else out[None],
+            produced,
+            f"{shown}: the layers' output overflows {dtype.name}",
+            anyway="write non-finite values anyway",
+        )
+    writer.write(out)
 
 
 def _pump(
@@ -454,13 +463,15 @@ def _pump(
             if not (opts.allow_nonfinite or reader.finite):  # integer PCM is always finite
                 check_finite(block if block.ndim == 3 else block[None], offset, shown)
             # Pieces: a long left pad completes many outputs at the first block.
-            for out in _checked(chain.push_pieces(block), produced, opts, chain.dtype, shown):
+            for out in _computed(chain.push_pieces(block)):
                 if not out.shape[-1]:
                     continue  # a block that completes no output leaves the write running
-                produced += out.shape[-1]
                 if pending_write is not None:
                     pending_write.result()
-                pending_write = writes.submit(writer.write, out)
+                pending_write = writes.submit(
+                    _write_checked, writer, out, produced, opts, chain.dtype, shown
+                )
+                produced += out.shape[-1]
             offset += n
             progress(n)
         if pending_write is not None:

@@ -119,6 +119,9 @@ class LayerStage:
         (:mod:`conv1d_cli.partition`), so each block pushed completes its
         outputs. Without it a long kernel that mixes channels (a true-stereo
         IR) is partitioned too, for speed (:func:`~conv1d_cli.partition.partition_plan`).
+    finite : bool
+        Every block pushed (and the prefix) is known to hold no NaN/Inf: the
+        correlator need not scan for them.
 
     Examples
     --------
@@ -141,9 +144,11 @@ class LayerStage:
         prefix: np.ndarray | None = None,
         label: str = "layer",
         live_block: int | None = None,
+        finite: bool = False,
     ) -> None:
         check_method(method)
         self.layer = layer
+        self._finite = finite
         self.label = label
         self.dtype = np.dtype(dtype)
         bias = None if layer.bias is None else layer.bias.astype(self.dtype)
@@ -322,7 +327,7 @@ class LayerStage:
             self._filled += take
             i += take
             if self._filled == size:
-                outs.append(self._corr(store))
+                outs.append(self._corr(store, self._finite))
                 store[..., :keep] = store[..., size - keep :]
                 self._filled = keep
         if not outs:
@@ -337,7 +342,7 @@ class LayerStage:
         filled = self._store[..., : self._filled]
         if self._corr.output_length(self._filled) == 0:
             return self._empty()
-        out = self._corr(np.ascontiguousarray(filled))
+        out = self._corr(np.ascontiguousarray(filled), self._finite)
         self.samples_out += out.shape[-1]
         return out
 
@@ -363,7 +368,7 @@ class LayerStage:
             self._buf = buf
             return self._empty()
         used = (n_out - 1) * self.stride + self.field
-        out = self._corr(np.ascontiguousarray(buf[..., :used]))
+        out = self._corr(np.ascontiguousarray(buf[..., :used]), self._finite)
         consumed = n_out * self.stride
         if consumed <= buf.shape[-1]:
             # Copy so the (large) block this view came from can be freed.
@@ -457,7 +462,7 @@ class LayerStage:
             # Circular: both pads are at most the signal, which is buffered anyway.
             x = np.concatenate(self._pending, axis=-1)
             self._pending = []
-            out = self._corr(pad1d(x, self.left, self.right, self.mode))
+            out = self._corr(pad1d(x, self.left, self.right, self.mode), self._finite)
             self.samples_out += out.shape[-1]
             yield out
             return
@@ -503,6 +508,9 @@ class StreamChain:
         Frames per block pushed when the output is read as it is written (a
         live pipe); see :class:`LayerStage`. A stage after strided layers gets
         the block divided by their strides.
+    finite : bool
+        The caller vouches that every block pushed holds no NaN/Inf (it checked
+        them, or they are integer PCM): the first layer does not scan for them.
 
     Examples
     --------
@@ -524,6 +532,7 @@ class StreamChain:
         prefix: np.ndarray | None = None,
         checked: bool = False,
         live_block: int | None = None,
+        finite: bool = False,
     ) -> None:
         if not checked:
             check_chain(layers, names)
@@ -543,6 +552,8 @@ class StreamChain:
                 prefix=prefix if i == 0 else None,
                 label=label(i, names),
                 live_block=blocks[i],
+                # A later layer's input is an output, not checked: it may overflow.
+                finite=finite and i == 0,
             )
             for i, layer in enumerate(layers)
         ]

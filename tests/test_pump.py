@@ -6,8 +6,10 @@ import threading
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from conv1d_cli import pipeline
+from conv1d_cli.errors import DataFileError
 from conv1d_cli.jobs import FilterOptions
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.stream import StreamChain
@@ -97,3 +99,17 @@ def test_pump_does_not_wait_on_a_write_for_a_block_that_completes_nothing():
     assert _pump(_Reader(x, log), writer, chain, overlap=True, block_size=size) == 300_000
     assert went_on.is_set()
     assert writes and writes[0] == frame
+
+
+def test_pump_names_the_output_sample_that_overflows_from_the_writing_thread():
+    # The overflow check runs with the write, in the writer thread; it still names
+    # the first bad output sample of the whole signal, and nothing of it is written.
+    layer = Conv1d.from_weights(np.full((1, 1, 1), 3e38, np.float32))
+    x = np.ones((1, 40), np.float32)
+    x[0, 27] = 2.0  # 6e38: past float32
+    chain = StreamChain([layer])
+    written: list[int] = []
+    writer = SimpleNamespace(write=lambda out: written.append(out.shape[-1]))
+    with pytest.raises(DataFileError, match=r"overflows float32: inf at channel 0, sample 27 "):
+        _pump(_Reader(x, []), writer, chain, overlap=True, block_size=8)
+    assert sum(written) <= 24

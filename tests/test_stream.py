@@ -305,7 +305,9 @@ def test_stream_long_kernel_computes_whole_frames_equal_to_whole_signal(
     calls = []
     real = Correlator.__call__
     monkeypatch.setattr(
-        Correlator, "__call__", lambda self, xp: calls.append(xp.shape[-1]) or real(self, xp)
+        Correlator,
+        "__call__",
+        lambda self, xp, *a: calls.append(xp.shape[-1]) or real(self, xp, *a),
     )
     stage = LayerStage(layer)
     for block in _blocks(x, size):
@@ -347,3 +349,29 @@ def test_stream_live_or_short_kernels_compute_every_block():
     stage = LayerStage(long, live_block=20_000)
     x = rng.standard_normal((1, 2, 20_000))
     assert stage.push(x).shape[-1] == 20_000  # every block's outputs at once
+
+
+def test_stream_chain_vouched_finite_skips_the_first_layers_scan(monkeypatch):
+    # A chain told its input is finite (checked, or integer PCM) does not scan the
+    # first layer's input for NaN/Inf; the second layer's input, an output that may
+    # have overflowed, is still scanned. The outputs are the same.
+    from conv1d_cli import core
+
+    scanned: list[int] = []
+    real = core._nonfinite
+    monkeypatch.setattr(core, "_nonfinite", lambda x: scanned.append(x.shape[1]) or real(x))
+    rng = np.random.default_rng(8)
+    layers = [
+        Conv1d.from_weights(rng.standard_normal((3, 2, 9)), padding="same"),  # 2 -> 3
+        Conv1d.from_weights(rng.standard_normal((1, 3, 5))),  # 3 -> 1
+    ]
+    x = rng.standard_normal((2, 2_000))
+    outputs = []
+    for finite in (True, False):
+        scanned.clear()
+        chain = StreamChain(layers, finite=finite)
+        parts = [chain.push(x[:, :1_000]), chain.push(x[:, 1_000:]), chain.finish()]
+        outputs.append(np.concatenate(parts, axis=-1))
+        # the channels of each scanned block tell the layer: 2 in for the first
+        assert (2 in scanned) is not finite and 3 in scanned
+    np.testing.assert_array_equal(outputs[0], outputs[1])
