@@ -1,17 +1,22 @@
 """The C heap of a filtering process: its block-sized buffers are kept for reuse.
 
 ``conv1d apply`` allocates and frees the same few arrays of 1-16 MiB for every
-block: read blocks, outputs, FFT spectra. glibc serves an allocation of that
-size with ``mmap`` once its adaptive threshold says so, and gives freed heap
-memory back to the kernel past its trim threshold; either way the next array
-is page-faulted in (and zeroed by the kernel) anew, in whichever thread
-allocates it. Measured, 10 minutes of stereo through a 96 000-tap IR: 0.56 s
+block (read blocks, outputs, FFT spectra), and a Dask worker of the array path
+the same buffers for every chunk. glibc serves an allocation of that size
+with ``mmap`` once its adaptive threshold says so, and gives freed heap memory
+back to the kernel past its trim threshold; either way the next array is
+page-faulted in (and zeroed by the kernel) anew, in whichever thread
+allocates it. Measured: 10 minutes of stereo through a 96 000-tap IR, 0.56 s
 with glibc's defaults, 0.53 s with buffers up to 32 MiB served from the heap
-and up to 128 MiB of free heap kept (peak RSS unchanged, 108 MiB).
+and up to 128 MiB of free heap kept (peak RSS unchanged, 108 MiB); a worker
+filtering 1 GiB of an array took 1.26 million page faults and 3.5-4.8 s of
+system time, against 300 faults and 1.1-1.8 s (wall time about halved, 2
+workers). Memory stays bounded: the same sizes are reused block after block.
 
-Only the command line's processes ask for this (the library leaves its
-host's allocator alone), and only glibc has ``mallopt``: elsewhere nothing
-changes. Pure Python (ctypes); imports nothing heavy.
+Only conv1d's own processes ask for this (``conv1d apply``, its ``--jobs``
+workers, the Dask workers it filters an array on); a library caller's
+allocator is left alone. Only glibc has these ``mallopt`` settings: elsewhere
+nothing changes. Pure Python (ctypes); imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -48,7 +53,10 @@ def keep_buffers() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    # mallopt returns 1 on success; musl's accepts and ignores it (returns 0).
-    return bool(mallopt(_M_MMAP_THRESHOLD, KEEP_BELOW)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, KEEP_FREE)
-    )
+    try:
+        # 1 on success; a C library that has mallopt but not these settings says 0.
+        return bool(mallopt(_M_MMAP_THRESHOLD, KEEP_BELOW)) and bool(
+            mallopt(_M_TRIM_THRESHOLD, KEEP_FREE)
+        )
+    except Exception:  # pragma: no cover - a libc whose mallopt is not the usual one
+        return False

@@ -16,10 +16,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
+from conv1d_cli import heap
 from conv1d_cli import threads as thread_policy
 from conv1d_cli.cluster import DaskFiles
 from conv1d_cli.errors import Conv1dError, DataFileError
@@ -148,32 +148,6 @@ def _write_from(fd: int, array: Any, offset: int) -> None:
         done += os.pwrite(fd, view[done:], offset + done)
 
 
-def _keep_freed_memory() -> bool:
-    """On a worker: let glibc keep freed chunk buffers in its heap for the next chunk.
-
-    Every task allocates and frees chunk-sized buffers. With glibc's defaults the heap
-    top is trimmed (returned to the kernel) whenever 32 MiB or more are free, and the
-    next chunk's pages fault in again: a worker filtering 1 GiB took 1.26 million page
-    faults and 3.5-4.8 s of system time, against 300 faults and 1.1-1.8 s with these
-    thresholds (wall time about halved, 2 workers). Memory stays bounded: the same
-    sizes are reused chunk after chunk, and at most 128 MiB is kept free. A no-op
-    where the C library is not glibc.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    try:
-        return bool(mallopt(m_mmap_threshold, 32 << 20) and mallopt(m_trim_threshold, 128 << 20))
-    except Exception:  # pragma: no cover - a libc without mallopt's usual signature
-        return False
-
-
 def _checked_block(
     block: Any, block_info: Any = None, *, source: str, anyway: str | None = None
 ) -> Any:
@@ -258,7 +232,7 @@ def filter_npy_array(
             chunk_samples = CHUNK_SAMPLES * 4 // dtype.itemsize
         frames = max(1, chunk_samples // per_frame)
         client.run(thread_policy.configure, policy or DaskFiles(client).worker_policy())
-        client.run(_keep_freed_memory)
+        client.run(heap.keep_buffers)
         if windows.windowable(layers):
             _filter_windows(client, source, job.target, layers, total, dtype, opts, frames, shown)
             return FileReport(job, info.frames, 0, warnings)

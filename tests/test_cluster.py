@@ -662,7 +662,7 @@ def test_npy_file_reads_and_writes_chunks(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_workers_keep_freed_chunk_buffers():
     """The array path's workers keep freed chunk buffers (in a child: it is process-wide)."""
-    code = "from conv1d_cli.npyarray import _keep_freed_memory as k; print(k())"
+    code = "from conv1d_cli.heap import keep_buffers as k; print(k())"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     assert proc.stdout.strip() in ("True", "False"), proc.stderr  # False: not glibc
