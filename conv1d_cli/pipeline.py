@@ -431,8 +431,10 @@ def _pump(
 
     Reading the next block and writing the previous one run in two helper threads
     while this one filters (libsndfile and NumPy release the GIL), so decoding,
-    encoding and the FFTs overlap on two cores. At most one block waits on each
-    side, so memory stays bounded. Without ``opts.overlap`` (one thread per file:
+    encoding and the FFTs overlap on two cores. At most one output waits to be
+    written, and one block to be filtered (a long kernel's whole call of frames,
+    when it is read in several blocks), so memory stays bounded. Without
+    ``opts.overlap`` (one thread per file:
     ``--jobs``, ``make -j``, ``--threads 1``) the same steps run in this thread.
     """
     reads: Helper | Inline
@@ -445,10 +447,10 @@ def _pump(
     pending_write: Task[None] | None = None
     frame = chain.frame(reader.info.batch or 1)
     frames = block_frames(reader.info.channels, reader.info.batch, opts.block_size, frame)
-    # A frame read in several blocks is read ahead whole: the filter needs all of it at once.
-    ahead = collections.deque(
-        reads.submit(reader.read, frames) for _ in range(-(-(frame or 1) // frames))
-    )
+    # A frame read in several blocks is read ahead whole, by the reading thread: the
+    # filter needs all of it at once. (Read here, one block at a time is as fast.)
+    depth = -(-(frame or 1) // frames) if opts.overlap else 1
+    ahead = collections.deque(reads.submit(reader.read, frames) for _ in range(depth))
     offset = 0
     produced = 0  # output frames so far (the writes may lag behind)
     try:
@@ -461,7 +463,12 @@ def _pump(
                 break
             ahead.append(reads.submit(reader.read, frames))
             if not (opts.allow_nonfinite or reader.finite):  # integer PCM is always finite
-                check_finite(block if block.ndim == 3 else block[None], offset, shown)
+                try:
+                    check_finite(block if block.ndim == 3 else block[None], offset, shown)
+                except DataFileError:
+                    if pending_write is not None:
+                        pending_write.result()  # an earlier output's overflow is told first
+                    raise
             # Pieces: a long left pad completes many outputs at the first block.
             for out in _computed(chain.push_pieces(block)):
                 if not out.shape[-1]:

@@ -12,6 +12,7 @@ from conv1d_cli import pipeline
 from conv1d_cli.errors import DataFileError
 from conv1d_cli.jobs import FilterOptions
 from conv1d_cli.layer import Conv1d
+from conv1d_cli.overlap import Inline
 from conv1d_cli.stream import StreamChain
 
 
@@ -54,9 +55,17 @@ def _pump(reader, writer, chain, overlap, block_size=None):  # type: ignore[no-u
     return pipeline._pump(reader, writer, chain, opts, None, lambda n: None, "x.wav")
 
 
-def test_pump_reads_a_frame_ahead_whole():
+class _HereHelper(Inline):
+    """A helper 'thread' that runs each task as it is submitted: the order is fixed."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+
+
+def test_pump_reads_a_frame_ahead_whole(monkeypatch):
     # A frame read in several blocks: every block of the next frame is asked for
     # before the filter needs it, not one block at a time behind it.
+    monkeypatch.setattr(pipeline, "Helper", _HereHelper)
     log: list[tuple[str, int]] = []
     x = np.random.default_rng(6).standard_normal((2, 200_000))
     chain = _Chain([_long_layer()], log)
@@ -64,11 +73,16 @@ def test_pump_reads_a_frame_ahead_whole():
     assert frame is not None
     size = -(-frame // 3)  # three blocks to a frame
     writer = SimpleNamespace(write=lambda out: None)
-    assert _pump(_Reader(x, log), writer, chain, overlap=False, block_size=size) == 200_000
-    # Inline helpers run each read as it is submitted: a frame's reads are asked for
-    # at once, and the one after each block taken before that block is filtered.
+    assert _pump(_Reader(x, log), writer, chain, overlap=True, block_size=size) == 200_000
+    # The helpers run each read as it is submitted: a frame's reads are asked for at
+    # once, and the one after each block taken before that block is filtered.
     assert log[:5] == [("read", i * size) for i in range(4)] + [("push", 0)]
     assert log[5:7] == [("read", 4 * size), ("push", size)]
+    # Without helper threads (--threads 1, --jobs) one block is read ahead, as before.
+    log.clear()
+    chain = _Chain([_long_layer()], log)
+    assert _pump(_Reader(x, log), writer, chain, overlap=False, block_size=size) == 200_000
+    assert log[:4] == [("read", 0), ("read", size), ("push", 0), ("read", 2 * size)]
 
 
 def test_pump_does_not_wait_on_a_write_for_a_block_that_completes_nothing():
@@ -113,3 +127,17 @@ def test_pump_names_the_output_sample_that_overflows_from_the_writing_thread():
     with pytest.raises(DataFileError, match=r"overflows float32: inf at channel 0, sample 27 "):
         _pump(_Reader(x, []), writer, chain, overlap=True, block_size=8)
     assert sum(written) <= 24
+
+
+def test_pump_tells_an_output_overflow_before_a_later_nan_in_the_input():
+    # The overflow of block 1's output is found in the writer thread, after the filter
+    # may have read block 2: a NaN there must not hide the earlier problem.
+    layer = Conv1d.from_weights(np.full((1, 1, 1), 3e38, np.float32))
+    x = np.ones((1, 40), np.float32)
+    x[0, 10] = 2.0
+    x[0, 17] = np.nan
+    reader = _Reader(x, [])
+    reader.finite = False
+    writer = SimpleNamespace(write=lambda out: None)
+    with pytest.raises(DataFileError, match=r"overflows float32: inf at channel 0, sample 10 "):
+        _pump(reader, writer, StreamChain([layer]), overlap=True, block_size=8)
