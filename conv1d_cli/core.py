@@ -538,36 +538,47 @@ class Correlator:
         >>> Correlator(np.ones((2, 1, 101), np.float32), groups=2).frame_outputs(1) is None
         True
         """
+        long = self._long_frames(n)
+        if long is None:
+            return None
+        step, per = long
+        if budget is not None:
+            per = min(per, (budget - self.field + 1) // step)
+        return per * step if per > 0 else None
+
+    def _long_frames(self, n: int) -> tuple[int, int] | None:
+        """(outputs per frame, frames per call) of a long kernel's frames, else None."""
         if self.stride != 1:
             return None
         name, nfft = self._choose(n, _LONG_SIGNAL + self.field - 1)
         if name != "fft" or nfft < LONG_FRAME_NFFT:
             return None
-        step = nfft - self.field + 1
         c_in = self.weight.shape[1] * self.groups
         per = long_frames_per_call(n, c_in, self.weight.shape[0], self.groups)
-        if budget is not None:
-            per = min(per, (budget - self.field + 1) // step)
-        return per * step if per > 0 else None
+        return nfft - self.field + 1, per
 
     def piece_outputs(self, n: int, budget: int) -> int:
         """Outputs per call for a caller cutting a long stretch into pieces of ``budget``.
 
-        A long kernel gets whole frames (:meth:`frame_outputs`), at least one: a
-        piece cut elsewhere would pay for a frame mostly made of the previous
-        piece's samples. Otherwise ``budget`` (at least 1).
+        A long kernel gets whole calls of whole frames (:meth:`frame_outputs`),
+        fewer frames to a call where a call would pass the budget, one frame at
+        least: a piece cut elsewhere would pay for a frame mostly made of the
+        previous piece's samples. Otherwise ``budget`` (at least 1).
 
         Examples
         --------
-        >>> Correlator(np.ones((2, 1, 96000), np.float32), groups=2).piece_outputs(1, 131072)
-        1188868
+        >>> corr = Correlator(np.ones((2, 1, 96000), np.float32), groups=2)
+        >>> [corr.piece_outputs(1, budget) for budget in (131072, 700_000, 10**7)]
+        [297217, 594434, 9510944]
         >>> Correlator(np.ones((2, 1, 101), np.float32), groups=2).piece_outputs(1, 131072)
         131072
         """
-        frame = self.frame_outputs(n)
-        if frame is None:
+        long = self._long_frames(n)
+        if long is None:
             return max(1, budget)
-        return max(1, budget // frame) * frame
+        step, per = long
+        call = min(per, max(1, budget // step)) * step
+        return max(1, budget // call) * call
 
     def describe(self, n: int, padded_length: int) -> str:
         """The algorithm a call on an ``(n, C_in, padded_length)`` block would use."""

@@ -8,10 +8,11 @@ back to the kernel past its trim threshold; either way the next array is
 page-faulted in (and zeroed by the kernel) anew, in whichever thread
 allocates it. Measured: 10 minutes of stereo through a 96 000-tap IR, 0.56 s
 with glibc's defaults, 0.53 s with buffers up to 32 MiB served from the heap
-and up to 128 MiB of free heap kept (peak RSS unchanged, 108 MiB); a worker
-filtering 1 GiB of an array took 1.26 million page faults and 3.5-4.8 s of
-system time, against 300 faults and 1.1-1.8 s (wall time about halved, 2
-workers). Memory stays bounded: the same sizes are reused block after block.
+and up to 128 MiB of free heap kept (peak RSS the same either way: 108 MiB at
+the time); a worker filtering 1 GiB of an array took 1.26 million page faults
+and 3.5-4.8 s of system time, against 300 faults and 1.1-1.8 s (wall time
+about halved, 2 workers). Memory stays bounded: the same sizes are reused
+block after block.
 
 Only conv1d's own processes ask for this (``conv1d apply``, its ``--jobs``
 workers, the Dask workers it filters an array on); a library caller's

@@ -47,6 +47,8 @@ LONG_FRAME_NFFT: Final = 2**15
 VECTOR_ROWS: Final = 4
 #: Long frames grow to 3/4 new samples up to this many bytes per row (_fft_size).
 _LONG_FRAME_BYTES: Final = 3 * 2**19
+# numpy.fft takes out= from NumPy 2.0 (the project supports 1.26 too).
+_FFT_OUT: Final = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
 # Buffers of long frames' transforms up to this size are kept per thread (_scratch).
 _SCRATCH_BYTES: Final = 16 * 2**20
 # Up to this many im2col elements, a call is one GEMM with the batch folded in.
@@ -284,9 +286,15 @@ def _transforms(workers: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
     (``rfft`` with norm "backward", ``irfft`` with norm "forward"), and the
     other norms are as fast as scipy.fft on one thread. One thread needs no
     scipy.fft, whose import (~0.1 s) is a fifth of a short run; several
-    threads (``workers``) need scipy.fft. With one worker both take ``out=``.
+    threads (``workers``) need scipy.fft. With one worker both take ``out=``
+    (NumPy 1.x has none: there they return new arrays, which callers use).
     """
     if workers <= 1:
+        if not _FFT_OUT:
+            return (
+                lambda a, n, out=None: np.fft.rfft(a, n, axis=-1, norm="forward"),
+                lambda a, n, out=None: np.fft.irfft(a, n, axis=-1),
+            )
         return (
             lambda a, n, out=None: np.fft.rfft(a, n, axis=-1, norm="forward", out=out),
             lambda a, n, out=None: np.fft.irfft(a, n, axis=-1, out=out),
@@ -352,27 +360,38 @@ def _overlap_save(
     Frame f holds xp[f*step : f*step + nfft] with step = nfft - field + 1 and
     yields the stride-1 outputs f*step ... f*step + step - 1; strided calls keep
     every stride-th. Frames are transformed a chunk at a time, so memory stays
-    a few MiB above the output whatever the length.
+    a few MiB above the output whatever the length (and the buffers a thread
+    keeps for long frames, :func:`_scratch`).
 
     From :data:`LONG_FRAME_NFFT` points on, frames go :func:`long_frames_per_call`
-    at a time, each such part a call of its own, in as many threads as
-    ``threads.split_workers()`` allows: the calls are the same whatever the
-    thread count, so is the output.
+    at a time, each such part (and, for a filter per channel, each channel of
+    it) a call of its own, in as many threads as ``threads.split_workers()``
+    allows: the calls are the same whatever the thread count, so is the output.
     """
     if nfft >= LONG_FRAME_NFFT:
         step = nfft - field + 1
-        length_out = out.shape[-1]
+        n, c_in = xp.shape[:2]
+        c_out, length_out = out.shape[1:]
         frames = -(-((length_out - 1) * stride + 1) // step)
-        per = long_frames_per_call(xp.shape[0], xp.shape[1], out.shape[1], groups)
+        per = long_frames_per_call(n, c_in, c_out, groups)
+        starts = range(0, frames, per)
 
-        def part(f0: int) -> None:
+        def call(f0: int, x: np.ndarray, y: np.ndarray, kernel: np.ndarray, kernels: int) -> None:
             # The outputs whose stride-1 positions fall in frames f0 .. f0 + per - 1.
             t0 = -(-(f0 * step) // stride)
             t1 = min(length_out, -(-((f0 + per) * step) // stride))
-            part_out = out[..., t0:t1]
-            _frames(xp[..., t0 * stride :], spectrum, nfft, field, stride, groups, part_out, 1)
+            _frames(x[..., t0 * stride :], kernel, nfft, field, stride, kernels, y[..., t0:t1], 1)
 
-        split_map(part, range(0, frames, per))
+        def row(unit: tuple[int, int, int]) -> None:
+            f0, i, g = unit
+            at = (slice(i, i + 1), slice(g, g + 1))
+            call(f0, xp[at], out[at], spectrum[g : g + 1], 1)
+
+        if c_in == c_out == groups:
+            # A filter per channel: each (item, channel) row of a part is a call of its own.
+            split_map(row, [(f0, i, g) for f0 in starts for i in range(n) for g in range(c_in)])
+        else:
+            split_map(lambda f0: call(f0, xp, out, spectrum, groups), starts)
         return
     # Read per call: the command line's thread policy, or threads.limit(), may
     # change it after import (threads.py decides; never more than usable cores).
@@ -543,22 +562,24 @@ def _fft_size(field: int, stride: int, length_out: int, itemsize: int = 4) -> in
 
 
 def _scratch(name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray | None:
-    """This thread's buffer ``name`` of that shape, kept from call to call; None if large.
+    """This thread's buffer ``name``, kept from call to call, viewed as ``shape``; None if large.
 
     For long frames' transforms (``out=``): a fresh 6 MiB array per call is
     page-faulted in anew once the allocator has handed the last one back, and
     two threads doing so ran at half speed (a call of four 3 * 2**17-point rows:
     6.8 ms fresh, 5.7 with kept buffers; two threads at once 11.5 and 6.0 ms
-    each). At most :data:`_SCRATCH_BYTES` a buffer stays, per thread.
+    each). The buffer grows to the largest size asked, so a smaller last call
+    reuses it; at most :data:`_SCRATCH_BYTES` a buffer stays, per thread.
     """
     dtype = np.dtype(dtype)
-    if math.prod(shape) * dtype.itemsize > _SCRATCH_BYTES:
+    size = math.prod(shape)
+    if size * dtype.itemsize > _SCRATCH_BYTES:
         return None
     kept = _SCRATCH.__dict__
     buffer = kept.get(name)
-    if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
-        kept[name] = buffer = np.empty(shape, dtype)
-    return buffer
+    if buffer is None or buffer.size < size or buffer.dtype != dtype:
+        kept[name] = buffer = np.empty(size, dtype)
+    return buffer[:size].reshape(shape)
 
 
 _SCRATCH = threading.local()

@@ -58,6 +58,7 @@ from conv1d_cli.core import Correlator, check_method, pad1d
 from conv1d_cli.errors import ShapeError
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.partition import PartitionedCorrelator, partition_plan
+from conv1d_cli.threads import serial
 
 if TYPE_CHECKING:
     import numpy.typing as npt  # annotations only: importing it costs start-up time
@@ -176,12 +177,12 @@ class LayerStage:
                     f"{self._prefix.shape[-1]}; the input needs at least "
                     f"{layer.spec.min_input_length} samples"
                 )
-        # A long FFT kernel on a file computes one whole frame at a time
-        # (Correlator.frame_outputs) from a store of one frame's input, decided
-        # at the first block, when the batch is known. A live output (live_block)
-        # gets every block's outputs at once instead.
+        # A long FFT kernel on a file computes whole frames, a call's worth at a
+        # time (Correlator.frame_outputs), from a store of one call's input,
+        # decided at the first block, when the batch is known. A live output
+        # (live_block) gets every block's outputs at once instead.
         self._framed = live_block is not None
-        self._store: np.ndarray | None = None  # (N, C_in, frame input)
+        self._store: np.ndarray | None = None  # (N, C_in, a call's input)
         self._filled = 0
         self._part: PartitionedCorrelator | None = None
         mixing = layer.in_channels > layer.groups
@@ -327,7 +328,8 @@ class LayerStage:
             self._filled += take
             i += take
             if self._filled == size:
-                outs.append(self._corr(store, self._finite))
+                with serial():  # the read and write threads have the other cores
+                    outs.append(self._corr(store, self._finite))
                 store[..., :keep] = store[..., size - keep :]
                 self._filled = keep
         if not outs:
@@ -342,7 +344,8 @@ class LayerStage:
         filled = self._store[..., : self._filled]
         if self._corr.output_length(self._filled) == 0:
             return self._empty()
-        out = self._corr(np.ascontiguousarray(filled), self._finite)
+        with serial():
+            out = self._corr(np.ascontiguousarray(filled), self._finite)
         self.samples_out += out.shape[-1]
         return out
 
@@ -574,7 +577,7 @@ class StreamChain:
         return 0
 
     def frame(self, batch: int) -> int | None:
-        """Input frames per FFT frame of the first stage, if it computes whole frames.
+        """Input frames per call of the first stage, if it computes whole FFT frames.
 
         Blocks of this many frames keep reading, filtering and writing in step
         (:func:`~conv1d_cli.chain.block_frames`).

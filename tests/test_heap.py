@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -36,8 +37,10 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def _faults(mode: str) -> int:
+    # glibc's defaults, whatever this environment sets (MALLOC_TRIM_THRESHOLD_, ...)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES"))}
     done = subprocess.run(
-        [sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True, env=env
     )
     return int(done.stdout)
 
@@ -47,7 +50,7 @@ def test_heap_keeps_freed_buffers_instead_of_faulting_them_in_again():
     kept, default = _faults("keep"), _faults("default")
     # By default glibc hands the memory back and faults it in again every round
     # (measured ~20 000 faults over the 20 rounds); kept, none.
-    assert kept < 1_000 < 10_000 < default
+    assert kept * 10 < default
 
 
 @glibc

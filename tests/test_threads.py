@@ -464,3 +464,34 @@ def test_threads_split_map_from_several_threads_while_the_pool_grows(monkeypatch
         b.join()
     assert errors == []
     assert sorted(done) == [0, 0, 1, 1, 2, 3, 4, 5, 6, 7]
+
+
+def test_threads_long_frames_split_by_row_in_calls_serial_in_streams(monkeypatch):
+    # A whole-signal call with a filter per channel runs its rows' calls side by side
+    # (two threads here), even when the signal is one call's worth of frames; a
+    # stream computes its calls in its own thread (serial), its other threads busy.
+    from conv1d_cli import kernels
+    from conv1d_cli.stream import StreamChain
+
+    seen: list[str] = []
+    real = kernels._frames
+
+    def frames(*args: object) -> None:
+        seen.append(threading.current_thread().name)
+        real(*args)
+
+    monkeypatch.setattr(kernels, "_frames", frames)
+    rng = np.random.default_rng(13)
+    layer = Conv1d.from_weights(
+        rng.standard_normal((2, 1, 9_000)).astype(np.float32), groups=2, padding="causal"
+    )
+    x = rng.standard_normal((1, 2, 60_000)).astype(np.float32)  # about 2 frames
+    with threads.limit(2):
+        whole = layer(x, method="fft")
+        assert len(set(seen)) == 2
+        seen.clear()
+        chain = StreamChain([layer])
+        parts = [chain.push(x[..., i : i + 10_000]) for i in range(0, 60_000, 10_000)]
+        streamed = np.concatenate([*parts, chain.finish()], axis=-1)
+    assert seen and set(seen) == {threading.current_thread().name}
+    np.testing.assert_allclose(streamed, whole, rtol=0, atol=1e-5 * float(np.abs(whole).max()))

@@ -129,10 +129,10 @@ def test_windows_long_kernels_go_in_whole_frames(monkeypatch):
     )
     plan = windows.plan([layer], 300_000, 50_000, 300_000)
     got = windows.compute([layer], 300_000, plan, x[..., plan[0].p : plan[0].q], np.float32)
-    # Whole calls of frames but the last (4 frames of 5 * 2**14 points, 61 921 outputs
-    # each, to a call: one call is more than the piece budget, and is taken whole).
-    assert frame == 4 * 61_921
-    assert calls[0] == max(1, windows._PIECE_SAMPLES // 2 // frame) * frame + 20_000 - 1
+    # Whole frames per call but the last: frames of 5 * 2**14 points, 61 921 outputs
+    # each, 4 to a stream's call, as many as the piece budget (2**17 outputs) holds here.
+    assert frame == 4 * 61_921 and windows._PIECE_SAMPLES // 2 == 2**17
+    assert calls[0] == 2 * 61_921 + 20_000 - 1
     assert all(c == calls[0] for c in calls[:-1])
     expected = layer(x.astype(np.float64), method="fft")[..., 50_000:]
     scale = float(np.abs(expected).max())
