@@ -348,8 +348,7 @@ class _Run:
             chain_output_length(self.chain.layers, frames, self.names, self.shown)
         # A long right pad comes a piece at a time.
         for out in _computed(self.chain.finish_pieces()):
-            produced = writer.frames
-            _write_checked(writer, out, produced, self.opts, self.chain.dtype, self.shown)
+            _write_checked(writer, out, writer.frames, self.opts, self.chain.dtype, self.shown)
         return frames
 
 
@@ -404,9 +403,9 @@ def _write_checked(
 
     The input was checked finite, so NaN/Inf in the output means the layers
     overflowed the compute dtype (weights of 1e200, float32 past 3.4e38).
-    ``produced`` is the output frames before ``out`` (for the sample index). In
-    the writing thread: the check is a pass over the output that the filtering
-    thread need not wait for.
+    ``produced`` is the output frames before ``out`` (for the sample index).
+    :func:`_pump` runs it in the writing thread: the check is a pass over the
+    output that the filtering thread need not wait for.
     """
     if not opts.allow_nonfinite and out.shape[-1]:
         check_finite(

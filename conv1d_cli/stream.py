@@ -310,7 +310,7 @@ class LayerStage:
         return self._corr.frame_outputs(batch, FRAME_STORE_SAMPLES // (batch * self.in_channels))
 
     def _feed_frames(self, piece: np.ndarray) -> np.ndarray:
-        """Copy ``piece`` into the frame store; return the outputs of each frame it fills.
+        """Copy ``piece`` into the frame store; return the outputs of each store it fills.
 
         Each sample is copied in once and the ``field - 1`` samples of history
         once per frame, where appending to a growing buffer would copy it again
