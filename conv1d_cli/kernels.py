@@ -364,8 +364,8 @@ def _overlap_save(
     keeps for long frames, :func:`_scratch`).
 
     From :data:`LONG_FRAME_NFFT` points on, frames go :func:`long_frames_per_call`
-    at a time, each such part (and, for a filter per channel, each channel of
-    it) a call of its own, in as many threads as ``threads.split_workers()``
+    at a time, each such part (and, for a filter per channel, each (item,
+    channel) row of it) a call of its own, in as many threads as ``threads.split_workers()``
     allows: the calls are the same whatever the thread count, so is the output.
     """
     if nfft >= LONG_FRAME_NFFT:
@@ -452,8 +452,8 @@ def _frames(
             # A filter per channel: a channel's frames lie one stride apart, which
             # pocketfft takes into its SIMD lanes as they are (8% faster than
             # copying the frames of all channels together first).
-            spec_x = _scratch("spectra", (nf, bins), cdtype)
-            y = _scratch("signals", (nf, nfft), xp.dtype)
+            spec_x = _fft_out("spectra", (nf, bins), cdtype)
+            y = _fft_out("signals", (nf, nfft), xp.dtype)
             for i in range(n):
                 for g in range(c_in):
                     spec_x = rfft(view[i, g], nfft, out=spec_x)
@@ -470,7 +470,7 @@ def _frames(
                 rows = np.ascontiguousarray(view)
             else:
                 np.copyto(rows, view)
-            spec_x = rfft(rows, nfft, out=_scratch("spectra", (n, c_in, nf, bins), cdtype))
+            spec_x = rfft(rows, nfft, out=_fft_out("spectra", (n, c_in, nf, bins), cdtype))
         else:
             spec_x = rfft(view, nfft)
         if c_in_group == 1:
@@ -487,7 +487,7 @@ def _frames(
             mixed = np.matmul(spectrum, stacked)
             spec_y = mixed.reshape(groups, bins, c_out_group, n, nf).transpose(3, 0, 2, 4, 1)
         if long:
-            y = irfft(spec_y, nfft, out=_scratch("signals", (*spec_y.shape[:-1], nfft), xp.dtype))
+            y = irfft(spec_y, nfft, out=_fft_out("signals", (*spec_y.shape[:-1], nfft), xp.dtype))
         else:
             y = irfft(spec_y, nfft)
         _place(out, y.reshape(n, c_out, nf, nfft)[..., field - 1 :], f0 * step, stride)
@@ -583,6 +583,11 @@ def _scratch(name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray | None
 
 
 _SCRATCH = threading.local()
+
+
+def _fft_out(name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray | None:
+    """:func:`_scratch` for a transform's ``out=``; None where numpy.fft has none (1.x)."""
+    return _scratch(name, shape, dtype) if _FFT_OUT else None
 
 
 def _fast_length(n: int) -> int:

@@ -466,7 +466,9 @@ def _pump(
                     check_finite(block if block.ndim == 3 else block[None], offset, shown)
                 except DataFileError:
                     if pending_write is not None:
-                        pending_write.result()  # an earlier output's overflow is told first
+                        # An earlier output's overflow is told first (of the outputs
+                        # computed: those a frame store still waits on never are).
+                        pending_write.result()
                     raise
             # Pieces: a long left pad completes many outputs at the first block.
             for out in _computed(chain.push_pieces(block)):

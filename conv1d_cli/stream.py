@@ -339,7 +339,7 @@ class LayerStage:
         return out
 
     def _flush_frames(self) -> np.ndarray:
-        """The outputs of the partly filled last frame."""
+        """The outputs of the partly filled last store."""
         assert self._store is not None
         filled = self._store[..., : self._filled]
         if self._corr.output_length(self._filled) == 0:

@@ -32,11 +32,14 @@ Frame threads (:func:`split_map`) are the second core of a whole-signal
 call with a long kernel (an impulse response through the library, or an
 array chunk): its frames of 2**15 points or more go a few to a transform call
 (enough rows to fill pocketfft's SIMD lanes), and those calls run side by
-side. A stream filters one such call at a time while its reading and writing
-threads use the other core: two calls side by side there cost 15-20% more
-CPU (memory bandwidth) for no shorter run. scipy.fft's own ``workers`` do
-not help: pocketfft gives the rows of one SIMD loop to a single thread. Pool
-threads wait on a queue, never spin.
+side. A stream that computes whole frames from a store (an IR's stride-1
+layer on a file, the usual case) filters one such call at a time while its
+reading and writing threads use the other core (:func:`serial`): two calls
+side by side there cost 15-20% more CPU (memory bandwidth) for no shorter
+run. Its other long-kernel paths (strided layers, stores past
+``FRAME_STORE_SAMPLES``) still spread their calls, as before; not measured.
+scipy.fft's own ``workers`` do not help: pocketfft gives the rows of one SIMD
+loop to a single thread. Pool threads wait on a queue, never spin.
 
 The command line never gives BLAS more than one thread (unless the user's
 environment does): besides the spinning, OpenBLAS's GEMM rounds differently
