@@ -83,3 +83,19 @@ def run_with_stdout_full(*args: str) -> subprocess.CompletedProcess[str]:
             text=True,
             check=False,
         )
+
+
+@pytest.fixture
+def correlator_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The padded length of every block a Correlator is called on, from now on."""
+    from conv1d_cli.core import Correlator
+
+    calls: list[int] = []
+    real = Correlator.__call__
+
+    def counted(self: Correlator, xp: object, *args: object) -> object:
+        calls.append(xp.shape[-1])  # type: ignore[attr-defined]
+        return real(self, xp, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Correlator, "__call__", counted)
+    return calls

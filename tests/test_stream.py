@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from conv1d_cli.core import Correlator, conv1d
+from conv1d_cli.core import conv1d
 from conv1d_cli.errors import ConfigError, DataFileError, ShapeError
 from conv1d_cli.layer import Conv1d
 from conv1d_cli.stream import (
@@ -288,7 +288,7 @@ def test_stream_chain_checked_by_the_caller_is_not_checked_again(monkeypatch):
     ],
 )
 def test_stream_long_kernel_computes_whole_frames_equal_to_whole_signal(
-    padding, mode, size, monkeypatch
+    padding, mode, size, correlator_calls
 ):
     # 9 000 taps: 5 * 2**13-point frames (the least fast length at least 3/4 new
     # samples); 2 items x 4 channels fill a transform's SIMD lanes with one frame.
@@ -302,13 +302,8 @@ def test_stream_long_kernel_computes_whole_frames_equal_to_whole_signal(
     got, chain = _stream([layer], x, size)
     assert chain.stages[0].samples_out == got.shape[-1]
     # Whole frames: every correlator call but the last (the partial frame) is one frame.
-    calls = []
-    real = Correlator.__call__
-    monkeypatch.setattr(
-        Correlator,
-        "__call__",
-        lambda self, xp, *a: calls.append(xp.shape[-1]) or real(self, xp, *a),
-    )
+    calls = correlator_calls
+    calls.clear()  # those of the run above
     stage = LayerStage(layer)
     for block in _blocks(x, size):
         stage.push(block)

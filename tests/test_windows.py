@@ -110,7 +110,7 @@ def test_windows_float32_and_long_fft_kernels():
         np.testing.assert_allclose(got, expected[..., a:b], rtol=0, atol=1e-5 * scale)
 
 
-def test_windows_long_kernels_go_in_whole_frames(monkeypatch):
+def test_windows_long_kernels_go_in_whole_frames(correlator_calls):
     from conv1d_cli.core import Correlator
 
     rng = np.random.default_rng(3)
@@ -120,13 +120,7 @@ def test_windows_long_kernels_go_in_whole_frames(monkeypatch):
     x = rng.standard_normal((1, 2, 300_000)).astype(np.float32)
     frame = Correlator(layer.weight, groups=2).frame_outputs(1)
     assert frame is not None
-    calls = []
-    real = Correlator.__call__
-    monkeypatch.setattr(
-        Correlator,
-        "__call__",
-        lambda self, xp, *a: calls.append(xp.shape[-1]) or real(self, xp, *a),
-    )
+    calls = correlator_calls
     plan = windows.plan([layer], 300_000, 50_000, 300_000)
     got = windows.compute([layer], 300_000, plan, x[..., plan[0].p : plan[0].q], np.float32)
     # Whole frames per call but the last: frames of 5 * 2**14 points, 61 921 outputs
